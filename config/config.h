@@ -1,0 +1,132 @@
+#pragma once
+// The whole daemon configuration as a plain value. Only config/ reads the file.
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "policy/ip.h"
+#include "policy/rules.h"
+
+namespace sbc::config {
+
+enum class Transport : std::uint8_t { udp, tcp };
+enum class MediaDriver : std::uint8_t { socket, dpdk };
+enum class LogLevel : std::uint8_t { debug, info, warning, error };
+
+const char* toString(Transport transport) noexcept;
+const char* toString(MediaDriver driver) noexcept;
+const char* toString(LogLevel level) noexcept;
+
+struct SipListen {
+  std::string address;  // a literal IPv4/IPv6 address
+  std::uint16_t port = 5060;  // 0 = any free port (tests)
+  Transport transport = Transport::udp;
+};
+
+struct MediaRange {
+  std::string address;
+  std::uint16_t portMin = 10000;  // even
+  std::uint16_t portMax = 32767;
+};
+
+struct Realm {
+  std::vector<SipListen> sip;
+  MediaRange media;
+};
+
+struct HostPort {
+  std::string host;
+  std::uint16_t port = 5060;
+  Transport transport = Transport::udp;
+};
+
+struct Credentials {
+  std::string username;
+  std::string password;
+  std::string realm;  // empty: the SBC's default realm (challenges) / any realm (answers)
+};
+
+struct Trunk {
+  std::string name;
+  std::vector<policy::IpPrefix> sourcePrefixes;
+  HostPort target;  // where calls to the trunk go
+  std::optional<Credentials> challenge;  // the SBC challenges the trunk with these
+  std::optional<Credentials> answer;     // the SBC answers the trunk's challenges with these
+  std::uint32_t maxConcurrentCalls = 0;
+  double maxCallsPerSecond = 0;
+  std::uint32_t callRateBurst = 0;  // 0 in the file = derived: max(1, ceil(rate))
+  bool trusted = false;
+};
+
+struct Lines {
+  std::uint32_t maxConcurrentCalls = 2;
+  std::uint32_t registerExpiresS = 60;  // expiry granted to terminals
+  std::uint32_t maxBindings = 100000;
+};
+
+struct SipTimers {
+  std::uint32_t t1Ms = 500;
+  std::uint32_t t1x64Ms = 32000;
+};
+
+struct DpdkPort {
+  std::string device;  // an EAL device name, e.g. "net_af_packet0"
+  std::string realm;   // "access" or "core"
+};
+
+struct Dpdk {
+  std::vector<std::string> ealArgs;
+  std::vector<DpdkPort> ports;
+};
+
+struct Media {
+  MediaDriver driver = MediaDriver::socket;
+  std::uint8_t dscp = 46;  // EF
+  std::uint32_t quarantineMs = 2000;
+  std::uint32_t timeoutS = 60;
+};
+
+struct Config {
+  std::string sourceFile;
+  LogLevel logLevel = LogLevel::info;
+  Realm access;
+  Realm core;
+  std::vector<HostPort> coreNextHops;  // priority order; also the registrar for lines
+  Media media;
+  Dpdk dpdk;
+  std::vector<Trunk> trunks;
+  Lines lines;
+  SipTimers sipTimers;
+  std::string metricsListen = "127.0.0.1:9469";
+  std::string controlSocket = "/run/sbc/sbcd.sock";
+  std::uint32_t drainTimeoutS = 30;
+};
+
+struct ConfigError {
+  std::string file;
+  int line = 0;  // 0 when the problem has no line (e.g. a missing setting)
+  std::string setting;  // dotted path, e.g. "trunks.[2].max_calls"
+  std::string reason;
+  std::string toString() const;  // "FILE:LINE: SETTING: REASON"
+};
+
+class ConfigException : public std::runtime_error {
+ public:
+  explicit ConfigException(std::vector<ConfigError> errors);
+  const std::vector<ConfigError>& errors() const noexcept { return errors_; }
+
+ private:
+  std::vector<ConfigError> errors_;
+};
+
+// Both throw ConfigException listing every problem found (not only the first).
+Config loadConfigFile(const std::string& path);
+Config parseConfigText(std::string_view text, const std::string& fileName);
+
+policy::Rules toPolicyRules(const Config& config);
+
+}  // namespace sbc::config
