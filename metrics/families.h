@@ -1,0 +1,57 @@
+#pragma once
+// The one list of every metric family sbcd exports: name, type, labels, help.
+// docs/metrics.md is checked against it by tests/metrics/families_test.cc.
+
+#include <array>
+#include <cstddef>
+#include <string_view>
+
+namespace sbc::metrics {
+
+enum class Kind : unsigned char { counter, gauge, histogram };
+
+// Where a family's values live: `stored` in the prometheus-cpp registry (updated as events
+// happen), or `sampled` from live state (atomics) by a collector at scrape time.
+enum class Source : unsigned char { stored, sampled };
+
+// X(id, name, kind, source, labels, help)
+#define SBC_METRIC_FAMILIES(X)                                                               \
+  X(buildInfo, "sbc_build_info", gauge, stored, "version",                                   \
+    "Always 1; the label carries the sbcd version")                                          \
+  X(configReloadsTotal, "sbc_config_reloads_total", counter, stored, "result",               \
+    "Configuration reloads (SIGHUP or control socket), by result: success or failure")       \
+  X(trunkActiveCalls, "sbc_trunk_active_calls", gauge, sampled, "trunk",                     \
+    "Calls in progress on a trunk, including calls of a trunk removed by a reload")          \
+  X(trunkCallLimit, "sbc_trunk_call_limit", gauge, sampled, "trunk",                         \
+    "Concurrent-call ceiling of a trunk in the running configuration")                       \
+  X(admissionTotal, "sbc_admission_total", counter, stored, "trunk,result",                  \
+    "Admission decisions for new calls on a trunk, by result: admitted, over_concurrent, "   \
+    "over_rate")                                                                             \
+  X(unknownSourceTotal, "sbc_unknown_source_total", counter, stored, "realm",                \
+    "SIP requests whose source address is in no trunk's prefixes (and no registered line)")
+
+enum class FamilyId : std::size_t {
+#define SBC_METRIC_ID(id, name, kind, source, labels, help) id,
+  SBC_METRIC_FAMILIES(SBC_METRIC_ID)
+#undef SBC_METRIC_ID
+};
+
+struct FamilySpec {
+  FamilyId id;
+  std::string_view name;
+  Kind kind;
+  Source source;
+  std::string_view labels;  // comma-separated label names
+  std::string_view help;
+};
+
+inline constexpr std::array kFamilies = {
+#define SBC_METRIC_SPEC(id, name, kind, source, labels, help) \
+  FamilySpec{FamilyId::id, name, Kind::kind, Source::source, labels, help},
+    SBC_METRIC_FAMILIES(SBC_METRIC_SPEC)
+#undef SBC_METRIC_SPEC
+};
+
+constexpr const FamilySpec& spec(FamilyId id) { return kFamilies[static_cast<std::size_t>(id)]; }
+
+}  // namespace sbc::metrics
