@@ -75,6 +75,9 @@ class Policy {
   mutable std::mutex registryMutex_;  // guards the two maps below (control-plane paths)
   std::unordered_map<std::string, std::weak_ptr<TrunkState>> trunkStates_;
   std::unordered_map<std::string, std::weak_ptr<LineState>> lineStates_;
+  // lineStates_ drops its expired entries when it reaches this size; then the threshold
+  // becomes twice the surviving size (amortised O(1) per admission).
+  std::size_t linePruneThreshold_ = 64;
 };
 
 }  // namespace sbc::policy

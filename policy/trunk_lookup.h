@@ -1,6 +1,7 @@
 #pragma once
 // Longest-prefix match of a source address to a trunk, IPv4 and IPv6.
 
+#include <compare>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -22,11 +23,19 @@ class TrunkLookup {
   std::optional<std::uint32_t> find(const IpAddress& source) const noexcept;
 
  private:
-  struct Impl;
-  // Implementation detail owned by the .cc: flattened, sorted, non-overlapping ranges.
-  std::vector<std::uint64_t> v4Starts_;  // placeholder layout; see trunk_lookup.cc
+  // A 128-bit IPv6 address as two host-order halves; compares lexicographically.
+  struct V6Key {
+    std::uint64_t hi = 0;
+    std::uint64_t lo = 0;
+    friend auto operator<=>(const V6Key&, const V6Key&) = default;
+  };
+  static constexpr std::uint32_t kNoTrunk = UINT32_MAX;
+
+  // Flattened, sorted, non-overlapping ranges: range i covers [starts[i], starts[i + 1]) and
+  // belongs to trunks[i] (kNoTrunk for a gap). Built once; see trunk_lookup.cc.
+  std::vector<std::uint32_t> v4Starts_;
   std::vector<std::uint32_t> v4Trunks_;
-  std::vector<unsigned __int128> v6Starts_;
+  std::vector<V6Key> v6Starts_;
   std::vector<std::uint32_t> v6Trunks_;
 };
 
