@@ -37,6 +37,9 @@ constexpr std::size_t kMaxConfigBytes = std::size_t{16} << 20;
 // Longest trunk name: it becomes a metric label and a log field.
 constexpr std::size_t kMaxTrunkNameLength = 64;
 constexpr std::size_t kMaxCredentialLength = 256;
+// A trunk's limits when the file gives none (Trunk's own defaults are "no limit set").
+constexpr std::uint32_t kDefaultTrunkMaxCalls = 100;
+constexpr double kDefaultTrunkCallsPerSecond = 10.0;
 // sizeof(sockaddr_un::sun_path) is 108 including the terminating NUL.
 constexpr std::size_t kMaxSocketPathLength = 107;
 
@@ -590,7 +593,6 @@ class Parser {
         mediaRangeOk[i] = parseMediaRange(*media, targets[i]->media, mediaAddress[i]);
       }
     }
-    checkListenClashes(config);
     // Two realms may share a media address only with ports apart.
     if (mediaAddress[0] && mediaAddress[1] && *mediaAddress[0] == *mediaAddress[1] &&
         mediaRangeOk[0] && mediaRangeOk[1]) {
@@ -624,42 +626,33 @@ class Parser {
         continue;
       }
       SipListen listen;
-      bool ok = true;
+      std::optional<policy::IpAddress> parsed;
       if (const auto addressNode = v_.required(item, "address")) {
-        if (const auto parsed = address(*addressNode)) {
+        parsed = address(*addressNode);
+        if (parsed) {
           listen.address = *v_.string(*addressNode);
-          listenAddresses_.push_back({*parsed, 0, Transport::udp, item.path, lineOf(*item)});
-        } else {
-          ok = false;
         }
-      } else {
-        ok = false;
       }
       v_.readInteger(item, "port", 0, 65535, listen.port);
       readEnum(item, "transport", kTransports, listen.transport);
-      if (ok) {
-        listenAddresses_.back().port = listen.port;
-        listenAddresses_.back().transport = listen.transport;
+      if (parsed) {
+        checkListenClash(item, *parsed, listen);
       }
       out.push_back(std::move(listen));
     }
   }
 
-  // Two listens on one address, port and transport cannot both bind.
-  void checkListenClashes(const Config&) {
-    for (std::size_t i = 0; i < listenAddresses_.size(); ++i) {
-      const ListenKey& b = listenAddresses_[i];
-      if (b.port == 0) {
-        continue;
-      }
-      for (std::size_t j = 0; j < i; ++j) {
-        const ListenKey& a = listenAddresses_[j];
-        if (a.address == b.address && a.port == b.port && a.transport == b.transport) {
-          v_.failAt(b.line, b.path,
-                    "listens on the same address, port and transport as " + a.path);
-          break;
-        }
-      }
+  // Two listens (in either realm) on one address, port and transport cannot both bind;
+  // port 0 (any free port) never clashes.
+  void checkListenClash(const Node& item, const policy::IpAddress& address,
+                        const SipListen& listen) {
+    if (listen.port == 0) {
+      return;
+    }
+    const ListenKey key{address.family, address.bytes, listen.port, listen.transport};
+    const auto [it, inserted] = listens_.emplace(key, item.path);
+    if (!inserted) {
+      v_.fail(item, "listens on the same address, port and transport as " + it->second);
     }
   }
 
@@ -904,28 +897,28 @@ class Parser {
     // Username and realm are sent in quoted strings of SIP headers; the password never is.
     const auto field = [&](std::string_view name, bool required, bool quoted,
                            std::string& target) {
-      const auto node2 = required ? v_.required(node, name) : Validator::member(node, name);
-      if (!node2) {
+      const auto setting = required ? v_.required(node, name) : Validator::member(node, name);
+      if (!setting) {
         ok = ok && !required;
         return;
       }
-      const auto text = v_.string(*node2);
+      const auto text = v_.string(*setting);
       if (!text) {
         ok = false;
         return;
       }
       if (required && text->empty()) {
-        v_.fail(*node2, "must not be empty");
+        v_.fail(*setting, "must not be empty");
         ok = false;
       } else if (text->size() > kMaxCredentialLength) {
-        v_.fail(*node2, "too long: " + std::to_string(text->size()) + " characters (at most " +
+        v_.fail(*setting, "too long: " + std::to_string(text->size()) + " characters (at most " +
                             std::to_string(kMaxCredentialLength) + ")");
         ok = false;
       } else if (hasControlCharacter(*text)) {
-        v_.fail(*node2, "control characters are not allowed");
+        v_.fail(*setting, "control characters are not allowed");
         ok = false;
       } else if (quoted && text->find_first_of("\"\\") != std::string::npos) {
-        v_.fail(*node2, "'\"' and '\\' are not allowed: " + quote(*text));
+        v_.fail(*setting, "'\"' and '\\' are not allowed: " + quote(*text));
         ok = false;
       } else {
         target = *text;
@@ -953,7 +946,8 @@ class Parser {
     std::map<std::string, int> nameLines;
     using PrefixKey = std::tuple<policy::IpFamily, std::array<std::uint8_t, 16>, std::uint8_t>;
     struct PrefixUse {
-      std::string trunk;
+      const Node* trunk;  // the trunk's list element
+      std::string name;
       std::string path;
     };
     std::map<PrefixKey, PrefixUse> prefixes;
@@ -964,8 +958,8 @@ class Parser {
         continue;
       }
       Trunk trunk;
-      trunk.maxConcurrentCalls = 100;
-      trunk.maxCallsPerSecond = 10.0;
+      trunk.maxConcurrentCalls = kDefaultTrunkMaxCalls;
+      trunk.maxCallsPerSecond = kDefaultTrunkCallsPerSecond;
       if (const auto nameNode = v_.required(item, "name")) {
         if (const auto name = v_.string(*nameNode)) {
           if (!validTrunkName(*name)) {
@@ -994,14 +988,15 @@ class Parser {
               continue;
             }
             const PrefixKey key{prefix->address.family, prefix->address.bytes, prefix->length};
-            const auto [it, inserted] = prefixes.emplace(key, PrefixUse{trunk.name, node.path});
+            const auto [it, inserted] =
+                prefixes.emplace(key, PrefixUse{&item, trunk.name, node.path});
             if (!inserted) {
-              if (it->second.trunk == trunk.name && !trunk.name.empty()) {
+              if (it->second.trunk == &item) {
                 v_.fail(node, "prefix " + quote(text) + " is listed twice (also " +
                                   it->second.path + ")");
               } else {
                 v_.fail(node, "prefix " + quote(text) + " is already used by trunk " +
-                                  quote(it->second.trunk) + " (" + it->second.path +
+                                  quote(it->second.name) + " (" + it->second.path +
                                   "); a source prefix must belong to one trunk");
               }
               continue;
@@ -1138,16 +1133,11 @@ class Parser {
     v_.readInteger(*drain, "timeout_s", 0, 3600, out);
   }
 
-  struct ListenKey {
-    policy::IpAddress address;
-    std::uint16_t port = 0;
-    Transport transport = Transport::udp;
-    std::string path;
-    int line = 0;
-  };
+  using ListenKey =
+      std::tuple<policy::IpFamily, std::array<std::uint8_t, 16>, std::uint16_t, Transport>;
 
   Validator& v_;
-  std::vector<ListenKey> listenAddresses_;
+  std::map<ListenKey, std::string> listens_;  // -> path of the first listen
 };
 
 // libconfig 1.5 (Debian's build) stores a decimal or hex integer written without an L

@@ -413,6 +413,22 @@ TEST(Duplicates, SamePrefixInTwoTrunks) {
             "to one trunk");
 }
 
+// Two trunks that share a name and a prefix: both problems, the prefix naming the other trunk.
+TEST(Duplicates, SameNameAndPrefixInTwoTrunks) {
+  const std::string text = withMinimal(R"(trunks = (
+  { name = "acme"; source_prefixes = [ "192.0.2.0/24" ]; target = { host = "192.0.2.1"; }; },
+  { name = "acme"; source_prefixes = [ "192.0.2.0/24" ]; target = { host = "192.0.2.1"; }; }
+);
+)");
+  const auto errors = errorsOf(text);
+  EXPECT_EQ(errorFor(errors, "trunks.[1].name").reason,
+            "duplicate trunk name 'acme' (first defined at line 7)");
+  EXPECT_EQ(errorFor(errors, "trunks.[1].source_prefixes.[0]").reason,
+            "prefix '192.0.2.0/24' is already used by trunk 'acme' "
+            "(trunks.[0].source_prefixes.[0]); a source prefix must belong to one trunk");
+  EXPECT_EQ(errors.size(), 2u) << dump(errors);
+}
+
 // A prefix listed twice in one trunk is reported too.
 TEST(Duplicates, SamePrefixTwiceInOneTrunk) {
   const auto errors = errorsOf(oneTrunk("").replace(
