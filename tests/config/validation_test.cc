@@ -39,6 +39,14 @@ TEST(SyntaxError, NamesFileAndLine) {
   EXPECT_EQ(errors[0].toString(), "test.cfg:3: syntax error");
 }
 
+// A string where a terminator belongs is a syntax error on its line (libconfig leaks the
+// string here; see lsan_suppressions.cc).
+TEST(SyntaxError, StringWhereTerminatorBelongs) {
+  const auto errors = errorsOf(withMinimal("drain = { timeout_s = 1 \"s\"; };\n"));
+  ASSERT_EQ(errors.size(), 1u) << dump(errors);
+  EXPECT_EQ(errors[0].toString(), "test.cfg:6: syntax error");
+}
+
 // A setting given twice in one group is libconfig's "duplicate setting name".
 TEST(SyntaxError, DuplicateSettingName) {
   const auto errors = errorsOf(withMinimal("drain = { timeout_s = 1;\n timeout_s = 2; };\n"));
