@@ -606,6 +606,23 @@ class Parser {
                                   quote(c.address));
       }
     }
+    // A UDP SIP port inside a media range on the same address: one of them cannot bind.
+    for (int i = 0; i < 2; ++i) {
+      if (!mediaAddress[i] || !mediaRangeOk[i]) {
+        continue;
+      }
+      const MediaRange& range = targets[i]->media;
+      for (const auto& [key, listen] : listens_) {
+        const auto& [family, bytes, port, transport] = key;
+        if (transport == Transport::udp && family == mediaAddress[i]->family &&
+            bytes == mediaAddress[i]->bytes && port >= range.portMin && port <= range.portMax) {
+          v_.fail(listen, "UDP port " + std::to_string(port) + " is inside the media port range " +
+                              std::to_string(range.portMin) + ".." +
+                              std::to_string(range.portMax) + " of realms." + names[i] +
+                              ".media on the same address");
+        }
+      }
+    }
   }
 
   void parseSipListens(const Node& realm, std::vector<SipListen>& out) {
@@ -650,9 +667,9 @@ class Parser {
       return;
     }
     const ListenKey key{address.family, address.bytes, listen.port, listen.transport};
-    const auto [it, inserted] = listens_.emplace(key, item.path);
+    const auto [it, inserted] = listens_.emplace(key, item);
     if (!inserted) {
-      v_.fail(item, "listens on the same address, port and transport as " + it->second);
+      v_.fail(item, "listens on the same address, port and transport as " + it->second.path);
     }
   }
 
@@ -1137,7 +1154,7 @@ class Parser {
       std::tuple<policy::IpFamily, std::array<std::uint8_t, 16>, std::uint16_t, Transport>;
 
   Validator& v_;
-  std::map<ListenKey, std::string> listens_;  // -> path of the first listen
+  std::map<ListenKey, Node> listens_;  // -> the first listen
 };
 
 // libconfig 1.5 (Debian's build) stores a decimal or hex integer written without an L

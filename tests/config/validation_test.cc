@@ -391,6 +391,22 @@ TEST(MediaRange, DefaultRangesOnSameAddressOverlap) {
   EXPECT_NE(errorFor(errors, "realms.core.media").reason.find("overlaps"), std::string::npos);
 }
 
+// A UDP SIP listen inside a media range on the same address is refused (TCP is not).
+TEST(MediaRange, SipPortInsideMediaRangeOnSameAddress) {
+  const std::string text = R"(realms = {
+  access = { sip = ( { address = "127.0.0.10"; port = 12000; }, { address = "127.0.0.10"; port = 12002; transport = "tcp"; } );
+             media = { address = "127.0.0.10"; }; };
+  core   = { sip = ( { address = "127.0.0.11"; port = 20000; } ); media = { address = "127.0.0.10"; port_min = 40000; port_max = 40099; }; };
+};
+core = { next_hops = ( { host = "127.0.0.3"; } ); };
+)";
+  const auto errors = errorsOf(text);
+  ASSERT_EQ(errors.size(), 1u) << dump(errors);
+  EXPECT_EQ(errors[0].toString(),
+            "test.cfg:2: realms.access.sip.[0]: UDP port 12000 is inside the media port range "
+            "10000..32767 of realms.access.media on the same address");
+}
+
 // ---- duplicates
 
 // Two trunks with one name: the second is reported with the line of the first.
