@@ -1,0 +1,37 @@
+#pragma once
+// What a MediaRelay driver is built from; daemon/ translates config::Config into it.
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dataplane/media_relay.h"
+
+namespace sbc::dataplane {
+
+struct RealmMedia {
+  policy::IpAddress address;
+  std::uint16_t portMin = 10000;  // even
+  std::uint16_t portMax = 32767;
+};
+
+struct RelaySettings {
+  std::array<RealmMedia, kRealmCount> realms;  // indexed by Realm
+  std::uint8_t dscp = 46;                      // EF
+  std::chrono::milliseconds quarantine{2000};  // a released port rests this long
+  std::chrono::milliseconds mediaTimeout{60000};  // 0: never report silence
+};
+
+struct DpdkPortSettings {
+  std::string device;  // EAL device name
+  Realm realm = Realm::access;
+};
+
+struct DpdkSettings {
+  std::vector<std::string> ealArgs;
+  std::vector<DpdkPortSettings> ports;
+};
+
+}  // namespace sbc::dataplane
