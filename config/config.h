@@ -25,12 +25,14 @@ struct SipListen {
   std::string address;  // a literal IPv4/IPv6 address
   std::uint16_t port = 5060;  // 0 = any free port (tests)
   Transport transport = Transport::udp;
+  friend bool operator==(const SipListen&, const SipListen&) = default;
 };
 
 struct MediaRange {
   std::string address;
   std::uint16_t portMin = 10000;  // even
   std::uint16_t portMax = 32767;
+  friend bool operator==(const MediaRange&, const MediaRange&) = default;
 };
 
 struct Realm {
@@ -42,6 +44,7 @@ struct HostPort {
   std::string host;
   std::uint16_t port = 5060;
   Transport transport = Transport::udp;
+  friend bool operator==(const HostPort&, const HostPort&) = default;
 };
 
 struct Credentials {
@@ -71,11 +74,13 @@ struct Lines {
 struct SipTimers {
   std::uint32_t t1Ms = 500;
   std::uint32_t t1x64Ms = 32000;
+  friend bool operator==(const SipTimers&, const SipTimers&) = default;
 };
 
 struct DpdkPort {
   std::string device;  // an EAL device name, e.g. "net_af_packet0"
   std::string realm;   // "access" or "core"
+  friend bool operator==(const DpdkPort&, const DpdkPort&) = default;
 };
 
 struct Dpdk {
@@ -88,6 +93,7 @@ struct Media {
   std::uint8_t dscp = 46;  // EF
   std::uint32_t quarantineMs = 2000;
   std::uint32_t timeoutS = 60;
+  friend bool operator==(const Media&, const Media&) = default;
 };
 
 struct Config {

@@ -23,38 +23,25 @@ log::Level toLogLevel(config::LogLevel level) {
   return log::Level::info;
 }
 
-std::string describeListen(const config::Realm& realm) {
-  std::string text;
-  for (const auto& listen : realm.sip) {
-    if (!text.empty()) text += ',';
-    text += std::string(config::toString(listen.transport)) + ":" + listen.address + ":" +
-            std::to_string(listen.port);
-  }
-  return text;
-}
-
 // Settings that a reload cannot change on a running daemon: named in a warning so the
 // operator knows a restart is needed.
 std::vector<std::string> restartOnlyChanges(const config::Config& running,
                                             const config::Config& loaded) {
   std::vector<std::string> changed;
-  if (describeListen(running.access) != describeListen(loaded.access)) {
-    changed.emplace_back("realms.access.sip");
-  }
-  if (describeListen(running.core) != describeListen(loaded.core)) {
-    changed.emplace_back("realms.core.sip");
-  }
-  const auto sameMedia = [](const config::MediaRange& a, const config::MediaRange& b) {
-    return a.address == b.address && a.portMin == b.portMin && a.portMax == b.portMax;
+  const auto note = [&](bool differs, const char* setting) {
+    if (differs) changed.emplace_back(setting);
   };
-  if (!sameMedia(running.access.media, loaded.access.media)) {
-    changed.emplace_back("realms.access.media");
-  }
-  if (!sameMedia(running.core.media, loaded.core.media)) changed.emplace_back("realms.core.media");
-  if (running.media.driver != loaded.media.driver) changed.emplace_back("media.driver");
-  if (running.dpdk.ealArgs != loaded.dpdk.ealArgs) changed.emplace_back("dpdk.eal_args");
-  if (running.metricsListen != loaded.metricsListen) changed.emplace_back("metrics.listen");
-  if (running.controlSocket != loaded.controlSocket) changed.emplace_back("control.socket");
+  note(running.access.sip != loaded.access.sip, "realms.access.sip");
+  note(running.core.sip != loaded.core.sip, "realms.core.sip");
+  note(running.access.media != loaded.access.media, "realms.access.media");
+  note(running.core.media != loaded.core.media, "realms.core.media");
+  note(running.coreNextHops != loaded.coreNextHops, "core.next_hops");
+  note(running.media != loaded.media, "media");
+  note(running.dpdk.ealArgs != loaded.dpdk.ealArgs, "dpdk.eal_args");
+  note(running.dpdk.ports != loaded.dpdk.ports, "dpdk.ports");
+  note(running.sipTimers != loaded.sipTimers, "sip");
+  note(running.metricsListen != loaded.metricsListen, "metrics.listen");
+  note(running.controlSocket != loaded.controlSocket, "control.socket");
   return changed;
 }
 
@@ -146,6 +133,7 @@ ControlReply Daemon::reload(const char* trigger) {
     config_.trunks = loaded.trunks;
     config_.lines = loaded.lines;
     config_.logLevel = loaded.logLevel;
+    config_.drainTimeoutS = loaded.drainTimeoutS;
     reloads.Add({{"result", "success"}}).Increment();
     log::info("config", "reload (", trigger, ") applied: ", configPath_, " trunks=",
               loaded.trunks.size());
