@@ -1,0 +1,72 @@
+#pragma once
+// Starting the real sbcd binary on a temporary configuration, for integration tests.
+
+#include <chrono>
+#include <regex>
+#include <string>
+#include <thread>
+
+#include "tests/support/test_env.h"
+
+namespace sbc::test {
+
+using namespace std::chrono_literals;
+
+// A complete configuration on loopback with two trunks; `alphaLimit` is trunk alpha's
+// concurrent-call ceiling, `extra` is appended verbatim.
+inline std::string configText(const TempDir& dir, int alphaLimit, const std::string& extra = "") {
+  return R"(
+log_level = "debug";
+realms = {
+  access = { sip = ( { address = "127.0.0.1"; port = 0; transport = "udp"; } );
+             media = { address = "127.0.0.1"; port_min = 20000; port_max = 20999; }; };
+  core = { sip = ( { address = "127.0.0.1"; port = 0; transport = "udp"; } );
+           media = { address = "127.0.0.1"; port_min = 21000; port_max = 21999; }; };
+};
+core = { next_hops = ( { host = "127.0.0.3"; port = 5060; transport = "udp"; } ); };
+trunks = (
+  { name = "alpha"; source_prefixes = [ "127.0.0.2/32" ];
+    target = { host = "127.0.0.2"; port = 5060; transport = "udp"; };
+    max_calls = )" + std::to_string(alphaLimit) + R"(; max_calls_per_second = 5.0; },
+  { name = "beta"; source_prefixes = [ "127.0.1.0/24", "::1/128" ];
+    target = { host = "127.0.1.1"; port = 5060; transport = "udp"; };
+    max_calls = 3; max_calls_per_second = 1.0; }
+);
+metrics = { listen = "127.0.0.1:0"; };
+control = { socket = ")" + dir.file("ctl/sbcd.sock") + R"("; };
+drain = { timeout_s = 5; };
+)" + extra;
+}
+
+// Starts sbcd and finds the metrics port it bound from its start-up line.
+class RunningDaemon {
+ public:
+  explicit RunningDaemon(const std::string& configPath)
+      : process_({builtProgram("SBCD"), "-c", configPath}) {
+    const auto bound = process_.waitForLine("bound metrics=", 10s);
+    if (!bound) return;
+    std::smatch match;
+    static const std::regex portPattern(R"(metrics=http://127\.0\.0\.1:(\d+)/metrics)");
+    if (std::regex_search(*bound, match, portPattern)) metricsPort_ = std::stoi(match[1]);
+  }
+
+  ChildProcess& process() { return process_; }
+  int metricsPort() const { return metricsPort_; }
+  std::string scrape() { return httpGet("127.0.0.1", metricsPort_, "/metrics").value_or(""); }
+
+  // Polls /metrics until `series` has `value` (reload is asynchronous to the signal).
+  bool waitForMetric(const std::string& series, double value) {
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (metricValue(scrape(), series) == value) return true;
+      std::this_thread::sleep_for(50ms);
+    }
+    return false;
+  }
+
+ private:
+  ChildProcess process_;
+  int metricsPort_ = 0;
+};
+
+}  // namespace sbc::test
