@@ -28,7 +28,19 @@ enum class Source : unsigned char { stored, sampled };
     "Admission decisions for new calls on a trunk, by result: admitted, over_concurrent, "   \
     "over_rate")                                                                             \
   X(unknownSourceTotal, "sbc_unknown_source_total", counter, stored, "realm",                \
-    "SIP requests whose source address is in no trunk's prefixes (and no registered line)")
+    "SIP requests whose source address is in no trunk's prefixes (and no registered line)")  \
+  X(mediaPacketsTotal, "sbc_media_packets_total", counter, sampled, "trunk,direction",        \
+    "Media packets (RTP and RTCP) forwarded on a trunk's streams, by direction: "            \
+    "access_to_core or core_to_access")                                                      \
+  X(mediaBytesTotal, "sbc_media_bytes_total", counter, sampled, "trunk,direction",            \
+    "UDP payload bytes of the media packets forwarded on a trunk's streams, by direction")   \
+  X(mediaDroppedTotal, "sbc_media_dropped_total", counter, sampled, "reason",                \
+    "Media packets dropped by the relay, by reason: no_flow, source_not_allowed, "          \
+    "malformed, not_udp, tx_full")                                                           \
+  X(trunkMediaDroppedTotal, "sbc_trunk_media_dropped_total", counter, sampled, "trunk",      \
+    "Media packets dropped on a trunk's streams (any reason)")                               \
+  X(mediaFlows, "sbc_media_flows", gauge, sampled, "",                                       \
+    "Media flows installed in the relay (one per RTP or RTCP port in use)")
 
 enum class FamilyId : std::size_t {
 #define SBC_METRIC_ID(id, name, kind, source, labels, help) id,

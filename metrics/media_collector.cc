@@ -1,0 +1,59 @@
+#include "metrics/media_collector.h"
+
+#include <string>
+
+#include "metrics/metrics.h"
+
+namespace sbc::metrics {
+namespace {
+
+prometheus::ClientMetric counterSample(std::vector<prometheus::ClientMetric::Label> labels,
+                                       double value) {
+  prometheus::ClientMetric sample;
+  sample.label = std::move(labels);
+  sample.counter.value = value;
+  return sample;
+}
+
+constexpr const char* kDirections[dataplane::kRealmCount] = {"access_to_core",
+                                                             "core_to_access"};
+
+}  // namespace
+
+std::vector<prometheus::MetricFamily> MediaCollector::Collect() const {
+  const dataplane::MediaStats stats = relay_->stats();
+
+  auto packets = sampledFamily(FamilyId::mediaPacketsTotal);
+  auto bytes = sampledFamily(FamilyId::mediaBytesTotal);
+  auto trunkDropped = sampledFamily(FamilyId::trunkMediaDroppedTotal);
+  for (const auto& label : stats.labels) {
+    if (label.label.empty()) continue;  // line calls: counted in the totals only
+    for (std::size_t from = 0; from < dataplane::kRealmCount; ++from) {
+      packets.metric.push_back(counterSample(
+          {{"trunk", label.label}, {"direction", kDirections[from]}},
+          static_cast<double>(label.packets[from])));
+      bytes.metric.push_back(counterSample(
+          {{"trunk", label.label}, {"direction", kDirections[from]}},
+          static_cast<double>(label.bytes[from])));
+    }
+    trunkDropped.metric.push_back(
+        counterSample({{"trunk", label.label}}, static_cast<double>(label.dropped)));
+  }
+
+  auto dropped = sampledFamily(FamilyId::mediaDroppedTotal);
+  for (std::size_t reason = 0; reason < stats.dropped.size(); ++reason) {
+    dropped.metric.push_back(counterSample(
+        {{"reason", dataplane::toString(static_cast<dataplane::DropReason>(reason))}},
+        static_cast<double>(stats.dropped[reason])));
+  }
+
+  auto flows = sampledFamily(FamilyId::mediaFlows);
+  prometheus::ClientMetric flowCount;
+  flowCount.gauge.value = static_cast<double>(stats.flows);
+  flows.metric.push_back(flowCount);
+
+  return {std::move(packets), std::move(bytes), std::move(dropped), std::move(trunkDropped),
+          std::move(flows)};
+}
+
+}  // namespace sbc::metrics
