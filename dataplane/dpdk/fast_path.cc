@@ -1,0 +1,403 @@
+#include "dataplane/dpdk/fast_path.h"
+
+#include <rte_arp.h>
+#include <rte_byteorder.h>
+#include <rte_ip.h>
+#include <rte_prefetch.h>
+#include <rte_udp.h>
+
+#include <cstring>
+
+namespace sbc::dataplane::dpdk {
+namespace {
+
+constexpr std::uint16_t kEthIpv4 = RTE_BE16(RTE_ETHER_TYPE_IPV4);
+constexpr std::uint16_t kEthIpv6 = RTE_BE16(RTE_ETHER_TYPE_IPV6);
+constexpr std::uint16_t kEthArp = RTE_BE16(RTE_ETHER_TYPE_ARP);
+constexpr std::uint16_t kEthVlan = RTE_BE16(RTE_ETHER_TYPE_VLAN);
+constexpr std::uint16_t kFragMask = RTE_BE16(RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK);
+constexpr std::uint8_t kUdp = 17;
+
+// What happened to one packet.
+enum class Verdict : std::uint8_t {
+  forwarded,   // in tx
+  consumed,    // ARP: in tx or already freed
+  unresolved,  // dropped: next hop unknown (counted apart from DropReason)
+  noFlow,
+  sourceNotAllowed,
+  malformed,
+  notUdp,
+  txFull,
+};
+constexpr std::size_t reasonIndex(Verdict v) {
+  switch (v) {
+    case Verdict::noFlow: return static_cast<std::size_t>(DropReason::noFlow);
+    case Verdict::sourceNotAllowed: return static_cast<std::size_t>(DropReason::sourceNotAllowed);
+    case Verdict::malformed: return static_cast<std::size_t>(DropReason::malformed);
+    case Verdict::notUdp: return static_cast<std::size_t>(DropReason::notUdp);
+    default: return static_cast<std::size_t>(DropReason::txFull);
+  }
+}
+
+inline std::uint64_t v4Word(std::uint32_t raw) noexcept {
+  std::uint8_t bytes[8] = {};
+  std::memcpy(bytes, &raw, 4);
+  std::uint64_t word;
+  std::memcpy(&word, bytes, 8);
+  return word;
+}
+inline std::uint32_t wordV4(std::uint64_t word) noexcept {
+  std::uint32_t raw;
+  std::memcpy(&raw, &word, 4);
+  return raw;
+}
+
+// RFC 1624 incremental update: HC' = ~(~HC + sum(~m) + sum(m')), over 16-bit words as
+// stored (one's-complement sums do not depend on byte order).
+inline std::uint32_t csumWords(std::uint32_t sum, const void* data, std::size_t words,
+                               bool complement) noexcept {
+  const auto* bytes = static_cast<const std::uint8_t*>(data);
+  for (std::size_t i = 0; i < words; ++i) {
+    std::uint16_t w;
+    std::memcpy(&w, bytes + 2 * i, 2);
+    sum += complement ? static_cast<std::uint16_t>(~w) : w;
+  }
+  return sum;
+}
+inline std::uint16_t csumFold(std::uint32_t sum) noexcept {
+  sum = (sum & 0xffff) + (sum >> 16);
+  sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<std::uint16_t>(~sum);
+}
+
+struct Packet {
+  std::uint8_t* data;
+  std::uint32_t len;
+  std::uint32_t l2;
+};
+
+// The source rules of `rule` for a packet from (a0, a1, portBe); learns it when latching.
+inline bool sourceAllowed(const FlowEntry& entry, const FlowRule& rule, std::uint64_t a0,
+                          std::uint64_t a1, std::uint16_t portBe) noexcept {
+  if (rule.latch) {
+    std::uint64_t l0, l1;
+    std::uint16_t lport;
+    if (entry.latched.read(rule.latchEpoch, l0, l1, lport))
+      return l0 == a0 && l1 == a1 && lport == portBe;
+  }
+  bool inside = false;
+  for (std::uint8_t i = 0; i < rule.prefixCount; ++i) {
+    if (rule.prefixes[i].contains(a0, a1)) {
+      inside = true;
+      break;
+    }
+  }
+  if (inside && rule.latch) entry.latched.write(rule.latchEpoch, a0, a1, portBe);
+  return inside;
+}
+
+// Where packets of `rule` go: the other side's latched source, else its SDP address.
+inline bool destination(const FlowRule& rule, std::uint64_t& d0, std::uint64_t& d1,
+                        std::uint16_t& portBe) noexcept {
+  if (rule.peerLatch && rule.peerEntry != nullptr &&
+      rule.peerEntry->latched.read(rule.peerLatchEpoch, d0, d1, portBe))
+    return true;
+  if (!rule.hasPeer) return false;
+  d0 = rule.peer.word(0);
+  d1 = rule.peer.word(1);
+  portBe = rule.peerPortBe;
+  return true;
+}
+
+void sendArpRequest(const FastPathContext& ctx, WorkerCounters& counters, std::uint32_t target,
+                    std::uint32_t sender, unsigned port, std::uint64_t now, TxBatch& tx) noexcept {
+  RawAddress raw;
+  std::memcpy(raw.bytes.data(), &target, 4);
+  NeighbourTable::Slot* slot = ctx.neighbours->claim(raw);
+  if (slot == nullptr || ctx.arpPool == nullptr) return;
+  std::uint64_t last = slot->lastRequest.load(std::memory_order_relaxed);
+  if (last != 0 && now - last < ctx.arpRetryCycles) return;
+  slot->lastRequest.store(now, std::memory_order_relaxed);
+  rte_mbuf* m = rte_pktmbuf_alloc(ctx.arpPool);
+  if (m == nullptr) return;
+  constexpr std::uint16_t kFrame = RTE_ETHER_MIN_LEN - RTE_ETHER_CRC_LEN;  // 60
+  auto* data = reinterpret_cast<std::uint8_t*>(rte_pktmbuf_append(m, kFrame));
+  if (data == nullptr) {
+    rte_pktmbuf_free(m);
+    return;
+  }
+  std::memset(data, 0, kFrame);
+  auto* eth = reinterpret_cast<rte_ether_hdr*>(data);
+  std::memset(&eth->dst_addr, 0xff, RTE_ETHER_ADDR_LEN);
+  eth->src_addr = ctx.portMac[port];
+  eth->ether_type = kEthArp;
+  auto* arp = reinterpret_cast<rte_arp_hdr*>(data + sizeof(rte_ether_hdr));
+  arp->arp_hardware = RTE_BE16(RTE_ARP_HRD_ETHER);
+  arp->arp_protocol = kEthIpv4;
+  arp->arp_hlen = RTE_ETHER_ADDR_LEN;
+  arp->arp_plen = 4;
+  arp->arp_opcode = RTE_BE16(RTE_ARP_OP_REQUEST);
+  arp->arp_data.arp_sha = ctx.portMac[port];
+  arp->arp_data.arp_sip = sender;
+  arp->arp_data.arp_tip = target;
+  if (!tx.push(port, m)) {
+    rte_pktmbuf_free(m);
+    return;
+  }
+  bump(counters.arpRequested);
+}
+
+// ARP on the port: answer requests for our media addresses, learn who asked or answered.
+Verdict handleArp(rte_mbuf* m, const Packet& p, unsigned rxPort, const FastPathContext& ctx,
+                  WorkerCounters& counters, TxBatch& tx) noexcept {
+  if (p.len < p.l2 + sizeof(rte_arp_hdr)) return Verdict::malformed;
+  auto* arp = reinterpret_cast<rte_arp_hdr*>(p.data + p.l2);
+  std::uint32_t tip = arp->arp_data.arp_tip;
+  std::uint32_t sip = arp->arp_data.arp_sip;
+  bool ours = false;
+  for (unsigned r = 0; r < kRealmCount; ++r)
+    ours = ours || (ctx.flows->isV4(r) && ctx.flows->address4(r) == tip);
+  if (arp->arp_hardware != RTE_BE16(RTE_ARP_HRD_ETHER) || arp->arp_protocol != kEthIpv4 ||
+      arp->arp_hlen != RTE_ETHER_ADDR_LEN || arp->arp_plen != 4 || !ours) {
+    bump(counters.arpIgnored);
+    rte_pktmbuf_free(m);
+    return Verdict::consumed;
+  }
+  rte_ether_addr sha = arp->arp_data.arp_sha;
+  if (sip != 0) {
+    RawAddress raw;
+    std::memcpy(raw.bytes.data(), &sip, 4);
+    if (ctx.neighbours->set(raw, macToWord(sha))) bump(counters.arpLearnt);
+  }
+  if (arp->arp_opcode != RTE_BE16(RTE_ARP_OP_REQUEST)) {
+    rte_pktmbuf_free(m);
+    return Verdict::consumed;
+  }
+  arp->arp_opcode = RTE_BE16(RTE_ARP_OP_REPLY);
+  arp->arp_data.arp_tha = sha;
+  arp->arp_data.arp_tip = sip;
+  arp->arp_data.arp_sha = ctx.portMac[rxPort];
+  arp->arp_data.arp_sip = tip;
+  auto* eth = reinterpret_cast<rte_ether_hdr*>(p.data);
+  eth->dst_addr = sha;
+  eth->src_addr = ctx.portMac[rxPort];
+  if (!tx.push(rxPort, m)) return Verdict::txFull;
+  bump(counters.arpReplied);
+  return Verdict::consumed;
+}
+
+inline void countFlowDrop(const FlowEntry& entry, const FlowRule& rule, WorkerCounters& counters) noexcept {
+  bump(entry.counters[counters.workerId].dropped);
+  bump(counters.labels[rule.label].dropped);
+}
+
+// One packet. Returns what happened; the caller frees dropped packets.
+inline Verdict processOne(rte_mbuf* m, unsigned rxPort, const FastPathContext& ctx,
+                          WorkerCounters& counters, std::uint64_t now, TxBatch& tx) noexcept {
+  Packet p{rte_pktmbuf_mtod(m, std::uint8_t*), rte_pktmbuf_data_len(m), sizeof(rte_ether_hdr)};
+  if (m->nb_segs != 1 || p.len < sizeof(rte_ether_hdr)) return Verdict::malformed;
+  auto* eth = reinterpret_cast<rte_ether_hdr*>(p.data);
+  std::uint16_t type = eth->ether_type;
+  if (type == kEthVlan) {
+    if (p.len < sizeof(rte_ether_hdr) + sizeof(rte_vlan_hdr)) return Verdict::malformed;
+    type = reinterpret_cast<const rte_vlan_hdr*>(p.data + sizeof(rte_ether_hdr))->eth_proto;
+    p.l2 += sizeof(rte_vlan_hdr);
+  }
+  const FlowTable& flows = *ctx.flows;
+  std::uint64_t s0, s1, d0, d1;
+  rte_udp_hdr* udp;
+  unsigned realm;
+  std::uint32_t udpLen;
+  rte_ipv4_hdr* ip4 = nullptr;
+  rte_ipv6_hdr* ip6 = nullptr;
+  if (type == kEthIpv4) {
+    if (p.len < p.l2 + sizeof(rte_ipv4_hdr)) return Verdict::malformed;
+    ip4 = reinterpret_cast<rte_ipv4_hdr*>(p.data + p.l2);
+    const std::uint8_t vihl = ip4->version_ihl;
+    const std::uint32_t ihl = (vihl & 0x0fu) * 4u;
+    const std::uint32_t total = rte_be_to_cpu_16(ip4->total_length);
+    if ((vihl >> 4) != 4 || ihl < sizeof(rte_ipv4_hdr) || total < ihl || p.l2 + total > p.len)
+      return Verdict::malformed;
+    if ((ip4->fragment_offset & kFragMask) != 0) return Verdict::malformed;
+    if (ip4->next_proto_id != kUdp) return Verdict::notUdp;
+    if (total < ihl + sizeof(rte_udp_hdr)) return Verdict::malformed;
+    const int r = flows.realmOf4(ip4->dst_addr);
+    if (r < 0) return Verdict::noFlow;
+    realm = static_cast<unsigned>(r);
+    udp = reinterpret_cast<rte_udp_hdr*>(p.data + p.l2 + ihl);
+    udpLen = rte_be_to_cpu_16(udp->dgram_len);
+    if (udpLen != total - ihl) return Verdict::malformed;
+    if (ip4->time_to_live <= 1) {
+      bump(counters.ttlExpired);
+      return Verdict::malformed;
+    }
+    s0 = v4Word(ip4->src_addr);
+    s1 = 0;
+  } else if (type == kEthIpv6) {
+    if (p.len < p.l2 + sizeof(rte_ipv6_hdr)) return Verdict::malformed;
+    ip6 = reinterpret_cast<rte_ipv6_hdr*>(p.data + p.l2);
+    const std::uint32_t payload = rte_be_to_cpu_16(ip6->payload_len);
+    if ((rte_be_to_cpu_32(ip6->vtc_flow) >> 28) != 6 ||
+        p.l2 + sizeof(rte_ipv6_hdr) + payload > p.len)
+      return Verdict::malformed;
+    // Extension headers (fragments included) are not media: not parsed.
+    if (ip6->proto != kUdp) return Verdict::notUdp;
+    if (payload < sizeof(rte_udp_hdr)) return Verdict::malformed;
+    std::memcpy(&d0, ip6->dst_addr, 8);
+    std::memcpy(&d1, ip6->dst_addr + 8, 8);
+    const int r = flows.realmOf6(d0, d1);
+    if (r < 0) return Verdict::noFlow;
+    realm = static_cast<unsigned>(r);
+    udp = reinterpret_cast<rte_udp_hdr*>(p.data + p.l2 + sizeof(rte_ipv6_hdr));
+    udpLen = rte_be_to_cpu_16(udp->dgram_len);
+    if (udpLen != payload) return Verdict::malformed;
+    if (ip6->hop_limits <= 1) {
+      bump(counters.ttlExpired);
+      return Verdict::malformed;
+    }
+    std::memcpy(&s0, ip6->src_addr, 8);
+    std::memcpy(&s1, ip6->src_addr + 8, 8);
+  } else if (type == kEthArp) {
+    return handleArp(m, p, rxPort, ctx, counters, tx);
+  } else {
+    return Verdict::notUdp;
+  }
+
+  const FlowEntry* entry = flows.find(realm, rte_be_to_cpu_16(udp->dst_port));
+  if (entry == nullptr) return Verdict::noFlow;
+  const FlowRule* rule = entry->rule.load(std::memory_order_acquire);
+  if (rule == nullptr || !rule->active) return Verdict::noFlow;
+  const std::uint16_t srcPort = udp->src_port;
+  if (!sourceAllowed(*entry, *rule, s0, s1, srcPort)) {
+    countFlowDrop(*entry, *rule, counters);
+    return Verdict::sourceNotAllowed;
+  }
+  entry->lastSeen.store(now, std::memory_order_relaxed);
+  std::uint16_t dstPort;
+  if (!destination(*rule, d0, d1, dstPort)) {
+    countFlowDrop(*entry, *rule, counters);
+    return Verdict::noFlow;  // the other side has no address yet
+  }
+  const unsigned out = realm ^ 1u;
+  const unsigned egress = ctx.egressPort[out];
+  RawAddress next;
+  std::memcpy(next.bytes.data(), &d0, 8);
+  std::memcpy(next.bytes.data() + 8, &d1, 8);
+  const std::uint64_t mac = ctx.neighbours->lookup(next);
+  if (mac == 0) {
+    if (ip4 != nullptr)
+      sendArpRequest(ctx, counters, wordV4(d0), flows.address4(out), egress, now, tx);
+    countFlowDrop(*entry, *rule, counters);
+    return Verdict::unresolved;
+  }
+
+  // Rewrite: addresses, ports, DSCP, TTL, checksums (incremental), Ethernet.
+  if (ip4 != nullptr) {
+    std::uint16_t before[8], after[8];
+    std::memcpy(before, ip4, 2);                       // version_ihl, tos
+    std::memcpy(before + 1, &ip4->time_to_live, 2);    // ttl, proto
+    std::memcpy(before + 2, &ip4->src_addr, 8);        // src, dst
+    std::memcpy(before + 6, &udp->src_port, 4);        // ports
+    ip4->type_of_service =
+        static_cast<std::uint8_t>((ctx.dscp << 2) | (ip4->type_of_service & 0x03));
+    ip4->time_to_live = static_cast<std::uint8_t>(ip4->time_to_live - 1);
+    ip4->src_addr = flows.address4(out);
+    ip4->dst_addr = wordV4(d0);
+    udp->src_port = rule->srcPortBe;
+    udp->dst_port = dstPort;
+    std::memcpy(after, ip4, 2);
+    std::memcpy(after + 1, &ip4->time_to_live, 2);
+    std::memcpy(after + 2, &ip4->src_addr, 8);
+    std::memcpy(after + 6, &udp->src_port, 4);
+    std::uint32_t sum = static_cast<std::uint16_t>(~ip4->hdr_checksum);
+    sum = csumWords(sum, before, 6, true);
+    sum = csumWords(sum, after, 6, false);
+    ip4->hdr_checksum = csumFold(sum);
+    if (udp->dgram_cksum != 0) {  // 0: the sender sent none, and none it stays
+      std::uint32_t usum = static_cast<std::uint16_t>(~udp->dgram_cksum);
+      usum = csumWords(usum, before + 2, 6, true);
+      usum = csumWords(usum, after + 2, 6, false);
+      const std::uint16_t c = csumFold(usum);
+      udp->dgram_cksum = c == 0 ? 0xffff : c;
+    }
+  } else {
+    std::uint8_t before[36], after[36];
+    std::memcpy(before, ip6->src_addr, 32);
+    std::memcpy(before + 32, &udp->src_port, 4);
+    const std::uint32_t vtc = rte_be_to_cpu_32(ip6->vtc_flow);
+    ip6->vtc_flow = rte_cpu_to_be_32((vtc & ~(0x3fu << 22)) | (std::uint32_t{ctx.dscp} << 22));
+    ip6->hop_limits = static_cast<std::uint8_t>(ip6->hop_limits - 1);
+    std::memcpy(ip6->src_addr, flows.address(out).bytes.data(), 16);
+    std::memcpy(ip6->dst_addr, next.bytes.data(), 16);
+    udp->src_port = rule->srcPortBe;
+    udp->dst_port = dstPort;
+    std::memcpy(after, ip6->src_addr, 32);
+    std::memcpy(after + 32, &udp->src_port, 4);
+    std::uint32_t usum = static_cast<std::uint16_t>(~udp->dgram_cksum);
+    usum = csumWords(usum, before, 18, true);
+    usum = csumWords(usum, after, 18, false);
+    const std::uint16_t c = csumFold(usum);
+    udp->dgram_cksum = c == 0 ? 0xffff : c;
+  }
+  eth->dst_addr = wordToMac(mac);
+  eth->src_addr = ctx.portMac[egress];
+  if (!tx.push(egress, m)) return Verdict::txFull;
+
+  const std::uint64_t payload = udpLen - sizeof(rte_udp_hdr);
+  FlowCounters& fc = entry->counters[counters.workerId];
+  bump(fc.packets);
+  bump(fc.bytes, payload);
+  LabelCounters& lc = counters.labels[rule->label];
+  bump(lc.packets[realm]);
+  bump(lc.bytes[realm], payload);
+  return Verdict::forwarded;
+}
+
+}  // namespace
+
+std::uint64_t macToWord(const rte_ether_addr& mac) noexcept {
+  std::uint64_t word = 0;
+  std::memcpy(&word, mac.addr_bytes, RTE_ETHER_ADDR_LEN);
+  return word;
+}
+
+rte_ether_addr wordToMac(std::uint64_t word) noexcept {
+  rte_ether_addr mac;
+  std::memcpy(mac.addr_bytes, &word, RTE_ETHER_ADDR_LEN);
+  return mac;
+}
+
+void forwardBurst(rte_mbuf** pkts, std::uint16_t n, unsigned rxPort, const FastPathContext& ctx,
+                  WorkerCounters& counters, std::uint64_t now, TxBatch& tx) noexcept {
+  std::array<std::uint32_t, kDropReasons> drops{};
+  std::uint32_t forwarded = 0, unresolved = 0;
+  std::array<rte_mbuf*, kBurst> dropped;
+  std::uint16_t droppedCount = 0;
+  for (std::uint16_t i = 0; i < n; ++i) {
+    if (i + 2 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 2], void*));
+    const Verdict v = processOne(pkts[i], rxPort, ctx, counters, now, tx);
+    switch (v) {
+      case Verdict::forwarded: ++forwarded; break;
+      case Verdict::consumed: break;
+      case Verdict::unresolved:
+        ++unresolved;
+        dropped[droppedCount++] = pkts[i];
+        break;
+      default:
+        ++drops[reasonIndex(v)];
+        dropped[droppedCount++] = pkts[i];
+        break;
+    }
+    if (droppedCount == kBurst) {
+      rte_pktmbuf_free_bulk(dropped.data(), droppedCount);
+      droppedCount = 0;
+    }
+  }
+  if (droppedCount != 0) rte_pktmbuf_free_bulk(dropped.data(), droppedCount);
+  if (forwarded != 0) bump(counters.forwarded, forwarded);
+  if (unresolved != 0) bump(counters.unresolved, unresolved);
+  for (std::size_t r = 0; r < kDropReasons; ++r)
+    if (drops[r] != 0) bump(counters.dropped[r], drops[r]);
+}
+
+}  // namespace sbc::dataplane::dpdk

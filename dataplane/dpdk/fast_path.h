@@ -1,0 +1,56 @@
+#pragma once
+// The DPDK relay's per-packet work, as a pure function over a burst (VPP / l3fwd style):
+// parse, look up, filter, rewrite, and sort into per-port transmit batches. The worker loop
+// (dpdk_relay.cc) does rx_burst → forwardBurst → tx_burst; tests call it on crafted mbufs.
+
+#include <rte_ether.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#include <array>
+#include <cstdint>
+
+#include "dataplane/dpdk/counters.h"
+#include "dataplane/dpdk/flow_table.h"
+#include "dataplane/dpdk/neighbour_table.h"
+
+namespace sbc::dataplane::dpdk {
+
+inline constexpr std::uint16_t kBurst = 32;
+inline constexpr std::size_t kMaxPorts = 4;
+
+// One transmit batch per port. A burst of at most kBurst packets yields at most one
+// transmitted packet per received one, so a batch never overflows within a burst.
+struct TxBatch {
+  std::array<std::array<rte_mbuf*, kBurst>, kMaxPorts> pkts{};
+  std::array<std::uint16_t, kMaxPorts> count{};
+  bool push(unsigned port, rte_mbuf* m) noexcept {
+    if (count[port] == kBurst) return false;
+    pkts[port][count[port]++] = m;
+    return true;
+  }
+};
+
+// Immutable while workers run.
+struct FastPathContext {
+  const FlowTable* flows = nullptr;
+  NeighbourTable* neighbours = nullptr;
+  unsigned portCount = 1;
+  std::array<std::uint8_t, kRealmCount> egressPort{};  // per realm: index into the ports
+  std::array<rte_ether_addr, kMaxPorts> portMac{};
+  std::uint8_t dscp = 46;
+  rte_mempool* arpPool = nullptr;       // where ARP requests come from; nullptr: none sent
+  std::uint64_t arpRetryCycles = 0;     // at most one ARP request per neighbour this often
+};
+
+// Called on a worker lcore; lock-free, no heap allocation, no syscall, no exception.
+// Takes ownership of pkts[0..n): each is either appended to `tx` (forwarded, or an ARP
+// reply on the receiving port) or freed and counted. `rxPort` indexes ctx.portMac.
+void forwardBurst(rte_mbuf** pkts, std::uint16_t n, unsigned rxPort, const FastPathContext& ctx,
+                  WorkerCounters& counters, std::uint64_t now, TxBatch& tx) noexcept;
+
+// 48-bit MAC <-> the neighbour table's word.
+std::uint64_t macToWord(const rte_ether_addr& mac) noexcept;
+rte_ether_addr wordToMac(std::uint64_t word) noexcept;
+
+}  // namespace sbc::dataplane::dpdk

@@ -1,0 +1,270 @@
+#include "dataplane/dpdk/flow_table.h"
+
+#include <rte_errno.h>
+#include <rte_malloc.h>
+#include <rte_rcu_qsbr.h>
+
+#include <arpa/inet.h>
+
+#include <atomic>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+namespace sbc::dataplane::dpdk {
+namespace {
+
+enum RetiredKind : std::uint32_t { kRule = 0, kEntry = 1 };
+struct Retired {
+  void* pointer;
+  std::uint32_t kind;
+  std::uint32_t pad;
+};
+constexpr std::uint32_t kDeferredQueueSize = 1u << 16;
+
+std::atomic<unsigned> tableSerial{0};
+
+}  // namespace
+
+RawAddress toRaw(const policy::IpAddress& address) noexcept {
+  RawAddress raw;
+  std::memcpy(raw.bytes.data(), address.bytes.data(), address.family == policy::IpFamily::v4 ? 4 : 16);
+  return raw;
+}
+
+MaskedPrefix toMasked(const policy::IpPrefix& prefix) noexcept {
+  std::array<std::uint8_t, 16> mask{};
+  unsigned bits = prefix.length;
+  for (std::size_t i = 0; i < 16 && bits > 0; ++i) {
+    unsigned take = bits >= 8 ? 8 : bits;
+    mask[i] = static_cast<std::uint8_t>(0xff00u >> take);
+    bits -= take;
+  }
+  RawAddress raw = toRaw(prefix.address);
+  MaskedPrefix out;
+  std::memcpy(&out.mask0, mask.data(), 8);
+  std::memcpy(&out.mask1, mask.data() + 8, 8);
+  out.net0 = raw.word(0) & out.mask0;
+  out.net1 = raw.word(1) & out.mask1;
+  return out;
+}
+
+FlowTable::FlowTable(const RelaySettings& settings, unsigned maxWorkers)
+    : maxWorkers_(maxWorkers) {
+  if (maxWorkers == 0 || maxWorkers > kMaxWorkers)
+    throw std::invalid_argument("dpdk flow table: 1 to 8 workers");
+  for (std::size_t r = 0; r < kRealmCount; ++r) {
+    const RealmMedia& realm = settings.realms[r];
+    if (realm.portMin > realm.portMax)
+      throw std::invalid_argument("dpdk flow table: empty port range");
+    slots_[r].portMin = realm.portMin;
+    slots_[r].size = static_cast<std::uint32_t>(realm.portMax) - realm.portMin + 2;
+    slots_[r].entries = std::make_unique<std::atomic<FlowEntry*>[]>(slots_[r].size);
+    address_[r] = toRaw(realm.address);
+    v4_[r] = realm.address.family == policy::IpFamily::v4;
+    std::memcpy(&addr4_[r], realm.address.bytes.data(), 4);
+  }
+  std::size_t size = rte_rcu_qsbr_get_memsize(maxWorkers);
+  qsbr_ = static_cast<rte_rcu_qsbr*>(rte_zmalloc("sbc_flow_qsbr", size, RTE_CACHE_LINE_SIZE));
+  if (qsbr_ == nullptr) throw std::runtime_error("dpdk flow table: no memory for RCU");
+  rte_rcu_qsbr_init(qsbr_, maxWorkers);
+  std::string name = "sbc_fdq" + std::to_string(tableSerial.fetch_add(1));
+  rte_rcu_qsbr_dq_parameters params{};
+  params.name = name.c_str();
+  params.flags = RTE_RCU_QSBR_DQ_MT_UNSAFE;
+  params.size = kDeferredQueueSize;
+  params.esize = sizeof(Retired);
+  params.trigger_reclaim_limit = 64;
+  params.max_reclaim_size = 256;
+  params.free_fn = &FlowTable::freeRetired;
+  params.p = this;
+  params.v = qsbr_;
+  dq_ = rte_rcu_qsbr_dq_create(&params);
+  if (dq_ == nullptr) {
+    rte_free(qsbr_);
+    throw std::runtime_error("dpdk flow table: cannot create the RCU deferred queue: " +
+                             std::string(rte_strerror(rte_errno)));
+  }
+}
+
+FlowTable::~FlowTable() {
+  std::vector<StreamId> ids;
+  for (const auto& [id, stream] : streams_) ids.push_back(id);
+  for (StreamId id : ids) removeStream(id);
+  // Workers are offline: everything queued is reclaimable now.
+  while (rte_rcu_qsbr_dq_delete(dq_) != 0) rte_rcu_qsbr_synchronize(qsbr_, RTE_QSBR_THRID_INVALID);
+  rte_free(qsbr_);
+}
+
+void FlowTable::freeRetired(void*, void* elements, unsigned int n) {
+  auto* retired = static_cast<Retired*>(elements);
+  for (unsigned i = 0; i < n; ++i) {
+    if (retired[i].kind == kRule) {
+      delete static_cast<const FlowRule*>(retired[i].pointer);
+    } else {
+      auto* entry = static_cast<FlowEntry*>(retired[i].pointer);
+      delete entry->rule.load(std::memory_order_relaxed);
+      delete entry;
+    }
+  }
+}
+
+void FlowTable::retire(void* pointer, std::uint32_t kind) noexcept {
+  Retired element{pointer, kind, 0};
+  if (rte_rcu_qsbr_dq_enqueue(dq_, &element) == 0) return;
+  // The queue holds 64k retirements: full only when a worker has stalled. Wait for it
+  // rather than leak or free too early.
+  rte_rcu_qsbr_synchronize(qsbr_, RTE_QSBR_THRID_INVALID);
+  freeRetired(this, &element, 1);
+}
+
+void FlowTable::reclaim() noexcept {
+  unsigned freed = 0, pending = 0, available = 0;
+  rte_rcu_qsbr_dq_reclaim(dq_, kDeferredQueueSize, &freed, &pending, &available);
+}
+
+void FlowTable::synchronize() noexcept {
+  rte_rcu_qsbr_synchronize(qsbr_, RTE_QSBR_THRID_INVALID);
+  reclaim();
+}
+
+FlowRule* FlowTable::buildRule(const Stream& stream, Realm in, bool rtcp) const {
+  const std::size_t i = static_cast<std::size_t>(in);
+  const Realm outRealm = otherRealm(in);
+  const std::size_t o = static_cast<std::size_t>(outRealm);
+  const LegMedia& mine = stream.legs[i];
+  const LegMedia& theirs = stream.legs[o];
+  const bool mux = stream.legs[0].rtcpMux && stream.legs[1].rtcpMux;
+  auto* rule = new FlowRule;
+  rule->stream = stream.id;
+  rule->label = stream.label;
+  rule->active = !(rtcp && mux);
+  rule->latch = mine.latch;
+  rule->latchEpoch = stream.latchEpoch[i];
+  const auto family = v4_[i] ? policy::IpFamily::v4 : policy::IpFamily::v6;
+  for (const policy::IpPrefix& prefix : mine.allowedSources) {
+    if (rule->prefixCount == kMaxPrefixes) break;
+    if (prefix.address.family != family) continue;
+    rule->prefixes[rule->prefixCount++] = toMasked(prefix);
+  }
+  rule->srcPortBe = htons(static_cast<std::uint16_t>(stream.port[o] + (rtcp ? 1 : 0)));
+  const auto outFamily = v4_[o] ? policy::IpFamily::v4 : policy::IpFamily::v6;
+  std::optional<MediaAddress> target;
+  if (theirs.rtp) {
+    if (!rtcp || mux) {
+      target = theirs.rtp;
+    } else if (theirs.rtcp) {
+      target = theirs.rtcp;
+    } else {
+      target = MediaAddress{theirs.rtp->address, static_cast<std::uint16_t>(theirs.rtp->port + 1)};
+    }
+  }
+  if (target && target->address.family == outFamily && target->port != 0 && v4_[i] == v4_[o]) {
+    rule->hasPeer = true;
+    rule->peer = toRaw(target->address);
+    rule->peerPortBe = htons(target->port);
+  }
+  rule->peerEntry = stream.entries[o][rtcp && !mux ? 1 : 0];
+  rule->peerLatch = theirs.latch && v4_[i] == v4_[o];
+  rule->peerLatchEpoch = stream.latchEpoch[o];
+  return rule;
+}
+
+void FlowTable::publishRules(Stream& stream) {
+  for (std::size_t r = 0; r < kRealmCount; ++r) {
+    for (int rtcp = 0; rtcp < 2; ++rtcp) {
+      FlowRule* rule = buildRule(stream, static_cast<Realm>(r), rtcp == 1);
+      const FlowRule* old = stream.entries[r][static_cast<std::size_t>(rtcp)]->rule.exchange(
+          rule, std::memory_order_acq_rel);
+      if (old != nullptr) retire(const_cast<FlowRule*>(old), kRule);
+    }
+  }
+}
+
+bool FlowTable::installStream(StreamId id, std::uint16_t label,
+                              std::array<std::uint16_t, kRealmCount> ports) {
+  if (streams_.count(id) != 0) return false;
+  for (std::size_t r = 0; r < kRealmCount; ++r) {
+    std::uint32_t index = static_cast<std::uint32_t>(ports[r]) - slots_[r].portMin;
+    if (index + 1 >= slots_[r].size) return false;
+    if (slots_[r].entries[index].load(std::memory_order_relaxed) != nullptr ||
+        slots_[r].entries[index + 1].load(std::memory_order_relaxed) != nullptr)
+      return false;
+  }
+  Stream& stream = streams_[id];
+  stream.id = id;
+  stream.label = label < kMaxLabels ? label : 0;
+  stream.port = ports;
+  for (std::size_t r = 0; r < kRealmCount; ++r) {
+    for (std::size_t rtcp = 0; rtcp < 2; ++rtcp) {
+      auto* entry = new FlowEntry;
+      entry->realm = static_cast<Realm>(r);
+      entry->rtcp = rtcp == 1;
+      stream.entries[r][rtcp] = entry;
+    }
+  }
+  publishRules(stream);
+  for (std::size_t r = 0; r < kRealmCount; ++r) {
+    std::uint32_t index = static_cast<std::uint32_t>(ports[r]) - slots_[r].portMin;
+    slots_[r].entries[index].store(stream.entries[r][0], std::memory_order_release);
+    slots_[r].entries[index + 1].store(stream.entries[r][1], std::memory_order_release);
+  }
+  flows_ += 4;
+  return true;
+}
+
+bool FlowTable::updateLeg(StreamId id, Realm realm, const LegMedia& leg) {
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return false;
+  Stream& stream = it->second;
+  const std::size_t r = static_cast<std::size_t>(realm);
+  stream.legs[r] = leg;
+  if (leg.latch) stream.latchEpoch[r] = nextEpoch_++;  // learn afresh
+  publishRules(stream);
+  return true;
+}
+
+bool FlowTable::removeStream(StreamId id) {
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return false;
+  Stream& stream = it->second;
+  for (std::size_t r = 0; r < kRealmCount; ++r) {
+    std::uint32_t index = static_cast<std::uint32_t>(stream.port[r]) - slots_[r].portMin;
+    slots_[r].entries[index].store(nullptr, std::memory_order_release);
+    slots_[r].entries[index + 1].store(nullptr, std::memory_order_release);
+  }
+  for (std::size_t r = 0; r < kRealmCount; ++r)
+    for (std::size_t rtcp = 0; rtcp < 2; ++rtcp) retire(stream.entries[r][rtcp], kEntry);
+  streams_.erase(it);
+  flows_ -= 4;
+  return true;
+}
+
+std::optional<StreamCounters> FlowTable::streamCounters(StreamId id) const {
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return std::nullopt;
+  StreamCounters out;
+  for (std::size_t r = 0; r < kRealmCount; ++r) {
+    for (const FlowEntry* entry : it->second.entries[r]) {
+      for (unsigned w = 0; w < maxWorkers_; ++w) {
+        out.packets[r] += read(entry->counters[w].packets);
+        out.bytes[r] += read(entry->counters[w].bytes);
+        out.dropped[r] += read(entry->counters[w].dropped);
+      }
+    }
+  }
+  return out;
+}
+
+std::uint64_t FlowTable::lastSeen(StreamId id, Realm realm) const {
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return 0;
+  std::uint64_t newest = 0;
+  for (const FlowEntry* entry : it->second.entries[static_cast<std::size_t>(realm)]) {
+    std::uint64_t seen = entry->lastSeen.load(std::memory_order_relaxed);
+    if (seen > newest) newest = seen;
+  }
+  return newest;
+}
+
+}  // namespace sbc::dataplane::dpdk

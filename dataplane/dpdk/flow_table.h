@@ -1,0 +1,194 @@
+#pragma once
+// The DPDK relay's flow table: (local address → realm, UDP port) → flow entry.
+//
+// Why a direct-indexed array and not rte_hash: the SBC allocates its own media ports from a
+// bounded range per realm, so the key space is small and dense. A slot per port
+// (index = port - portMin, RTCP on port + 1) of atomic pointers is one bounds check and one
+// acquire load per packet, needs no hashing, never rehashes or moves entries and has no
+// writer-side locking at all (the control thread is the only writer of slots and rules).
+// 64k ports × 8 bytes × 2 realms is at most 1 MB.
+//
+// Lifetime: a FlowEntry (per realm, RTP or RTCP) lives from installStream to removeStream;
+// its FlowRule is immutable and replaced whole on updateLeg. Retired rules and entries go
+// to an rte_rcu_qsbr deferred queue and are freed once every worker has reported a
+// quiescent state since (workers report once per loop iteration), so the control thread
+// never waits for workers. Workers write only the per-entry fields they own: the latched
+// source (a single-writer seqlock) and last-seen time, and their own counters.
+
+#include <rte_rcu_qsbr.h>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "dataplane/dpdk/counters.h"
+#include "dataplane/dpdk/neighbour_table.h"
+#include "dataplane/media_relay.h"
+#include "dataplane/relay_settings.h"
+
+namespace sbc::dataplane::dpdk {
+
+inline constexpr std::size_t kMaxPrefixes = 16;
+
+struct MaskedPrefix {
+  std::uint64_t net0 = 0, net1 = 0, mask0 = 0, mask1 = 0;
+  bool contains(std::uint64_t a0, std::uint64_t a1) const noexcept {
+    return (a0 & mask0) == net0 && (a1 & mask1) == net1;
+  }
+};
+
+struct FlowEntry;
+
+// Immutable once published. Describes packets arriving at one SBC port in realm `in`.
+struct FlowRule {
+  StreamId stream = 0;
+  std::uint16_t label = 0;
+  bool active = true;  // false: the port is not served (RTCP port under rtcp-mux)
+  bool latch = false;
+  std::uint32_t latchEpoch = 0;
+  std::uint8_t prefixCount = 0;
+  std::array<MaskedPrefix, kMaxPrefixes> prefixes{};
+  // Egress, towards the other realm's side.
+  std::uint16_t srcPortBe = 0;  // the SBC's port in the other realm (network order)
+  bool hasPeer = false;         // the other side's SDP address is known
+  RawAddress peer;
+  std::uint16_t peerPortBe = 0;
+  const FlowEntry* peerEntry = nullptr;  // where the other side's latched source is learnt
+  bool peerLatch = false;
+  std::uint32_t peerLatchEpoch = 0;
+};
+
+// The latched source: written by one worker (the one receiving the flow's packets),
+// read by any worker. Seqlock without retry: a torn read counts as "not latched".
+struct LatchedSource {
+  std::atomic<std::uint32_t> seq{0};
+  std::atomic<std::uint32_t> epoch{0};
+  std::atomic<std::uint64_t> addr0{0}, addr1{0};
+  std::atomic<std::uint16_t> portBe{0};
+
+  // Called on a worker lcore; the single writer.
+  void write(std::uint32_t ep, std::uint64_t a0, std::uint64_t a1, std::uint16_t port) noexcept {
+    std::uint32_t s = seq.load(std::memory_order_relaxed);
+    seq.store(s + 1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+    addr0.store(a0, std::memory_order_relaxed);
+    addr1.store(a1, std::memory_order_relaxed);
+    portBe.store(port, std::memory_order_relaxed);
+    epoch.store(ep, std::memory_order_relaxed);
+    seq.store(s + 2, std::memory_order_release);
+  }
+  // Any thread. True with the address when latched under `ep`.
+  bool read(std::uint32_t ep, std::uint64_t& a0, std::uint64_t& a1,
+            std::uint16_t& port) const noexcept {
+    std::uint32_t s1 = seq.load(std::memory_order_acquire);
+    if (s1 & 1u) return false;
+    std::uint32_t e = epoch.load(std::memory_order_relaxed);
+    a0 = addr0.load(std::memory_order_relaxed);
+    a1 = addr1.load(std::memory_order_relaxed);
+    port = portBe.load(std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    return seq.load(std::memory_order_relaxed) == s1 && e == ep && ep != 0;
+  }
+};
+
+struct alignas(64) FlowEntry {
+  std::atomic<const FlowRule*> rule{nullptr};
+  Realm realm = Realm::access;
+  bool rtcp = false;
+  // Worker-owned (written through const pointers by the receiving worker only).
+  alignas(64) mutable LatchedSource latched;
+  mutable std::atomic<std::uint64_t> lastSeen{0};  // TSC
+  mutable std::array<FlowCounters, kMaxWorkers> counters{};
+};
+
+class FlowTable {
+ public:
+  // maxWorkers: RCU reader ids 0..maxWorkers-1. Throws on bad settings or when DPDK memory
+  // for the RCU variable or the deferred queue is not available (EAL must be initialised).
+  FlowTable(const RelaySettings& settings, unsigned maxWorkers);
+  ~FlowTable();  // workers must have stopped (offline) before
+  FlowTable(const FlowTable&) = delete;
+  FlowTable& operator=(const FlowTable&) = delete;
+
+  // --- read side: called on a worker lcore; lock-free, wait-free ---
+  // The realm whose media address is `dst` (4 bytes for IPv4, 16 for IPv6), or -1.
+  int realmOf4(std::uint32_t dstBe) const noexcept {
+    for (std::size_t r = 0; r < kRealmCount; ++r)
+      if (v4_[r] && addr4_[r] == dstBe) return static_cast<int>(r);
+    return -1;
+  }
+  int realmOf6(std::uint64_t d0, std::uint64_t d1) const noexcept {
+    for (std::size_t r = 0; r < kRealmCount; ++r)
+      if (!v4_[r] && address_[r].word(0) == d0 && address_[r].word(1) == d1)
+        return static_cast<int>(r);
+    return -1;
+  }
+  const FlowEntry* find(unsigned realm, std::uint16_t port) const noexcept {
+    const Slots& s = slots_[realm];
+    std::uint32_t index = static_cast<std::uint32_t>(port) - s.portMin;
+    if (index >= s.size) return nullptr;
+    return s.entries[index].load(std::memory_order_acquire);
+  }
+  const RawAddress& address(unsigned realm) const noexcept { return address_[realm]; }
+  std::uint32_t address4(unsigned realm) const noexcept { return addr4_[realm]; }
+  bool isV4(unsigned realm) const noexcept { return v4_[realm]; }
+
+  // --- control side: one thread at a time (the caller serialises); never waits on workers ---
+  // Publishes the stream's RTP and RTCP entries on `ports` (the SBC's even RTP port per
+  // realm); packets are dropped (source not allowed) until a leg allows a source.
+  bool installStream(StreamId id, std::uint16_t label, std::array<std::uint16_t, kRealmCount> ports);
+  bool updateLeg(StreamId id, Realm realm, const LegMedia& leg);
+  // Unpublishes and retires the entries; memory is freed after the grace period.
+  bool removeStream(StreamId id);
+  bool hasStream(StreamId id) const { return streams_.count(id) != 0; }
+  std::optional<StreamCounters> streamCounters(StreamId id) const;
+  // Newest last-seen TSC of the stream's entries in `realm` (0: never).
+  std::uint64_t lastSeen(StreamId id, Realm realm) const;
+  std::size_t flowCount() const noexcept { return flows_; }
+  // Frees what the grace period allows; non-blocking.
+  void reclaim() noexcept;
+  // Test helper: blocks until every online reader has passed a quiescent state.
+  void synchronize() noexcept;
+
+  rte_rcu_qsbr* qsbr() const noexcept { return qsbr_; }
+
+ private:
+  struct Slots {
+    std::uint32_t portMin = 0;
+    std::uint32_t size = 0;  // ports portMin .. portMax + 1 (RTCP of the last RTP port)
+    std::unique_ptr<std::atomic<FlowEntry*>[]> entries;
+  };
+  struct Stream {
+    StreamId id = 0;
+    std::uint16_t label = 0;
+    std::array<std::uint16_t, kRealmCount> port{};
+    std::array<LegMedia, kRealmCount> legs;
+    std::array<std::uint32_t, kRealmCount> latchEpoch{};
+    std::array<std::array<FlowEntry*, 2>, kRealmCount> entries{};  // [realm][rtcp]
+  };
+  FlowRule* buildRule(const Stream& stream, Realm in, bool rtcp) const;
+  void publishRules(Stream& stream);
+  void retire(void* pointer, std::uint32_t kind) noexcept;
+  static void freeRetired(void* p, void* elements, unsigned int n);
+
+  std::array<Slots, kRealmCount> slots_;
+  std::array<RawAddress, kRealmCount> address_;
+  std::array<std::uint32_t, kRealmCount> addr4_{};
+  std::array<bool, kRealmCount> v4_{};
+  std::unordered_map<StreamId, Stream> streams_;
+  std::uint32_t nextEpoch_ = 1;
+  std::size_t flows_ = 0;
+  unsigned maxWorkers_;
+  rte_rcu_qsbr* qsbr_ = nullptr;
+  rte_rcu_qsbr_dq* dq_ = nullptr;
+};
+
+MaskedPrefix toMasked(const policy::IpPrefix& prefix) noexcept;
+RawAddress toRaw(const policy::IpAddress& address) noexcept;
+
+}  // namespace sbc::dataplane::dpdk

@@ -1,0 +1,52 @@
+// The DPDK test binary's main: one EAL per process (it cannot initialise twice), with a
+// runtime prefix unique to the process; the runtime directory is removed right after
+// start-up (ensureEal does so with --no-shconf) and again at exit, also after a failure.
+#include <gtest/gtest.h>
+#include <rte_mbuf.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <string>
+
+#include "dataplane/dpdk/eal.h"
+#include "tests/dataplane/dpdk_test_util.h"
+
+namespace sbc::dataplane::dpdk::testing {
+namespace {
+rte_mempool* pool = nullptr;
+std::string prefix;
+void removeRuntimeDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all("/var/run/dpdk/" + prefix, ignored);
+  std::filesystem::remove_all("/tmp/dpdk/" + prefix, ignored);
+}
+}  // namespace
+
+rte_mempool* testPool() { return pool; }
+
+}  // namespace sbc::dataplane::dpdk::testing
+
+int main(int argc, char** argv) {
+  namespace t = sbc::dataplane::dpdk::testing;
+  ::testing::InitGoogleTest(&argc, argv);
+  t::prefix = "sbc-test-" + std::to_string(getpid());
+  std::atexit(t::removeRuntimeDir);
+  std::string error;
+  if (!sbc::dataplane::dpdk::ensureEal({"--no-huge", "-m", "256", "--no-pci", "--no-shconf",
+                                        "--no-telemetry", "--file-prefix=" + t::prefix, "-l",
+                                        "0", "--log-level=lib.eal:error"},
+                                       &error)) {
+    std::cerr << error << "\n";
+    return 1;
+  }
+  t::removeRuntimeDir();
+  t::pool = rte_pktmbuf_pool_create("sbc_test_pool", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+                                    SOCKET_ID_ANY);
+  if (t::pool == nullptr) {
+    std::cerr << "no mbuf pool\n";
+    return 1;
+  }
+  return RUN_ALL_TESTS();
+}

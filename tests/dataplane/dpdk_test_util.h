@@ -1,0 +1,162 @@
+#pragma once
+// Crafted packets and the per-binary EAL environment for the DPDK tests.
+
+#include <arpa/inet.h>
+#include <rte_arp.h>
+#include <rte_ether.h>
+#include <rte_ip.h>
+#include <rte_mbuf.h>
+#include <rte_udp.h>
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace sbc::dataplane::dpdk::testing {
+
+// The one mbuf pool of the test binary (EAL is initialised by dpdk_test_main.cc).
+rte_mempool* testPool();
+
+struct Udp4Spec {
+  std::string src = "192.0.2.10";
+  std::uint16_t srcPort = 4000;
+  std::string dst = "10.0.0.1";
+  std::uint16_t dstPort = 10000;
+  std::size_t payload = 172;
+  bool vlan = false;
+  std::uint16_t vlanTci = 42;
+  std::uint8_t ttl = 64;
+  std::uint8_t tos = 0;
+  std::uint8_t proto = IPPROTO_UDP;
+  bool udpChecksum = true;
+  std::uint16_t fragment = 0;  // host order: flags and offset
+};
+
+struct Udp6Spec {
+  std::string src = "2001:db8:1::10";
+  std::uint16_t srcPort = 4000;
+  std::string dst = "2001:db8::1";
+  std::uint16_t dstPort = 10000;
+  std::size_t payload = 172;
+  std::uint8_t hopLimit = 64;
+  std::uint8_t nextHeader = IPPROTO_UDP;
+};
+
+inline const rte_ether_addr kPeerMac{{0x02, 0, 0, 0, 0, 0x10}};
+
+inline std::uint32_t ip4(const std::string& text) {
+  in_addr a{};
+  inet_pton(AF_INET, text.c_str(), &a);
+  return a.s_addr;
+}
+
+inline std::uint8_t payloadByte(std::size_t i) { return static_cast<std::uint8_t>(i * 7 + 3); }
+
+inline rte_mbuf* makeUdp4(const Udp4Spec& spec, rte_mempool* pool = testPool()) {
+  rte_mbuf* m = rte_pktmbuf_alloc(pool);
+  if (m == nullptr) return nullptr;
+  const std::size_t l2 = sizeof(rte_ether_hdr) + (spec.vlan ? sizeof(rte_vlan_hdr) : 0);
+  const std::size_t len = l2 + sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr) + spec.payload;
+  auto* data = reinterpret_cast<std::uint8_t*>(rte_pktmbuf_append(m, static_cast<std::uint16_t>(len)));
+  if (data == nullptr) {
+    rte_pktmbuf_free(m);
+    return nullptr;
+  }
+  std::memset(data, 0, len);
+  auto* eth = reinterpret_cast<rte_ether_hdr*>(data);
+  eth->src_addr = kPeerMac;
+  eth->dst_addr = rte_ether_addr{{0x02, 0, 0, 0, 0, 0x01}};
+  if (spec.vlan) {
+    eth->ether_type = htons(RTE_ETHER_TYPE_VLAN);
+    auto* vlan = reinterpret_cast<rte_vlan_hdr*>(data + sizeof(rte_ether_hdr));
+    vlan->vlan_tci = htons(spec.vlanTci);
+    vlan->eth_proto = htons(RTE_ETHER_TYPE_IPV4);
+  } else {
+    eth->ether_type = htons(RTE_ETHER_TYPE_IPV4);
+  }
+  auto* ip = reinterpret_cast<rte_ipv4_hdr*>(data + l2);
+  ip->version_ihl = 0x45;
+  ip->type_of_service = spec.tos;
+  ip->total_length = htons(static_cast<std::uint16_t>(len - l2));
+  ip->packet_id = htons(7);
+  ip->fragment_offset = htons(spec.fragment);
+  ip->time_to_live = spec.ttl;
+  ip->next_proto_id = spec.proto;
+  ip->src_addr = ip4(spec.src);
+  ip->dst_addr = ip4(spec.dst);
+  ip->hdr_checksum = rte_ipv4_cksum(ip);
+  auto* udp = reinterpret_cast<rte_udp_hdr*>(data + l2 + sizeof(rte_ipv4_hdr));
+  udp->src_port = htons(spec.srcPort);
+  udp->dst_port = htons(spec.dstPort);
+  udp->dgram_len = htons(static_cast<std::uint16_t>(sizeof(rte_udp_hdr) + spec.payload));
+  auto* payload = data + l2 + sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr);
+  for (std::size_t i = 0; i < spec.payload; ++i) payload[i] = payloadByte(i);
+  if (spec.udpChecksum) udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
+  return m;
+}
+
+inline rte_mbuf* makeUdp6(const Udp6Spec& spec, rte_mempool* pool = testPool()) {
+  rte_mbuf* m = rte_pktmbuf_alloc(pool);
+  if (m == nullptr) return nullptr;
+  const std::size_t l2 = sizeof(rte_ether_hdr);
+  const std::size_t len = l2 + sizeof(rte_ipv6_hdr) + sizeof(rte_udp_hdr) + spec.payload;
+  auto* data = reinterpret_cast<std::uint8_t*>(rte_pktmbuf_append(m, static_cast<std::uint16_t>(len)));
+  if (data == nullptr) {
+    rte_pktmbuf_free(m);
+    return nullptr;
+  }
+  std::memset(data, 0, len);
+  auto* eth = reinterpret_cast<rte_ether_hdr*>(data);
+  eth->src_addr = kPeerMac;
+  eth->ether_type = htons(RTE_ETHER_TYPE_IPV6);
+  auto* ip = reinterpret_cast<rte_ipv6_hdr*>(data + l2);
+  ip->vtc_flow = htonl(0x60000000u | 0x12345u);
+  ip->payload_len = htons(static_cast<std::uint16_t>(sizeof(rte_udp_hdr) + spec.payload));
+  ip->proto = spec.nextHeader;
+  ip->hop_limits = spec.hopLimit;
+  inet_pton(AF_INET6, spec.src.c_str(), ip->src_addr);
+  inet_pton(AF_INET6, spec.dst.c_str(), ip->dst_addr);
+  auto* udp = reinterpret_cast<rte_udp_hdr*>(data + l2 + sizeof(rte_ipv6_hdr));
+  udp->src_port = htons(spec.srcPort);
+  udp->dst_port = htons(spec.dstPort);
+  udp->dgram_len = ip->payload_len;
+  auto* payload = data + l2 + sizeof(rte_ipv6_hdr) + sizeof(rte_udp_hdr);
+  for (std::size_t i = 0; i < spec.payload; ++i) payload[i] = payloadByte(i);
+  udp->dgram_cksum = rte_ipv6_udptcp_cksum(ip, udp);
+  return m;
+}
+
+inline rte_mbuf* makeArp(std::uint16_t op, const rte_ether_addr& sha, const std::string& sip,
+                         const std::string& tip, rte_mempool* pool = testPool()) {
+  rte_mbuf* m = rte_pktmbuf_alloc(pool);
+  if (m == nullptr) return nullptr;
+  const std::size_t len = 60;
+  auto* data = reinterpret_cast<std::uint8_t*>(rte_pktmbuf_append(m, len));
+  if (data == nullptr) {
+    rte_pktmbuf_free(m);
+    return nullptr;
+  }
+  std::memset(data, 0, len);
+  auto* eth = reinterpret_cast<rte_ether_hdr*>(data);
+  std::memset(&eth->dst_addr, 0xff, 6);
+  eth->src_addr = sha;
+  eth->ether_type = htons(RTE_ETHER_TYPE_ARP);
+  auto* arp = reinterpret_cast<rte_arp_hdr*>(data + sizeof(rte_ether_hdr));
+  arp->arp_hardware = htons(RTE_ARP_HRD_ETHER);
+  arp->arp_protocol = htons(RTE_ETHER_TYPE_IPV4);
+  arp->arp_hlen = 6;
+  arp->arp_plen = 4;
+  arp->arp_opcode = htons(op);
+  arp->arp_data.arp_sha = sha;
+  arp->arp_data.arp_sip = ip4(sip);
+  arp->arp_data.arp_tip = ip4(tip);
+  return m;
+}
+
+inline std::vector<std::uint8_t> bytesOf(const rte_mbuf* m) {
+  const auto* data = rte_pktmbuf_mtod(m, const std::uint8_t*);
+  return {data, data + rte_pktmbuf_data_len(m)};
+}
+
+}  // namespace sbc::dataplane::dpdk::testing
