@@ -1,0 +1,775 @@
+// The socket media driver. Threads:
+// - signaling (every MediaRelay call but stats()): owns the port allocators, binds the
+//   sockets (so EADDRINUSE can move on to the next port synchronously), and posts commands
+//   (open, update, close) to the worker. It never waits on the worker.
+// - the worker: epoll over the command eventfd and every stream socket; per ready socket a
+//   recvmmsg burst, a source check per packet, and one sendmmsg out of the paired socket of
+//   the other realm. It alone touches a stream's forwarding state and writes its counters.
+// - any thread (stats()): sums counters.
+//
+// Command queue: a mutex-protected vector plus an eventfd. The worker takes the mutex once
+// per command batch (it swaps the whole vector out), never per packet; signaling holds it
+// for one push_back. A lock-free SPSC ring would need a policy for "ring full" on the
+// signaling side (wait or fail the call); the vector never fills, and commands are rare
+// next to packets. Closed streams come back to signaling through a second vector under the
+// same mutex, so signaling frees ports and memory only after the worker let go of them.
+
+#include "dataplane/socket/socket_relay.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/sysinfo.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <system_error>
+#include <thread>
+#include <unordered_map>
+
+#include "dataplane/port_allocator.h"
+
+namespace sbc::dataplane {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Nanos = std::int64_t;  // steady-clock time in the worker
+
+constexpr std::size_t kBatch = 64;            // datagrams per recvmmsg / sendmmsg
+constexpr std::size_t kMaxDatagram = 2048;    // larger datagrams are truncated: malformed
+constexpr int kBurstsPerEvent = 4;            // recvmmsg calls per ready socket per round
+constexpr int kMaxEvents = 256;
+constexpr std::size_t kKinds = 2;             // RTP, RTCP
+
+enum class Kind : std::uint8_t { rtp = 0, rtcp = 1 };
+
+Nanos nowNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+// Written by the worker only: a load and a store, no read-modify-write.
+inline void bump(std::atomic<std::uint64_t>& counter, std::uint64_t n) {
+  counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+inline std::uint64_t readCounter(const std::atomic<std::uint64_t>& counter) {
+  return counter.load(std::memory_order_relaxed);
+}
+
+struct alignas(64) LabelCounters {
+  explicit LabelCounters(std::string name) : label(std::move(name)) {}
+  const std::string label;
+  std::array<std::atomic<std::uint64_t>, kRealmCount> packets{};
+  std::array<std::atomic<std::uint64_t>, kRealmCount> bytes{};
+  std::atomic<std::uint64_t> dropped{0};
+};
+
+struct alignas(64) WorkerCounters {
+  std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(DropReason::count)> dropped{};
+  std::atomic<std::uint64_t> flows{0};
+};
+
+// An address as the kernel takes it; length 0 means "none".
+struct SockAddr {
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+  bool valid() const noexcept { return length != 0; }
+};
+
+SockAddr toSockAddr(const policy::IpAddress& address, std::uint16_t port) {
+  SockAddr out;
+  if (address.family == policy::IpFamily::v4) {
+    auto* in = reinterpret_cast<sockaddr_in*>(&out.storage);
+    in->sin_family = AF_INET;
+    in->sin_port = htons(port);
+    std::memcpy(&in->sin_addr, address.bytes.data(), 4);
+    out.length = sizeof(sockaddr_in);
+  } else {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&out.storage);
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(port);
+    std::memcpy(&in6->sin6_addr, address.bytes.data(), 16);
+    out.length = sizeof(sockaddr_in6);
+  }
+  return out;
+}
+
+std::uint16_t portOf(const sockaddr_storage& storage) {
+  return storage.ss_family == AF_INET
+             ? ntohs(reinterpret_cast<const sockaddr_in&>(storage).sin_port)
+             : ntohs(reinterpret_cast<const sockaddr_in6&>(storage).sin6_port);
+}
+
+void setPort(SockAddr& address, std::uint16_t port) {
+  if (address.storage.ss_family == AF_INET) {
+    reinterpret_cast<sockaddr_in&>(address.storage).sin_port = htons(port);
+  } else {
+    reinterpret_cast<sockaddr_in6&>(address.storage).sin6_port = htons(port);
+  }
+}
+
+// Exact (address, port) equality of a received source and a learnt one.
+bool sameSource(const sockaddr_storage& a, const SockAddr& b) noexcept {
+  if (a.ss_family != b.storage.ss_family) return false;
+  if (a.ss_family == AF_INET) {
+    const auto& x = reinterpret_cast<const sockaddr_in&>(a);
+    const auto& y = reinterpret_cast<const sockaddr_in&>(b.storage);
+    return x.sin_port == y.sin_port && x.sin_addr.s_addr == y.sin_addr.s_addr;
+  }
+  const auto& x = reinterpret_cast<const sockaddr_in6&>(a);
+  const auto& y = reinterpret_cast<const sockaddr_in6&>(b.storage);
+  return x.sin6_port == y.sin6_port &&
+         std::memcmp(&x.sin6_addr, &y.sin6_addr, sizeof(in6_addr)) == 0;
+}
+
+policy::IpAddress ipOf(const sockaddr_storage& storage) noexcept {
+  policy::IpAddress address;
+  if (storage.ss_family == AF_INET) {
+    address.family = policy::IpFamily::v4;
+    std::memcpy(address.bytes.data(), &reinterpret_cast<const sockaddr_in&>(storage).sin_addr, 4);
+  } else {
+    address.family = policy::IpFamily::v6;
+    std::memcpy(address.bytes.data(), &reinterpret_cast<const sockaddr_in6&>(storage).sin6_addr,
+                16);
+  }
+  return address;
+}
+
+struct Stream;
+
+// One socket of a stream; epoll's data.ptr points here.
+struct Endpoint {
+  Stream* stream = nullptr;
+  Realm realm = Realm::access;
+  Kind kind = Kind::rtp;
+  int fd = -1;
+};
+
+// The worker's view of one realm's side of a stream.
+struct LegState {
+  bool known = false;  // an update arrived: until then nothing is accepted
+  LegMedia media;
+  SockAddr rtpDest;   // media.rtp, if its family matches the realm's
+  SockAddr rtcpDest;  // media.rtcp, or rtp port + 1
+  std::array<SockAddr, kKinds> latched;  // learnt per port (RTP, RTCP) when media.latch
+  Nanos lastRx = 0;                      // last accepted packet from this side
+};
+
+struct Stream {
+  StreamId id = 0;
+  std::array<std::uint16_t, kRealmCount> ports{};
+  LabelCounters* label = nullptr;
+  std::array<std::array<Endpoint, kKinds>, kRealmCount> endpoints{};  // [realm][kind]
+  // Written by the worker, read by signaling (streamCounters()).
+  std::array<std::atomic<std::uint64_t>, kRealmCount> packets{};
+  std::array<std::atomic<std::uint64_t>, kRealmCount> bytes{};
+  std::array<std::atomic<std::uint64_t>, kRealmCount> dropped{};
+  // Worker only.
+  std::array<LegState, kRealmCount> legs;
+  Nanos lastChange = 0;  // open or last update: silence is measured from here at least
+  bool timeoutReported = false;
+  bool closed = false;
+  std::size_t activeIndex = 0;  // position in the worker's list of open streams
+};
+
+struct Command {
+  enum class Type : std::uint8_t { open, update, close };
+  Type type = Type::open;
+  Stream* stream = nullptr;
+  Realm realm = Realm::access;
+  LegMedia leg;
+};
+
+void closeFd(int& fd) {
+  if (fd >= 0) ::close(fd);
+  fd = -1;
+}
+
+// Opens and binds one UDP socket; returns -errno on failure.
+int bindSocket(const policy::IpAddress& address, std::uint16_t port, std::uint8_t dscp) {
+  const int family = address.family == policy::IpFamily::v4 ? AF_INET : AF_INET6;
+  const int fd = ::socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  const int tos = dscp << 2;
+  if (family == AF_INET) {
+    ::setsockopt(fd, IPPROTO_IP, IP_TOS, &tos, sizeof tos);
+  } else {
+    const int one = 1;
+    ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    ::setsockopt(fd, IPPROTO_IPV6, IPV6_TCLASS, &tos, sizeof tos);
+  }
+  const SockAddr local = toSockAddr(address, port);
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&local.storage), local.length) != 0) {
+    const int error = errno;
+    ::close(fd);
+    return -error;
+  }
+  return fd;
+}
+
+class SocketRelay final : public MediaRelay {
+ public:
+  explicit SocketRelay(const RelaySettings& settings)
+      : settings_(settings),
+        ports_{PortAllocator(settings.realms[0].portMin, settings.realms[0].portMax,
+                             settings.quarantine),
+               PortAllocator(settings.realms[1].portMin, settings.realms[1].portMax,
+                             settings.quarantine)} {
+    epollFd_ = ::epoll_create1(EPOLL_CLOEXEC);
+    commandFd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    timeoutFd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (epollFd_ < 0 || commandFd_ < 0 || timeoutFd_ < 0) {
+      const int error = errno;
+      closeFd(epollFd_);
+      closeFd(commandFd_);
+      closeFd(timeoutFd_);
+      throw std::system_error(error, std::generic_category(), "socket relay: epoll/eventfd");
+    }
+    epoll_event event{};
+    event.events = EPOLLIN;
+    event.data.ptr = nullptr;  // the command eventfd
+    ::epoll_ctl(epollFd_, EPOLL_CTL_ADD, commandFd_, &event);
+    commands_.reserve(1024);
+    pending_.reserve(1024);
+    active_.reserve(1024);
+    for (std::size_t i = 0; i < kBatch; ++i) {
+      rxIov_[i] = {rxBuffers_[i].data(), kMaxDatagram};
+      rx_[i].msg_hdr.msg_name = &sources_[i];
+      rx_[i].msg_hdr.msg_iov = &rxIov_[i];
+      rx_[i].msg_hdr.msg_iovlen = 1;
+      tx_[i].msg_hdr.msg_iov = &txIov_[i];
+      tx_[i].msg_hdr.msg_iovlen = 1;
+    }
+    worker_ = std::thread([this] { run(); });
+  }
+
+  ~SocketRelay() override {
+    stopping_.store(true, std::memory_order_relaxed);
+    wake();
+    worker_.join();
+    // The worker is gone: finish its queue here, then free what is left.
+    processCommands(nowNanos());
+    handBack();
+    reclaim();
+    for (auto& [id, stream] : streams_) {
+      for (auto& realm : stream->endpoints)
+        for (auto& endpoint : realm) closeFd(endpoint.fd);
+    }
+    closeFd(epollFd_);
+    closeFd(commandFd_);
+    closeFd(timeoutFd_);
+  }
+
+  std::optional<StreamEndpoints> openStream(std::string_view label) override {
+    reclaim();
+    auto stream = std::make_unique<Stream>();
+    std::size_t bound = 0;
+    for (; bound < kRealmCount; ++bound) {
+      if (!bindRealm(*stream, static_cast<Realm>(bound))) break;
+    }
+    if (bound < kRealmCount) {
+      for (std::size_t r = 0; r < bound; ++r) {
+        for (auto& endpoint : stream->endpoints[r]) closeFd(endpoint.fd);
+        ports_[r].release(stream->ports[r]);
+      }
+      return std::nullopt;
+    }
+    do {
+      stream->id = nextId_++;
+    } while (stream->id == 0 || streams_.contains(stream->id));
+    stream->label = labelCounters(label);
+    for (std::size_t r = 0; r < kRealmCount; ++r) {
+      for (std::size_t k = 0; k < kKinds; ++k) {
+        auto& endpoint = stream->endpoints[r][k];
+        endpoint.stream = stream.get();
+        endpoint.realm = static_cast<Realm>(r);
+        endpoint.kind = static_cast<Kind>(k);
+      }
+    }
+    StreamEndpoints out;
+    out.id = stream->id;
+    for (std::size_t r = 0; r < kRealmCount; ++r) {
+      out.rtp[r] = MediaAddress{settings_.realms[r].address, stream->ports[r]};
+    }
+    Stream* raw = stream.get();
+    streams_.emplace(out.id, std::move(stream));
+    post(Command{Command::Type::open, raw, Realm::access, {}});
+    return out;
+  }
+
+  bool updateLeg(StreamId id, Realm realm, const LegMedia& leg) override {
+    reclaim();
+    const auto it = streams_.find(id);
+    if (it == streams_.end()) return false;
+    post(Command{Command::Type::update, it->second.get(), realm, leg});
+    return true;
+  }
+
+  void closeStream(StreamId id) override {
+    reclaim();
+    const auto it = streams_.find(id);
+    if (it == streams_.end()) return;
+    Stream* raw = it->second.release();  // owned by the queue until the worker hands it back
+    streams_.erase(it);
+    post(Command{Command::Type::close, raw, Realm::access, {}});
+  }
+
+  std::optional<StreamCounters> streamCounters(StreamId id) const override {
+    const auto it = streams_.find(id);
+    if (it == streams_.end()) return std::nullopt;
+    StreamCounters out;
+    for (std::size_t r = 0; r < kRealmCount; ++r) {
+      out.packets[r] = readCounter(it->second->packets[r]);
+      out.bytes[r] = readCounter(it->second->bytes[r]);
+      out.dropped[r] = readCounter(it->second->dropped[r]);
+    }
+    return out;
+  }
+
+  int timeoutNotifyFd() const override { return timeoutFd_; }
+
+  std::vector<StreamId> takeTimedOut() override {
+    std::uint64_t value = 0;
+    [[maybe_unused]] const auto n = ::read(timeoutFd_, &value, sizeof value);  // re-arm first
+    std::vector<StreamId> out;
+    std::lock_guard lock(mutex_);
+    out.swap(timedOut_);
+    return out;
+  }
+
+  MediaStats stats() const override {
+    MediaStats out;
+    for (std::size_t i = 0; i < out.dropped.size(); ++i) {
+      out.dropped[i] = readCounter(counters_.dropped[i]);
+    }
+    out.flows = readCounter(counters_.flows);
+    std::lock_guard lock(labelsMutex_);
+    out.labels.reserve(labels_.size());
+    for (const auto& label : labels_) {
+      MediaStats::PerLabel entry;
+      entry.label = label.label;
+      for (std::size_t r = 0; r < kRealmCount; ++r) {
+        entry.packets[r] = readCounter(label.packets[r]);
+        entry.bytes[r] = readCounter(label.bytes[r]);
+      }
+      entry.dropped = readCounter(label.dropped);
+      out.labels.push_back(std::move(entry));
+    }
+    return out;
+  }
+
+ private:
+  // Signaling thread: an even port and its RTCP neighbour, bound; skips ports in use by
+  // someone else (EADDRINUSE). False when the range is exhausted or binding fails otherwise.
+  bool bindRealm(Stream& stream, Realm realm) {
+    const auto r = static_cast<std::size_t>(realm);
+    const RealmMedia& media = settings_.realms[r];
+    for (std::size_t attempt = 0; attempt < ports_[r].capacity(); ++attempt) {
+      const auto port = ports_[r].allocate();
+      if (!port) return false;
+      const int rtp = bindSocket(media.address, *port, settings_.dscp);
+      const int rtcp = rtp >= 0 ? bindSocket(media.address, static_cast<std::uint16_t>(*port + 1),
+                                             settings_.dscp)
+                                : rtp;
+      if (rtp >= 0 && rtcp >= 0) {
+        stream.ports[r] = *port;
+        stream.endpoints[r][0].fd = rtp;
+        stream.endpoints[r][1].fd = rtcp;
+        return true;
+      }
+      if (rtp >= 0) ::close(rtp);
+      ports_[r].release(*port);  // rests in quarantine like any other
+      if (rtcp != -EADDRINUSE) return false;
+    }
+    return false;
+  }
+
+  // Signaling thread: the counters of `label`, made on first use and kept for the
+  // relay's lifetime (labels are trunk names: a bounded set).
+  LabelCounters* labelCounters(std::string_view label) {
+    const auto it = labelIndex_.find(label);
+    if (it != labelIndex_.end()) return it->second;
+    std::lock_guard lock(labelsMutex_);
+    LabelCounters* counters = &labels_.emplace_back(std::string(label));
+    labelIndex_.emplace(counters->label, counters);
+    return counters;
+  }
+
+  void post(Command&& command) {
+    bool wasEmpty = false;
+    {
+      std::lock_guard lock(mutex_);
+      wasEmpty = commands_.empty();
+      commands_.push_back(std::move(command));
+      commandsWaiting_.store(true, std::memory_order_relaxed);
+    }
+    if (wasEmpty) wake();
+  }
+
+  void wake() {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] const auto n = ::write(commandFd_, &one, sizeof one);
+  }
+
+  // Signaling thread: frees what the worker has closed; their ports enter quarantine.
+  void reclaim() {
+    {
+      std::lock_guard lock(mutex_);
+      if (closed_.empty()) return;
+      reclaiming_.swap(closed_);
+    }
+    for (Stream* stream : reclaiming_) {
+      for (std::size_t r = 0; r < kRealmCount; ++r) ports_[r].release(stream->ports[r]);
+      delete stream;
+    }
+    reclaiming_.clear();
+  }
+
+  // --- worker thread -------------------------------------------------------------------
+
+  void run() {
+    pinToAllCpus();
+    pthread_setname_np(pthread_self(), kSocketWorkerThreadName);
+    std::array<epoll_event, kMaxEvents> events{};
+    const Nanos timeout =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(settings_.mediaTimeout).count();
+    // Silence is checked a few times per timeout period, at least every second.
+    const int scanMs = timeout > 0 ? static_cast<int>(std::clamp<std::int64_t>(
+                                         settings_.mediaTimeout.count() / 8, 5, 1000))
+                                   : -1;
+    Nanos nextScan = nowNanos() + std::int64_t{scanMs} * 1000000;
+    while (!stopping_.load(std::memory_order_relaxed)) {
+      const int n = ::epoll_wait(epollFd_, events.data(), kMaxEvents, scanMs);
+      const Nanos now = nowNanos();
+      // Commands first: a packet sent after updateLeg() or closeStream() returned is always
+      // judged by the new state. A stream closed here is skipped below and handed back to
+      // signaling (which frees it) only at the end of the round.
+      for (int i = 0; i < n; ++i) {
+        if (events[static_cast<std::size_t>(i)].data.ptr == nullptr) {
+          processCommands(now);
+          break;
+        }
+      }
+      for (int i = 0; i < n; ++i) {
+        auto* endpoint = static_cast<Endpoint*>(events[static_cast<std::size_t>(i)].data.ptr);
+        if (endpoint != nullptr && !endpoint->stream->closed) drain(*endpoint, now);
+      }
+      if (timeout > 0 && now >= nextScan) {
+        scanTimeouts(now, timeout);
+        nextScan = now + std::int64_t{scanMs} * 1000000;
+      }
+      handBack();
+    }
+  }
+
+  static void pinToAllCpus() {
+    // DPDK may have pinned the thread that made us to one lcore: undo that.
+    cpu_set_t cpus;
+    CPU_ZERO(&cpus);
+    const int count = std::min(get_nprocs_conf(), CPU_SETSIZE);
+    for (int cpu = 0; cpu < count; ++cpu) CPU_SET(cpu, &cpus);
+    pthread_setaffinity_np(pthread_self(), sizeof cpus, &cpus);
+  }
+
+  void processCommands(Nanos now) {
+    std::uint64_t value = 0;
+    [[maybe_unused]] const auto n = ::read(commandFd_, &value, sizeof value);
+    {
+      std::lock_guard lock(mutex_);
+      pending_.swap(commands_);
+      commandsWaiting_.store(false, std::memory_order_relaxed);
+    }
+    for (Command& command : pending_) {
+      Stream& stream = *command.stream;
+      switch (command.type) {
+        case Command::Type::open: install(stream, now); break;
+        case Command::Type::update: applyLeg(stream, command.realm, std::move(command.leg), now);
+          break;
+        case Command::Type::close: uninstall(stream); break;
+      }
+    }
+    pending_.clear();
+  }
+
+  void install(Stream& stream, Nanos now) {
+    stream.lastChange = now;
+    for (auto& realm : stream.endpoints) {
+      for (auto& endpoint : realm) {
+        epoll_event event{};
+        event.events = EPOLLIN;
+        event.data.ptr = &endpoint;
+        ::epoll_ctl(epollFd_, EPOLL_CTL_ADD, endpoint.fd, &event);
+      }
+    }
+    stream.activeIndex = active_.size();
+    active_.push_back(&stream);
+    bump(counters_.flows, kRealmCount * kKinds);
+  }
+
+  void uninstall(Stream& stream) {
+    for (auto& realm : stream.endpoints) {
+      for (auto& endpoint : realm) {
+        closeFd(endpoint.fd);  // leaves the epoll set with it (never duplicated)
+      }
+    }
+    stream.closed = true;
+    Stream* last = active_.back();
+    active_[stream.activeIndex] = last;
+    last->activeIndex = stream.activeIndex;
+    active_.pop_back();
+    counters_.flows.store(readCounter(counters_.flows) - kRealmCount * kKinds,
+                          std::memory_order_relaxed);
+    toHandBack_.push_back(&stream);
+  }
+
+  void applyLeg(Stream& stream, Realm realm, LegMedia&& media, Nanos now) {
+    LegState& leg = stream.legs[static_cast<std::size_t>(realm)];
+    const policy::IpFamily family = settings_.realms[static_cast<std::size_t>(realm)].address.family;
+    leg.known = true;
+    leg.media = std::move(media);
+    leg.rtpDest = {};
+    leg.rtcpDest = {};
+    if (leg.media.rtp && leg.media.rtp->address.family == family) {
+      leg.rtpDest = toSockAddr(leg.media.rtp->address, leg.media.rtp->port);
+      if (leg.media.rtcp && leg.media.rtcp->address.family == family) {
+        leg.rtcpDest = toSockAddr(leg.media.rtcp->address, leg.media.rtcp->port);
+      } else {
+        leg.rtcpDest = toSockAddr(leg.media.rtp->address,
+                                  static_cast<std::uint16_t>(leg.media.rtp->port + 1));
+      }
+    }
+    leg.latched = {};  // latch: learn afresh; no latch: nothing learnt applies
+    stream.lastChange = now;
+    stream.timeoutReported = false;
+  }
+
+  // Called on the worker; the packets' source check. Latches when the leg asks for it.
+  static bool accept(LegState& leg, Kind kind, const sockaddr_storage& source) noexcept {
+    if (!leg.known) return false;
+    SockAddr& latched = leg.latched[static_cast<std::size_t>(kind)];
+    if (leg.media.latch && latched.valid()) return sameSource(source, latched);
+    if (source.ss_family != AF_INET && source.ss_family != AF_INET6) return false;
+    const policy::IpAddress address = ipOf(source);
+    bool inside = false;
+    for (const auto& prefix : leg.media.allowedSources) {
+      if (prefix.contains(address)) {
+        inside = true;
+        break;
+      }
+    }
+    if (inside && leg.media.latch) {
+      latched.storage = source;
+      latched.length = source.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+    }
+    return inside;
+  }
+
+  // Where packets that arrived on a `kind` port go on the other side, and out of which
+  // socket. nullptr: that side gets nothing (its address is unknown or rejected).
+  static const SockAddr* destination(LegState& leg, Kind kind, Kind& outKind,
+                                     SockAddr& scratch) noexcept {
+    if (!leg.rtpDest.valid()) return nullptr;
+    const SockAddr& latchedRtp = leg.latched[0];
+    if (kind == Kind::rtp || leg.media.rtcpMux) {
+      outKind = Kind::rtp;
+      return latchedRtp.valid() ? &latchedRtp : &leg.rtpDest;
+    }
+    outKind = Kind::rtcp;
+    const SockAddr& latchedRtcp = leg.latched[1];
+    if (latchedRtcp.valid()) return &latchedRtcp;
+    if (latchedRtp.valid()) {
+      scratch = latchedRtp;
+      setPort(scratch, static_cast<std::uint16_t>(portOf(latchedRtp.storage) + 1));
+      return &scratch;
+    }
+    return &leg.rtcpDest;
+  }
+
+  // Called on the worker; lock-free, no allocation: bursts from one ready socket.
+  void drain(const Endpoint& endpoint, Nanos now) {
+    for (int burst = 0; burst < kBurstsPerEvent; ++burst) {
+      // A close or update posted meanwhile applies before the next burst (one relaxed load
+      // per burst): the grace period after closeStream() is one burst, not one round.
+      if (commandsWaiting_.load(std::memory_order_relaxed)) processCommands(now);
+      if (endpoint.stream->closed) return;
+      if (forwardBurst(endpoint, now) < kBatch) return;
+    }
+  }
+
+  std::size_t forwardBurst(const Endpoint& endpoint, Nanos now) {
+    for (std::size_t i = 0; i < kBatch; ++i) {
+      rx_[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);  // the kernel shrinks it
+    }
+    const int got = ::recvmmsg(endpoint.fd, rx_.data(), kBatch, MSG_DONTWAIT, nullptr);
+    if (got <= 0) return 0;
+    const auto received = static_cast<std::size_t>(got);
+
+    Stream& stream = *endpoint.stream;
+    const auto in = static_cast<std::size_t>(endpoint.realm);
+    const auto out = static_cast<std::size_t>(otherRealm(endpoint.realm));
+    LegState& from = stream.legs[in];
+    // Latching below changes only this side's learnt source, never where its packets go.
+    Kind outKind = Kind::rtp;
+    SockAddr scratch;
+    const SockAddr* to = destination(stream.legs[out], endpoint.kind, outKind, scratch);
+
+    std::size_t malformed = 0, refused = 0, accepted = 0, queued = 0;
+    for (std::size_t i = 0; i < received; ++i) {
+      const mmsghdr& message = rx_[i];
+      if ((message.msg_hdr.msg_flags & MSG_TRUNC) != 0 || message.msg_len == 0) {
+        ++malformed;
+        continue;
+      }
+      if (!accept(from, endpoint.kind, sources_[i])) {
+        ++refused;
+        continue;
+      }
+      ++accepted;
+      if (to == nullptr) continue;
+      txIov_[queued].iov_base = rxBuffers_[i].data();
+      txIov_[queued].iov_len = message.msg_len;
+      tx_[queued].msg_hdr.msg_name = const_cast<sockaddr_storage*>(&to->storage);
+      tx_[queued].msg_hdr.msg_namelen = to->length;
+      ++queued;
+    }
+    const std::size_t unrouted = to == nullptr ? accepted : 0;
+
+    std::size_t sent = 0, txFailed = 0;
+    std::uint64_t sentBytes = 0;
+    if (queued > 0) {
+      const int fd = stream.endpoints[out][static_cast<std::size_t>(outKind)].fd;
+      std::size_t pos = 0;
+      while (pos < queued) {
+        const int n = ::sendmmsg(fd, tx_.data() + pos, static_cast<unsigned>(queued - pos),
+                                 MSG_DONTWAIT);
+        if (n > 0) {
+          const std::size_t end = pos + static_cast<std::size_t>(n);
+          for (std::size_t i = pos; i < end; ++i) sentBytes += txIov_[i].iov_len;
+          sent += static_cast<std::size_t>(n);
+          pos = end;
+        } else if (n < 0 && errno == EINTR) {
+          continue;
+        } else if (n < 0 && errno != EAGAIN && errno != ENOBUFS) {
+          ++txFailed;  // this message failed on its own (e.g. no route): skip it
+          ++pos;
+        } else {
+          txFailed += queued - pos;  // socket buffer full: the rest of the burst
+          break;
+        }
+      }
+    }
+
+    if (accepted > 0) from.lastRx = now;
+    auto& drops = counters_.dropped;
+    if (malformed) bump(drops[static_cast<std::size_t>(DropReason::malformed)], malformed);
+    if (refused) bump(drops[static_cast<std::size_t>(DropReason::sourceNotAllowed)], refused);
+    if (txFailed) bump(drops[static_cast<std::size_t>(DropReason::txFull)], txFailed);
+    const std::uint64_t dropped = malformed + refused + unrouted + txFailed;
+    if (sent > 0) {
+      bump(stream.packets[in], sent);
+      bump(stream.bytes[in], sentBytes);
+      bump(stream.label->packets[in], sent);
+      bump(stream.label->bytes[in], sentBytes);
+    }
+    if (dropped > 0) {
+      bump(stream.dropped[in], dropped);
+      bump(stream.label->dropped, dropped);
+    }
+    return received;
+  }
+
+  void scanTimeouts(Nanos now, Nanos timeout) {
+    for (Stream* stream : active_) {
+      if (stream->timeoutReported) continue;
+      Nanos last = stream->lastChange;
+      bool expecting = false;
+      for (const LegState& leg : stream->legs) {
+        if (leg.media.silenceExpected) continue;
+        expecting = true;
+        last = std::max(last, leg.lastRx);
+      }
+      if (!expecting || now - last < timeout) continue;
+      stream->timeoutReported = true;
+      timedOutLocal_.push_back(stream->id);
+    }
+  }
+
+  // Worker: hands closed streams and timeout reports over, one lock per round.
+  void handBack() {
+    if (toHandBack_.empty() && timedOutLocal_.empty()) return;
+    bool notify = false;
+    {
+      std::lock_guard lock(mutex_);
+      closed_.insert(closed_.end(), toHandBack_.begin(), toHandBack_.end());
+      if (!timedOutLocal_.empty()) {
+        timedOut_.insert(timedOut_.end(), timedOutLocal_.begin(), timedOutLocal_.end());
+        notify = true;
+      }
+    }
+    toHandBack_.clear();
+    timedOutLocal_.clear();
+    if (notify) {
+      const std::uint64_t one = 1;
+      [[maybe_unused]] const auto n = ::write(timeoutFd_, &one, sizeof one);
+    }
+  }
+
+  const RelaySettings settings_;
+
+  // Signaling thread only.
+  std::array<PortAllocator, kRealmCount> ports_;
+  std::unordered_map<StreamId, std::unique_ptr<Stream>> streams_;
+  StreamId nextId_ = 1;
+  std::map<std::string, LabelCounters*, std::less<>> labelIndex_;
+  std::vector<Stream*> reclaiming_;
+
+  // Labels: added by signaling, read by stats() on any thread.
+  mutable std::mutex labelsMutex_;
+  std::deque<LabelCounters> labels_;
+
+  // Shared, under mutex_: commands in, closed streams and timeout reports out.
+  std::mutex mutex_;
+  std::vector<Command> commands_;
+  std::vector<Stream*> closed_;
+  std::vector<StreamId> timedOut_;
+
+  // Worker only.
+  std::vector<Command> pending_;
+  std::vector<Stream*> active_;
+  std::vector<Stream*> toHandBack_;
+  std::vector<StreamId> timedOutLocal_;
+  std::array<std::array<std::uint8_t, kMaxDatagram>, kBatch> rxBuffers_{};
+  std::array<sockaddr_storage, kBatch> sources_{};
+  std::array<iovec, kBatch> rxIov_{};
+  std::array<mmsghdr, kBatch> rx_{};
+  std::array<iovec, kBatch> txIov_{};
+  std::array<mmsghdr, kBatch> tx_{};
+  WorkerCounters counters_;
+
+  int epollFd_ = -1;
+  int commandFd_ = -1;
+  int timeoutFd_ = -1;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> commandsWaiting_{false};  // set under mutex_ by post(), cleared by the swap
+  std::thread worker_;
+};
+
+}  // namespace
+
+std::unique_ptr<MediaRelay> makeSocketRelay(const RelaySettings& settings) {
+  return std::make_unique<SocketRelay>(settings);
+}
+
+}  // namespace sbc::dataplane
