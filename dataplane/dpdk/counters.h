@@ -51,6 +51,7 @@ struct alignas(64) FlowCounters {
   Counter packets{};
   Counter bytes{};
   Counter dropped{};
+  std::atomic<std::uint64_t> lastSeen{0};  // TSC of the last accepted packet
 };
 
 }  // namespace sbc::dataplane::dpdk

@@ -272,7 +272,8 @@ inline Verdict processOne(rte_mbuf* m, unsigned rxPort, const FastPathContext& c
     countFlowDrop(*entry, *rule, counters);
     return Verdict::sourceNotAllowed;
   }
-  entry->lastSeen.store(now, std::memory_order_relaxed);
+  FlowCounters& fc = entry->counters[counters.workerId];
+  fc.lastSeen.store(now, std::memory_order_relaxed);
   std::uint16_t dstPort;
   if (!destination(*rule, d0, d1, dstPort)) {
     countFlowDrop(*entry, *rule, counters);
@@ -344,13 +345,27 @@ inline Verdict processOne(rte_mbuf* m, unsigned rxPort, const FastPathContext& c
   if (!tx.push(egress, m)) return Verdict::txFull;
 
   const std::uint64_t payload = udpLen - sizeof(rte_udp_hdr);
-  FlowCounters& fc = entry->counters[counters.workerId];
   bump(fc.packets);
   bump(fc.bytes, payload);
   LabelCounters& lc = counters.labels[rule->label];
   bump(lc.packets[realm]);
   bump(lc.bytes[realm], payload);
   return Verdict::forwarded;
+}
+
+// The flow entry an untagged IPv4/UDP packet is for, without validation (a guess for
+// prefetching only; processOne validates everything).
+inline const FlowEntry* peekEntry(const rte_mbuf* m, const FlowTable& flows) noexcept {
+  if (rte_pktmbuf_data_len(m) < 14 + 20 + 8) return nullptr;
+  const auto* data = rte_pktmbuf_mtod(m, const std::uint8_t*);
+  const auto* eth = reinterpret_cast<const rte_ether_hdr*>(data);
+  if (eth->ether_type != kEthIpv4) return nullptr;
+  const auto* ip = reinterpret_cast<const rte_ipv4_hdr*>(data + 14);
+  if (ip->version_ihl != 0x45) return nullptr;
+  const int realm = flows.realmOf4(ip->dst_addr);
+  if (realm < 0) return nullptr;
+  const auto* udp = reinterpret_cast<const rte_udp_hdr*>(data + 34);
+  return flows.find(static_cast<unsigned>(realm), rte_be_to_cpu_16(udp->dst_port));
 }
 
 }  // namespace
@@ -373,8 +388,23 @@ void forwardBurst(rte_mbuf** pkts, std::uint16_t n, unsigned rxPort, const FastP
   std::uint32_t forwarded = 0, unresolved = 0;
   std::array<rte_mbuf*, kBurst> dropped;
   std::uint16_t droppedCount = 0;
+  // Two prefetch passes hide the dependent loads (slot → entry → rule) across the burst.
+  std::array<const FlowEntry*, kBurst> entries;
   for (std::uint16_t i = 0; i < n; ++i) {
-    if (i + 2 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 2], void*));
+    entries[i] = peekEntry(pkts[i], *ctx.flows);
+    if (entries[i] != nullptr) {
+      rte_prefetch0(entries[i]);
+      rte_prefetch0(&entries[i]->counters[counters.workerId]);
+    }
+  }
+  for (std::uint16_t i = 0; i < n; ++i) {
+    if (entries[i] == nullptr) continue;
+    const FlowRule* rule = entries[i]->rule.load(std::memory_order_acquire);
+    rte_prefetch0(rule);
+    rte_prefetch0(reinterpret_cast<const std::uint8_t*>(rule) + 64);
+    rte_prefetch0(&rule->prefixes);
+  }
+  for (std::uint16_t i = 0; i < n; ++i) {
     const Verdict v = processOne(pkts[i], rxPort, ctx, counters, now, tx);
     switch (v) {
       case Verdict::forwarded: ++forwarded; break;

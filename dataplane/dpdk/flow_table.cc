@@ -261,8 +261,10 @@ std::uint64_t FlowTable::lastSeen(StreamId id, Realm realm) const {
   if (it == streams_.end()) return 0;
   std::uint64_t newest = 0;
   for (const FlowEntry* entry : it->second.entries[static_cast<std::size_t>(realm)]) {
-    std::uint64_t seen = entry->lastSeen.load(std::memory_order_relaxed);
-    if (seen > newest) newest = seen;
+    for (unsigned w = 0; w < maxWorkers_; ++w) {
+      std::uint64_t seen = entry->counters[w].lastSeen.load(std::memory_order_relaxed);
+      if (seen > newest) newest = seen;
+    }
   }
   return newest;
 }

@@ -45,14 +45,13 @@ struct MaskedPrefix {
 struct FlowEntry;
 
 // Immutable once published. Describes packets arriving at one SBC port in realm `in`.
-struct FlowRule {
+struct alignas(64) FlowRule {
   StreamId stream = 0;
   std::uint16_t label = 0;
   bool active = true;  // false: the port is not served (RTCP port under rtcp-mux)
   bool latch = false;
   std::uint32_t latchEpoch = 0;
   std::uint8_t prefixCount = 0;
-  std::array<MaskedPrefix, kMaxPrefixes> prefixes{};
   // Egress, towards the other realm's side.
   std::uint16_t srcPortBe = 0;  // the SBC's port in the other realm (network order)
   bool hasPeer = false;         // the other side's SDP address is known
@@ -61,6 +60,8 @@ struct FlowRule {
   const FlowEntry* peerEntry = nullptr;  // where the other side's latched source is learnt
   bool peerLatch = false;
   std::uint32_t peerLatchEpoch = 0;
+  // Last: a packet touches only the lines of the prefixes it is checked against.
+  std::array<MaskedPrefix, kMaxPrefixes> prefixes{};
 };
 
 // The latched source: written by one worker (the one receiving the flow's packets),
@@ -100,9 +101,9 @@ struct alignas(64) FlowEntry {
   std::atomic<const FlowRule*> rule{nullptr};
   Realm realm = Realm::access;
   bool rtcp = false;
-  // Worker-owned (written through const pointers by the receiving worker only).
+  // Worker-owned (written through const pointers by the receiving worker only). The
+  // per-worker line holds its counters and last-seen time: one line touched per packet.
   alignas(64) mutable LatchedSource latched;
-  mutable std::atomic<std::uint64_t> lastSeen{0};  // TSC
   mutable std::array<FlowCounters, kMaxWorkers> counters{};
 };
 
