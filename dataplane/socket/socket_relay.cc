@@ -47,9 +47,13 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using Nanos = std::int64_t;  // steady-clock time in the worker
 
-constexpr std::size_t kBatch = 64;            // datagrams per recvmmsg / sendmmsg
+#ifndef SBC_SOCKET_RELAY_BATCH
+#define SBC_SOCKET_RELAY_BATCH 64  // tools/ builds a variant with 1 to measure batching
+#endif
+constexpr std::size_t kBatch = SBC_SOCKET_RELAY_BATCH;  // datagrams per recvmmsg / sendmmsg
 constexpr std::size_t kMaxDatagram = 2048;    // larger datagrams are truncated: malformed
-constexpr int kBurstsPerEvent = 4;            // recvmmsg calls per ready socket per round
+// Up to 256 datagrams per ready socket per round, then the next socket: fairness.
+constexpr int kBurstsPerEvent = static_cast<int>(256 / kBatch > 0 ? 256 / kBatch : 1);
 constexpr int kMaxEvents = 256;
 constexpr std::size_t kKinds = 2;             // RTP, RTCP
 
