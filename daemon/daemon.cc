@@ -76,14 +76,21 @@ Daemon::Daemon(std::string configPath, config::Config config)
   metrics::exposeTrunkSeries(metrics_, *policy_->current());
   metrics_.addCollector(std::make_shared<metrics::PolicyCollector>(policy_));
 
+  for (const char* realm : {"access", "core"}) {
+    metrics_.counter(metrics::FamilyId::sipUnansweredTotal)
+        .Add({{"realm", realm}, {"reason", "unknown_source"}});
+  }
   const std::string metricsBound = metrics_.serve(config_.metricsListen);
   control_ = std::make_unique<ControlServer>(io_, config_.controlSocket, controlCommands());
+  signaling_ = std::make_unique<signaling::SignalingPlane>(config_, policy_, metrics_);
+  std::string sipBound;
+  for (const auto& address : signaling_->boundAddresses()) sipBound += " sip." + address;
 
   const unsigned long openFiles = raiseOpenFileLimit();
   // One line with every address actually bound, so tests and operators can find ports
   // chosen by the kernel (port 0).
   log::info("sbcd", "bound metrics=http://", metricsBound, "/metrics control=unix:",
-            control_->path());
+            control_->path(), sipBound);
   log::info("sbcd", "sbcd ", SBC_VERSION, " running: config=", configPath_,
             " trunks=", config_.trunks.size(), " media_driver=",
             config::toString(config_.media.driver), " open_files_limit=", openFiles);
@@ -94,6 +101,7 @@ Daemon::~Daemon() = default;
 int Daemon::run() {
   waitForSignal();
   io_.run();
+  signaling_.reset();
   log::info("sbcd", "stopped");
   return 0;
 }

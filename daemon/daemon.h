@@ -11,6 +11,7 @@
 #include "daemon/control_server.h"
 #include "metrics/metrics.h"
 #include "policy/policy.h"
+#include "signaling/signaling_plane.h"
 
 namespace sbc::daemon {
 
@@ -39,6 +40,7 @@ class Daemon {
   config::Config config_;
   std::shared_ptr<policy::Policy> policy_;
   metrics::Metrics metrics_;
+  std::unique_ptr<signaling::SignalingPlane> signaling_;
   std::unique_ptr<ControlServer> control_;
   std::chrono::steady_clock::time_point startedAt_;
   std::chrono::steady_clock::time_point drainDeadline_;

@@ -29,6 +29,13 @@ enum class Source : unsigned char { stored, sampled };
     "over_rate")                                                                             \
   X(unknownSourceTotal, "sbc_unknown_source_total", counter, stored, "realm",                \
     "SIP requests whose source address is in no trunk's prefixes (and no registered line)")  \
+  X(sipRequestsTotal, "sbc_sip_requests_total", counter, stored, "realm,method",             \
+    "SIP requests received outside any transaction of the SBC, by realm and method")                   \
+  X(sipResponsesTotal, "sbc_sip_responses_total", counter, stored, "realm,code",             \
+    "SIP responses sent by the SBC, by realm and status code")                               \
+  X(sipUnansweredTotal, "sbc_sip_unanswered_total", counter, stored, "realm,reason",         \
+    "SIP requests dropped without a response, by reason: unknown_source (the source's "     \
+    "response budget was spent)")                                                            \
   X(mediaPacketsTotal, "sbc_media_packets_total", counter, sampled, "trunk,direction",        \
     "Media packets (RTP and RTCP) forwarded on a trunk's streams, by direction: "            \
     "access_to_core or core_to_access")                                                      \

@@ -45,6 +45,7 @@ class RunningDaemon {
       : process_({builtProgram("SBCD"), "-c", configPath}) {
     const auto bound = process_.waitForLine("bound metrics=", 10s);
     if (!bound) return;
+    boundLine_ = *bound;
     std::smatch match;
     static const std::regex portPattern(R"(metrics=http://127\.0\.0\.1:(\d+)/metrics)");
     if (std::regex_search(*bound, match, portPattern)) metricsPort_ = std::stoi(match[1]);
@@ -52,6 +53,8 @@ class RunningDaemon {
 
   ChildProcess& process() { return process_; }
   int metricsPort() const { return metricsPort_; }
+  // sbcd's start-up line naming every bound address.
+  const std::string& boundLine() const { return boundLine_; }
   std::string scrape() { return httpGet("127.0.0.1", metricsPort_, "/metrics").value_or(""); }
 
   // Polls /metrics until `series` has `value` (reload is asynchronous to the signal).
@@ -67,6 +70,7 @@ class RunningDaemon {
  private:
   ChildProcess process_;
   int metricsPort_ = 0;
+  std::string boundLine_;
 };
 
 }  // namespace sbc::test

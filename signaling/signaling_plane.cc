@@ -1,0 +1,283 @@
+#include "signaling/signaling_plane.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <cstring>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+#include "common/log.h"
+#include "signaling/sofia.h"
+#include "signaling/source_limiter.h"
+
+// One realm's agent and what its callbacks need. Global namespace: Sofia's magic type.
+struct sbc_sip_realm {
+  sbc::signaling::SignalingPlane::Impl* plane = nullptr;
+  const char* name = "";  // "access" or "core"
+  bool isAccess = false;
+  nta_agent_t* agent = nullptr;
+};
+
+// Global namespace: Sofia's root magic type.
+struct sbc_sip_plane {
+  sbc::signaling::SignalingPlane::Impl* impl = nullptr;
+};
+
+namespace sbc::signaling {
+
+namespace {
+
+// Unknown sources get at most this many 403s per second each (burst 20); the rest are
+// dropped silently and counted, so a flood cannot turn the SBC into a reflector.
+constexpr double kUnknownSourceResponsesPerSecond = 5;
+constexpr double kUnknownSourceResponseBurst = 20;
+
+std::string listenUrl(const config::SipListen& listen) {
+  const bool v6 = listen.address.find(':') != std::string::npos;
+  const std::string host = v6 ? "[" + listen.address + "]" : listen.address;
+  const std::string port = listen.port == 0 ? "*" : std::to_string(listen.port);
+  return "sip:" + host + ":" + port + ";transport=" + config::toString(listen.transport);
+}
+
+std::optional<policy::IpAddress> sourceOf(msg_t* msg) {
+  const su_addrinfo_t* info = msg_addrinfo(msg);
+  if (info == nullptr || info->ai_addr == nullptr) return std::nullopt;
+  policy::IpAddress address;
+  if (info->ai_addr->sa_family == AF_INET) {
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(info->ai_addr);
+    address.family = policy::IpFamily::v4;
+    std::memcpy(address.bytes.data(), &v4->sin_addr, 4);
+    return address;
+  }
+  if (info->ai_addr->sa_family == AF_INET6) {
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(info->ai_addr);
+    address.family = policy::IpFamily::v6;
+    std::memcpy(address.bytes.data(), &v6->sin6_addr, 16);
+    return address;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+struct SignalingPlane::Impl {
+  Impl(const config::Config& config, std::shared_ptr<policy::Policy> policyIn,
+       metrics::Metrics& metricsIn)
+      : settings(config),
+        policy(std::move(policyIn)),
+        metrics(metricsIn),
+        limiter(kUnknownSourceResponsesPerSecond, kUnknownSourceResponseBurst) {
+    realms[0].plane = this;
+    realms[0].name = "access";
+    realms[0].isAccess = true;
+    realms[1].plane = this;
+    realms[1].name = "core";
+    wakeFd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wakeFd < 0) throw std::runtime_error("signaling: eventfd failed");
+  }
+
+  ~Impl() {
+    if (wakeFd >= 0) ::close(wakeFd);
+  }
+
+  // Signaling thread: builds the agents, reports the outcome, then runs until stopped.
+  void run(std::promise<void>& started) {
+    su_init();
+    root = su_root_create(&rootMagic);
+    std::string failure;
+    if (root == nullptr) {
+      failure = "signaling: su_root_create failed";
+    } else if (su_wait_create(&wakeWait, wakeFd, SU_WAIT_IN) != 0 ||
+               su_root_register(root, &wakeWait, &Impl::onWake, &rootMagic, 0) < 0) {
+      failure = "signaling: cannot watch the task queue";
+    } else {
+      failure = createAgent(realms[0], settings.access);
+      if (failure.empty()) failure = createAgent(realms[1], settings.core);
+    }
+    if (!failure.empty()) {
+      teardown();
+      started.set_exception(std::make_exception_ptr(std::runtime_error(failure)));
+      return;
+    }
+    started.set_value();
+    su_root_run(root);
+    teardown();
+  }
+
+  std::string createAgent(sbc_sip_realm& realm, const config::Realm& listens) {
+    const std::string first = listenUrl(listens.sip.front());
+    realm.agent = nta_agent_create(
+        root, URL_STRING_MAKE(first.c_str()), &Impl::onMessage, &realm, NTATAG_UA(1),
+        NTATAG_SIP_T1(settings.sipTimers.t1Ms), NTATAG_SIP_T1X64(settings.sipTimers.t1x64Ms),
+        NTATAG_SERVER_RPORT(1), TAG_END());
+    if (realm.agent == nullptr) {
+      return std::string("cannot listen for SIP on ") + realm.name + " " + first + ": " +
+             std::strerror(errno);
+    }
+    for (std::size_t i = 1; i < listens.sip.size(); ++i) {
+      const std::string url = listenUrl(listens.sip[i]);
+      if (nta_agent_add_tport(realm.agent, URL_STRING_MAKE(url.c_str()), TAG_END()) != 0) {
+        return std::string("cannot listen for SIP on ") + realm.name + " " + url + ": " +
+               std::strerror(errno);
+      }
+    }
+    for (tport_t* tp = tport_primaries(nta_agent_tports(realm.agent)); tp != nullptr;
+         tp = tport_next(tp)) {
+      const tp_name_t* name = tport_name(tp);
+      bound.push_back(std::string(realm.name) + "=" + name->tpn_proto + ":" + name->tpn_host +
+                      ":" + name->tpn_port);
+    }
+    return {};
+  }
+
+  void teardown() {
+    for (auto& realm : realms) {
+      if (realm.agent != nullptr) nta_agent_destroy(realm.agent);
+      realm.agent = nullptr;
+    }
+    if (root != nullptr) {
+      su_root_unregister(root, &wakeWait, &Impl::onWake, &rootMagic);
+      su_root_destroy(root);
+    }
+    root = nullptr;
+    su_deinit();
+  }
+
+  static int onWake(sbc_sip_plane* magic, su_wait_t*, sbc_sip_plane*) {
+    Impl& self = *magic->impl;
+    eventfd_t ignored;
+    ::eventfd_read(self.wakeFd, &ignored);
+    std::deque<std::function<void()>> tasks;
+    {
+      std::lock_guard lock(self.tasksMutex);
+      tasks.swap(self.tasks);
+    }
+    for (auto& task : tasks) task();
+    return 0;
+  }
+
+  // Every request that matches no transaction arrives here first, before any state is
+  // made for it: unknown sources are answered (or not) statelessly.
+  static int onMessage(sbc_sip_realm* realm, nta_agent_t* agent, msg_t* msg, sip_t* sip) {
+    Impl& self = *realm->plane;
+    if (sip == nullptr || sip->sip_request == nullptr) {
+      nta_msg_discard(agent, msg);  // a stray response: no transaction of ours wants it
+      return 0;
+    }
+    const char* method = sip->sip_request->rq_method_name;
+    self.metrics.counter(metrics::FamilyId::sipRequestsTotal)
+        .Add({{"realm", realm->name}, {"method", method}})
+        .Increment();
+
+    const auto source = sourceOf(msg);
+    if (!source || !self.isKnownSource(*realm, *source)) {
+      self.metrics.counter(metrics::FamilyId::unknownSourceTotal)
+          .Add({{"realm", realm->name}})
+          .Increment();
+      if (sip->sip_request->rq_method == sip_method_ack) {
+        nta_msg_discard(agent, msg);  // never answered, so never "unanswered"
+        return 0;
+      }
+      if (!source || !self.limiter.allow(*source)) {
+        self.metrics.counter(metrics::FamilyId::sipUnansweredTotal)
+            .Add({{"realm", realm->name}, {"reason", "unknown_source"}})
+            .Increment();
+        nta_msg_discard(agent, msg);
+        return 0;
+      }
+      self.countResponse(*realm, 403);
+      nta_msg_treply(agent, msg, 403, "Forbidden", TAG_END());
+      return 0;
+    }
+
+    if (sip->sip_request->rq_method == sip_method_ack) {
+      nta_msg_discard(agent, msg);  // an ACK outside any dialog of ours
+      return 0;
+    }
+    nta_incoming_t* request = nta_incoming_create(agent, nullptr, msg, sip, TAG_END());
+    if (request == nullptr) {
+      nta_msg_discard(agent, msg);
+      return 0;
+    }
+    if (sip->sip_request->rq_method == sip_method_options && sip->sip_to != nullptr &&
+        sip->sip_to->a_tag == nullptr) {
+      self.countResponse(*realm, 200);
+      nta_incoming_treply(request, 200, "OK",
+                          SIPTAG_ALLOW_STR("INVITE, ACK, BYE, CANCEL, OPTIONS, PRACK, UPDATE, "
+                                           "INFO, NOTIFY, REGISTER"),
+                          TAG_END());
+    } else {
+      self.countResponse(*realm, 501);
+      nta_incoming_treply(request, 501, "Not Implemented", TAG_END());
+    }
+    nta_incoming_destroy(request);
+    return 0;
+  }
+
+  bool isKnownSource(const sbc_sip_realm& realm, const policy::IpAddress& source) const {
+    if (realm.isAccess) return policy->current()->findTrunkBySource(source).has_value();
+    for (const auto& hop : settings.coreNextHops) {
+      if (policy::IpAddress::parse(hop.host) == source) return true;
+    }
+    return false;
+  }
+
+  void countResponse(const sbc_sip_realm& realm, int code) {
+    metrics.counter(metrics::FamilyId::sipResponsesTotal)
+        .Add({{"realm", realm.name}, {"code", std::to_string(code)}})
+        .Increment();
+  }
+
+  const config::Config settings;
+  std::shared_ptr<policy::Policy> policy;
+  metrics::Metrics& metrics;
+  SourceLimiter limiter;
+  sbc_sip_realm realms[2];
+  sbc_sip_plane rootMagic{this};
+  su_root_t* root = nullptr;
+  su_wait_t wakeWait{};
+  int wakeFd = -1;
+  std::mutex tasksMutex;  // guards `tasks`; held only to push or swap, never while running
+  std::deque<std::function<void()>> tasks;
+  std::vector<std::string> bound;
+  std::thread thread;
+};
+
+SignalingPlane::SignalingPlane(const config::Config& config,
+                               std::shared_ptr<policy::Policy> policy, metrics::Metrics& metrics)
+    : impl_(std::make_unique<Impl>(config, std::move(policy), metrics)) {
+  std::promise<void> started;
+  auto ready = started.get_future();
+  impl_->thread = std::thread([this, &started] { impl_->run(started); });
+  try {
+    ready.get();
+  } catch (...) {
+    impl_->thread.join();
+    throw;
+  }
+  log::info("sip", "signaling thread running");
+}
+
+SignalingPlane::~SignalingPlane() {
+  post([impl = impl_.get()] { su_root_break(impl->root); });
+  impl_->thread.join();
+}
+
+const std::vector<std::string>& SignalingPlane::boundAddresses() const { return impl_->bound; }
+
+void SignalingPlane::post(std::function<void()> task) {
+  {
+    std::lock_guard lock(impl_->tasksMutex);
+    impl_->tasks.push_back(std::move(task));
+  }
+  ::eventfd_write(impl_->wakeFd, 1);
+}
+
+}  // namespace sbc::signaling

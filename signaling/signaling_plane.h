@@ -1,0 +1,44 @@
+#pragma once
+// The SIP signaling plane: one Sofia-SIP nta agent per realm, both on one su_root thread of
+// their own. Other threads reach it only through post(), which never blocks on it.
+//
+// State of this slice (issue 5 builds the B2BUA on it): every request is classified by
+// realm and source; requests from a source in no trunk's prefixes get 403 (counted, and
+// the responses to one source rate limited); OPTIONS addressed to the SBC from a trunk or
+// the core is answered 200 (keep-alive); anything else is refused with 501 until the
+// B2BUA lands.
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "metrics/metrics.h"
+#include "policy/policy.h"
+
+namespace sbc::signaling {
+
+class SignalingPlane {
+ public:
+  // Binds every SIP listen address of both realms and starts the signaling thread.
+  // Throws std::runtime_error naming the address that could not be bound.
+  SignalingPlane(const config::Config& config, std::shared_ptr<policy::Policy> policy,
+                 metrics::Metrics& metrics);
+  ~SignalingPlane();  // stops the thread; nta transactions in flight are dropped
+  SignalingPlane(const SignalingPlane&) = delete;
+  SignalingPlane& operator=(const SignalingPlane&) = delete;
+
+  // What was actually bound, e.g. "access=udp:127.0.0.10:5060" (port 0 resolved).
+  const std::vector<std::string>& boundAddresses() const;
+
+  // Runs `task` on the signaling thread. Thread-safe, non-blocking.
+  void post(std::function<void()> task);
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sbc::signaling
