@@ -1,0 +1,286 @@
+// DpdkRelay end to end in-process: two net_ring ports (rte_eth_from_rings), crafted
+// packets injected on a port's RX ring and captured from the other port's TX ring, with the
+// relay's own worker thread, housekeeping thread and eventfd.
+#include "dataplane/dpdk/dpdk_relay.h"
+
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <rte_eth_ring.h>
+#include <rte_ethdev.h>
+#include <rte_ring.h>
+#include <sched.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "tests/dataplane/dpdk_test_util.h"
+
+namespace sbc::dataplane {
+namespace {
+
+using namespace std::chrono_literals;
+using namespace dpdk::testing;
+using policy::IpAddress;
+using policy::IpPrefix;
+
+const rte_ether_addr kCorePeerMac{{0x02, 0xcc, 0, 0, 0, 0x20}};
+const rte_ether_addr kTrunkMac{{0x02, 0xaa, 0, 0, 0, 0x10}};
+
+class RingPort {
+ public:
+  RingPort() {
+    static int serial = 0;
+    const std::string n = std::to_string(serial++);
+    name_ = "sbc_rp" + n;
+    rx_ = rte_ring_create(("sbc_rx" + n).c_str(), 1024, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+    tx_ = rte_ring_create(("sbc_tx" + n).c_str(), 1024, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+    port_ = rte_eth_from_rings(name_.c_str(), &rx_, 1, &tx_, 1, SOCKET_ID_ANY);
+    char registered[RTE_ETH_NAME_MAX_LEN] = {};
+    if (port_ >= 0 && rte_eth_dev_get_name_by_port(static_cast<std::uint16_t>(port_), registered) == 0)
+      name_ = registered;  // as the ethdev layer knows it
+  }
+  bool ok() const { return rx_ != nullptr && tx_ != nullptr && port_ >= 0; }
+  const std::string& name() const { return name_; }
+  void inject(rte_mbuf* m) { ASSERT_EQ(rte_ring_enqueue(rx_, m), 0); }
+  // The next packet the relay sent on this port, within `timeout`.
+  rte_mbuf* capture(std::chrono::milliseconds timeout = 2000ms) {
+    const auto end = std::chrono::steady_clock::now() + timeout;
+    void* m = nullptr;
+    while (rte_ring_dequeue(tx_, &m) != 0) {
+      if (std::chrono::steady_clock::now() > end) return nullptr;
+      std::this_thread::sleep_for(1ms);
+    }
+    return static_cast<rte_mbuf*>(m);
+  }
+  void drain() {
+    void* m = nullptr;
+    while (rte_ring_dequeue(tx_, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+    while (rte_ring_dequeue(rx_, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+  }
+
+ private:
+  std::string name_;
+  rte_ring* rx_ = nullptr;
+  rte_ring* tx_ = nullptr;
+  int port_ = -1;
+};
+
+LegMedia leg(const std::string& rtp, std::uint16_t port, const std::string& prefix) {
+  LegMedia l;
+  l.rtp = MediaAddress{*IpAddress::parse(rtp), port};
+  l.allowedSources = {*IpPrefix::parse(prefix)};
+  return l;
+}
+
+class DpdkRelayTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(access.ok());
+    ASSERT_TRUE(core.ok());
+    settings.realms[0] = {*IpAddress::parse("10.0.0.1"), 10000, 10010};
+    settings.realms[1] = {*IpAddress::parse("10.1.0.1"), 20000, 20010};
+    settings.quarantine = 2000ms;
+    settings.mediaTimeout = 0ms;
+    dpdkSettings.ports = {{access.name(), Realm::access}, {core.name(), Realm::core}};
+  }
+  void start() { relay = makeDpdkRelay(settings, dpdkSettings); }
+  void TearDown() override {
+    access.drain();  // packets from the relay's pool go back before the pool does
+    core.drain();
+    relay.reset();
+  }
+  StreamEndpoints openTrunkStream() {
+    auto s = relay->openStream("trunk-a");
+    EXPECT_TRUE(s);
+    EXPECT_TRUE(relay->updateLeg(s->id, Realm::access, leg("192.0.2.10", 4000, "192.0.2.0/24")));
+    EXPECT_TRUE(relay->updateLeg(s->id, Realm::core, leg("198.51.100.20", 5000, "198.51.100.0/24")));
+    return *s;
+  }
+  Udp4Spec fromTrunk(const StreamEndpoints& s) {
+    Udp4Spec spec;
+    spec.dstPort = s.rtp[0].port;
+    return spec;
+  }
+
+  RingPort access, core;
+  RelaySettings settings;
+  DpdkSettings dpdkSettings;
+  std::unique_ptr<DpdkRelay> relay;
+};
+
+// Packets injected on the access port leave the core port rewritten (and back), and the
+// relay's stream, label and reason counters agree.
+TEST_F(DpdkRelayTest, ForwardsBothWaysBetweenRingPorts) {
+  start();
+  relay->setNeighbour(*IpAddress::parse("198.51.100.20"), kCorePeerMac);
+  relay->setNeighbour(*IpAddress::parse("192.0.2.10"), kTrunkMac);
+  const StreamEndpoints s = openTrunkStream();
+  EXPECT_EQ(s.rtp[0].address, *IpAddress::parse("10.0.0.1"));
+  EXPECT_EQ(s.rtp[1].address, *IpAddress::parse("10.1.0.1"));
+  access.inject(makeUdp4(fromTrunk(s)));
+  rte_mbuf* out = core.capture();
+  ASSERT_NE(out, nullptr);
+  const auto* ip = rte_pktmbuf_mtod_offset(out, const rte_ipv4_hdr*, 14);
+  const auto* udp = rte_pktmbuf_mtod_offset(out, const rte_udp_hdr*, 34);
+  EXPECT_EQ(ip->src_addr, ip4("10.1.0.1"));
+  EXPECT_EQ(ip->dst_addr, ip4("198.51.100.20"));
+  EXPECT_EQ(ntohs(udp->src_port), s.rtp[1].port);
+  EXPECT_EQ(ntohs(udp->dst_port), 5000);
+  EXPECT_EQ(ip->type_of_service, 46 << 2);
+  EXPECT_EQ(rte_ipv4_cksum(ip), 0);
+  EXPECT_EQ(rte_ipv4_udptcp_cksum_verify(ip, udp), 0);
+  const auto* eth = rte_pktmbuf_mtod(out, const rte_ether_hdr*);
+  EXPECT_TRUE(rte_is_same_ether_addr(&eth->dst_addr, &kCorePeerMac));
+  rte_pktmbuf_free(out);
+
+  Udp4Spec back;
+  back.src = "198.51.100.20";
+  back.srcPort = 5000;
+  back.dst = "10.1.0.1";
+  back.dstPort = s.rtp[1].port;
+  back.payload = 40;
+  core.inject(makeUdp4(back));
+  out = access.capture();
+  ASSERT_NE(out, nullptr);
+  ip = rte_pktmbuf_mtod_offset(out, const rte_ipv4_hdr*, 14);
+  udp = rte_pktmbuf_mtod_offset(out, const rte_udp_hdr*, 34);
+  EXPECT_EQ(ip->src_addr, ip4("10.0.0.1"));
+  EXPECT_EQ(ip->dst_addr, ip4("192.0.2.10"));
+  EXPECT_EQ(ntohs(udp->src_port), s.rtp[0].port);
+  EXPECT_EQ(ntohs(udp->dst_port), 4000);
+  rte_pktmbuf_free(out);
+
+  Udp4Spec intruder = fromTrunk(s);
+  intruder.src = "203.0.113.66";
+  access.inject(makeUdp4(intruder));
+  EXPECT_EQ(core.capture(200ms), nullptr);
+  const auto counters = relay->streamCounters(s.id);
+  ASSERT_TRUE(counters);
+  EXPECT_EQ(counters->packets[0], 1u);
+  EXPECT_EQ(counters->bytes[0], 172u);
+  EXPECT_EQ(counters->packets[1], 1u);
+  EXPECT_EQ(counters->dropped[0], 1u);
+  const MediaStats stats = relay->stats();
+  EXPECT_EQ(stats.dropped[static_cast<std::size_t>(DropReason::sourceNotAllowed)], 1u);
+  EXPECT_EQ(stats.flows, 4u);
+  bool found = false;
+  for (const auto& l : stats.labels) {
+    if (l.label != "trunk-a") continue;
+    found = true;
+    EXPECT_EQ(l.packets[0], 1u);
+    EXPECT_EQ(l.packets[1], 1u);
+    EXPECT_EQ(l.dropped, 1u);
+  }
+  EXPECT_TRUE(found);
+}
+
+// ARP: a request for our core address is answered on the core port; an unknown peer is
+// resolved with an ARP request, and once the reply is in, media flows.
+TEST_F(DpdkRelayTest, AnswersAndResolvesArp) {
+  start();
+  const StreamEndpoints s = openTrunkStream();
+  const rte_ether_addr router{{0x02, 0x77, 0, 0, 0, 0x01}};
+  core.inject(makeArp(RTE_ARP_OP_REQUEST, router, "10.1.0.254", "10.1.0.1"));
+  rte_mbuf* reply = core.capture();
+  ASSERT_NE(reply, nullptr);
+  EXPECT_EQ(rte_pktmbuf_mtod_offset(reply, const rte_arp_hdr*, 14)->arp_opcode,
+            htons(RTE_ARP_OP_REPLY));
+  rte_pktmbuf_free(reply);
+
+  access.inject(makeUdp4(fromTrunk(s)));
+  rte_mbuf* request = core.capture();
+  ASSERT_NE(request, nullptr);
+  const auto* arp = rte_pktmbuf_mtod_offset(request, const rte_arp_hdr*, 14);
+  EXPECT_EQ(arp->arp_opcode, htons(RTE_ARP_OP_REQUEST));
+  EXPECT_EQ(arp->arp_data.arp_tip, ip4("198.51.100.20"));
+  rte_pktmbuf_free(request);
+  EXPECT_EQ(relay->dpdkStats().unresolved, 1u);
+  core.inject(makeArp(RTE_ARP_OP_REPLY, kCorePeerMac, "198.51.100.20", "10.1.0.1"));
+  // The reply is learnt asynchronously by the worker: retry until media flows.
+  rte_mbuf* out = nullptr;
+  for (int attempt = 0; attempt < 50 && out == nullptr; ++attempt) {
+    access.inject(makeUdp4(fromTrunk(s)));
+    out = core.capture(50ms);
+  }
+  ASSERT_NE(out, nullptr);
+  const auto* eth = rte_pktmbuf_mtod(out, const rte_ether_hdr*);
+  EXPECT_TRUE(rte_is_same_ether_addr(&eth->dst_addr, &kCorePeerMac));
+  rte_pktmbuf_free(out);
+}
+
+// After closeStream and the grace period nothing is forwarded; the ports rest in
+// quarantine (the next stream gets other ports).
+TEST_F(DpdkRelayTest, CloseStopsForwardingAndQuarantinesPorts) {
+  start();
+  relay->setNeighbour(*IpAddress::parse("198.51.100.20"), kCorePeerMac);
+  const StreamEndpoints s = openTrunkStream();
+  access.inject(makeUdp4(fromTrunk(s)));
+  rte_mbuf* out = core.capture();
+  ASSERT_NE(out, nullptr);
+  rte_pktmbuf_free(out);
+  relay->closeStream(s.id);
+  std::this_thread::sleep_for(100ms);
+  access.inject(makeUdp4(fromTrunk(s)));
+  EXPECT_EQ(core.capture(200ms), nullptr);
+  EXPECT_FALSE(relay->streamCounters(s.id));
+  EXPECT_EQ(relay->stats().dropped[static_cast<std::size_t>(DropReason::noFlow)], 1u);
+  const auto next = relay->openStream("");
+  ASSERT_TRUE(next);
+  EXPECT_NE(next->rtp[0].port, s.rtp[0].port);
+  EXPECT_NE(next->rtp[1].port, s.rtp[1].port);
+  EXPECT_FALSE(relay->updateLeg(9999, Realm::access, LegMedia{}));
+}
+
+// A silent stream is reported once through the eventfd; a stream on hold is not.
+TEST_F(DpdkRelayTest, ReportsMediaTimeoutOnceNotOnHold) {
+  settings.mediaTimeout = 150ms;
+  start();
+  const StreamEndpoints silent = openTrunkStream();
+  auto held = relay->openStream("");
+  ASSERT_TRUE(held);
+  LegMedia a = leg("192.0.2.10", 4000, "192.0.2.0/24");
+  a.silenceExpected = true;
+  LegMedia c = leg("198.51.100.20", 5000, "198.51.100.0/24");
+  c.silenceExpected = true;
+  ASSERT_TRUE(relay->updateLeg(held->id, Realm::access, a));
+  ASSERT_TRUE(relay->updateLeg(held->id, Realm::core, c));
+  pollfd pfd{relay->timeoutNotifyFd(), POLLIN, 0};
+  ASSERT_EQ(poll(&pfd, 1, 2000), 1);
+  const auto reported = relay->takeTimedOut();
+  ASSERT_EQ(reported.size(), 1u);
+  EXPECT_EQ(reported[0], silent.id);
+  pfd.revents = 0;
+  EXPECT_EQ(poll(&pfd, 1, 400), 0) << "reported once only, never the held stream";
+  EXPECT_TRUE(relay->takeTimedOut().empty());
+}
+
+// The worker and housekeeping threads may run on every CPU although rte_eal_init pinned
+// the main thread to lcore 0.
+TEST_F(DpdkRelayTest, ThreadsAreNotPinnedToTheMainLcore) {
+  start();
+  const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  int checked = 0;
+  // The threads name themselves once running: look until both are there (bounded).
+  for (int attempt = 0; attempt < 200 && checked < 2; ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(10ms);
+    checked = 0;
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+      std::ifstream comm(task.path() / "comm");
+      std::string name;
+      std::getline(comm, name);
+      if (name.rfind("sbc-dpdk-", 0) != 0) continue;
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      ASSERT_EQ(sched_getaffinity(std::stoi(task.path().filename().string()), sizeof(set), &set), 0);
+      EXPECT_EQ(CPU_COUNT(&set), cpus) << name;
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 2);  // one worker (EAL has no worker lcore here) and housekeeping
+  EXPECT_EQ(relay->dpdkStats().workers, 1u);
+}
+
+}  // namespace
+}  // namespace sbc::dataplane
