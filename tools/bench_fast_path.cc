@@ -10,7 +10,7 @@
 // right before and right after each timed region as markers, and
 // tools/bench_fast_path.sh counts the syscalls strace saw on that thread between them.
 //
-// Usage: bench_fast_path [runs=5] [rounds=100] [packets per round=8192]
+// Usage: bench_fast_path [runs=5] [rounds=100] [packets per round=8192] [flows=10000] [rings]
 
 #include <rte_cycles.h>
 #include <rte_eth_ring.h>
@@ -91,7 +91,7 @@ using namespace sbc::dataplane::dpdk;
 using sbc::policy::IpAddress;
 using sbc::policy::IpPrefix;
 
-constexpr unsigned kFlows = 10000;
+unsigned kFlows = 10000;
 constexpr unsigned kPayload = 172;
 constexpr unsigned kFrame = 14 + 20 + 8 + kPayload;
 
@@ -134,6 +134,9 @@ int main(int argc, char** argv) {
   const unsigned runs = argc > 1 ? static_cast<unsigned>(std::atoi(argv[1])) : 5;
   const unsigned rounds = argc > 2 ? static_cast<unsigned>(std::atoi(argv[2])) : 100;
   const unsigned perRound = argc > 3 ? static_cast<unsigned>(std::atoi(argv[3])) : 8192;
+  if (argc > 4) kFlows = std::min(10000u, static_cast<unsigned>(std::atoi(argv[4])));
+  // "rings": rx_burst → tx_burst only (what the port costs without the fast path).
+  const bool ringsOnly = argc > 5 && std::string(argv[5]) == "rings";
   const std::string prefix = "sbc-bench-" + std::to_string(getpid());
   std::string error;
   if (!ensureEal({"--no-huge", "-m", "256", "--no-pci", "--no-shconf", "--no-telemetry",
@@ -231,7 +234,13 @@ int main(int argc, char** argv) {
       unsigned done = 0;
       while (done < perRound) {
         const std::uint16_t n = rte_eth_rx_burst(portId, 0, pkts.data(), kBurst);
-        forwardBurst(pkts.data(), n, 0, ctx, *counters, rte_rdtsc(), tx);
+        if (ringsOnly) {
+          std::memcpy(tx.pkts[0].data(), pkts.data(), n * sizeof(rte_mbuf*));
+          tx.count[0] = n;
+          bump(counters->forwarded, n);
+        } else {
+          forwardBurst(pkts.data(), n, 0, ctx, *counters, rte_rdtsc(), tx);
+        }
         if (tx.count[0] != 0) {
           const std::uint16_t sent = rte_eth_tx_burst(portId, 0, tx.pkts[0].data(), tx.count[0]);
           if (sent < tx.count[0]) {

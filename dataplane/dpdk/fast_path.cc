@@ -294,33 +294,42 @@ inline Verdict processOne(rte_mbuf* m, unsigned rxPort, const FastPathContext& c
 
   // Rewrite: addresses, ports, DSCP, TTL, checksums (incremental), Ethernet.
   if (ip4 != nullptr) {
-    std::uint16_t before[8], after[8];
-    std::memcpy(before, ip4, 2);                       // version_ihl, tos
-    std::memcpy(before + 1, &ip4->time_to_live, 2);    // ttl, proto
-    std::memcpy(before + 2, &ip4->src_addr, 8);        // src, dst
-    std::memcpy(before + 6, &udp->src_port, 4);        // ports
-    ip4->type_of_service =
-        static_cast<std::uint8_t>((ctx.dscp << 2) | (ip4->type_of_service & 0x03));
-    ip4->time_to_live = static_cast<std::uint8_t>(ip4->time_to_live - 1);
-    ip4->src_addr = flows.address4(out);
-    ip4->dst_addr = wordV4(d0);
-    udp->src_port = rule->srcPortBe;
-    udp->dst_port = dstPort;
-    std::memcpy(after, ip4, 2);
-    std::memcpy(after + 1, &ip4->time_to_live, 2);
-    std::memcpy(after + 2, &ip4->src_addr, 8);
-    std::memcpy(after + 6, &udp->src_port, 4);
+    // The changed words, old and new, built in registers/stack (no store-to-load round
+    // trip through the packet): [vihl,tos] [ttl,proto] src(2) dst(2) sport dport.
+    std::uint8_t before[16], after[16];
+    std::memcpy(before, ip4, 2);
+    std::memcpy(before + 2, &ip4->time_to_live, 2);
+    std::memcpy(before + 4, &ip4->src_addr, 8);
+    std::memcpy(before + 12, &udp->src_port, 4);
+    const std::uint32_t newSrc = flows.address4(out);
+    const std::uint32_t newDst = wordV4(d0);
+    const std::uint16_t newSport = rule->srcPortBe;
+    after[0] = before[0];
+    after[1] = static_cast<std::uint8_t>((ctx.dscp << 2) | (before[1] & 0x03));
+    after[2] = static_cast<std::uint8_t>(before[2] - 1);
+    after[3] = before[3];
+    std::memcpy(after + 4, &newSrc, 4);
+    std::memcpy(after + 8, &newDst, 4);
+    std::memcpy(after + 12, &newSport, 2);
+    std::memcpy(after + 14, &dstPort, 2);
     std::uint32_t sum = static_cast<std::uint16_t>(~ip4->hdr_checksum);
     sum = csumWords(sum, before, 6, true);
     sum = csumWords(sum, after, 6, false);
-    ip4->hdr_checksum = csumFold(sum);
-    if (udp->dgram_cksum != 0) {  // 0: the sender sent none, and none it stays
-      std::uint32_t usum = static_cast<std::uint16_t>(~udp->dgram_cksum);
-      usum = csumWords(usum, before + 2, 6, true);
-      usum = csumWords(usum, after + 2, 6, false);
-      const std::uint16_t c = csumFold(usum);
-      udp->dgram_cksum = c == 0 ? 0xffff : c;
+    const std::uint16_t ipSum = csumFold(sum);
+    std::uint16_t udpSum = udp->dgram_cksum;
+    if (udpSum != 0) {  // 0: the sender sent none, and none it stays
+      std::uint32_t usum = static_cast<std::uint16_t>(~udpSum);
+      usum = csumWords(usum, before + 4, 6, true);
+      usum = csumWords(usum, after + 4, 6, false);
+      udpSum = csumFold(usum);
+      if (udpSum == 0) udpSum = 0xffff;
     }
+    std::memcpy(ip4, after, 2);
+    std::memcpy(&ip4->time_to_live, after + 2, 2);
+    std::memcpy(&ip4->src_addr, after + 4, 8);
+    ip4->hdr_checksum = ipSum;
+    std::memcpy(&udp->src_port, after + 12, 4);
+    udp->dgram_cksum = udpSum;
   } else {
     std::uint8_t before[36], after[36];
     std::memcpy(before, ip6->src_addr, 32);

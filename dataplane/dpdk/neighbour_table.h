@@ -22,7 +22,10 @@ struct alignas(8) RawAddress {
     std::memcpy(&w, bytes.data() + 8 * i, 8);
     return w;
   }
-  friend bool operator==(const RawAddress&, const RawAddress&) = default;
+  // Two word compares (a defaulted == on the array calls memcmp).
+  friend bool operator==(const RawAddress& a, const RawAddress& b) noexcept {
+    return a.word(0) == b.word(0) && a.word(1) == b.word(1);
+  }
 };
 
 class NeighbourTable {
