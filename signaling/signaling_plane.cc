@@ -8,29 +8,26 @@
 
 #include <cstring>
 #include <deque>
+#include <map>
 #include <future>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
 
 #include "common/log.h"
+#include "signaling/call.h"
 #include "signaling/sofia.h"
 #include "signaling/source_limiter.h"
 
-// One realm's agent and what its callbacks need. Global namespace: Sofia's magic type.
-struct sbc_sip_realm {
-  sbc::signaling::SignalingPlane::Impl* plane = nullptr;
+namespace sbc::signaling {
+
+// One realm's agent and what its callbacks need.
+struct RealmAgent {
+  SignalingPlane::Impl* plane = nullptr;
   const char* name = "";  // "access" or "core"
   bool isAccess = false;
   nta_agent_t* agent = nullptr;
 };
-
-// Global namespace: Sofia's root magic type.
-struct sbc_sip_plane {
-  sbc::signaling::SignalingPlane::Impl* impl = nullptr;
-};
-
-namespace sbc::signaling {
 
 namespace {
 
@@ -90,12 +87,12 @@ struct SignalingPlane::Impl {
   // Signaling thread: builds the agents, reports the outcome, then runs until stopped.
   void run(std::promise<void>& started) {
     su_init();
-    root = su_root_create(&rootMagic);
+    root = su_root_create(this);
     std::string failure;
     if (root == nullptr) {
       failure = "signaling: su_root_create failed";
     } else if (su_wait_create(&wakeWait, wakeFd, SU_WAIT_IN) != 0 ||
-               su_root_register(root, &wakeWait, &Impl::onWake, &rootMagic, 0) < 0) {
+               su_root_register(root, &wakeWait, &Impl::onWake, this, 0) < 0) {
       failure = "signaling: cannot watch the task queue";
     } else {
       failure = createAgent(realms[0], settings.access);
@@ -106,12 +103,21 @@ struct SignalingPlane::Impl {
       started.set_exception(std::make_exception_ptr(std::runtime_error(failure)));
       return;
     }
+    environment.accessAgent = realms[0].agent;
+    environment.coreAgent = realms[1].agent;
+    environment.settings = &settings;
+    environment.metrics = &metrics;
+    environment.ended = [this](std::uint64_t id) {
+      // Destroyed from the task queue: never inside the call's own nta callback.
+      postLocal([this, id] { calls.erase(id); });
+    };
     started.set_value();
     su_root_run(root);
+    calls.clear();
     teardown();
   }
 
-  std::string createAgent(sbc_sip_realm& realm, const config::Realm& listens) {
+  std::string createAgent(RealmAgent& realm, const config::Realm& listens) {
     const std::string first = listenUrl(listens.sip.front());
     realm.agent = nta_agent_create(
         root, URL_STRING_MAKE(first.c_str()), &Impl::onMessage, &realm, NTATAG_UA(1),
@@ -143,15 +149,15 @@ struct SignalingPlane::Impl {
       realm.agent = nullptr;
     }
     if (root != nullptr) {
-      su_root_unregister(root, &wakeWait, &Impl::onWake, &rootMagic);
+      su_root_unregister(root, &wakeWait, &Impl::onWake, this);
       su_root_destroy(root);
     }
     root = nullptr;
     su_deinit();
   }
 
-  static int onWake(sbc_sip_plane* magic, su_wait_t*, sbc_sip_plane*) {
-    Impl& self = *magic->impl;
+  static int onWake(void* magic, su_wait_t*, void*) {
+    Impl& self = *static_cast<Impl*>(magic);
     eventfd_t ignored;
     ::eventfd_read(self.wakeFd, &ignored);
     std::deque<std::function<void()>> tasks;
@@ -165,7 +171,8 @@ struct SignalingPlane::Impl {
 
   // Every request that matches no transaction arrives here first, before any state is
   // made for it: unknown sources are answered (or not) statelessly.
-  static int onMessage(sbc_sip_realm* realm, nta_agent_t* agent, msg_t* msg, sip_t* sip) {
+  static int onMessage(void* magic, nta_agent_t* agent, msg_t* msg, sip_t* sip) {
+    RealmAgent* realm = static_cast<RealmAgent*>(magic);
     Impl& self = *realm->plane;
     if (sip == nullptr || sip->sip_request == nullptr) {
       nta_msg_discard(agent, msg);  // a stray response: no transaction of ours wants it
@@ -201,6 +208,11 @@ struct SignalingPlane::Impl {
       nta_msg_discard(agent, msg);  // an ACK outside any dialog of ours
       return 0;
     }
+    if (realm->isAccess && sip->sip_request->rq_method == sip_method_invite &&
+        sip->sip_to != nullptr && sip->sip_to->a_tag == nullptr) {
+      self.startTrunkCall(agent, *source, msg, sip);
+      return 0;
+    }
     nta_incoming_t* request = nta_incoming_create(agent, nullptr, msg, sip, TAG_END());
     if (request == nullptr) {
       nta_msg_discard(agent, msg);
@@ -221,7 +233,41 @@ struct SignalingPlane::Impl {
     return 0;
   }
 
-  bool isKnownSource(const sbc_sip_realm& realm, const policy::IpAddress& source) const {
+  // An initial INVITE from a trunk: admission, then a Call owns it.
+  void startTrunkCall(nta_agent_t* agent, const policy::IpAddress& source, msg_t* msg,
+                      sip_t* sip) {
+    const auto snapshot = policy->current();
+    const auto trunkIndex = snapshot->findTrunkBySource(source);
+    const std::string& trunk = snapshot->trunk(*trunkIndex).name;
+    policy::Admission admission = policy->admitTrunkCall(*snapshot, *trunkIndex);
+    metrics.counter(metrics::FamilyId::admissionTotal)
+        .Add({{"trunk", trunk}, {"result", policy::toString(admission.result)}})
+        .Increment();
+    if (admission.result != policy::AdmissionResult::admitted) {
+      nta_incoming_t* request = nta_incoming_create(agent, nullptr, msg, sip, TAG_END());
+      if (request == nullptr) return;
+      countResponse(realms[0], 503);
+      nta_incoming_treply(request, 503, "Service Unavailable", SIPTAG_RETRY_AFTER_STR("5"),
+                          TAG_END());
+      nta_incoming_destroy(request);
+      return;
+    }
+    const std::uint64_t id = nextCallId++;
+    auto call = std::make_unique<Call>(environment, id, trunk, std::move(admission.slot), msg,
+                                       sip);
+    // A call that failed at once has asked for its own removal already; keep it until then.
+    calls.emplace(id, std::move(call));
+  }
+
+  void postLocal(std::function<void()> task) {
+    {
+      std::lock_guard lock(tasksMutex);
+      tasks.push_back(std::move(task));
+    }
+    ::eventfd_write(wakeFd, 1);
+  }
+
+  bool isKnownSource(const RealmAgent& realm, const policy::IpAddress& source) const {
     if (realm.isAccess) return policy->current()->findTrunkBySource(source).has_value();
     for (const auto& hop : settings.coreNextHops) {
       if (policy::IpAddress::parse(hop.host) == source) return true;
@@ -229,7 +275,7 @@ struct SignalingPlane::Impl {
     return false;
   }
 
-  void countResponse(const sbc_sip_realm& realm, int code) {
+  void countResponse(const RealmAgent& realm, int code) {
     metrics.counter(metrics::FamilyId::sipResponsesTotal)
         .Add({{"realm", realm.name}, {"code", std::to_string(code)}})
         .Increment();
@@ -239,14 +285,16 @@ struct SignalingPlane::Impl {
   std::shared_ptr<policy::Policy> policy;
   metrics::Metrics& metrics;
   SourceLimiter limiter;
-  sbc_sip_realm realms[2];
-  sbc_sip_plane rootMagic{this};
+  RealmAgent realms[2];
   su_root_t* root = nullptr;
   su_wait_t wakeWait{};
   int wakeFd = -1;
   std::mutex tasksMutex;  // guards `tasks`; held only to push or swap, never while running
   std::deque<std::function<void()>> tasks;
   std::vector<std::string> bound;
+  CallEnvironment environment;
+  std::map<std::uint64_t, std::unique_ptr<Call>> calls;
+  std::uint64_t nextCallId = 1;
   std::thread thread;
 };
 
@@ -272,12 +320,6 @@ SignalingPlane::~SignalingPlane() {
 
 const std::vector<std::string>& SignalingPlane::boundAddresses() const { return impl_->bound; }
 
-void SignalingPlane::post(std::function<void()> task) {
-  {
-    std::lock_guard lock(impl_->tasksMutex);
-    impl_->tasks.push_back(std::move(task));
-  }
-  ::eventfd_write(impl_->wakeFd, 1);
-}
+void SignalingPlane::post(std::function<void()> task) { impl_->postLocal(std::move(task)); }
 
 }  // namespace sbc::signaling

@@ -1,12 +1,13 @@
 #pragma once
-// The one place Sofia-SIP headers are included. The magic types must be defined before the
-// first Sofia include; they are global-namespace structs owned by signaling_plane.cc.
+// The one place Sofia-SIP headers are included. Every callback context ("magic") is void:
+// each callback casts back to the object that registered it.
 
-#define SU_ROOT_MAGIC_T struct sbc_sip_plane
-#define SU_WAKEUP_ARG_T struct sbc_sip_plane
-#define NTA_AGENT_MAGIC_T struct sbc_sip_realm
-#define NTA_LEG_MAGIC_T struct sbc_sip_realm
-#define NTA_INCOMING_MAGIC_T struct sbc_sip_realm
+#define SU_ROOT_MAGIC_T void
+#define SU_WAKEUP_ARG_T void
+#define NTA_AGENT_MAGIC_T void
+#define NTA_LEG_MAGIC_T void
+#define NTA_INCOMING_MAGIC_T void
+#define NTA_OUTGOING_MAGIC_T void
 
 #include <sofia-sip/msg_addr.h>
 #include <sofia-sip/nta.h>

@@ -1,0 +1,158 @@
+// Calls through the B2BUA with SIPp as trunk (127.0.0.2) and core (127.0.0.3): the basic
+// call, the trunk's concurrent-call ceiling, and a core that does not answer. Every test
+// ends by checking that no call slot leaked.
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "tests/integration/sbcd_process.h"
+#include "tests/support/test_env.h"
+
+namespace sbc::test {
+namespace {
+
+const std::string kSippDir = std::string(SBC_SOURCE_ROOT) + "/tests/integration/sipp";
+
+// A UDP port free on `address` at the time of asking.
+int freeUdpPort(const char* address) {
+  const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in bound{};
+  bound.sin_family = AF_INET;
+  ::inet_pton(AF_INET, address, &bound.sin_addr);
+  socklen_t length = sizeof bound;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&bound), sizeof bound);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &length);
+  ::close(fd);
+  return ntohs(bound.sin_port);
+}
+
+class TrunkCalls : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!std::filesystem::exists("/usr/bin/sipp")) {
+      if (runningInCi()) FAIL() << "sipp is not installed (tools/install-deps installs it)";
+      GTEST_SKIP() << "sipp is not installed";
+    }
+    corePort_ = freeUdpPort("127.0.0.3");
+  }
+
+  void startSbc(int maxCalls) {
+    const std::string config = R"(
+realms = {
+  access = { sip = ( { address = "127.0.0.10"; port = 0; transport = "udp"; } );
+             media = { address = "127.0.0.10"; port_min = 20000; port_max = 20999; }; };
+  core = { sip = ( { address = "127.0.0.11"; port = 0; transport = "udp"; } );
+           media = { address = "127.0.0.11"; port_min = 21000; port_max = 21999; }; };
+};
+core = { next_hops = ( { host = "127.0.0.3"; port = )" + std::to_string(corePort_) +
+                               R"(; transport = "udp"; } ); };
+trunks = ( { name = "alpha"; source_prefixes = [ "127.0.0.2/32" ];
+             target = { host = "127.0.0.2"; port = 5060; };
+             max_calls = )" + std::to_string(maxCalls) +
+                               R"(; max_calls_per_second = 1000.0; } );
+sip = { t1_ms = 50; t1x64_ms = 2000; };
+metrics = { listen = "127.0.0.1:0"; };
+control = { socket = ")" + dir_.file("sbcd.sock") +
+                               R"("; };
+)";
+    daemon_ = std::make_unique<RunningDaemon>(dir_.write("sbc.cfg", config));
+    ASSERT_GT(daemon_->metricsPort(), 0) << daemon_->process().output();
+    const std::string& bound = daemon_->boundLine();
+    const auto at = bound.find("sip.access=udp:127.0.0.10:");
+    ASSERT_NE(at, std::string::npos) << bound;
+    accessPort_ = std::stoi(bound.substr(at + 26));
+  }
+
+  std::unique_ptr<ChildProcess> startCore(const std::string& scenario, int calls) {
+    return std::make_unique<ChildProcess>(std::vector<std::string>{
+        "/usr/bin/sipp", "-sf", kSippDir + "/" + scenario, "-i", "127.0.0.3", "-bind_local",
+        "-p", std::to_string(corePort_), "-m", std::to_string(calls), "-nostdin"});
+  }
+
+  CommandResult trunkCalls(const std::string& scenario, int calls, int simultaneous) {
+    return runCommand({"/usr/bin/sipp", "-sf", kSippDir + "/" + scenario, "-i", "127.0.0.2",
+                       "-bind_local", "-m", std::to_string(calls), "-l",
+                       std::to_string(simultaneous), "-r", "100", "-timeout", "20s",
+                       "-timeout_error", "-nostdin",
+                       "127.0.0.10:" + std::to_string(accessPort_)},
+                      std::chrono::seconds(40));
+  }
+
+  double metric(const std::string& series) {
+    return metricValue(daemon_->scrape(), series).value_or(-1);
+  }
+
+  // The active-call gauge must come back to zero: no leaked slot.
+  void expectNoActiveCalls() {
+    EXPECT_TRUE(daemon_->waitForMetric("sbc_trunk_active_calls{trunk=\"alpha\"}", 0))
+        << daemon_->scrape();
+  }
+
+  TempDir dir_;
+  std::unique_ptr<RunningDaemon> daemon_;
+  int corePort_ = 0;
+  int accessPort_ = 0;
+};
+
+// Proves: trunk → core calls complete (INVITE, 180, 200, ACK, BYE) through the B2BUA.
+TEST_F(TrunkCalls, BasicCallsComplete) {
+  startSbc(10);
+  auto core = startCore("uas_answer.xml", 3);
+  const auto trunk = trunkCalls("uac_hold.xml", 3, 3);
+  EXPECT_EQ(trunk.status, 0) << trunk.output;
+  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  EXPECT_EQ(metric("sbc_admission_total{result=\"admitted\",trunk=\"alpha\"}"), 3);
+  expectNoActiveCalls();
+}
+
+// Proves: with a ceiling of 2 and 3 simultaneous calls exactly 2 are admitted and 1 gets
+// 503, then 2 succeed again once those ended.
+TEST_F(TrunkCalls, ConcurrentCeilingRefusesTheExcess) {
+  startSbc(2);
+  auto core = startCore("uas_answer.xml", 4);
+  const auto first = trunkCalls("uac_hold.xml", 3, 3);
+  EXPECT_EQ(first.status, 0) << first.output;
+  EXPECT_EQ(metric("sbc_admission_total{result=\"admitted\",trunk=\"alpha\"}"), 2);
+  EXPECT_EQ(metric("sbc_admission_total{result=\"over_concurrent\",trunk=\"alpha\"}"), 1);
+  EXPECT_EQ(metric("sbc_sip_responses_total{code=\"503\",realm=\"access\"}"), 1);
+  expectNoActiveCalls();
+
+  const auto second = trunkCalls("uac_hold.xml", 2, 2);
+  EXPECT_EQ(second.status, 0) << second.output;
+  EXPECT_EQ(metric("sbc_admission_total{result=\"admitted\",trunk=\"alpha\"}"), 4);
+  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  expectNoActiveCalls();
+}
+
+// Proves: when the core never answers, the trunk gets a failure (408 after Timer B) and
+// the slot is freed.
+TEST_F(TrunkCalls, SilentCoreTimesOutAndFreesTheSlot) {
+  // A socket that takes the INVITEs and never answers (an unbound port would make the
+  // kernel answer with ICMP, which is a different failure).
+  const int silent = ::socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<std::uint16_t>(corePort_));
+  ::inet_pton(AF_INET, "127.0.0.3", &address.sin_addr);
+  ASSERT_EQ(::bind(silent, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  startSbc(10);
+  const auto trunk = trunkCalls("uac_hold.xml", 1, 1);
+  ::close(silent);
+  EXPECT_NE(trunk.status, 0);  // the scenario expects 200 or 503, gets 408
+  EXPECT_GE(metric("sbc_sip_responses_total{code=\"408\",realm=\"access\"}"), 1)
+      << daemon_->scrape();
+  expectNoActiveCalls();
+}
+
+}  // namespace
+}  // namespace sbc::test
