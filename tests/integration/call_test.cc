@@ -73,10 +73,28 @@ control = { socket = ")" + dir_.file("sbcd.sock") +
     accessPort_ = std::stoi(bound.substr(at + 26));
   }
 
+  // Starts SIPp as the core and waits until it listens (a call sent earlier would meet an
+  // ICMP port-unreachable, which the SBC rightly turns into 503).
   std::unique_ptr<ChildProcess> startCore(const std::string& scenario, int calls) {
-    return std::make_unique<ChildProcess>(std::vector<std::string>{
+    auto core = std::make_unique<ChildProcess>(std::vector<std::string>{
         "/usr/bin/sipp", "-sf", kSippDir + "/" + scenario, "-i", "127.0.0.3", "-bind_local",
         "-p", std::to_string(corePort_), "-m", std::to_string(calls), "-nostdin"});
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < deadline && !udpPortInUse(corePort_)) {
+      std::this_thread::sleep_for(20ms);
+    }
+    return core;
+  }
+
+  static bool udpPortInUse(int port) {
+    const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<std::uint16_t>(port));
+    ::inet_pton(AF_INET, "127.0.0.3", &address.sin_addr);
+    const bool inUse = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0;
+    ::close(fd);
+    return inUse;
   }
 
   CommandResult trunkCalls(const std::string& scenario, int calls, int simultaneous) {
@@ -151,6 +169,27 @@ TEST_F(TrunkCalls, SilentCoreTimesOutAndFreesTheSlot) {
   EXPECT_NE(trunk.status, 0);  // the scenario expects 200 or 503, gets 408
   EXPECT_GE(metric("sbc_sip_responses_total{code=\"408\",realm=\"access\"}"), 1)
       << daemon_->scrape();
+  expectNoActiveCalls();
+}
+
+// Proves: a CANCEL from the trunk while the core rings ends both sides (200 + 487 to the
+// trunk, CANCEL to the core, which answers 487) and frees the slot.
+TEST_F(TrunkCalls, CancelWhileRinging) {
+  startSbc(10);
+  auto core = startCore("uas_ring_cancel.xml", 1);
+  const auto trunk = trunkCalls("uac_cancel.xml", 1, 1);
+  EXPECT_EQ(trunk.status, 0) << trunk.output;
+  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  expectNoActiveCalls();
+}
+
+// Proves: a BYE from the core reaches the trunk and frees the slot.
+TEST_F(TrunkCalls, ByeFromTheCore) {
+  startSbc(10);
+  auto core = startCore("uas_bye.xml", 1);
+  const auto trunk = trunkCalls("uac_wait_bye.xml", 1, 1);
+  EXPECT_EQ(trunk.status, 0) << trunk.output;
+  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
   expectNoActiveCalls();
 }
 
