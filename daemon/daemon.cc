@@ -12,6 +12,8 @@ namespace sbc::daemon {
 namespace {
 
 constexpr auto kDrainPollInterval = std::chrono::milliseconds(100);
+// After the drain time, calls are ended with BYE; this long is given for that to finish.
+constexpr auto kByeGrace = std::chrono::seconds(2);
 
 log::Level toLogLevel(config::LogLevel level) {
   switch (level) {
@@ -175,10 +177,16 @@ void Daemon::pollDrain() {
     io_.stop();
     return;
   }
-  if (std::chrono::steady_clock::now() >= drainDeadline_) {
-    log::warning("sbcd", "drain time over with ", active, " calls still active; stopping");
+  const auto now = std::chrono::steady_clock::now();
+  if (now >= drainDeadline_ + kByeGrace) {
+    log::warning("sbcd", "stopping with ", active, " calls whose end was not confirmed");
     io_.stop();
     return;
+  }
+  if (now >= drainDeadline_ && !endingCalls_) {
+    log::warning("sbcd", "drain time over with ", active, " calls still active; ending them");
+    endingCalls_ = true;
+    signaling_->endAllCalls("drain");
   }
   drainTimer_.expires_after(kDrainPollInterval);
   drainTimer_.async_wait([this](const boost::system::error_code& error) {

@@ -45,6 +45,7 @@ class Daemon {
   std::chrono::steady_clock::time_point startedAt_;
   std::chrono::steady_clock::time_point drainDeadline_;
   bool draining_ = false;
+  bool endingCalls_ = false;
 };
 
 // Raises RLIMIT_NOFILE's soft limit to the hard limit; returns the new soft limit.

@@ -322,4 +322,10 @@ const std::vector<std::string>& SignalingPlane::boundAddresses() const { return 
 
 void SignalingPlane::post(std::function<void()> task) { impl_->postLocal(std::move(task)); }
 
+void SignalingPlane::endAllCalls(const char* reason) {
+  post([impl = impl_.get(), reason] {
+    for (auto& [id, call] : impl->calls) call->terminate(reason);
+  });
+}
+
 }  // namespace sbc::signaling

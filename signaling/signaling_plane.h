@@ -35,6 +35,10 @@ class SignalingPlane {
   // Runs `task` on the signaling thread. Thread-safe, non-blocking.
   void post(std::function<void()> task);
 
+  // Ends every call in progress (BYE to both sides of answered calls, 503 and CANCEL for
+  // the rest), e.g. when a drain runs out of time. Thread-safe, non-blocking.
+  void endAllCalls(const char* reason);
+
   struct Impl;
 
  private:

@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <signal.h>
+
 #include <chrono>
 #include <filesystem>
 #include <memory>
@@ -46,7 +48,7 @@ class TrunkCalls : public ::testing::Test {
     corePort_ = freeUdpPort("127.0.0.3");
   }
 
-  void startSbc(int maxCalls) {
+  void startSbc(int maxCalls, int drainSeconds = 30) {
     const std::string config = R"(
 realms = {
   access = { sip = ( { address = "127.0.0.10"; port = 0; transport = "udp"; } );
@@ -61,6 +63,7 @@ trunks = ( { name = "alpha"; source_prefixes = [ "127.0.0.2/32" ];
              max_calls = )" + std::to_string(maxCalls) +
                                R"(; max_calls_per_second = 1000.0; } );
 sip = { t1_ms = 50; t1x64_ms = 2000; };
+drain = { timeout_s = )" + std::to_string(drainSeconds) + R"(; };
 metrics = { listen = "127.0.0.1:0"; };
 control = { socket = ")" + dir_.file("sbcd.sock") +
                                R"("; };
@@ -97,13 +100,15 @@ control = { socket = ")" + dir_.file("sbcd.sock") +
     return inUse;
   }
 
+  std::vector<std::string> trunkArgs(const std::string& scenario, int calls, int simultaneous) {
+    return {"/usr/bin/sipp", "-sf", kSippDir + "/" + scenario, "-i", "127.0.0.2",
+            "-bind_local", "-m", std::to_string(calls), "-l", std::to_string(simultaneous),
+            "-r", "100", "-timeout", "20s", "-timeout_error", "-nostdin",
+            "127.0.0.10:" + std::to_string(accessPort_)};
+  }
+
   CommandResult trunkCalls(const std::string& scenario, int calls, int simultaneous) {
-    return runCommand({"/usr/bin/sipp", "-sf", kSippDir + "/" + scenario, "-i", "127.0.0.2",
-                       "-bind_local", "-m", std::to_string(calls), "-l",
-                       std::to_string(simultaneous), "-r", "100", "-timeout", "20s",
-                       "-timeout_error", "-nostdin",
-                       "127.0.0.10:" + std::to_string(accessPort_)},
-                      std::chrono::seconds(40));
+    return runCommand(trunkArgs(scenario, calls, simultaneous), std::chrono::seconds(40));
   }
 
   double metric(const std::string& series) {
@@ -191,6 +196,20 @@ TEST_F(TrunkCalls, ByeFromTheCore) {
   EXPECT_EQ(trunk.status, 0) << trunk.output;
   EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
   expectNoActiveCalls();
+}
+
+// Proves: SIGTERM refuses new calls, and when the drain time is over the SBC ends the
+// remaining call with BYE on both legs, then exits 0.
+TEST_F(TrunkCalls, DrainEndsRemainingCallsWithBye) {
+  startSbc(10, 1);
+  auto core = startCore("uas_answer.xml", 1);
+  ChildProcess trunk(trunkArgs("uac_wait_bye.xml", 1, 1));
+  ASSERT_TRUE(daemon_->waitForMetric("sbc_trunk_active_calls{trunk=\"alpha\"}", 1));
+  daemon_->process().signal(SIGTERM);
+  EXPECT_EQ(trunk.waitForExit(15s), 0) << trunk.output();
+  EXPECT_EQ(core->waitForExit(15s), 0) << core->output();
+  EXPECT_EQ(daemon_->process().waitForExit(15s), 0) << daemon_->process().output();
+  EXPECT_NE(daemon_->process().output().find("ending them"), std::string::npos);
 }
 
 }  // namespace
