@@ -28,45 +28,6 @@ using policy::IpPrefix;
 const rte_ether_addr kCorePeerMac{{0x02, 0xcc, 0, 0, 0, 0x20}};
 const rte_ether_addr kTrunkMac{{0x02, 0xaa, 0, 0, 0, 0x10}};
 
-class RingPort {
- public:
-  RingPort() {
-    static int serial = 0;
-    const std::string n = std::to_string(serial++);
-    name_ = "sbc_rp" + n;
-    rx_ = rte_ring_create(("sbc_rx" + n).c_str(), 1024, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
-    tx_ = rte_ring_create(("sbc_tx" + n).c_str(), 1024, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
-    port_ = rte_eth_from_rings(name_.c_str(), &rx_, 1, &tx_, 1, SOCKET_ID_ANY);
-    char registered[RTE_ETH_NAME_MAX_LEN] = {};
-    if (port_ >= 0 && rte_eth_dev_get_name_by_port(static_cast<std::uint16_t>(port_), registered) == 0)
-      name_ = registered;  // as the ethdev layer knows it
-  }
-  bool ok() const { return rx_ != nullptr && tx_ != nullptr && port_ >= 0; }
-  const std::string& name() const { return name_; }
-  void inject(rte_mbuf* m) { ASSERT_EQ(rte_ring_enqueue(rx_, m), 0); }
-  // The next packet the relay sent on this port, within `timeout`.
-  rte_mbuf* capture(std::chrono::milliseconds timeout = 2000ms) {
-    const auto end = std::chrono::steady_clock::now() + timeout;
-    void* m = nullptr;
-    while (rte_ring_dequeue(tx_, &m) != 0) {
-      if (std::chrono::steady_clock::now() > end) return nullptr;
-      std::this_thread::sleep_for(1ms);
-    }
-    return static_cast<rte_mbuf*>(m);
-  }
-  void drain() {
-    void* m = nullptr;
-    while (rte_ring_dequeue(tx_, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
-    while (rte_ring_dequeue(rx_, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
-  }
-
- private:
-  std::string name_;
-  rte_ring* rx_ = nullptr;
-  rte_ring* tx_ = nullptr;
-  int port_ = -1;
-};
-
 LegMedia leg(const std::string& rtp, std::uint16_t port, const std::string& prefix) {
   LegMedia l;
   l.rtp = MediaAddress{*IpAddress::parse(rtp), port};
@@ -119,7 +80,7 @@ TEST_F(DpdkRelayTest, ForwardsBothWaysBetweenRingPorts) {
   const StreamEndpoints s = openTrunkStream();
   EXPECT_EQ(s.rtp[0].address, *IpAddress::parse("10.0.0.1"));
   EXPECT_EQ(s.rtp[1].address, *IpAddress::parse("10.1.0.1"));
-  access.inject(makeUdp4(fromTrunk(s)));
+  ASSERT_TRUE(access.inject(makeUdp4(fromTrunk(s))));
   rte_mbuf* out = core.capture();
   ASSERT_NE(out, nullptr);
   const auto* ip = rte_pktmbuf_mtod_offset(out, const rte_ipv4_hdr*, 14);
@@ -141,7 +102,7 @@ TEST_F(DpdkRelayTest, ForwardsBothWaysBetweenRingPorts) {
   back.dst = "10.1.0.1";
   back.dstPort = s.rtp[1].port;
   back.payload = 40;
-  core.inject(makeUdp4(back));
+  ASSERT_TRUE(core.inject(makeUdp4(back)));
   out = access.capture();
   ASSERT_NE(out, nullptr);
   ip = rte_pktmbuf_mtod_offset(out, const rte_ipv4_hdr*, 14);
@@ -154,7 +115,7 @@ TEST_F(DpdkRelayTest, ForwardsBothWaysBetweenRingPorts) {
 
   Udp4Spec intruder = fromTrunk(s);
   intruder.src = "203.0.113.66";
-  access.inject(makeUdp4(intruder));
+  ASSERT_TRUE(access.inject(makeUdp4(intruder)));
   EXPECT_EQ(core.capture(200ms), nullptr);
   const auto counters = relay->streamCounters(s.id);
   ASSERT_TRUE(counters);
@@ -182,14 +143,14 @@ TEST_F(DpdkRelayTest, AnswersAndResolvesArp) {
   start();
   const StreamEndpoints s = openTrunkStream();
   const rte_ether_addr router{{0x02, 0x77, 0, 0, 0, 0x01}};
-  core.inject(makeArp(RTE_ARP_OP_REQUEST, router, "10.1.0.254", "10.1.0.1"));
+  ASSERT_TRUE(core.inject(makeArp(RTE_ARP_OP_REQUEST, router, "10.1.0.254", "10.1.0.1")));
   rte_mbuf* reply = core.capture();
   ASSERT_NE(reply, nullptr);
   EXPECT_EQ(rte_pktmbuf_mtod_offset(reply, const rte_arp_hdr*, 14)->arp_opcode,
             htons(RTE_ARP_OP_REPLY));
   rte_pktmbuf_free(reply);
 
-  access.inject(makeUdp4(fromTrunk(s)));
+  ASSERT_TRUE(access.inject(makeUdp4(fromTrunk(s))));
   rte_mbuf* request = core.capture();
   ASSERT_NE(request, nullptr);
   const auto* arp = rte_pktmbuf_mtod_offset(request, const rte_arp_hdr*, 14);
@@ -197,7 +158,7 @@ TEST_F(DpdkRelayTest, AnswersAndResolvesArp) {
   EXPECT_EQ(arp->arp_data.arp_tip, ip4("198.51.100.20"));
   rte_pktmbuf_free(request);
   EXPECT_EQ(relay->dpdkStats().unresolved, 1u);
-  core.inject(makeArp(RTE_ARP_OP_REPLY, kCorePeerMac, "198.51.100.20", "10.1.0.1"));
+  ASSERT_TRUE(core.inject(makeArp(RTE_ARP_OP_REPLY, kCorePeerMac, "198.51.100.20", "10.1.0.1")));
   // The reply is learnt asynchronously by the worker: retry until media flows.
   rte_mbuf* out = nullptr;
   for (int attempt = 0; attempt < 50 && out == nullptr; ++attempt) {
@@ -216,13 +177,13 @@ TEST_F(DpdkRelayTest, CloseStopsForwardingAndQuarantinesPorts) {
   start();
   relay->setNeighbour(*IpAddress::parse("198.51.100.20"), kCorePeerMac);
   const StreamEndpoints s = openTrunkStream();
-  access.inject(makeUdp4(fromTrunk(s)));
+  ASSERT_TRUE(access.inject(makeUdp4(fromTrunk(s))));
   rte_mbuf* out = core.capture();
   ASSERT_NE(out, nullptr);
   rte_pktmbuf_free(out);
   relay->closeStream(s.id);
   std::this_thread::sleep_for(100ms);
-  access.inject(makeUdp4(fromTrunk(s)));
+  ASSERT_TRUE(access.inject(makeUdp4(fromTrunk(s))));
   EXPECT_EQ(core.capture(200ms), nullptr);
   EXPECT_FALSE(relay->streamCounters(s.id));
   EXPECT_EQ(relay->stats().dropped[static_cast<std::size_t>(DropReason::noFlow)], 1u);

@@ -11,6 +11,12 @@
 #include <string>
 
 #include "dataplane/dpdk/eal.h"
+
+// Which lcores the binary's EAL gets: "0" (workers on plain threads) unless the build
+// says otherwise (dpdk_lcore_test: "0,1", a worker on lcore 1).
+#ifndef SBC_DPDK_TEST_LCORES
+#define SBC_DPDK_TEST_LCORES "0"
+#endif
 #include "tests/dataplane/dpdk_test_util.h"
 
 namespace sbc::dataplane::dpdk::testing {
@@ -36,7 +42,7 @@ int main(int argc, char** argv) {
   std::string error;
   if (!sbc::dataplane::dpdk::ensureEal({"--no-huge", "-m", "256", "--no-pci", "--no-shconf",
                                         "--no-telemetry", "--file-prefix=" + t::prefix, "-l",
-                                        "0", "--log-level=lib.eal:error"},
+                                        SBC_DPDK_TEST_LCORES, "--log-level=lib.eal:error"},
                                        &error)) {
     std::cerr << error << "\n";
     return 1;

@@ -6,9 +6,14 @@
 #include <rte_ether.h>
 #include <rte_ip.h>
 #include <rte_mbuf.h>
+#include <rte_eth_ring.h>
+#include <rte_ethdev.h>
+#include <rte_ring.h>
 #include <rte_udp.h>
 
+#include <chrono>
 #include <cstdint>
+#include <thread>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -153,6 +158,46 @@ inline rte_mbuf* makeArp(std::uint16_t op, const rte_ether_addr& sha, const std:
   arp->arp_data.arp_tip = ip4(tip);
   return m;
 }
+
+// A port made of two in-process rings: the test injects on RX and captures TX.
+class RingPort {
+ public:
+  RingPort() {
+    static int serial = 0;
+    const std::string n = std::to_string(serial++);
+    name_ = "sbc_rp" + n;
+    rx_ = rte_ring_create(("sbc_rx" + n).c_str(), 1024, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+    tx_ = rte_ring_create(("sbc_tx" + n).c_str(), 1024, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+    port_ = rte_eth_from_rings(name_.c_str(), &rx_, 1, &tx_, 1, SOCKET_ID_ANY);
+    char registered[RTE_ETH_NAME_MAX_LEN] = {};
+    if (port_ >= 0 && rte_eth_dev_get_name_by_port(static_cast<std::uint16_t>(port_), registered) == 0)
+      name_ = registered;  // as the ethdev layer knows it
+  }
+  bool ok() const { return rx_ != nullptr && tx_ != nullptr && port_ >= 0; }
+  const std::string& name() const { return name_; }
+  bool inject(rte_mbuf* m) { return m != nullptr && rte_ring_enqueue(rx_, m) == 0; }
+  // The next packet the relay sent on this port, within `timeout`.
+  rte_mbuf* capture(std::chrono::milliseconds timeout = std::chrono::milliseconds(2000)) {
+    const auto end = std::chrono::steady_clock::now() + timeout;
+    void* m = nullptr;
+    while (rte_ring_dequeue(tx_, &m) != 0) {
+      if (std::chrono::steady_clock::now() > end) return nullptr;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return static_cast<rte_mbuf*>(m);
+  }
+  void drain() {
+    void* m = nullptr;
+    while (rte_ring_dequeue(tx_, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+    while (rte_ring_dequeue(rx_, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+  }
+
+ private:
+  std::string name_;
+  rte_ring* rx_ = nullptr;
+  rte_ring* tx_ = nullptr;
+  int port_ = -1;
+};
 
 inline std::vector<std::uint8_t> bytesOf(const rte_mbuf* m) {
   const auto* data = rte_pktmbuf_mtod(m, const std::uint8_t*);
