@@ -55,6 +55,7 @@ constexpr std::size_t kMaxDatagram = 2048;    // larger datagrams are truncated:
 // Up to 256 datagrams per ready socket per round, then the next socket: fairness.
 constexpr int kBurstsPerEvent = static_cast<int>(256 / kBatch > 0 ? 256 / kBatch : 1);
 constexpr int kMaxEvents = 256;
+constexpr int kReceiveBuffer = 1 << 20;  // per socket (the kernel doubles it for overhead)
 constexpr std::size_t kKinds = 2;             // RTP, RTCP
 
 enum class Kind : std::uint8_t { rtp = 0, rtcp = 1 };
@@ -206,6 +207,13 @@ int bindSocket(const policy::IpAddress& address, std::uint16_t port, std::uint8_
   const int family = address.family == policy::IpFamily::v4 ? AF_INET : AF_INET6;
   const int fd = ::socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
+  // A deeper receive queue rides out the worker being descheduled for a few milliseconds
+  // (2-core machines shared with signaling). Only a limit: memory is used as packets queue.
+  // SO_RCVBUFFORCE (root) may exceed net.core.rmem_max; otherwise the sysctl caps it.
+  const int receiveBuffer = kReceiveBuffer;
+  if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &receiveBuffer, sizeof receiveBuffer) != 0) {
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receiveBuffer, sizeof receiveBuffer);
+  }
   const int tos = dscp << 2;
   if (family == AF_INET) {
     ::setsockopt(fd, IPPROTO_IP, IP_TOS, &tos, sizeof tos);
