@@ -46,8 +46,9 @@ struct alignas(64) WorkerCounters {
   alignas(64) std::array<LabelCounters, kMaxLabels> labels{};
 };
 
-// Per flow entry and worker: one cache line each, so workers never share a line.
-struct alignas(64) FlowCounters {
+// Per flow slot and worker, in one dense array per worker and realm (32 bytes a slot, so
+// workers never share a line and a packet touches one line of it).
+struct FlowCounters {
   Counter packets{};
   Counter bytes{};
   Counter dropped{};

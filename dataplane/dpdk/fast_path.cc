@@ -77,8 +77,9 @@ struct Packet {
 };
 
 // The source rules of `rule` for a packet from (a0, a1, portBe); learns it when latching.
-inline bool sourceAllowed(const FlowEntry& entry, const FlowRule& rule, std::uint64_t a0,
+inline bool sourceAllowed(const FlowRule& rule, std::uint64_t a0,
                           std::uint64_t a1, std::uint16_t portBe) noexcept {
+  const FlowEntry& entry = *rule.entry;
   if (rule.latch) {
     std::uint64_t l0, l1;
     std::uint16_t lport;
@@ -186,8 +187,8 @@ Verdict handleArp(rte_mbuf* m, const Packet& p, unsigned rxPort, const FastPathC
   return Verdict::consumed;
 }
 
-inline void countFlowDrop(const FlowEntry& entry, const FlowRule& rule, WorkerCounters& counters) noexcept {
-  bump(entry.counters[counters.workerId].dropped);
+inline void countFlowDrop(FlowCounters& fc, const FlowRule& rule, WorkerCounters& counters) noexcept {
+  bump(fc.dropped);
   bump(counters.labels[rule.label].dropped);
 }
 
@@ -263,20 +264,20 @@ inline Verdict processOne(rte_mbuf* m, unsigned rxPort, const FastPathContext& c
     return Verdict::notUdp;
   }
 
-  const FlowEntry* entry = flows.find(realm, rte_be_to_cpu_16(udp->dst_port));
-  if (entry == nullptr) return Verdict::noFlow;
-  const FlowRule* rule = entry->rule.load(std::memory_order_acquire);
+  const std::uint32_t index = flows.slotOf(realm, rte_be_to_cpu_16(udp->dst_port));
+  if (index == FlowTable::kNoSlot) return Verdict::noFlow;
+  const FlowRule* rule = flows.slot(realm, index)->load(std::memory_order_acquire);
   if (rule == nullptr || !rule->active) return Verdict::noFlow;
+  FlowCounters& fc = flows.counters(counters.workerId, realm, index);
   const std::uint16_t srcPort = udp->src_port;
-  if (!sourceAllowed(*entry, *rule, s0, s1, srcPort)) {
-    countFlowDrop(*entry, *rule, counters);
+  if (!sourceAllowed(*rule, s0, s1, srcPort)) {
+    countFlowDrop(fc, *rule, counters);
     return Verdict::sourceNotAllowed;
   }
-  FlowCounters& fc = entry->counters[counters.workerId];
   fc.lastSeen.store(now, std::memory_order_relaxed);
   std::uint16_t dstPort;
   if (!destination(*rule, d0, d1, dstPort)) {
-    countFlowDrop(*entry, *rule, counters);
+    countFlowDrop(fc, *rule, counters);
     return Verdict::noFlow;  // the other side has no address yet
   }
   const unsigned out = realm ^ 1u;
@@ -288,7 +289,7 @@ inline Verdict processOne(rte_mbuf* m, unsigned rxPort, const FastPathContext& c
   if (mac == 0) {
     if (ip4 != nullptr)
       sendArpRequest(ctx, counters, wordV4(d0), flows.address4(out), egress, now, tx);
-    countFlowDrop(*entry, *rule, counters);
+    countFlowDrop(fc, *rule, counters);
     return Verdict::unresolved;
   }
 
@@ -362,19 +363,22 @@ inline Verdict processOne(rte_mbuf* m, unsigned rxPort, const FastPathContext& c
   return Verdict::forwarded;
 }
 
-// The flow entry an untagged IPv4/UDP packet is for, without validation (a guess for
-// prefetching only; processOne validates everything).
-inline const FlowEntry* peekEntry(const rte_mbuf* m, const FlowTable& flows) noexcept {
-  if (rte_pktmbuf_data_len(m) < 14 + 20 + 8) return nullptr;
+// The flow slot an untagged IPv4/UDP packet is for, without validation (a guess for
+// prefetching only; processOne validates everything). False when there is none.
+inline bool peekSlot(const rte_mbuf* m, const FlowTable& flows, unsigned& realm,
+                     std::uint32_t& index) noexcept {
+  if (rte_pktmbuf_data_len(m) < 14 + 20 + 8) return false;
   const auto* data = rte_pktmbuf_mtod(m, const std::uint8_t*);
   const auto* eth = reinterpret_cast<const rte_ether_hdr*>(data);
-  if (eth->ether_type != kEthIpv4) return nullptr;
+  if (eth->ether_type != kEthIpv4) return false;
   const auto* ip = reinterpret_cast<const rte_ipv4_hdr*>(data + 14);
-  if (ip->version_ihl != 0x45) return nullptr;
-  const int realm = flows.realmOf4(ip->dst_addr);
-  if (realm < 0) return nullptr;
+  if (ip->version_ihl != 0x45) return false;
+  const int r = flows.realmOf4(ip->dst_addr);
+  if (r < 0) return false;
   const auto* udp = reinterpret_cast<const rte_udp_hdr*>(data + 34);
-  return flows.find(static_cast<unsigned>(realm), rte_be_to_cpu_16(udp->dst_port));
+  realm = static_cast<unsigned>(r);
+  index = flows.slotOf(realm, rte_be_to_cpu_16(udp->dst_port));
+  return index != FlowTable::kNoSlot;
 }
 
 }  // namespace
@@ -397,21 +401,26 @@ void forwardBurst(rte_mbuf** pkts, std::uint16_t n, unsigned rxPort, const FastP
   std::uint32_t forwarded = 0, unresolved = 0;
   std::array<rte_mbuf*, kBurst> dropped;
   std::uint16_t droppedCount = 0;
-  // Two prefetch passes hide the dependent loads (slot → entry → rule) across the burst.
-  std::array<const FlowEntry*, kBurst> entries;
+  // Two prefetch passes hide the dependent loads across the burst: first the slots and
+  // this worker's counters (known from the port alone), then the rules they point to.
+  const FlowTable& flows = *ctx.flows;
+  std::array<const std::atomic<const FlowRule*>*, kBurst> slots;
   for (std::uint16_t i = 0; i < n; ++i) {
-    entries[i] = peekEntry(pkts[i], *ctx.flows);
-    if (entries[i] != nullptr) {
-      rte_prefetch0(entries[i]);
-      rte_prefetch0(&entries[i]->counters[counters.workerId]);
+    unsigned realm;
+    std::uint32_t index;
+    slots[i] = nullptr;
+    if (peekSlot(pkts[i], flows, realm, index)) {
+      slots[i] = flows.slot(realm, index);
+      rte_prefetch0(slots[i]);
+      rte_prefetch0(&flows.counters(counters.workerId, realm, index));
     }
   }
   for (std::uint16_t i = 0; i < n; ++i) {
-    if (entries[i] == nullptr) continue;
-    const FlowRule* rule = entries[i]->rule.load(std::memory_order_acquire);
+    if (slots[i] == nullptr) continue;
+    const FlowRule* rule = slots[i]->load(std::memory_order_acquire);
+    if (rule == nullptr) continue;
     rte_prefetch0(rule);
     rte_prefetch0(reinterpret_cast<const std::uint8_t*>(rule) + 64);
-    rte_prefetch0(&rule->prefixes);
   }
   for (std::uint16_t i = 0; i < n; ++i) {
     const Verdict v = processOne(pkts[i], rxPort, ctx, counters, now, tx);

@@ -59,7 +59,9 @@ FlowTable::FlowTable(const RelaySettings& settings, unsigned maxWorkers)
       throw std::invalid_argument("dpdk flow table: empty port range");
     slots_[r].portMin = realm.portMin;
     slots_[r].size = static_cast<std::uint32_t>(realm.portMax) - realm.portMin + 2;
-    slots_[r].entries = std::make_unique<std::atomic<FlowEntry*>[]>(slots_[r].size);
+    slots_[r].rules = std::make_unique<std::atomic<const FlowRule*>[]>(slots_[r].size);
+    for (unsigned w = 0; w < maxWorkers; ++w)
+      counters_[w][r] = std::make_unique<FlowCounters[]>(slots_[r].size);
     address_[r] = toRaw(realm.address);
     v4_[r] = realm.address.family == policy::IpFamily::v4;
     std::memcpy(&addr4_[r], realm.address.bytes.data(), 4);
@@ -102,9 +104,7 @@ void FlowTable::freeRetired(void*, void* elements, unsigned int n) {
     if (retired[i].kind == kRule) {
       delete static_cast<const FlowRule*>(retired[i].pointer);
     } else {
-      auto* entry = static_cast<FlowEntry*>(retired[i].pointer);
-      delete entry->rule.load(std::memory_order_relaxed);
-      delete entry;
+      delete static_cast<FlowEntry*>(retired[i].pointer);
     }
   }
 }
@@ -164,6 +164,7 @@ FlowRule* FlowTable::buildRule(const Stream& stream, Realm in, bool rtcp) const 
     rule->peer = toRaw(target->address);
     rule->peerPortBe = htons(target->port);
   }
+  rule->entry = stream.entries[i][rtcp ? 1 : 0];
   rule->peerEntry = stream.entries[o][rtcp && !mux ? 1 : 0];
   rule->peerLatch = theirs.latch && v4_[i] == v4_[o];
   rule->peerLatchEpoch = stream.latchEpoch[o];
@@ -174,8 +175,9 @@ void FlowTable::publishRules(Stream& stream) {
   for (std::size_t r = 0; r < kRealmCount; ++r) {
     for (int rtcp = 0; rtcp < 2; ++rtcp) {
       FlowRule* rule = buildRule(stream, static_cast<Realm>(r), rtcp == 1);
-      const FlowRule* old = stream.entries[r][static_cast<std::size_t>(rtcp)]->rule.exchange(
-          rule, std::memory_order_acq_rel);
+      const std::uint32_t index =
+          static_cast<std::uint32_t>(stream.port[r]) - slots_[r].portMin + static_cast<std::uint32_t>(rtcp);
+      const FlowRule* old = slots_[r].rules[index].exchange(rule, std::memory_order_acq_rel);
       if (old != nullptr) retire(const_cast<FlowRule*>(old), kRule);
     }
   }
@@ -187,8 +189,8 @@ bool FlowTable::installStream(StreamId id, std::uint16_t label,
   for (std::size_t r = 0; r < kRealmCount; ++r) {
     std::uint32_t index = static_cast<std::uint32_t>(ports[r]) - slots_[r].portMin;
     if (index + 1 >= slots_[r].size) return false;
-    if (slots_[r].entries[index].load(std::memory_order_relaxed) != nullptr ||
-        slots_[r].entries[index + 1].load(std::memory_order_relaxed) != nullptr)
+    if (slots_[r].rules[index].load(std::memory_order_relaxed) != nullptr ||
+        slots_[r].rules[index + 1].load(std::memory_order_relaxed) != nullptr)
       return false;
   }
   Stream& stream = streams_[id];
@@ -203,12 +205,8 @@ bool FlowTable::installStream(StreamId id, std::uint16_t label,
       stream.entries[r][rtcp] = entry;
     }
   }
+  stream.baseline = sumSlots(stream);
   publishRules(stream);
-  for (std::size_t r = 0; r < kRealmCount; ++r) {
-    std::uint32_t index = static_cast<std::uint32_t>(ports[r]) - slots_[r].portMin;
-    slots_[r].entries[index].store(stream.entries[r][0], std::memory_order_release);
-    slots_[r].entries[index + 1].store(stream.entries[r][1], std::memory_order_release);
-  }
   flows_ += 4;
   return true;
 }
@@ -230,8 +228,10 @@ bool FlowTable::removeStream(StreamId id) {
   Stream& stream = it->second;
   for (std::size_t r = 0; r < kRealmCount; ++r) {
     std::uint32_t index = static_cast<std::uint32_t>(stream.port[r]) - slots_[r].portMin;
-    slots_[r].entries[index].store(nullptr, std::memory_order_release);
-    slots_[r].entries[index + 1].store(nullptr, std::memory_order_release);
+    for (std::uint32_t k = 0; k < 2; ++k) {
+      const FlowRule* old = slots_[r].rules[index + k].exchange(nullptr, std::memory_order_acq_rel);
+      if (old != nullptr) retire(const_cast<FlowRule*>(old), kRule);
+    }
   }
   for (std::size_t r = 0; r < kRealmCount; ++r)
     for (std::size_t rtcp = 0; rtcp < 2; ++rtcp) retire(stream.entries[r][rtcp], kEntry);
@@ -240,18 +240,31 @@ bool FlowTable::removeStream(StreamId id) {
   return true;
 }
 
+StreamCounters FlowTable::sumSlots(const Stream& stream) const {
+  StreamCounters out;
+  for (std::size_t r = 0; r < kRealmCount; ++r) {
+    const std::uint32_t index = static_cast<std::uint32_t>(stream.port[r]) - slots_[r].portMin;
+    for (unsigned w = 0; w < maxWorkers_; ++w) {
+      for (std::uint32_t k = 0; k < 2; ++k) {
+        const FlowCounters& c = counters_[w][r][index + k];
+        out.packets[r] += read(c.packets);
+        out.bytes[r] += read(c.bytes);
+        out.dropped[r] += read(c.dropped);
+      }
+    }
+  }
+  return out;
+}
+
 std::optional<StreamCounters> FlowTable::streamCounters(StreamId id) const {
   auto it = streams_.find(id);
   if (it == streams_.end()) return std::nullopt;
-  StreamCounters out;
+  StreamCounters out = sumSlots(it->second);
+  const StreamCounters& base = it->second.baseline;
   for (std::size_t r = 0; r < kRealmCount; ++r) {
-    for (const FlowEntry* entry : it->second.entries[r]) {
-      for (unsigned w = 0; w < maxWorkers_; ++w) {
-        out.packets[r] += read(entry->counters[w].packets);
-        out.bytes[r] += read(entry->counters[w].bytes);
-        out.dropped[r] += read(entry->counters[w].dropped);
-      }
-    }
+    out.packets[r] -= base.packets[r];
+    out.bytes[r] -= base.bytes[r];
+    out.dropped[r] -= base.dropped[r];
   }
   return out;
 }
@@ -259,10 +272,12 @@ std::optional<StreamCounters> FlowTable::streamCounters(StreamId id) const {
 std::uint64_t FlowTable::lastSeen(StreamId id, Realm realm) const {
   auto it = streams_.find(id);
   if (it == streams_.end()) return 0;
+  const std::size_t r = static_cast<std::size_t>(realm);
+  const std::uint32_t index = static_cast<std::uint32_t>(it->second.port[r]) - slots_[r].portMin;
   std::uint64_t newest = 0;
-  for (const FlowEntry* entry : it->second.entries[static_cast<std::size_t>(realm)]) {
-    for (unsigned w = 0; w < maxWorkers_; ++w) {
-      std::uint64_t seen = entry->counters[w].lastSeen.load(std::memory_order_relaxed);
+  for (unsigned w = 0; w < maxWorkers_; ++w) {
+    for (std::uint32_t k = 0; k < 2; ++k) {
+      const std::uint64_t seen = counters_[w][r][index + k].lastSeen.load(std::memory_order_relaxed);
       if (seen > newest) newest = seen;
     }
   }

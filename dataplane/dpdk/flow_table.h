@@ -8,8 +8,11 @@
 // writer-side locking at all (the control thread is the only writer of slots and rules).
 // 64k ports × 8 bytes × 2 realms is at most 1 MB.
 //
-// Lifetime: a FlowEntry (per realm, RTP or RTCP) lives from installStream to removeStream;
-// its FlowRule is immutable and replaced whole on updateLeg. Retired rules and entries go
+// A slot holds the flow's immutable FlowRule directly (one dependent load per packet); the
+// per-worker counters are dense arrays indexed like the slots, so they can be prefetched
+// from the port number alone. A FlowEntry (per realm, RTP or RTCP) holds the only mutable
+// per-flow state, the latched source, and lives from installStream to removeStream; rules
+// are replaced whole on updateLeg. Retired rules and entries go
 // to an rte_rcu_qsbr deferred queue and are freed once every worker has reported a
 // quiescent state since (workers report once per loop iteration), so the control thread
 // never waits for workers. Workers write only the per-entry fields they own: the latched
@@ -19,6 +22,7 @@
 
 #include <array>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -46,23 +50,25 @@ struct FlowEntry;
 
 // Immutable once published. Describes packets arriving at one SBC port in realm `in`.
 struct alignas(64) FlowRule {
+  // Line 0: everything but the prefixes (ordered by size so it fits one cache line).
+  const FlowEntry* entry = nullptr;      // this flow's latched source
+  const FlowEntry* peerEntry = nullptr;  // where the other side's latched source is learnt
+  RawAddress peer;                       // the other side's SDP address (egress)
   StreamId stream = 0;
+  std::uint32_t latchEpoch = 0;
+  std::uint32_t peerLatchEpoch = 0;
   std::uint16_t label = 0;
+  std::uint16_t srcPortBe = 0;   // the SBC's port in the other realm (network order)
+  std::uint16_t peerPortBe = 0;
   bool active = true;  // false: the port is not served (RTCP port under rtcp-mux)
   bool latch = false;
-  std::uint32_t latchEpoch = 0;
-  std::uint8_t prefixCount = 0;
-  // Egress, towards the other realm's side.
-  std::uint16_t srcPortBe = 0;  // the SBC's port in the other realm (network order)
-  bool hasPeer = false;         // the other side's SDP address is known
-  RawAddress peer;
-  std::uint16_t peerPortBe = 0;
-  const FlowEntry* peerEntry = nullptr;  // where the other side's latched source is learnt
+  bool hasPeer = false;  // the other side's SDP address is known
   bool peerLatch = false;
-  std::uint32_t peerLatchEpoch = 0;
-  // Last: a packet touches only the lines of the prefixes it is checked against.
-  std::array<MaskedPrefix, kMaxPrefixes> prefixes{};
+  std::uint8_t prefixCount = 0;
+  // From line 1: two prefixes a line; a packet touches only the lines it is checked against.
+  alignas(64) std::array<MaskedPrefix, kMaxPrefixes> prefixes{};
 };
+static_assert(offsetof(FlowRule, prefixes) == 64, "FlowRule's header must fit one line");
 
 // The latched source: written by one worker (the one receiving the flow's packets),
 // read by any worker. Seqlock without retry: a torn read counts as "not latched".
@@ -98,13 +104,10 @@ struct LatchedSource {
 };
 
 struct alignas(64) FlowEntry {
-  std::atomic<const FlowRule*> rule{nullptr};
   Realm realm = Realm::access;
   bool rtcp = false;
-  // Worker-owned (written through const pointers by the receiving worker only). The
-  // per-worker line holds its counters and last-seen time: one line touched per packet.
+  // Worker-owned (written through const pointers by the receiving worker only).
   alignas(64) mutable LatchedSource latched;
-  mutable std::array<FlowCounters, kMaxWorkers> counters{};
 };
 
 class FlowTable {
@@ -129,11 +132,21 @@ class FlowTable {
         return static_cast<int>(r);
     return -1;
   }
-  const FlowEntry* find(unsigned realm, std::uint16_t port) const noexcept {
-    const Slots& s = slots_[realm];
-    std::uint32_t index = static_cast<std::uint32_t>(port) - s.portMin;
-    if (index >= s.size) return nullptr;
-    return s.entries[index].load(std::memory_order_acquire);
+  static constexpr std::uint32_t kNoSlot = ~0u;
+  std::uint32_t slotOf(unsigned realm, std::uint16_t port) const noexcept {
+    const std::uint32_t index = static_cast<std::uint32_t>(port) - slots_[realm].portMin;
+    return index < slots_[realm].size ? index : kNoSlot;
+  }
+  const std::atomic<const FlowRule*>* slot(unsigned realm, std::uint32_t index) const noexcept {
+    return &slots_[realm].rules[index];
+  }
+  const FlowRule* find(unsigned realm, std::uint16_t port) const noexcept {
+    const std::uint32_t index = slotOf(realm, port);
+    return index == kNoSlot ? nullptr : slot(realm, index)->load(std::memory_order_acquire);
+  }
+  // The calling worker's counters of a slot (written by that worker only).
+  FlowCounters& counters(unsigned worker, unsigned realm, std::uint32_t index) const noexcept {
+    return counters_[worker][realm][index];
   }
   const RawAddress& address(unsigned realm) const noexcept { return address_[realm]; }
   std::uint32_t address4(unsigned realm) const noexcept { return addr4_[realm]; }
@@ -162,7 +175,7 @@ class FlowTable {
   struct Slots {
     std::uint32_t portMin = 0;
     std::uint32_t size = 0;  // ports portMin .. portMax + 1 (RTCP of the last RTP port)
-    std::unique_ptr<std::atomic<FlowEntry*>[]> entries;
+    std::unique_ptr<std::atomic<const FlowRule*>[]> rules;
   };
   struct Stream {
     StreamId id = 0;
@@ -171,13 +184,17 @@ class FlowTable {
     std::array<LegMedia, kRealmCount> legs;
     std::array<std::uint32_t, kRealmCount> latchEpoch{};
     std::array<std::array<FlowEntry*, 2>, kRealmCount> entries{};  // [realm][rtcp]
+    StreamCounters baseline;  // what the slots' counters held at install (earlier streams)
   };
+  StreamCounters sumSlots(const Stream& stream) const;
   FlowRule* buildRule(const Stream& stream, Realm in, bool rtcp) const;
   void publishRules(Stream& stream);
   void retire(void* pointer, std::uint32_t kind) noexcept;
   static void freeRetired(void* p, void* elements, unsigned int n);
 
   std::array<Slots, kRealmCount> slots_;
+  // [worker][realm][slot]; mutable: workers write their own through a const table.
+  std::array<std::array<std::unique_ptr<FlowCounters[]>, kRealmCount>, kMaxWorkers> counters_;
   std::array<RawAddress, kRealmCount> address_;
   std::array<std::uint32_t, kRealmCount> addr4_{};
   std::array<bool, kRealmCount> v4_{};
