@@ -489,7 +489,10 @@ void throughput(const std::vector<long>& sessionCounts, const std::vector<long>&
         summary[{sessions, rate}].first = row;
       }
     }
-    if (!rtpengine.empty()) {
+    // A fresh daemon per rate: once overloaded, this rtpengine version may stop reading its
+    // sockets altogether ("Too many packets in UDP receive queue ... aborting loop"), which
+    // would poison every later rate.
+    for (const long rate : rtpengine.empty() ? std::vector<long>{} : rates) {
       Rtpengine daemon(rtpengine);
       std::vector<sockaddr_in> targets;
       for (long i = 0; daemon.ok() && i < sessions; ++i) {
@@ -501,15 +504,13 @@ void throughput(const std::vector<long>& sessionCounts, const std::vector<long>&
       if (!daemon.ok() || targets.size() != static_cast<std::size_t>(sessions)) {
         std::printf("rtpengine: could not start or set up %ld sessions (%zu): skipped\n",
                     sessions, targets.size());
-      } else {
-        const Subject subject{[&daemon] { return daemon.cpuNs(); }, {}};
-        for (const long rate : rates) {
-          const Row row = measure(subject, targets, generatorFd, sinkFd, rate, runs, seconds);
-          printRow("rtpengine", sessions, rate, row);
-          summary[{sessions, rate}].second = row;
-        }
-        std::printf("rtpengine process state after the runs: %c\n", daemon.state());
+        continue;
       }
+      std::this_thread::sleep_for(100ms);
+      const Subject subject{[&daemon] { return daemon.cpuNs(); }, {}};
+      const Row row = measure(subject, targets, generatorFd, sinkFd, rate, runs, seconds);
+      printRow("rtpengine", sessions, rate, row);
+      summary[{sessions, rate}].second = row;
     }
     ::close(generatorFd);
     ::close(sinkFd);
