@@ -169,6 +169,7 @@ int main(int argc, char** argv) {
   settings.realms[1] = {*IpAddress::parse("10.1.0.1"), 40000, 59998};
   FlowTable table(settings, 1);
   NeighbourTable neighbours;
+  table.setNeighbours(&neighbours);
   for (unsigned i = 0; i < kFlows; ++i) {
     const std::uint16_t a = static_cast<std::uint16_t>(10000 + 2 * i);
     const std::uint16_t c = static_cast<std::uint16_t>(40000 + 2 * i);

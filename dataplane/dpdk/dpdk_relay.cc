@@ -165,6 +165,7 @@ DpdkRelayImpl::DpdkRelayImpl(const RelaySettings& settings, const DpdkSettings& 
   }
 
   flows_ = std::make_unique<FlowTable>(settings, workerCount);
+  flows_->setNeighbours(&neighbours_);
   for (std::size_t r = 0; r < kRealmCount; ++r)
     ports_[r] = std::make_unique<PortAllocator>(settings.realms[r].portMin,
                                                 settings.realms[r].portMax, settings.quarantine);

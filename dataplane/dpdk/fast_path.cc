@@ -99,10 +99,10 @@ inline bool sourceAllowed(const FlowRule& rule, std::uint64_t a0,
 
 // Where packets of `rule` go: the other side's latched source, else its SDP address.
 inline bool destination(const FlowRule& rule, std::uint64_t& d0, std::uint64_t& d1,
-                        std::uint16_t& portBe) noexcept {
-  if (rule.peerLatch && rule.peerEntry != nullptr &&
-      rule.peerEntry->latched.read(rule.peerLatchEpoch, d0, d1, portBe))
-    return true;
+                        std::uint16_t& portBe, bool& latched) noexcept {
+  latched = rule.peerLatch && rule.peerEntry != nullptr &&
+            rule.peerEntry->latched.read(rule.peerLatchEpoch, d0, d1, portBe);
+  if (latched) return true;
   if (!rule.hasPeer) return false;
   d0 = rule.peer.word(0);
   d1 = rule.peer.word(1);
@@ -276,7 +276,8 @@ inline Verdict processOne(rte_mbuf* m, unsigned rxPort, const FastPathContext& c
   }
   fc.lastSeen.store(now, std::memory_order_relaxed);
   std::uint16_t dstPort;
-  if (!destination(*rule, d0, d1, dstPort)) {
+  bool latchedDestination;
+  if (!destination(*rule, d0, d1, dstPort, latchedDestination)) {
     countFlowDrop(fc, *rule, counters);
     return Verdict::noFlow;  // the other side has no address yet
   }
@@ -285,7 +286,9 @@ inline Verdict processOne(rte_mbuf* m, unsigned rxPort, const FastPathContext& c
   RawAddress next;
   std::memcpy(next.bytes.data(), &d0, 8);
   std::memcpy(next.bytes.data() + 8, &d1, 8);
-  const std::uint64_t mac = ctx.neighbours->lookup(next);
+  const std::uint64_t mac = !latchedDestination && rule->peerNeighbour != nullptr
+                                ? rule->peerNeighbour->mac.load(std::memory_order_acquire)
+                                : ctx.neighbours->lookup(next);
   if (mac == 0) {
     if (ip4 != nullptr)
       sendArpRequest(ctx, counters, wordV4(d0), flows.address4(out), egress, now, tx);
@@ -415,13 +418,16 @@ void forwardBurst(rte_mbuf** pkts, std::uint16_t n, unsigned rxPort, const FastP
       rte_prefetch0(&flows.counters(counters.workerId, realm, index));
     }
   }
+  std::array<const FlowRule*, kBurst> rules;
   for (std::uint16_t i = 0; i < n; ++i) {
-    if (slots[i] == nullptr) continue;
-    const FlowRule* rule = slots[i]->load(std::memory_order_acquire);
-    if (rule == nullptr) continue;
-    rte_prefetch0(rule);
-    rte_prefetch0(reinterpret_cast<const std::uint8_t*>(rule) + 64);
+    rules[i] = slots[i] == nullptr ? nullptr : slots[i]->load(std::memory_order_acquire);
+    if (rules[i] == nullptr) continue;
+    rte_prefetch0(rules[i]);
+    rte_prefetch0(reinterpret_cast<const std::uint8_t*>(rules[i]) + 64);
   }
+  // Then the next hops' neighbour slots (by now the rules' first lines have arrived).
+  for (std::uint16_t i = 0; i < n; ++i)
+    if (rules[i] != nullptr && rules[i]->peerNeighbour != nullptr) rte_prefetch0(rules[i]->peerNeighbour);
   for (std::uint16_t i = 0; i < n; ++i) {
     const Verdict v = processOne(pkts[i], rxPort, ctx, counters, now, tx);
     switch (v) {

@@ -163,6 +163,7 @@ FlowRule* FlowTable::buildRule(const Stream& stream, Realm in, bool rtcp) const 
     rule->hasPeer = true;
     rule->peer = toRaw(target->address);
     rule->peerPortBe = htons(target->port);
+    if (neighbours_ != nullptr) rule->peerNeighbour = neighbours_->claim(rule->peer);
   }
   rule->entry = stream.entries[i][rtcp ? 1 : 0];
   rule->peerEntry = stream.entries[o][rtcp && !mux ? 1 : 0];

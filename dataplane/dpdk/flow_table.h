@@ -54,6 +54,7 @@ struct alignas(64) FlowRule {
   const FlowEntry* entry = nullptr;      // this flow's latched source
   const FlowEntry* peerEntry = nullptr;  // where the other side's latched source is learnt
   RawAddress peer;                       // the other side's SDP address (egress)
+  const NeighbourTable::Slot* peerNeighbour = nullptr;  // its MAC, resolved or not
   StreamId stream = 0;
   std::uint32_t latchEpoch = 0;
   std::uint32_t peerLatchEpoch = 0;
@@ -170,6 +171,9 @@ class FlowTable {
   void synchronize() noexcept;
 
   rte_rcu_qsbr* qsbr() const noexcept { return qsbr_; }
+  // Rules built from now on carry their peer's neighbour slot (claimed here), so the fast
+  // path reads the MAC without a hash lookup. Control thread, before workers start.
+  void setNeighbours(NeighbourTable* neighbours) noexcept { neighbours_ = neighbours; }
 
  private:
   struct Slots {
@@ -202,6 +206,7 @@ class FlowTable {
   std::uint32_t nextEpoch_ = 1;
   std::size_t flows_ = 0;
   unsigned maxWorkers_;
+  NeighbourTable* neighbours_ = nullptr;
   rte_rcu_qsbr* qsbr_ = nullptr;
   rte_rcu_qsbr_dq* dq_ = nullptr;
 };

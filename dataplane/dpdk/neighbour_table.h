@@ -31,7 +31,7 @@ struct alignas(8) RawAddress {
 class NeighbourTable {
  public:
   static constexpr std::uint64_t kValid = 1ull << 63;
-  static constexpr std::size_t kSlots = 4096;  // power of two
+  static constexpr std::size_t kSlots = 65536;  // power of two (4 MB)
   static constexpr std::size_t kMaxProbe = 32;
 
   struct alignas(64) Slot {

@@ -49,6 +49,7 @@ class FastPath : public ::testing::Test {
  protected:
   void build(const RelaySettings& settings) {
     flows = std::make_unique<FlowTable>(settings, 1);
+    flows->setNeighbours(&neighbours);  // rules carry their peer's neighbour slot
     ctx.flows = flows.get();
     ctx.neighbours = &neighbours;
     ctx.portCount = 2;
