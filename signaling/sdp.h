@@ -1,0 +1,48 @@
+#pragma once
+// SDP as the B2BUA needs it, on Sofia-SIP's SDP parser and printer: what each m= line of a
+// peer's description asks for, and the description rewritten for the other realm so that
+// every address, port and origin in it is the SBC's own. Pure: no I/O, any thread.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dataplane/media_relay.h"
+
+namespace sbc::signaling {
+
+enum class SdpDirection : std::uint8_t { sendrecv, sendonly, recvonly, inactive };
+
+// One m= line as a peer described it.
+struct SdpStream {
+  std::string media;  // "audio", "video", "image", ...
+  bool rejected = false;  // port 0
+  std::optional<dataplane::MediaAddress> rtp;   // c= (media or session level) + m= port
+  std::optional<dataplane::MediaAddress> rtcp;  // a=rtcp, if given
+  bool rtcpMux = false;                          // a=rtcp-mux
+  SdpDirection direction = SdpDirection::sendrecv;
+};
+
+struct SdpDescription {
+  std::vector<SdpStream> streams;
+};
+
+// nullopt (with the reason in `error`) when the body is not SDP Sofia accepts, has no
+// m= line, or names an address that is not a literal IPv4/IPv6 address.
+std::optional<SdpDescription> parseSdp(std::string_view body, std::string& error);
+
+// The same description for the other realm: c= and o= carry `address`; stream i's m= port
+// becomes relayPorts[i] (a rejected stream keeps port 0), a=rtcp points at relayPorts[i]+1
+// on `address`; the o= username becomes "sbc" and its session id and version `sessionId`
+// and `version`; ICE attributes (candidate, ice-*, remote-candidates, end-of-candidates)
+// are removed. Payload types and all other attributes (rtpmap, fmtp, telephone-event,
+// crypto, rtcp-mux, direction) pass unchanged. nullopt with `error` as for parseSdp, or
+// when relayPorts has not one entry per m= line.
+std::optional<std::string> rewriteSdp(std::string_view body, const policy::IpAddress& address,
+                                      const std::vector<std::uint16_t>& relayPorts,
+                                      std::uint64_t sessionId, std::uint64_t version,
+                                      std::string& error);
+
+}  // namespace sbc::signaling
