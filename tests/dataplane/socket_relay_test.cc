@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <tuple>
 
 #include "tests/dataplane/relay_behaviour.h"
 
@@ -96,6 +97,109 @@ TEST_P(SocketRelay, DestroysWithOpenStreamsAndPendingCommands) {
   }
   relay.reset();
   SUCCEED();
+}
+
+// A UDP peer on ::1 (the only IPv6 loopback address), with the traffic class it receives.
+class Udp6Peer {
+ public:
+  Udp6Peer() {
+    fd_ = ::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    const int one = 1;
+    ::setsockopt(fd_, IPPROTO_IPV6, IPV6_RECVTCLASS, &one, sizeof one);
+    sockaddr_in6 local{};
+    local.sin6_family = AF_INET6;
+    local.sin6_addr = in6addr_loopback;
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) {
+      throw std::runtime_error("bind ::1");
+    }
+    socklen_t length = sizeof local;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&local), &length);
+    address_ = {ip("::1"), ntohs(local.sin6_port)};
+  }
+  ~Udp6Peer() { ::close(fd_); }
+  const MediaAddress& address() const { return address_; }
+  void sendTo(const MediaAddress& to, const std::vector<std::uint8_t>& payload) const {
+    sockaddr_in6 remote{};
+    remote.sin6_family = AF_INET6;
+    remote.sin6_port = htons(to.port);
+    std::memcpy(&remote.sin6_addr, to.address.bytes.data(), 16);
+    ::sendto(fd_, payload.data(), payload.size(), 0, reinterpret_cast<sockaddr*>(&remote),
+             sizeof remote);
+  }
+  // Payload, source port and traffic class of the next datagram within `timeout`.
+  std::optional<std::tuple<std::vector<std::uint8_t>, std::uint16_t, int>> receive(
+      Millis timeout) const {
+    pollfd waiting{fd_, POLLIN, 0};
+    if (::poll(&waiting, 1, static_cast<int>(timeout.count())) <= 0) return std::nullopt;
+    std::vector<std::uint8_t> buffer(65536);
+    std::array<char, 128> control{};
+    sockaddr_in6 from{};
+    iovec iov{buffer.data(), buffer.size()};
+    msghdr message{};
+    message.msg_name = &from;
+    message.msg_namelen = sizeof from;
+    message.msg_iov = &iov;
+    message.msg_iovlen = 1;
+    message.msg_control = control.data();
+    message.msg_controllen = control.size();
+    const ssize_t n = ::recvmsg(fd_, &message, 0);
+    if (n < 0) return std::nullopt;
+    buffer.resize(static_cast<std::size_t>(n));
+    int tclass = -1;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&message); c != nullptr; c = CMSG_NXTHDR(&message, c)) {
+      if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_TCLASS) {
+        std::memcpy(&tclass, CMSG_DATA(c), sizeof tclass);
+      }
+    }
+    return std::make_tuple(std::move(buffer), ntohs(from.sin6_port), tclass);
+  }
+
+ private:
+  int fd_ = -1;
+  MediaAddress address_;
+};
+
+// Proves: IPv6 realms forward both ways with the traffic class set and the source checked
+// (both realms on ::1, told apart by their port ranges).
+TEST_P(SocketRelay, ForwardsOverIpv6) {
+  RelaySettings v6 = settings();
+  const std::uint16_t base = v6.realms[0].portMin;
+  v6.realms[0] = {ip("::1"), base, static_cast<std::uint16_t>(base + 19)};
+  v6.realms[1] = {ip("::1"), static_cast<std::uint16_t>(base + 20),
+                  static_cast<std::uint16_t>(base + 39)};
+  auto relay = make(v6);
+  Udp6Peer trunk, core;
+  const auto stream = relay->openStream("v6");
+  ASSERT_TRUE(stream);
+  LegMedia access;
+  access.rtp = trunk.address();
+  access.allowedSources = {prefix("::1/128")};
+  LegMedia coreLeg;
+  coreLeg.rtp = core.address();
+  coreLeg.allowedSources = {prefix("::1/128")};
+  ASSERT_TRUE(relay->updateLeg(stream->id, Realm::access, access));
+  ASSERT_TRUE(relay->updateLeg(stream->id, Realm::core, coreLeg));
+  for (std::uint16_t seq = 0; seq < 20; ++seq) {
+    trunk.sendTo(stream->rtp[0], rtpPacket(6, seq));
+    const auto got = core.receive(2000ms);
+    ASSERT_TRUE(got) << seq;
+    EXPECT_EQ(std::get<0>(*got), rtpPacket(6, seq));
+    EXPECT_EQ(std::get<1>(*got), stream->rtp[1].port);
+    EXPECT_EQ(std::get<2>(*got), 46 << 2);
+    core.sendTo(stream->rtp[1], rtpPacket(7, seq));
+    const auto back = trunk.receive(2000ms);
+    ASSERT_TRUE(back) << seq;
+    EXPECT_EQ(std::get<0>(*back), rtpPacket(7, seq));
+    EXPECT_EQ(std::get<1>(*back), stream->rtp[0].port);
+  }
+  // An IPv6 source outside the allowed prefix is refused.
+  coreLeg.allowedSources = {prefix("2001:db8::/32")};
+  ASSERT_TRUE(relay->updateLeg(stream->id, Realm::core, coreLeg));
+  core.sendTo(stream->rtp[1], rtpPacket(8, 0));
+  EXPECT_TRUE(eventually([&] {
+    return totalDropped(relay->stats(), DropReason::sourceNotAllowed) == 1;
+  }));
+  EXPECT_FALSE(trunk.receive(100ms));
 }
 
 }  // namespace
