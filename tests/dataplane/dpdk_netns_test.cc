@@ -1,0 +1,213 @@
+// DpdkRelay end to end over net_af_packet on veth pairs: real kernel UDP peers in two
+// network namespaces (trunk side and core side), ARP included. Root only (skipped
+// otherwise). Namespaces and veths carry the test's PID and are removed after each test,
+// also when it fails, and at exit.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <rte_dev.h>
+#include <rte_ethdev.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dataplane/dpdk/dpdk_relay.h"
+
+namespace sbc::dataplane {
+namespace {
+
+using namespace std::chrono_literals;
+using policy::IpAddress;
+using policy::IpPrefix;
+
+const std::string kId = std::to_string(getpid());
+const std::string kTrunkNs = "sbc" + kId + "t", kCoreNs = "sbc" + kId + "c";
+const std::string kTrunkIf = "sbc" + kId + "ta", kTrunkPeerIf = "sbc" + kId + "tb";
+const std::string kCoreIf = "sbc" + kId + "ca", kCorePeerIf = "sbc" + kId + "cb";
+
+int sh(const std::string& command) { return std::system((command + " >/dev/null 2>&1").c_str()); }
+
+void removeTopology() {
+  sh("ip netns del " + kTrunkNs);
+  sh("ip netns del " + kCoreNs);
+  sh("ip link del " + kTrunkIf);
+  sh("ip link del " + kCoreIf);
+}
+
+bool makeSide(const std::string& ns, const std::string& ours, const std::string& peer,
+              const std::string& peerAddress) {
+  return sh("ip netns add " + ns) == 0 &&
+         sh("ip link add " + ours + " type veth peer name " + peer) == 0 &&
+         sh("ip link set " + peer + " netns " + ns) == 0 &&
+         sh("sysctl -w net.ipv6.conf." + ours + ".disable_ipv6=1") == 0 &&
+         sh("ip link set " + ours + " up") == 0 &&
+         sh("ip netns exec " + ns + " ip addr add " + peerAddress + "/24 dev " + peer) == 0 &&
+         sh("ip netns exec " + ns + " ip link set " + peer + " up") == 0 &&
+         sh("ip netns exec " + ns + " ip link set lo up") == 0 &&
+         sh("ip netns exec " + ns + " ethtool -K " + peer + " tx off") == 0;
+}
+
+// A UDP socket inside a namespace (made by a thread that entered it; the socket stays there).
+int socketIn(const std::string& ns, const std::string& address, std::uint16_t port) {
+  int fd = -1;
+  std::thread([&] {
+    const int nsFd = open(("/var/run/netns/" + ns).c_str(), O_RDONLY | O_CLOEXEC);
+    if (nsFd < 0 || setns(nsFd, CLONE_NEWNET) != 0) return;
+    close(nsFd);
+    fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    inet_pton(AF_INET, address.c_str(), &sa.sin_addr);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
+      close(fd);
+      fd = -1;
+    }
+  }).join();
+  return fd;
+}
+
+void sendTo(int fd, const MediaAddress& to, const std::string& payload) {
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(to.port);
+  std::memcpy(&sa.sin_addr, to.address.bytes.data(), 4);
+  sendto(fd, payload.data(), payload.size(), 0, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
+}
+
+// The next datagram within `timeout`, with its source.
+bool receive(int fd, std::string& payload, std::string& from, std::uint16_t& fromPort,
+             std::chrono::milliseconds timeout) {
+  pollfd pfd{fd, POLLIN, 0};
+  if (poll(&pfd, 1, static_cast<int>(timeout.count())) != 1) return false;
+  char buffer[2048];
+  sockaddr_in sa{};
+  socklen_t len = sizeof(sa);
+  const ssize_t n = recvfrom(fd, buffer, sizeof(buffer), 0, reinterpret_cast<sockaddr*>(&sa), &len);
+  if (n < 0) return false;
+  payload.assign(buffer, static_cast<std::size_t>(n));
+  char text[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, &sa.sin_addr, text, sizeof(text));
+  from = text;
+  fromPort = ntohs(sa.sin_port);
+  return true;
+}
+
+class DpdkNetns : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces, af_packet)";
+    static bool registered = false;
+    if (!registered) std::atexit(removeTopology);
+    registered = true;
+    removeTopology();
+    ASSERT_TRUE(makeSide(kTrunkNs, kTrunkIf, kTrunkPeerIf, "10.50.0.2"));
+    ASSERT_TRUE(makeSide(kCoreNs, kCoreIf, kCorePeerIf, "10.60.0.2"));
+    static int serial = 0;
+    const std::string n = std::to_string(serial++);
+    trunkDev = "net_af_packet_t" + n;
+    coreDev = "net_af_packet_c" + n;
+    ASSERT_EQ(rte_dev_probe((trunkDev + ",iface=" + kTrunkIf).c_str()), 0);
+    ASSERT_EQ(rte_dev_probe((coreDev + ",iface=" + kCoreIf).c_str()), 0);
+  }
+  void TearDown() override {
+    relay.reset();
+    for (const std::string& dev : {trunkDev, coreDev}) {
+      std::uint16_t id;
+      if (!dev.empty() && rte_eth_dev_get_port_by_name(dev.c_str(), &id) == 0) {
+        rte_eth_dev_stop(id);
+        rte_eth_dev_close(id);
+        rte_eal_hotplug_remove("vdev", dev.c_str());
+      }
+    }
+    for (int fd : fds) close(fd);
+    removeTopology();
+  }
+  int track(int fd) {
+    fds.push_back(fd);
+    return fd;
+  }
+
+  std::string trunkDev, coreDev;
+  std::unique_ptr<DpdkRelay> relay;
+  std::vector<int> fds;
+};
+
+// Real peers: the trunk's kernel resolves the relay's access address by ARP (the relay
+// answers), the relay resolves the core peer by ARP, and datagrams arrive intact from the
+// SBC's media address and port of each realm, both ways; an intruder's are dropped.
+TEST_F(DpdkNetns, ForwardsBetweenKernelPeersWithArp) {
+  RelaySettings settings;
+  settings.realms[0] = {*IpAddress::parse("10.50.0.1"), 30000, 30010};
+  settings.realms[1] = {*IpAddress::parse("10.60.0.1"), 40000, 40010};
+  settings.mediaTimeout = 0ms;
+  DpdkSettings dpdk;
+  dpdk.ports = {{trunkDev, Realm::access}, {coreDev, Realm::core}};
+  relay = makeDpdkRelay(settings, dpdk);
+  const int trunk = track(socketIn(kTrunkNs, "10.50.0.2", 4000));
+  const int core = track(socketIn(kCoreNs, "10.60.0.2", 5000));
+  ASSERT_GE(trunk, 0);
+  ASSERT_GE(core, 0);
+  const auto s = relay->openStream("trunk");
+  ASSERT_TRUE(s);
+  LegMedia a, c;
+  a.rtp = MediaAddress{*IpAddress::parse("10.50.0.2"), 4000};
+  a.allowedSources = {*IpPrefix::parse("10.50.0.2/32")};
+  c.rtp = MediaAddress{*IpAddress::parse("10.60.0.2"), 5000};
+  c.allowedSources = {*IpPrefix::parse("10.60.0.0/24")};
+  ASSERT_TRUE(relay->updateLeg(s->id, Realm::access, a));
+  ASSERT_TRUE(relay->updateLeg(s->id, Realm::core, c));
+
+  // The first datagrams may wait for ARP (kernel → relay, then relay → core peer).
+  std::string payload, from;
+  std::uint16_t fromPort = 0;
+  bool got = false;
+  for (int attempt = 0; attempt < 40 && !got; ++attempt) {
+    sendTo(trunk, s->rtp[0], "rtp-" + std::to_string(attempt));
+    got = receive(core, payload, from, fromPort, 100ms);
+  }
+  ASSERT_TRUE(got) << "nothing reached the core peer";
+  EXPECT_EQ(payload.rfind("rtp-", 0), 0u);
+  EXPECT_EQ(from, "10.60.0.1");
+  EXPECT_EQ(fromPort, s->rtp[1].port);
+  EXPECT_GE(relay->dpdkStats().arpReplied, 1u);
+  EXPECT_GE(relay->dpdkStats().arpLearnt, 1u);
+  // Now in order, every one intact.
+  while (receive(core, payload, from, fromPort, 50ms)) {
+  }
+  for (int i = 0; i < 20; ++i) sendTo(trunk, s->rtp[0], "seq-" + std::to_string(i));
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(receive(core, payload, from, fromPort, 1000ms)) << i;
+    EXPECT_EQ(payload, "seq-" + std::to_string(i));
+  }
+  // Back: core → trunk, from the access media address.
+  got = false;
+  for (int attempt = 0; attempt < 20 && !got; ++attempt) {
+    sendTo(core, s->rtp[1], "back");
+    got = receive(trunk, payload, from, fromPort, 100ms);
+  }
+  ASSERT_TRUE(got);
+  EXPECT_EQ(payload, "back");
+  EXPECT_EQ(from, "10.50.0.1");
+  EXPECT_EQ(fromPort, s->rtp[0].port);
+  // An intruder inside the trunk's namespace but outside the allowed /32.
+  ASSERT_EQ(sh("ip netns exec " + kTrunkNs + " ip addr add 10.50.0.9/24 dev " + kTrunkPeerIf), 0);
+  const int intruder = track(socketIn(kTrunkNs, "10.50.0.9", 4000));
+  ASSERT_GE(intruder, 0);
+  const auto droppedBefore = relay->stats().dropped[static_cast<std::size_t>(DropReason::sourceNotAllowed)];
+  for (int i = 0; i < 5; ++i) sendTo(intruder, s->rtp[0], "evil");
+  EXPECT_FALSE(receive(core, payload, from, fromPort, 300ms));
+  EXPECT_GE(relay->stats().dropped[static_cast<std::size_t>(DropReason::sourceNotAllowed)],
+            droppedBefore + 1);
+}
+
+}  // namespace
+}  // namespace sbc::dataplane
