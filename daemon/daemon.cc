@@ -6,6 +6,8 @@
 #include <sstream>
 
 #include "common/log.h"
+#include "daemon/media_setup.h"
+#include "metrics/media_collector.h"
 #include "metrics/policy_collector.h"
 
 namespace sbc::daemon {
@@ -77,6 +79,8 @@ Daemon::Daemon(std::string configPath, config::Config config)
   }
   metrics::exposeTrunkSeries(metrics_, *policy_->current());
   metrics_.addCollector(std::make_shared<metrics::PolicyCollector>(policy_));
+  relay_ = makeMediaRelay(config_);
+  metrics_.addCollector(std::make_shared<metrics::MediaCollector>(relay_));
 
   for (const char* realm : {"access", "core"}) {
     metrics_.counter(metrics::FamilyId::sipUnansweredTotal)
@@ -84,7 +88,7 @@ Daemon::Daemon(std::string configPath, config::Config config)
   }
   const std::string metricsBound = metrics_.serve(config_.metricsListen);
   control_ = std::make_unique<ControlServer>(io_, config_.controlSocket, controlCommands());
-  signaling_ = std::make_unique<signaling::SignalingPlane>(config_, policy_, metrics_);
+  signaling_ = std::make_unique<signaling::SignalingPlane>(config_, policy_, metrics_, relay_);
   std::string sipBound;
   for (const auto& address : signaling_->boundAddresses()) sipBound += " sip." + address;
 
@@ -92,7 +96,7 @@ Daemon::Daemon(std::string configPath, config::Config config)
   // One line with every address actually bound, so tests and operators can find ports
   // chosen by the kernel (port 0).
   log::info("sbcd", "bound metrics=http://", metricsBound, "/metrics control=unix:",
-            control_->path(), sipBound);
+            control_->path(), sipBound, " ", describeMedia(config_));
   log::info("sbcd", "sbcd ", SBC_VERSION, " running: config=", configPath_,
             " trunks=", config_.trunks.size(), " media_driver=",
             config::toString(config_.media.driver), " open_files_limit=", openFiles);

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "config/config.h"
+#include "dataplane/media_relay.h"
 #include "daemon/asio.h"
 #include "daemon/control_server.h"
 #include "metrics/metrics.h"
@@ -40,6 +41,7 @@ class Daemon {
   config::Config config_;
   std::shared_ptr<policy::Policy> policy_;
   metrics::Metrics metrics_;
+  std::shared_ptr<dataplane::MediaRelay> relay_;
   std::unique_ptr<signaling::SignalingPlane> signaling_;
   std::unique_ptr<ControlServer> control_;
   std::chrono::steady_clock::time_point startedAt_;

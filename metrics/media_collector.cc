@@ -29,11 +29,12 @@ std::vector<prometheus::MetricFamily> MediaCollector::Collect() const {
   for (const auto& label : stats.labels) {
     if (label.label.empty()) continue;  // line calls: counted in the totals only
     for (std::size_t from = 0; from < dataplane::kRealmCount; ++from) {
+      // Labels in name order, as the registry prints its own series.
       packets.metric.push_back(counterSample(
-          {{"trunk", label.label}, {"direction", kDirections[from]}},
+          {{"direction", kDirections[from]}, {"trunk", label.label}},
           static_cast<double>(label.packets[from])));
       bytes.metric.push_back(counterSample(
-          {{"trunk", label.label}, {"direction", kDirections[from]}},
+          {{"direction", kDirections[from]}, {"trunk", label.label}},
           static_cast<double>(label.bytes[from])));
     }
     trunkDropped.metric.push_back(

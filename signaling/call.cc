@@ -27,8 +27,13 @@ void CallEnvironment::countResponse(const char* realm, int code) const {
 }
 
 Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
-           policy::CallSlot slot, msg_t* invite, sip_t* sip)
-    : environment_(environment), id_(id), trunk_(std::move(trunk)), slot_(std::move(slot)) {
+           std::vector<policy::IpPrefix> trunkPrefixes, policy::CallSlot slot, msg_t* invite,
+           sip_t* sip)
+    : environment_(environment),
+      id_(id),
+      trunk_(std::move(trunk)),
+      trunkPrefixes_(std::move(trunkPrefixes)),
+      slot_(std::move(slot)) {
   // The caller's dialog: our side is the request's To, theirs its From.
   callerLeg_ = nta_leg_tcreate(environment_.accessAgent, &Call::onCallerRequest, this,
                                SIPTAG_CALL_ID(sip->sip_call_id), SIPTAG_FROM(sip->sip_to),
@@ -54,6 +59,17 @@ Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
   if (hopsLeft == 0) {
     replyCaller(483, "Too Many Hops", nullptr);
     finish("too_many_hops");
+    return;
+  }
+
+  std::string offer;
+  std::string mediaError;
+  if (!anchorOffer(sip, offer, mediaError)) {
+    log::warning("call", "call ", id_, " from trunk ", trunk_, " refused: ", mediaError);
+    const bool noPorts = mediaError == "no media ports left";
+    replyCaller(noPorts ? 503 : 488, noPorts ? "Service Unavailable" : "Not Acceptable Here",
+                nullptr);
+    finish(noPorts ? "no_media_ports" : "bad_sdp");
     return;
   }
 
@@ -83,8 +99,9 @@ Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
                                  SIP_METHOD_INVITE, URL_STRING_MAKE(requestUri.c_str()),
                                  SIPTAG_CONTACT(nta_agent_contact(environment_.coreAgent)),
                                  SIPTAG_MAX_FORWARDS_STR(maxForwards.c_str()),
-                                 SIPTAG_CONTENT_TYPE(sip->sip_content_type),
-                                 SIPTAG_PAYLOAD(sip->sip_payload), TAG_END());
+                                 TAG_IF(!offer.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
+                                 TAG_IF(!offer.empty(), SIPTAG_PAYLOAD_STR(offer.c_str())),
+                                 TAG_END());
   if (calleeInvite_ == nullptr) {
     replyCaller(500, "Internal Server Error", nullptr);
     finish("internal_error");
@@ -92,6 +109,7 @@ Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
 }
 
 Call::~Call() {
+  releaseMedia();
   if (callerInvite_ != nullptr) nta_incoming_destroy(callerInvite_);
   if (calleeInvite_ != nullptr) nta_outgoing_destroy(calleeInvite_);
   if (callerLeg_ != nullptr) nta_leg_destroy(callerLeg_);
@@ -100,16 +118,132 @@ Call::~Call() {
 
 void Call::replyCaller(int status, const char* phrase, const sip_t* response) {
   if (callerInvite_ == nullptr || nta_incoming_status(callerInvite_) >= 200) return;
+  // A response carrying the callee's SDP is anchored and rewritten for the trunk first.
+  std::string body;
+  if (response != nullptr && response->sip_payload != nullptr && status > 100 && status < 300) {
+    std::string error;
+    if (!anchorAnswer(response, body, error)) {
+      log::warning("call", "call ", id_, ": unusable SDP from the core: ", error);
+      status = 502;
+      phrase = "Bad Gateway";
+      body.clear();
+      if (calleeInvite_ != nullptr && nta_outgoing_status(calleeInvite_) < 200) {
+        nta_outgoing_cancel(calleeInvite_);
+      } else {
+        sendBye(calleeLeg_);
+      }
+    }
+  }
   environment_.countResponse("access", status);
   const bool dialogue = status > 100 && status < 300;
   nta_incoming_treply(
       callerInvite_, status, phrase,
       TAG_IF(dialogue, SIPTAG_CONTACT(nta_agent_contact(environment_.accessAgent))),
-      TAG_IF(response != nullptr && response->sip_payload != nullptr,
-             SIPTAG_CONTENT_TYPE(response != nullptr ? response->sip_content_type : nullptr)),
-      TAG_IF(response != nullptr && response->sip_payload != nullptr,
-             SIPTAG_PAYLOAD(response != nullptr ? response->sip_payload : nullptr)),
+      TAG_IF(!body.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
+      TAG_IF(!body.empty(), SIPTAG_PAYLOAD_STR(body.c_str())),
       TAG_IF(status == 503, SIPTAG_RETRY_AFTER_STR("5")), TAG_END());
+  if (status == 502) finish("bad_sdp_answer");
+}
+
+bool Call::anchorOffer(const sip_t* invite, std::string& rewritten, std::string& error) {
+  if (invite->sip_payload == nullptr || invite->sip_payload->pl_len == 0) {
+    // A late offer (SDP in the 200 and the ACK) is not anchored yet: refuse it rather than
+    // let the peers' media addresses through.
+    error = "INVITE without SDP (late offer) is not supported yet";
+    return false;
+  }
+  const std::string_view body(invite->sip_payload->pl_data, invite->sip_payload->pl_len);
+  auto description = parseSdp(body, error);
+  if (!description) return false;
+  std::vector<std::uint16_t> corePorts;
+  for (const auto& stream : description->streams) {
+    if (stream.rejected) {
+      streams_.emplace_back(std::nullopt);
+      corePorts.push_back(0);
+      continue;
+    }
+    auto endpoints = environment_.relay->openStream(trunk_);
+    if (!endpoints) {
+      error = "no media ports left";
+      return false;
+    }
+    environment_.streamOpened(endpoints->id, id_);
+    streams_.emplace_back(endpoints);
+    dataplane::LegMedia caller;
+    caller.rtp = stream.rtp;
+    caller.rtcp = stream.rtcp;
+    caller.allowedSources = trunkPrefixes_;
+    caller.silenceExpected = stream.direction == SdpDirection::recvonly ||
+                             stream.direction == SdpDirection::inactive;
+    environment_.relay->updateLeg(endpoints->id, dataplane::Realm::access, caller);
+    corePorts.push_back(endpoints->rtp[static_cast<std::size_t>(dataplane::Realm::core)].port);
+  }
+  auto sdp = rewriteSdp(body, environment_.coreMedia, corePorts, id_, sdpVersion_, error);
+  if (!sdp) return false;
+  offer_ = std::move(description);
+  rewritten = std::move(*sdp);
+  return true;
+}
+
+bool Call::anchorAnswer(const sip_t* response, std::string& rewritten, std::string& error) {
+  const std::string_view body(response->sip_payload->pl_data, response->sip_payload->pl_len);
+  const auto answer = parseSdp(body, error);
+  if (!answer) return false;
+  if (!offer_ || answer->streams.size() != streams_.size()) {
+    error = "the answer's m= lines do not match the offer's";
+    return false;
+  }
+  std::vector<std::uint16_t> accessPorts;
+  for (std::size_t i = 0; i < streams_.size(); ++i) {
+    const auto& stream = answer->streams[i];
+    if (!streams_[i] || stream.rejected) {
+      accessPorts.push_back(0);
+      continue;
+    }
+    const auto& offered = offer_->streams[i];
+    const bool mux = offered.rtcpMux && stream.rtcpMux;
+    const auto sends = [](SdpDirection direction) {
+      return direction == SdpDirection::sendrecv || direction == SdpDirection::sendonly;
+    };
+    const auto receives = [](SdpDirection direction) {
+      return direction == SdpDirection::sendrecv || direction == SdpDirection::recvonly;
+    };
+    dataplane::LegMedia callee;
+    callee.rtp = stream.rtp;
+    callee.rtcp = stream.rtcp;
+    callee.rtcpMux = mux;
+    // The core's media comes from where its SDP says (a media server may not be the
+    // signalling next hop).
+    const auto& address = stream.rtp->address;
+    callee.allowedSources = {
+        policy::IpPrefix{address, static_cast<std::uint8_t>(
+                                      address.family == policy::IpFamily::v4 ? 32 : 128)}};
+    callee.silenceExpected = !(sends(stream.direction) && receives(offered.direction));
+    const auto id = streams_[i]->id;
+    environment_.relay->updateLeg(id, dataplane::Realm::core, callee);
+
+    dataplane::LegMedia caller;
+    caller.rtp = offered.rtp;
+    caller.rtcp = offered.rtcp;
+    caller.rtcpMux = mux;
+    caller.allowedSources = trunkPrefixes_;
+    caller.silenceExpected = !(sends(offered.direction) && receives(stream.direction));
+    environment_.relay->updateLeg(id, dataplane::Realm::access, caller);
+    accessPorts.push_back(streams_[i]->rtp[static_cast<std::size_t>(dataplane::Realm::access)].port);
+  }
+  auto sdp = rewriteSdp(body, environment_.accessMedia, accessPorts, id_, ++sdpVersion_, error);
+  if (!sdp) return false;
+  rewritten = std::move(*sdp);
+  return true;
+}
+
+void Call::releaseMedia() {
+  for (auto& stream : streams_) {
+    if (!stream) continue;
+    environment_.relay->closeStream(stream->id);
+    environment_.streamClosed(stream->id);
+    stream.reset();
+  }
 }
 
 int Call::onCalleeResponse(void* magic, nta_outgoing_t* request, const sip_t* sip) {
@@ -230,6 +364,7 @@ void Call::finish(const char* outcome) {
   if (state_ == State::over) return;
   state_ = State::over;
   slot_.release();
+  releaseMedia();
   log::debug("call", "call ", id_, " on trunk ", trunk_, " over: ", outcome);
   // A cancelled INVITE still waits for its final response (which nta must acknowledge):
   // the call is destroyed only once it has come.

@@ -9,8 +9,10 @@
 #include <string>
 
 #include "config/config.h"
+#include "dataplane/media_relay.h"
 #include "metrics/metrics.h"
 #include "policy/admission.h"
+#include "signaling/sdp.h"
 #include "signaling/sofia.h"
 
 namespace sbc::signaling {
@@ -21,6 +23,13 @@ struct CallEnvironment {
   nta_agent_t* coreAgent = nullptr;
   const config::Config* settings = nullptr;
   metrics::Metrics* metrics = nullptr;
+  dataplane::MediaRelay* relay = nullptr;
+  policy::IpAddress accessMedia;  // the SBC's media address in each realm
+  policy::IpAddress coreMedia;
+  // Media streams are reported here when opened and closed, so a media timeout can find
+  // its call.
+  std::function<void(dataplane::StreamId, std::uint64_t callId)> streamOpened;
+  std::function<void(dataplane::StreamId)> streamClosed;
   // Called once when a call is over; the plane destroys it later (never inside its own
   // callback).
   std::function<void(std::uint64_t callId)> ended;
@@ -32,7 +41,8 @@ class Call {
   // Takes over an initial INVITE from a trunk (access realm) that was admitted; answers it,
   // relays it to the core's first next hop and owns both dialogs from then on.
   Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
-       policy::CallSlot slot, msg_t* invite, sip_t* sip);
+       std::vector<policy::IpPrefix> trunkPrefixes, policy::CallSlot slot, msg_t* invite,
+       sip_t* sip);
   ~Call();
   Call(const Call&) = delete;
   Call& operator=(const Call&) = delete;
@@ -58,10 +68,22 @@ class Call {
   void finish(const char* outcome);
   bool calleePending() const;
 
+  // Media anchoring. The caller's offer opens one relay stream per accepted m= line and is
+  // rewritten for the core; the callee's answer completes the streams and is rewritten for
+  // the trunk. False (with `error`) when the SDP is unusable or no ports are left.
+  bool anchorOffer(const sip_t* invite, std::string& rewritten, std::string& error);
+  bool anchorAnswer(const sip_t* response, std::string& rewritten, std::string& error);
+  void releaseMedia();
+
   CallEnvironment& environment_;
   const std::uint64_t id_;
   const std::string trunk_;
+  const std::vector<policy::IpPrefix> trunkPrefixes_;
   policy::CallSlot slot_;
+  std::optional<SdpDescription> offer_;
+  std::vector<std::optional<dataplane::StreamEndpoints>> streams_;  // per m= line
+  std::uint64_t sdpVersion_ = 1;
+  std::string answerForCaller_;  // the rewritten SDP of the callee's latest answer
   State state_ = State::calling;
   nta_leg_t* callerLeg_ = nullptr;          // access realm dialog (server side)
   nta_leg_t* calleeLeg_ = nullptr;          // core realm dialog (client side)

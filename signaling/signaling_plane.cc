@@ -66,10 +66,11 @@ std::optional<policy::IpAddress> sourceOf(msg_t* msg) {
 
 struct SignalingPlane::Impl {
   Impl(const config::Config& config, std::shared_ptr<policy::Policy> policyIn,
-       metrics::Metrics& metricsIn)
+       metrics::Metrics& metricsIn, std::shared_ptr<dataplane::MediaRelay> relayIn)
       : settings(config),
         policy(std::move(policyIn)),
         metrics(metricsIn),
+        relay(std::move(relayIn)),
         limiter(kUnknownSourceResponsesPerSecond, kUnknownSourceResponseBurst) {
     realms[0].plane = this;
     realms[0].name = "access";
@@ -94,6 +95,9 @@ struct SignalingPlane::Impl {
     } else if (su_wait_create(&wakeWait, wakeFd, SU_WAIT_IN) != 0 ||
                su_root_register(root, &wakeWait, &Impl::onWake, this, 0) < 0) {
       failure = "signaling: cannot watch the task queue";
+    } else if (su_wait_create(&timeoutWait, relay->timeoutNotifyFd(), SU_WAIT_IN) != 0 ||
+               su_root_register(root, &timeoutWait, &Impl::onMediaTimeout, this, 0) < 0) {
+      failure = "signaling: cannot watch the media relay's timeout reports";
     } else {
       failure = createAgent(realms[0], settings.access);
       if (failure.empty()) failure = createAgent(realms[1], settings.core);
@@ -107,6 +111,15 @@ struct SignalingPlane::Impl {
     environment.coreAgent = realms[1].agent;
     environment.settings = &settings;
     environment.metrics = &metrics;
+    environment.relay = relay.get();
+    environment.accessMedia = *policy::IpAddress::parse(settings.access.media.address);
+    environment.coreMedia = *policy::IpAddress::parse(settings.core.media.address);
+    environment.streamOpened = [this](dataplane::StreamId stream, std::uint64_t call) {
+      streamOwners[stream] = call;
+    };
+    environment.streamClosed = [this](dataplane::StreamId stream) {
+      streamOwners.erase(stream);
+    };
     environment.ended = [this](std::uint64_t id) {
       // Destroyed from the task queue: never inside the call's own nta callback.
       postLocal([this, id] { calls.erase(id); });
@@ -150,6 +163,7 @@ struct SignalingPlane::Impl {
     }
     if (root != nullptr) {
       su_root_unregister(root, &wakeWait, &Impl::onWake, this);
+      su_root_unregister(root, &timeoutWait, &Impl::onMediaTimeout, this);
       su_root_destroy(root);
     }
     root = nullptr;
@@ -166,6 +180,20 @@ struct SignalingPlane::Impl {
       tasks.swap(self.tasks);
     }
     for (auto& task : tasks) task();
+    return 0;
+  }
+
+  // The relay reports streams whose media went silent: their calls are ended.
+  static int onMediaTimeout(void* magic, su_wait_t*, void*) {
+    Impl& self = *static_cast<Impl*>(magic);
+    for (const auto stream : self.relay->takeTimedOut()) {
+      const auto owner = self.streamOwners.find(stream);
+      if (owner == self.streamOwners.end()) continue;
+      const auto call = self.calls.find(owner->second);
+      if (call == self.calls.end()) continue;
+      log::info("call", "call ", owner->second, ": media timeout; ending it");
+      call->second->terminate("media_timeout");
+    }
     return 0;
   }
 
@@ -253,8 +281,9 @@ struct SignalingPlane::Impl {
       return;
     }
     const std::uint64_t id = nextCallId++;
-    auto call = std::make_unique<Call>(environment, id, trunk, std::move(admission.slot), msg,
-                                       sip);
+    auto call = std::make_unique<Call>(environment, id, trunk,
+                                       snapshot->trunk(*trunkIndex).sourcePrefixes,
+                                       std::move(admission.slot), msg, sip);
     // A call that failed at once has asked for its own removal already; keep it until then.
     calls.emplace(id, std::move(call));
   }
@@ -284,23 +313,27 @@ struct SignalingPlane::Impl {
   const config::Config settings;
   std::shared_ptr<policy::Policy> policy;
   metrics::Metrics& metrics;
+  std::shared_ptr<dataplane::MediaRelay> relay;
   SourceLimiter limiter;
   RealmAgent realms[2];
   su_root_t* root = nullptr;
   su_wait_t wakeWait{};
+  su_wait_t timeoutWait{};
   int wakeFd = -1;
   std::mutex tasksMutex;  // guards `tasks`; held only to push or swap, never while running
   std::deque<std::function<void()>> tasks;
   std::vector<std::string> bound;
   CallEnvironment environment;
   std::map<std::uint64_t, std::unique_ptr<Call>> calls;
+  std::map<dataplane::StreamId, std::uint64_t> streamOwners;
   std::uint64_t nextCallId = 1;
   std::thread thread;
 };
 
 SignalingPlane::SignalingPlane(const config::Config& config,
-                               std::shared_ptr<policy::Policy> policy, metrics::Metrics& metrics)
-    : impl_(std::make_unique<Impl>(config, std::move(policy), metrics)) {
+                               std::shared_ptr<policy::Policy> policy, metrics::Metrics& metrics,
+                               std::shared_ptr<dataplane::MediaRelay> relay)
+    : impl_(std::make_unique<Impl>(config, std::move(policy), metrics, std::move(relay))) {
   std::promise<void> started;
   auto ready = started.get_future();
   impl_->thread = std::thread([this, &started] { impl_->run(started); });

@@ -2,11 +2,11 @@
 // The SIP signaling plane: one Sofia-SIP nta agent per realm, both on one su_root thread of
 // their own. Other threads reach it only through post(), which never blocks on it.
 //
-// State of this slice (issue 5 builds the B2BUA on it): every request is classified by
-// realm and source; requests from a source in no trunk's prefixes get 403 (counted, and
-// the responses to one source rate limited); OPTIONS addressed to the SBC from a trunk or
-// the core is answered 200 (keep-alive); anything else is refused with 501 until the
-// B2BUA lands.
+// Every request is classified by realm and source: a source in no trunk's prefixes gets
+// 403 (counted, the responses to one source rate limited); OPTIONS addressed to the SBC
+// from a trunk or the core is answered 200 (keep-alive); an initial INVITE from a trunk
+// becomes a Call (call.h) with its media anchored on the relay; media timeouts reported by
+// the relay end their calls.
 
 #include <functional>
 #include <memory>
@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "dataplane/media_relay.h"
 #include "metrics/metrics.h"
 #include "policy/policy.h"
 
@@ -24,7 +25,7 @@ class SignalingPlane {
   // Binds every SIP listen address of both realms and starts the signaling thread.
   // Throws std::runtime_error naming the address that could not be bound.
   SignalingPlane(const config::Config& config, std::shared_ptr<policy::Policy> policy,
-                 metrics::Metrics& metrics);
+                 metrics::Metrics& metrics, std::shared_ptr<dataplane::MediaRelay> relay);
   ~SignalingPlane();  // stops the thread; nta transactions in flight are dropped
   SignalingPlane(const SignalingPlane&) = delete;
   SignalingPlane& operator=(const SignalingPlane&) = delete;

@@ -11,6 +11,10 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <optional>
+#include <regex>
 #include <memory>
 #include <string>
 #include <thread>
@@ -210,6 +214,121 @@ TEST_F(TrunkCalls, DrainEndsRemainingCallsWithBye) {
   EXPECT_EQ(core->waitForExit(15s), 0) << core->output();
   EXPECT_EQ(daemon_->process().waitForExit(15s), 0) << daemon_->process().output();
   EXPECT_NE(daemon_->process().output().find("ending them"), std::string::npos);
+}
+
+// A UDP socket bound to address:port (0: any), closed when destroyed.
+class UdpSocket {
+ public:
+  UdpSocket(const char* address, int port) : fd_(::socket(AF_INET, SOCK_DGRAM, 0)) {
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    local.sin_port = htons(static_cast<std::uint16_t>(port));
+    ::inet_pton(AF_INET, address, &local.sin_addr);
+    bound_ = ::bind(fd_, reinterpret_cast<sockaddr*>(&local), sizeof local) == 0;
+    timeval timeout{0, 200000};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  }
+  ~UdpSocket() { ::close(fd_); }
+  bool bound() const { return bound_; }
+  int port() const {
+    sockaddr_in local{};
+    socklen_t length = sizeof local;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&local), &length);
+    return ntohs(local.sin_port);
+  }
+  void sendTo(const std::string& payload, const char* address, int port) const {
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(static_cast<std::uint16_t>(port));
+    ::inet_pton(AF_INET, address, &to.sin_addr);
+    ::sendto(fd_, payload.data(), payload.size(), 0, reinterpret_cast<sockaddr*>(&to),
+             sizeof to);
+  }
+  // One datagram and who sent it ("ip:port"), or nullopt after the 200 ms timeout.
+  std::optional<std::pair<std::string, std::string>> receive() const {
+    char buffer[2048];
+    sockaddr_in from{};
+    socklen_t length = sizeof from;
+    const auto got = ::recvfrom(fd_, buffer, sizeof buffer, 0,
+                                reinterpret_cast<sockaddr*>(&from), &length);
+    if (got < 0) return std::nullopt;
+    char text[INET_ADDRSTRLEN];
+    ::inet_ntop(AF_INET, &from.sin_addr, text, sizeof text);
+    return std::make_pair(std::string(buffer, static_cast<std::size_t>(got)),
+                          std::string(text) + ":" + std::to_string(ntohs(from.sin_port)));
+  }
+
+ private:
+  int fd_;
+  bool bound_ = false;
+};
+
+// Proves: an answered call's media crosses the relay both ways from the SBC's access
+// address (the core echoes it), the SDP the trunk sees names only the SBC, and media from
+// a source outside the trunk's prefixes is dropped and counted.
+TEST_F(TrunkCalls, MediaIsAnchoredOnTheRelay) {
+  startSbc(10);
+  const int coreMediaPort = freeUdpPort("127.0.0.3");
+  auto core = std::make_unique<ChildProcess>(std::vector<std::string>{
+      "/usr/bin/sipp", "-sf", kSippDir + "/uas_answer.xml", "-i", "127.0.0.3", "-bind_local",
+      "-p", std::to_string(corePort_), "-m", "1", "-nostdin", "-mi", "127.0.0.3", "-mp",
+      std::to_string(coreMediaPort), "-rtp_echo"});
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < deadline && !udpPortInUse(corePort_)) {
+    std::this_thread::sleep_for(20ms);
+  }
+  UdpSocket trunkMedia("127.0.0.2", 0);
+  ASSERT_TRUE(trunkMedia.bound());
+  const std::string trace = dir_.file("trunk-messages.log");
+  auto args = trunkArgs("uac_media.xml", 1, 1);
+  args.insert(args.end() - 1, {"-key", "trunk_media_port", std::to_string(trunkMedia.port()),
+                               "-trace_msg", "-message_file", trace});
+  ChildProcess trunk(args);
+  ASSERT_TRUE(daemon_->waitForMetric("sbc_trunk_active_calls{trunk=\"alpha\"}", 1));
+
+  // The 200 OK the trunk received names the SBC's access media address and port.
+  std::smatch media;
+  static const std::regex mLine(R"(c=IN IP4 ([0-9.]+)\r?\n(?:.*\r?\n)*?m=audio (\d+))");
+  std::string messages;
+  for (int i = 0; i < 50; ++i) {
+    std::ifstream in(trace);
+    messages.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    const auto ok = messages.find("SIP/2.0 200 OK");
+    if (ok != std::string::npos) {
+      const std::string answer = messages.substr(ok);
+      if (std::regex_search(answer, media, mLine)) break;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_EQ(media.size(), 3u) << messages;
+  EXPECT_EQ(media[1], "127.0.0.10");
+  EXPECT_EQ(messages.find("127.0.0.3"), std::string::npos) << "core address leaked";
+  const int sbcPort = std::stoi(media[2]);
+
+  constexpr int kPackets = 40;
+  int echoed = 0;
+  for (int i = 0; i < kPackets; ++i) {
+    const std::string payload = "rtp-packet-" + std::to_string(i) + std::string(160, 'x');
+    trunkMedia.sendTo(payload, "127.0.0.10", sbcPort);
+    const auto back = trunkMedia.receive();
+    if (back && back->first == payload) {
+      ++echoed;
+      EXPECT_EQ(back->second, "127.0.0.10:" + std::to_string(sbcPort));
+    }
+  }
+  EXPECT_GE(echoed, kPackets - 2);  // loopback UDP: allow a stray loss, not a broken path
+
+  UdpSocket intruder("127.0.0.4", 0);
+  for (int i = 0; i < 5; ++i) intruder.sendTo("spoofed", "127.0.0.10", sbcPort);
+  EXPECT_FALSE(intruder.receive().has_value());
+  EXPECT_TRUE(daemon_->waitForMetric("sbc_media_dropped_total{reason=\"source_not_allowed\"}", 5));
+  EXPECT_GE(metric("sbc_media_packets_total{direction=\"access_to_core\",trunk=\"alpha\"}"),
+            kPackets - 2);
+
+  EXPECT_EQ(trunk.waitForExit(20s), 0) << trunk.output();
+  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  expectNoActiveCalls();
+  EXPECT_TRUE(daemon_->waitForMetric("sbc_media_flows", 0));
 }
 
 }  // namespace

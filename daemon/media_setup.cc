@@ -1,0 +1,56 @@
+#include "daemon/media_setup.h"
+
+#include <stdexcept>
+
+#include "dataplane/dpdk/dpdk_relay.h"
+#include "dataplane/socket/socket_relay.h"
+
+namespace sbc::daemon {
+namespace {
+
+dataplane::RealmMedia realmMedia(const config::MediaRange& range) {
+  const auto address = policy::IpAddress::parse(range.address);
+  // config/ validated the address; a failure here is a bug, not an input problem.
+  if (!address) throw std::logic_error("media address not validated: " + range.address);
+  return {*address, range.portMin, range.portMax};
+}
+
+}  // namespace
+
+dataplane::RelaySettings relaySettings(const config::Config& config) {
+  dataplane::RelaySettings settings;
+  settings.realms[static_cast<std::size_t>(dataplane::Realm::access)] =
+      realmMedia(config.access.media);
+  settings.realms[static_cast<std::size_t>(dataplane::Realm::core)] =
+      realmMedia(config.core.media);
+  settings.dscp = config.media.dscp;
+  settings.quarantine = std::chrono::milliseconds(config.media.quarantineMs);
+  settings.mediaTimeout = std::chrono::seconds(config.media.timeoutS);
+  return settings;
+}
+
+std::shared_ptr<dataplane::MediaRelay> makeMediaRelay(const config::Config& config) {
+  const auto settings = relaySettings(config);
+  if (config.media.driver == config::MediaDriver::socket) {
+    return dataplane::makeSocketRelay(settings);
+  }
+  dataplane::DpdkSettings dpdk;
+  dpdk.ealArgs = config.dpdk.ealArgs;
+  for (const auto& port : config.dpdk.ports) {
+    dpdk.ports.push_back(
+        {port.device, port.realm == "core" ? dataplane::Realm::core : dataplane::Realm::access});
+  }
+  return dataplane::makeDpdkRelay(settings, dpdk);
+}
+
+std::string describeMedia(const config::Config& config) {
+  const auto range = [](const config::MediaRange& media) {
+    return media.address + ":" + std::to_string(media.portMin) + "-" +
+           std::to_string(media.portMax);
+  };
+  return std::string("media.driver=") + config::toString(config.media.driver) +
+         " media.access=" + range(config.access.media) + " media.core=" +
+         range(config.core.media);
+}
+
+}  // namespace sbc::daemon
