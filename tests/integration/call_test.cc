@@ -216,6 +216,16 @@ TEST_F(TrunkCalls, DrainEndsRemainingCallsWithBye) {
   EXPECT_NE(daemon_->process().output().find("ending them"), std::string::npos);
 }
 
+// Proves: an offer the SBC cannot anchor (c= names a host) is refused with 488 and frees
+// its slot. (Nothing listens on the core port: a forwarded INVITE would come back 503.)
+TEST_F(TrunkCalls, UnusableSdpGets488) {
+  startSbc(10);
+  const auto trunk = trunkCalls("uac_bad_sdp.xml", 1, 1);
+  EXPECT_EQ(trunk.status, 0) << trunk.output;
+  EXPECT_EQ(metric("sbc_sip_responses_total{code=\"488\",realm=\"access\"}"), 1);
+  expectNoActiveCalls();
+}
+
 // A UDP socket bound to address:port (0: any), closed when destroyed.
 class UdpSocket {
  public:
