@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -77,6 +78,12 @@ struct SignalingPlane::Impl {
     realms[0].isAccess = true;
     realms[1].plane = this;
     realms[1].name = "core";
+    // Next hops given as host names are reached but cannot be recognised by source.
+    for (const auto& hop : settings.coreNextHops) {
+      if (const auto address = policy::IpAddress::parse(hop.host)) {
+        coreAddresses.push_back(*address);
+      }
+    }
     wakeFd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (wakeFd < 0) throw std::runtime_error("signaling: eventfd failed");
   }
@@ -298,10 +305,8 @@ struct SignalingPlane::Impl {
 
   bool isKnownSource(const RealmAgent& realm, const policy::IpAddress& source) const {
     if (realm.isAccess) return policy->current()->findTrunkBySource(source).has_value();
-    for (const auto& hop : settings.coreNextHops) {
-      if (policy::IpAddress::parse(hop.host) == source) return true;
-    }
-    return false;
+    return std::find(coreAddresses.begin(), coreAddresses.end(), source) !=
+           coreAddresses.end();
   }
 
   void countResponse(const RealmAgent& realm, int code) {
@@ -314,6 +319,7 @@ struct SignalingPlane::Impl {
   std::shared_ptr<policy::Policy> policy;
   metrics::Metrics& metrics;
   std::shared_ptr<dataplane::MediaRelay> relay;
+  std::vector<policy::IpAddress> coreAddresses;  // the next hops, as request sources
   SourceLimiter limiter;
   RealmAgent realms[2];
   su_root_t* root = nullptr;
