@@ -10,6 +10,16 @@
 
 namespace sbc::dataplane {
 
+// Choices the interface leaves to the driver:
+// - A packet sent after updateLeg() or closeStream() returned is judged by the new state (the
+//   worker applies waiting commands before each burst): the grace period is one burst.
+// - A closed stream's ports go back to their allocator (into quarantine) at the first
+//   signaling call after the worker has closed its sockets.
+// - MediaStats::flows counts sockets installed in the worker: 4 per stream.
+// - Accepted packets towards a side whose address is unknown (rtp = nullopt) are counted
+//   in the stream's and label's `dropped` only, under no DropReason. Any send failure counts
+//   as tx_full; a datagram over 2,048 bytes (MSG_TRUNC) or empty counts as malformed.
+// - A media timeout is reported once per stream; updateLeg() re-arms it.
 // Makes the relay and starts its worker thread. Throws std::system_error when the worker's
 // epoll or eventfd descriptors cannot be made (control plane only).
 std::unique_ptr<MediaRelay> makeSocketRelay(const RelaySettings& settings);

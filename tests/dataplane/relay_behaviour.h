@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -71,10 +72,36 @@ inline policy::IpPrefix prefix(const std::string& text) {
   return *parsed;
 }
 
-// The test process's own port window inside 20000-29999 (200 ports), from its PID, so
-// parallel runs of different builds rarely meet; a driver skips ports held by others.
-inline std::uint16_t portWindowBase() {
-  return static_cast<std::uint16_t>(20000 + (::getpid() % 50) * 200);
+// True unless some socket holds one of `count` UDP ports from `first` on `address` (an
+// address this host does not have counts as free: the driver may not use kernel sockets).
+inline bool portsFree(const std::string& address, std::uint16_t first, std::uint16_t count) {
+  const auto parsed = policy::IpAddress::parse(address);
+  if (!parsed || parsed->family != policy::IpFamily::v4) return true;
+  for (std::uint32_t port = first; port < std::uint32_t{first} + count; ++port) {
+    const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    local.sin_port = htons(static_cast<std::uint16_t>(port));
+    std::memcpy(&local.sin_addr, parsed->bytes.data(), 4);
+    const bool busy = ::bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0 &&
+                      errno == EADDRINUSE;
+    ::close(fd);
+    if (busy) return false;
+  }
+  return true;
+}
+
+// A window of `size` ports, one of `windows` from `first`, free on both media addresses:
+// the PID picks where to start, so parallel runs (and sbcd in integration tests, which also
+// uses 127.0.0.10/11) rarely meet; the exact-port tests need a window nobody else holds.
+inline std::uint16_t freePortWindow(const std::string& access, const std::string& core,
+                                    std::uint16_t first, int windows, std::uint16_t size) {
+  for (int k = 0; k < windows; ++k) {
+    const auto base =
+        static_cast<std::uint16_t>(first + ((::getpid() + k) % windows) * size);
+    if (portsFree(access, base, size) && portsFree(core, base, size)) return base;
+  }
+  return static_cast<std::uint16_t>(first + (::getpid() % windows) * size);
 }
 
 struct Datagram {
@@ -221,7 +248,9 @@ class RelayBehaviour : public ::testing::TestWithParam<RelayTarget> {
   const RelayTarget& target() const { return GetParam(); }
 
   RelaySettings settings(Millis quarantine = 0ms, Millis mediaTimeout = 0ms,
-                         std::uint16_t pairs = 90, std::uint16_t base = portWindowBase()) const {
+                         std::uint16_t pairs = 90, std::uint16_t base = 0) const {
+    // 20000-24999 in windows of 200; the churn test's wider ones are in 25000-29999.
+    if (base == 0) base = freePortWindow(target().accessMedia, target().coreMedia, 20000, 25, 200);
     RelaySettings out;
     out.realms[0] = {ip(target().accessMedia), base,
                      static_cast<std::uint16_t>(base + 2 * pairs - 1)};
@@ -638,9 +667,9 @@ TEST_P(RelayBehaviour, DoesNotReportTimeoutOnHold) {
 // Proves: thousands of streams opened, updated and closed while traffic flows forward every
 // packet of an open stream exactly once, and never a packet sent to a closed stream's port.
 TEST_P(RelayBehaviour, ChurnsThousandsOfStreamsWhileTrafficFlows) {
-  // A wider window (500 pairs, shared by a tenth of PIDs: a driver skips ports in use) and a
+  // A wider window (500 pairs, shared by a fifth of PIDs: a driver skips ports in use) and a
   // quarantine longer than the grace period: a closed port is probed before any reuse.
-  const auto wide = static_cast<std::uint16_t>(20000 + (::getpid() % 10) * 1000);
+  const auto wide = freePortWindow(target().accessMedia, target().coreMedia, 25000, 5, 1000);
   auto relay = make(settings(target().grace + 50ms, 0ms, 500, wide));
   UdpPeer trunk(target().trunk), core(target().core);
   UdpPeer churnTrunk(target().trunk), churnCore(target().core);
