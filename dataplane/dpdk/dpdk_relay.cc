@@ -70,7 +70,9 @@ class DpdkRelayImpl final : public DpdkRelay {
   };
   struct StreamInfo {
     std::array<std::uint16_t, kRealmCount> port{};
-    std::array<bool, kRealmCount> expectsMedia{};
+    // A side expects media unless signaling said it is on hold (a stream nobody updated
+    // yet is silent on both sides, and times out).
+    std::array<bool, kRealmCount> expectsMedia{true, true};
     std::uint64_t changed = 0;  // TSC of open / last update
     bool reported = false;
   };
@@ -353,8 +355,7 @@ bool DpdkRelayImpl::updateLeg(StreamId stream, Realm realm, const LegMedia& leg)
   auto it = streams_.find(stream);
   if (it == streams_.end() || !flows_->updateLeg(stream, realm, leg)) return false;
   StreamInfo& info = it->second;
-  info.expectsMedia[static_cast<std::size_t>(realm)] =
-      !leg.silenceExpected && (leg.rtp.has_value() || leg.latch) && !leg.allowedSources.empty();
+  info.expectsMedia[static_cast<std::size_t>(realm)] = !leg.silenceExpected;
   info.changed = rte_rdtsc();
   return true;
 }

@@ -103,6 +103,12 @@ inline bool destination(const FlowRule& rule, std::uint64_t& d0, std::uint64_t& 
   latched = rule.peerLatch && rule.peerEntry != nullptr &&
             rule.peerEntry->latched.read(rule.peerLatchEpoch, d0, d1, portBe);
   if (latched) return true;
+  if (rule.peerLatch && rule.peerRtpEntry != nullptr &&
+      rule.peerRtpEntry->latched.read(rule.peerLatchEpoch, d0, d1, portBe)) {
+    portBe = rte_cpu_to_be_16(static_cast<std::uint16_t>(rte_be_to_cpu_16(portBe) + 1));
+    latched = true;
+    return true;
+  }
   if (!rule.hasPeer) return false;
   d0 = rule.peer.word(0);
   d1 = rule.peer.word(1);

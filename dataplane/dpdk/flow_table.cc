@@ -167,6 +167,7 @@ FlowRule* FlowTable::buildRule(const Stream& stream, Realm in, bool rtcp) const 
   }
   rule->entry = stream.entries[i][rtcp ? 1 : 0];
   rule->peerEntry = stream.entries[o][rtcp && !mux ? 1 : 0];
+  if (rtcp && !mux) rule->peerRtpEntry = stream.entries[o][0];
   rule->peerLatch = theirs.latch && v4_[i] == v4_[o];
   rule->peerLatchEpoch = stream.latchEpoch[o];
   return rule;

@@ -68,6 +68,9 @@ struct alignas(64) FlowRule {
   std::uint8_t prefixCount = 0;
   // From line 1: two prefixes a line; a packet touches only the lines it is checked against.
   alignas(64) std::array<MaskedPrefix, kMaxPrefixes> prefixes{};
+  // RTCP (without rtcp-mux) towards a latching side whose RTCP has not latched yet goes to
+  // its latched RTP address, port + 1. Rarely read: kept off the first line.
+  const FlowEntry* peerRtpEntry = nullptr;
 };
 static_assert(offsetof(FlowRule, prefixes) == 64, "FlowRule's header must fit one line");
 

@@ -3,6 +3,7 @@
 // start-up (ensureEal does so with --no-shconf) and again at exit, also after a failure.
 #include <gtest/gtest.h>
 #include <rte_mbuf.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -38,6 +39,15 @@ int main(int argc, char** argv) {
   namespace t = sbc::dataplane::dpdk::testing;
   ::testing::InitGoogleTest(&argc, argv);
   t::prefix = "sbc-test-" + std::to_string(getpid());
+#ifdef SBC_DPDK_TEST_OWN_NETNS
+  // The whole binary runs in a network namespace of its own, made before any thread: the
+  // veths and addresses its tests create vanish with the process, even after a crash.
+  if (geteuid() != 0 || unshare(CLONE_NEWNET) != 0) {
+    std::cerr << "skipped: needs root to make a network namespace\n";
+    return 77;
+  }
+  if (std::system("ip link set lo up") != 0) return 1;
+#endif
   std::atexit(t::removeRuntimeDir);
   std::string error;
   if (!sbc::dataplane::dpdk::ensureEal({"--no-huge", "-m", "256", "--no-pci", "--no-shconf",

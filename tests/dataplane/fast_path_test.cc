@@ -267,6 +267,45 @@ TEST_F(FastPath, LatchesFirstAllowedSource) {
   EXPECT_EQ(tx.count[kCorePort], 1);
 }
 
+// Before the latching side's RTCP has latched, RTCP towards it goes to its latched RTP
+// address, port + 1; once its RTCP latches, to that source.
+TEST_F(FastPath, RtcpFollowsTheRtpLatchUntilItLatches) {
+  openStream4();
+  LegMedia a = leg("192.0.2.10", 4000, "192.0.2.0/24");
+  a.latch = true;
+  ASSERT_TRUE(flows->updateLeg(1, Realm::access, a));
+  neighbours.set(raw("192.0.2.77"), macToWord(kAccessPeerMac));
+  Udp4Spec rtp;
+  rtp.src = "192.0.2.77";
+  rtp.srcPort = 31000;
+  run(makeUdp4(rtp));
+  ASSERT_EQ(tx.count[kCorePort], 1);
+  clearTx();
+  Udp4Spec rtcp;
+  rtcp.src = "198.51.100.20";
+  rtcp.srcPort = 5001;
+  rtcp.dst = "10.1.0.1";
+  rtcp.dstPort = 20001;
+  rtcp.payload = 52;
+  run(makeUdp4(rtcp), kCorePort);
+  ASSERT_EQ(tx.count[kAccessPort], 1);
+  expectIpv4(tx.pkts[kAccessPort][0], kAccessMac, kAccessPeerMac, "10.0.0.1", 10001,
+             "192.0.2.77", 31001, 52, 63);
+  clearTx();
+  Udp4Spec ownRtcp;
+  ownRtcp.src = "192.0.2.77";
+  ownRtcp.srcPort = 40000;  // RTCP's own NAT binding
+  ownRtcp.dstPort = 10001;
+  ownRtcp.payload = 52;
+  run(makeUdp4(ownRtcp));
+  ASSERT_EQ(tx.count[kCorePort], 1);
+  clearTx();
+  run(makeUdp4(rtcp), kCorePort);
+  ASSERT_EQ(tx.count[kAccessPort], 1);
+  expectIpv4(tx.pkts[kAccessPort][0], kAccessMac, kAccessPeerMac, "10.0.0.1", 10001,
+             "192.0.2.77", 40000, 52, 63);
+}
+
 // Once removed and past the grace period, a stream's ports forward nothing.
 TEST_F(FastPath, RemovedStreamForwardsNothing) {
   openStream4();
