@@ -297,15 +297,16 @@ TEST_F(TrunkCalls, MediaIsAnchoredOnTheRelay) {
   ASSERT_TRUE(daemon_->waitForMetric("sbc_trunk_active_calls{trunk=\"alpha\"}", 1));
 
   // The 200 OK the trunk received names the SBC's access media address and port.
-  std::smatch media;
+  std::smatch media;  // refers into `answer`, which must outlive it
   static const std::regex mLine(R"(c=IN IP4 ([0-9.]+)\r?\n(?:.*\r?\n)*?m=audio (\d+))");
   std::string messages;
+  std::string answer;
   for (int i = 0; i < 50; ++i) {
     std::ifstream in(trace);
     messages.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
     const auto ok = messages.find("SIP/2.0 200 OK");
     if (ok != std::string::npos) {
-      const std::string answer = messages.substr(ok);
+      answer = messages.substr(ok);
       if (std::regex_search(answer, media, mLine)) break;
     }
     std::this_thread::sleep_for(50ms);
