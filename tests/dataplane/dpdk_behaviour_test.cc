@@ -91,6 +91,7 @@ RelayTarget dpdkTarget() {
   target.core = "10.60.0.3";
   target.intruder = "10.50.0.4";
   target.natted = "10.50.0.5";
+  target.latchPrefix = "10.50.0.0/24";
   return target;
 }
 

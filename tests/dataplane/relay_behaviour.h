@@ -51,6 +51,9 @@ struct RelayTarget {
   std::string core = "127.0.0.3";
   std::string intruder = "127.0.0.4";
   std::string natted = "127.0.0.5";
+  // The prefix a terminal behind NAT signals from, holding trunk, intruder and natted: the
+  // latch tests allow media from all of it and learn the real source.
+  std::string latchPrefix = "127.0.0.0/8";
   // How long after closeStream() returns a driver may still forward the stream's packets.
   Millis grace = 100ms;
 };
@@ -464,11 +467,11 @@ TEST_P(RelayBehaviour, LatchesTheFirstSourceAndRelatchesAfterAnUpdate) {
   auto relay = make(settings());
   UdpPeer sdpAddress(target().trunk);  // what the terminal wrote in its SDP
   UdpPeer natted(target().natted);     // where its packets really come from
-  UdpPeer other(target().intruder);    // inside the /8 too
+  UdpPeer other(target().intruder);    // inside the latch prefix too
   UdpPeer core(target().core);
   const auto stream = relay->openStream("");
   ASSERT_TRUE(stream);
-  LegMedia terminal = legFor(sdpAddress, "127.0.0.0/8");
+  LegMedia terminal = legFor(sdpAddress, target().latchPrefix);
   terminal.latch = true;
   ASSERT_TRUE(relay->updateLeg(stream->id, Realm::access, terminal));
   ASSERT_TRUE(relay->updateLeg(stream->id, Realm::core, legFor(core, target().core + "/32")));
@@ -506,7 +509,7 @@ TEST_P(RelayBehaviour, RtcpFollowsTheLatch) {
   UdpPeer core(target().core), coreRtcp(target().core);
   const auto stream = relay->openStream("");
   ASSERT_TRUE(stream);
-  LegMedia terminal = legFor(sdpAddress, "127.0.0.0/8");
+  LegMedia terminal = legFor(sdpAddress, target().latchPrefix);
   terminal.latch = true;
   LegMedia coreLeg = legFor(core, target().core + "/32");
   coreLeg.rtcp = coreRtcp.address();
@@ -668,9 +671,13 @@ TEST_P(RelayBehaviour, DoesNotReportTimeoutOnHold) {
 // packet of an open stream exactly once, and never a packet sent to a closed stream's port.
 TEST_P(RelayBehaviour, ChurnsThousandsOfStreamsWhileTrafficFlows) {
   // A wider window (500 pairs, shared by a fifth of PIDs: a driver skips ports in use) and a
-  // quarantine longer than the grace period: a closed port is probed before any reuse.
+  // quarantine well beyond the grace period. A closed port is probed only from the end of
+  // the grace period until probeUntil, well inside its quarantine: later, a new stream may
+  // legitimately own the port (and a late probe would look stale).
   const auto wide = freePortWindow(target().accessMedia, target().coreMedia, 25000, 5, 1000);
-  auto relay = make(settings(target().grace + 50ms, 0ms, 500, wide));
+  const Millis quarantine = target().grace + 600ms;
+  const Millis probeUntil = target().grace + 300ms;
+  auto relay = make(settings(quarantine, 0ms, 500, wide));
   UdpPeer trunk(target().trunk), core(target().core);
   UdpPeer churnTrunk(target().trunk), churnCore(target().core);
   const auto steady = relay->openStream("steady");
@@ -693,7 +700,7 @@ TEST_P(RelayBehaviour, ChurnsThousandsOfStreamsWhileTrafficFlows) {
   std::deque<Closed> closed;
   std::set<std::uint32_t> expected;  // tags sent through open streams, not yet received
   std::map<std::uint32_t, std::uint16_t> corePortOfTag;
-  int steadySent = 0, steadyReceived = 0, probes = 0;
+  int steadySent = 0, steadyReceived = 0, probes = 0, lateUnprobed = 0;
   bool stale = false, misrouted = false, steadyBroken = false;
 
   const auto drain = [&] {
@@ -719,7 +726,10 @@ TEST_P(RelayBehaviour, ChurnsThousandsOfStreamsWhileTrafficFlows) {
   const auto probeClosed = [&](bool all) {
     while (!closed.empty() &&
            (all || std::chrono::steady_clock::now() - closed.front().at >= target().grace)) {
-      if (!openAccessPorts.contains(closed.front().access.port)) {
+      const auto age = std::chrono::steady_clock::now() - closed.front().at;
+      if (age >= probeUntil) {
+        ++lateUnprobed;  // the loop stalled: too close to the end of the quarantine
+      } else if (!openAccessPorts.contains(closed.front().access.port)) {
         churnTrunk.sendTo(closed.front().access,
                           rtpPacket(0x80000000u + static_cast<std::uint32_t>(probes++), 0));
       }
@@ -731,7 +741,9 @@ TEST_P(RelayBehaviour, ChurnsThousandsOfStreamsWhileTrafficFlows) {
     // A closed stream's ports come back once the worker has closed its sockets: when the
     // loop outruns the worker the range is briefly exhausted.
     std::optional<StreamEndpoints> stream;
+    // Closed ports keep being probed while the loop waits (their probe time is bounded).
     ASSERT_TRUE(eventually([&] {
+      probeClosed(false);
       return (stream = relay->openStream(i % 2 ? "churn-odd" : "churn-even")).has_value();
     })) << "open " << i;
     ASSERT_TRUE(relay->updateLeg(stream->id, Realm::access,
@@ -749,6 +761,7 @@ TEST_P(RelayBehaviour, ChurnsThousandsOfStreamsWhileTrafficFlows) {
       // worker may lag behind this loop on a loaded machine).
       const std::uint32_t oldest = open.front().tag;
       eventually([&] {
+        probeClosed(false);
         drain();
         return !expected.contains(oldest);
       });
@@ -788,7 +801,7 @@ TEST_P(RelayBehaviour, ChurnsThousandsOfStreamsWhileTrafficFlows) {
                                 << " first lost tag " << (expected.empty() ? 0 : *expected.begin());
   EXPECT_EQ(steadyReceived, steadySent);
   EXPECT_FALSE(steadyBroken);
-  EXPECT_GT(probes, kStreams / 2);
+  EXPECT_GT(probes, kStreams / 2) << lateUnprobed << " closed ports not probed in time";
   EXPECT_TRUE(eventually([&] { return relay->stats().flows == 4; }));
 }
 
