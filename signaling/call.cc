@@ -1,6 +1,9 @@
 #include "signaling/call.h"
 
+#include <algorithm>
+#include <cstring>
 #include <string>
+#include <strings.h>
 
 #include "common/log.h"
 
@@ -18,7 +21,39 @@ const char* phraseOf(const sip_t* sip, int status) {
   return sip_status_phrase(status);
 }
 
+bool sends(SdpDirection direction) {
+  return direction == SdpDirection::sendrecv || direction == SdpDirection::sendonly;
+}
+bool receives(SdpDirection direction) {
+  return direction == SdpDirection::sendrecv || direction == SdpDirection::recvonly;
+}
+
+bool hasBody(const sip_t* sip) {
+  return sip != nullptr && sip->sip_payload != nullptr && sip->sip_payload->pl_len > 0;
+}
+
+bool isSdp(const sip_t* sip) {
+  return sip->sip_content_type != nullptr && sip->sip_content_type->c_type != nullptr &&
+         ::strcasecmp(sip->sip_content_type->c_type, "application/sdp") == 0;
+}
+
+// Methods whose body is an SDP offer or answer the SBC anchors.
+bool negotiates(sip_method_t method) {
+  return method == sip_method_invite || method == sip_method_update;
+}
+
 }  // namespace
+
+struct Call::Relay {
+  Call* call = nullptr;
+  dataplane::Realm from = dataplane::Realm::access;  // where the request came from
+  sip_method_t method = sip_method_unknown;
+  nta_incoming_t* incoming = nullptr;
+  nta_outgoing_t* outgoing = nullptr;
+  bool offerInRequest = false;   // the request carried an SDP offer
+  bool offerInResponse = false;  // a re-INVITE without SDP: the 2xx offers, the ACK answers
+  bool awaitingAck = false;      // a re-INVITE's 2xx was relayed; its ACK is next
+};
 
 void CallEnvironment::countResponse(const char* realm, int code) const {
   metrics->counter(metrics::FamilyId::sipResponsesTotal)
@@ -109,6 +144,9 @@ Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
 }
 
 Call::~Call() {
+  // Nothing of nta may call back into a destroyed call: every relayed transaction is
+  // answered (if still pending) and destroyed first.
+  dropRelays();
   releaseMedia();
   if (callerInvite_ != nullptr) nta_incoming_destroy(callerInvite_);
   if (calleeInvite_ != nullptr) nta_outgoing_destroy(calleeInvite_);
@@ -234,6 +272,120 @@ bool Call::anchorAnswer(const sip_t* response, std::string& rewritten, std::stri
   auto sdp = rewriteSdp(body, environment_.accessMedia, accessPorts, id_, ++sdpVersion_, error);
   if (!sdp) return false;
   rewritten = std::move(*sdp);
+  described_[static_cast<std::size_t>(dataplane::Realm::access)] = *offer_;
+  described_[static_cast<std::size_t>(dataplane::Realm::core)] = *answer;
+  return true;
+}
+
+dataplane::LegMedia Call::legMedia(dataplane::Realm realm, const SdpStream& own,
+                                   const SdpStream& other) const {
+  dataplane::LegMedia leg;
+  if (!own.rejected) {
+    leg.rtp = own.rtp;
+    leg.rtcp = own.rtcp;
+  }
+  leg.rtcpMux = own.rtcpMux && other.rtcpMux;
+  if (realm == dataplane::Realm::access) {
+    leg.allowedSources = trunkPrefixes_;
+  } else if (own.rtp) {
+    const auto& address = own.rtp->address;
+    leg.allowedSources = {policy::IpPrefix{
+        address, static_cast<std::uint8_t>(address.family == policy::IpFamily::v4 ? 32 : 128)}};
+  }
+  leg.silenceExpected = own.rejected || !(sends(own.direction) && receives(other.direction));
+  return leg;
+}
+
+void Call::programStreams(const SdpDescription& access, const SdpDescription& core) {
+  for (std::size_t i = 0; i < streams_.size(); ++i) {
+    if (!streams_[i] || i >= access.streams.size() || i >= core.streams.size()) continue;
+    environment_.relay->updateLeg(
+        streams_[i]->id, dataplane::Realm::access,
+        legMedia(dataplane::Realm::access, access.streams[i], core.streams[i]));
+    environment_.relay->updateLeg(
+        streams_[i]->id, dataplane::Realm::core,
+        legMedia(dataplane::Realm::core, core.streams[i], access.streams[i]));
+  }
+}
+
+void Call::restoreMedia() {
+  pendingOffer_.reset();
+  const auto& access = described_[static_cast<std::size_t>(dataplane::Realm::access)];
+  const auto& core = described_[static_cast<std::size_t>(dataplane::Realm::core)];
+  if (access && core && state_ != State::over) programStreams(*access, *core);
+}
+
+bool Call::reoffer(dataplane::Realm from, const sip_t* sip, std::string& rewritten,
+                   std::string& error) {
+  const dataplane::Realm to = dataplane::otherRealm(from);
+  const auto& previous = described_[static_cast<std::size_t>(to)];
+  if (!previous || !described_[static_cast<std::size_t>(from)]) {
+    error = "no completed offer/answer to renegotiate";
+    return false;
+  }
+  const std::string_view body(sip->sip_payload->pl_data, sip->sip_payload->pl_len);
+  auto offer = parseSdp(body, error);
+  if (!offer) return false;
+  if (offer->streams.size() != streams_.size()) {
+    error = "the offer's m= lines do not match the call's streams";
+    return false;
+  }
+  std::vector<std::uint16_t> ports;
+  for (std::size_t i = 0; i < streams_.size(); ++i) {
+    const bool open = streams_[i] && !offer->streams[i].rejected;
+    ports.push_back(open ? streams_[i]->rtp[static_cast<std::size_t>(to)].port : 0);
+  }
+  const auto& media = to == dataplane::Realm::access ? environment_.accessMedia
+                                                     : environment_.coreMedia;
+  auto sdp = rewriteSdp(body, media, ports, id_, ++sdpVersion_, error);
+  if (!sdp) return false;
+  // The offerer's side moves now (new address, hold); the answer settles both sides.
+  for (std::size_t i = 0; i < streams_.size(); ++i) {
+    if (!streams_[i]) continue;
+    environment_.relay->updateLeg(streams_[i]->id, from,
+                                  legMedia(from, offer->streams[i], previous->streams[i]));
+  }
+  pendingOffer_ = std::move(offer);
+  pendingOfferFrom_ = from;
+  rewritten = std::move(*sdp);
+  return true;
+}
+
+bool Call::reanswer(dataplane::Realm from, const sip_t* sip, std::string& rewritten,
+                    std::string& error) {
+  const dataplane::Realm offerer = dataplane::otherRealm(from);
+  if (!pendingOffer_ || pendingOfferFrom_ != offerer) {
+    error = "an answer without an offer";
+    return false;
+  }
+  const std::string_view body(sip->sip_payload->pl_data, sip->sip_payload->pl_len);
+  auto answer = parseSdp(body, error);
+  if (!answer) return false;
+  if (answer->streams.size() != streams_.size()) {
+    error = "the answer's m= lines do not match the offer's";
+    return false;
+  }
+  std::vector<std::uint16_t> ports;
+  for (std::size_t i = 0; i < streams_.size(); ++i) {
+    const bool open = streams_[i] && !answer->streams[i].rejected;
+    ports.push_back(open ? streams_[i]->rtp[static_cast<std::size_t>(offerer)].port : 0);
+  }
+  const auto& media = offerer == dataplane::Realm::access ? environment_.accessMedia
+                                                          : environment_.coreMedia;
+  auto sdp = rewriteSdp(body, media, ports, id_, ++sdpVersion_, error);
+  if (!sdp) return false;
+  auto& access = described_[static_cast<std::size_t>(dataplane::Realm::access)];
+  auto& core = described_[static_cast<std::size_t>(dataplane::Realm::core)];
+  if (from == dataplane::Realm::access) {
+    access = std::move(*answer);
+    core = std::move(*pendingOffer_);
+  } else {
+    core = std::move(*answer);
+    access = std::move(*pendingOffer_);
+  }
+  pendingOffer_.reset();
+  programStreams(*access, *core);
+  rewritten = std::move(*sdp);
   return true;
 }
 
@@ -316,9 +468,11 @@ int Call::onCalleeRequest(void* magic, nta_leg_t*, nta_incoming_t* request, cons
   return static_cast<Call*>(magic)->relayInDialog(false, request, sip);
 }
 
-int Call::relayInDialog(bool fromCaller, nta_incoming_t*, const sip_t* sip) {
-  const char* realm = fromCaller ? "access" : "core";
-  if (sip->sip_request->rq_method == sip_method_bye) {
+int Call::relayInDialog(bool fromCaller, nta_incoming_t* request, const sip_t* sip) {
+  const dataplane::Realm from = fromCaller ? dataplane::Realm::access : dataplane::Realm::core;
+  const char* realm = dataplane::toString(from);
+  const sip_method_t method = sip->sip_request->rq_method;
+  if (method == sip_method_bye) {
     environment_.countResponse(realm, 200);
     if (state_ == State::over) return 200;
     if (fromCaller) {
@@ -334,10 +488,248 @@ int Call::relayInDialog(bool fromCaller, nta_incoming_t*, const sip_t* sip) {
     }
     return 200;
   }
-  // re-INVITE, UPDATE, INFO, NOTIFY and OPTIONS inside the dialog are relayed by the
-  // B2BUA's next slice; until then they are refused without harming the call.
-  environment_.countResponse(realm, 501);
-  return 501;
+  if (method == sip_method_ack) {
+    // The ACK of a relayed re-INVITE's 2xx normally reaches the bound transaction; one that
+    // reaches the dialog instead is relayed all the same.
+    for (const auto& relay : relays_) {
+      if (relay->from == from && relay->awaitingAck) {
+        relayAck(*relay, sip);
+        break;
+      }
+    }
+    return 0;
+  }
+  const auto refuse = [&](int status) {
+    environment_.countResponse(realm, status);
+    return status;
+  };
+  if (state_ == State::over) return refuse(481);
+  const bool relayed = method == sip_method_invite || method == sip_method_update ||
+                       method == sip_method_info || method == sip_method_options ||
+                       method == sip_method_notify || method == sip_method_message;
+  if (!relayed) return refuse(501);
+  // Before the answer the core's dialog is not established: nothing can be relayed yet.
+  if (state_ != State::answered && state_ != State::confirmed) {
+    return refuse(negotiates(method) ? 491 : 480);
+  }
+  // Glare: one offer/answer exchange at a time across the call.
+  if (negotiates(method) && offerPending()) return refuse(491);
+
+  const bool offer = negotiates(method) && hasBody(sip);
+  std::string body;
+  if (offer) {
+    std::string error;
+    if (!isSdp(sip)) {
+      error = "the body is not application/sdp";
+    } else if (reoffer(from, sip, body, error)) {
+      error.clear();
+    }
+    if (!error.empty()) {
+      log::warning("call", "call ", id_, ": ", sip->sip_request->rq_method_name, " from the ",
+                   realm, " refused: ", error);
+      return refuse(488);
+    }
+  }
+
+  auto relay = std::make_unique<Relay>();
+  relay->call = this;
+  relay->from = from;
+  relay->method = method;
+  relay->incoming = request;
+  relay->offerInRequest = offer;
+  const dataplane::Realm to = dataplane::otherRealm(from);
+  nta_agent_t* agent =
+      to == dataplane::Realm::access ? environment_.accessAgent : environment_.coreAgent;
+  // Only the method, the body and its Content-Type cross (and what makes a NOTIFY one).
+  const bool carryBody = !negotiates(method) && hasBody(sip);
+  const bool notify = method == sip_method_notify;
+  relay->outgoing = nta_outgoing_tcreate(
+      legOf(to), &Call::onRelayResponse, relay.get(), nullptr, method,
+      sip->sip_request->rq_method_name, nullptr,
+      TAG_IF(negotiates(method), SIPTAG_CONTACT(nta_agent_contact(agent))),
+      TAG_IF(offer, SIPTAG_CONTENT_TYPE_STR("application/sdp")),
+      TAG_IF(offer, SIPTAG_PAYLOAD_STR(body.c_str())),
+      TAG_IF(carryBody && sip->sip_content_type != nullptr,
+             SIPTAG_CONTENT_TYPE(sip->sip_content_type)),
+      TAG_IF(carryBody, SIPTAG_PAYLOAD(sip->sip_payload)),
+      TAG_IF(notify && sip->sip_event != nullptr, SIPTAG_EVENT(sip->sip_event)),
+      TAG_IF(notify && sip->sip_subscription_state != nullptr,
+             SIPTAG_SUBSCRIPTION_STATE(sip->sip_subscription_state)),
+      TAG_END());
+  if (relay->outgoing == nullptr) {
+    if (offer) restoreMedia();
+    return refuse(500);
+  }
+  // A re-INVITE's ACK (and CANCEL) reach only a bound server transaction.
+  if (method == sip_method_invite) {
+    nta_incoming_bind(request, &Call::onRelayAckOrCancel, relay.get());
+  }
+  relays_.push_back(std::move(relay));
+  return 0;  // answered when the other side answers
+}
+
+int Call::onRelayResponse(void* magic, nta_outgoing_t*, const sip_t* sip) {
+  Relay& relay = *static_cast<Relay*>(magic);
+  relay.call->relayResponse(relay, sip);
+  return 0;
+}
+
+int Call::onRelayAckOrCancel(void* magic, nta_incoming_t*, const sip_t* sip) {
+  Relay& relay = *static_cast<Relay*>(magic);
+  Call& call = *relay.call;
+  if (sip == nullptr) {
+    // Timer H: the re-INVITE's sender never acknowledged the 2xx. The other side still
+    // gets its ACK; the call goes on.
+    log::warning("call", "call ", call.id_, ": no ACK for a relayed re-INVITE's 2xx");
+    call.relayAck(relay, nullptr);
+    return 0;
+  }
+  if (sip->sip_request->rq_method == sip_method_ack) {
+    call.relayAck(relay, sip);
+  } else if (sip->sip_request->rq_method == sip_method_cancel) {
+    // nta has answered the CANCEL 200 and the re-INVITE 487; the other side's answer to
+    // our CANCEL frees the relay.
+    call.environment_.countResponse(dataplane::toString(relay.from), 487);
+    if (relay.outgoing != nullptr && nta_outgoing_status(relay.outgoing) < 200) {
+      nta_outgoing_cancel(relay.outgoing);
+    }
+  }
+  return 0;
+}
+
+void Call::relayResponse(Relay& relay, const sip_t* sip) {
+  const int status = nta_outgoing_status(relay.outgoing);
+  const dataplane::Realm to = dataplane::otherRealm(relay.from);
+  const bool invite = relay.method == sip_method_invite;
+  if (status < 200) {
+    if (status > 100 && nta_incoming_status(relay.incoming) < 200) {
+      environment_.countResponse(dataplane::toString(relay.from), status);
+      nta_incoming_treply(relay.incoming, status, phraseOf(sip, status), TAG_END());
+    }
+    return;
+  }
+  if (relay.awaitingAck) return;  // a retransmitted 2xx: nta acknowledges it
+  const auto ackOtherSide = [&] {
+    nta_outgoing_t* ack = nta_outgoing_tcreate(legOf(to), nullptr, nullptr, nullptr,
+                                               SIP_METHOD_ACK, nullptr, TAG_END());
+    if (ack != nullptr) nta_outgoing_destroy(ack);
+  };
+  if (nta_incoming_status(relay.incoming) >= 200) {
+    // The sender cancelled meanwhile: nothing to relay. A 2xx that crossed our CANCEL is
+    // acknowledged; the media stays as the last completed exchange left it.
+    if (status < 300 && invite) ackOtherSide();
+    if (relay.offerInRequest) restoreMedia();
+    freeRelay(relay);
+    return;
+  }
+  const bool success = status < 300;
+  std::string body;
+  std::string error;
+  if (success && negotiates(relay.method)) {
+    if (relay.offerInRequest) {
+      if (!hasBody(sip)) {
+        error = "a 2xx without the answer";
+      } else if (reanswer(to, sip, body, error)) {
+        error.clear();
+      }
+    } else if (invite && hasBody(sip)) {
+      if (reoffer(to, sip, body, error)) {
+        error.clear();
+        relay.offerInResponse = true;
+      }
+    }
+  }
+  if (!error.empty()) {
+    // The other side accepted something the SBC cannot anchor: it is acknowledged, the
+    // sender hears 502 and the call ends.
+    log::warning("call", "call ", id_, ": unusable SDP in the ", dataplane::toString(to),
+                 "'s answer to ", sip_method_name(relay.method, "request"), ": ", error);
+    if (invite) ackOtherSide();
+    environment_.countResponse(dataplane::toString(relay.from), 502);
+    nta_incoming_treply(relay.incoming, 502, "Bad Gateway", TAG_END());
+    freeRelay(relay);
+    terminate("bad_sdp_answer");
+    return;
+  }
+  const bool carryBody = !negotiates(relay.method) && hasBody(sip);
+  nta_agent_t* agent = relay.from == dataplane::Realm::access ? environment_.accessAgent
+                                                              : environment_.coreAgent;
+  environment_.countResponse(dataplane::toString(relay.from), status);
+  nta_incoming_treply(
+      relay.incoming, status, phraseOf(sip, status),
+      TAG_IF(success && negotiates(relay.method), SIPTAG_CONTACT(nta_agent_contact(agent))),
+      TAG_IF(!body.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
+      TAG_IF(!body.empty(), SIPTAG_PAYLOAD_STR(body.c_str())),
+      TAG_IF(carryBody && sip->sip_content_type != nullptr,
+             SIPTAG_CONTENT_TYPE(sip != nullptr ? sip->sip_content_type : nullptr)),
+      TAG_IF(carryBody, SIPTAG_PAYLOAD(sip != nullptr ? sip->sip_payload : nullptr)),
+      TAG_END());
+  if (!success) {
+    if (relay.offerInRequest) restoreMedia();
+    freeRelay(relay);
+    return;
+  }
+  if (invite) {
+    relay.awaitingAck = true;  // the client transaction stays until its ACK is sent
+    return;
+  }
+  freeRelay(relay);
+}
+
+void Call::relayAck(Relay& relay, const sip_t* sip) {
+  if (!relay.awaitingAck) return;
+  std::string body;
+  if (relay.offerInResponse) {
+    std::string error;
+    if (!hasBody(sip)) {
+      restoreMedia();
+    } else if (!reanswer(relay.from, sip, body, error)) {
+      log::warning("call", "call ", id_, ": unusable SDP in an ACK: ", error);
+      body.clear();
+      restoreMedia();
+    }
+  }
+  nta_outgoing_t* ack = nta_outgoing_tcreate(
+      legOf(dataplane::otherRealm(relay.from)), nullptr, nullptr, nullptr, SIP_METHOD_ACK,
+      nullptr, TAG_IF(!body.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
+      TAG_IF(!body.empty(), SIPTAG_PAYLOAD_STR(body.c_str())), TAG_END());
+  if (ack != nullptr) nta_outgoing_destroy(ack);
+  freeRelay(relay);
+}
+
+void Call::freeRelay(Relay& relay) {
+  if (relay.outgoing != nullptr) nta_outgoing_destroy(relay.outgoing);
+  if (relay.incoming != nullptr) nta_incoming_destroy(relay.incoming);
+  relay.outgoing = nullptr;
+  relay.incoming = nullptr;
+  const auto at = std::find_if(relays_.begin(), relays_.end(),
+                               [&](const auto& owned) { return owned.get() == &relay; });
+  if (at != relays_.end()) relays_.erase(at);
+}
+
+void Call::dropRelays() {
+  for (auto& relay : relays_) {
+    if (relay->incoming != nullptr && nta_incoming_status(relay->incoming) < 200) {
+      const int status = relay->method == sip_method_invite ? 487 : 481;
+      environment_.countResponse(dataplane::toString(relay->from), status);
+      nta_incoming_treply(relay->incoming, status, sip_status_phrase(status), TAG_END());
+    }
+    if (relay->awaitingAck && relay->outgoing != nullptr) {
+      nta_outgoing_t* ack =
+          nta_outgoing_tcreate(legOf(dataplane::otherRealm(relay->from)), nullptr, nullptr,
+                               nullptr, SIP_METHOD_ACK, nullptr, TAG_END());
+      if (ack != nullptr) nta_outgoing_destroy(ack);
+    }
+    if (relay->outgoing != nullptr) nta_outgoing_destroy(relay->outgoing);
+    if (relay->incoming != nullptr) nta_incoming_destroy(relay->incoming);
+  }
+  relays_.clear();
+  pendingOffer_.reset();
+}
+
+bool Call::offerPending() const {
+  return std::any_of(relays_.begin(), relays_.end(),
+                     [](const auto& relay) { return negotiates(relay->method); });
 }
 
 void Call::sendBye(nta_leg_t* leg) {
@@ -364,6 +756,7 @@ void Call::finish(const char* outcome) {
   if (state_ == State::over) return;
   state_ = State::over;
   slot_.release();
+  dropRelays();
   releaseMedia();
   log::debug("call", "call ", id_, " on trunk ", trunk_, " over: ", outcome);
   // A cancelled INVITE still waits for its final response (which nta must acknowledge):

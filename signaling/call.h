@@ -3,10 +3,12 @@
 // the INVITE is the "caller" leg, the side the SBC sends it on is the "callee" leg.
 // Signaling thread only.
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "config/config.h"
 #include "dataplane/media_relay.h"
@@ -63,6 +65,19 @@ class Call {
                              const sip_t* sip);
 
   int relayInDialog(bool fromCaller, nta_incoming_t* request, const sip_t* sip);
+
+  // One in-dialog request relayed from one leg to the other (re-INVITE, UPDATE, INFO,
+  // OPTIONS, NOTIFY, MESSAGE): the server transaction it came on and the client transaction
+  // that carries it on. Owned by the call; freed once its final response is relayed (a
+  // re-INVITE's once its 2xx is acknowledged) or when the call ends.
+  struct Relay;
+  static int onRelayResponse(void* magic, nta_outgoing_t* request, const sip_t* sip);
+  static int onRelayAckOrCancel(void* magic, nta_incoming_t* request, const sip_t* sip);
+  void relayResponse(Relay& relay, const sip_t* sip);
+  void relayAck(Relay& relay, const sip_t* sip);
+  void freeRelay(Relay& relay);
+  void dropRelays();  // answers what is still pending (487/481) and frees every relay
+  bool offerPending() const;
   void replyCaller(int status, const char* phrase, const sip_t* response);
   void sendBye(nta_leg_t* leg);
   void finish(const char* outcome);
@@ -74,6 +89,21 @@ class Call {
   bool anchorOffer(const sip_t* invite, std::string& rewritten, std::string& error);
   bool anchorAnswer(const sip_t* response, std::string& rewritten, std::string& error);
   void releaseMedia();
+  // Renegotiation inside the dialog. An offer from `from` updates that side of each stream
+  // (its address, its hold state) and is rewritten for the other realm; the answer to it
+  // programs both sides and is rewritten for the offerer's realm. On failure of the
+  // exchange, restoreMedia() programs the streams from the last completed exchange again.
+  bool reoffer(dataplane::Realm from, const sip_t* sip, std::string& rewritten,
+               std::string& error);
+  bool reanswer(dataplane::Realm from, const sip_t* sip, std::string& rewritten,
+                std::string& error);
+  void programStreams(const SdpDescription& access, const SdpDescription& core);
+  void restoreMedia();
+  dataplane::LegMedia legMedia(dataplane::Realm realm, const SdpStream& own,
+                               const SdpStream& other) const;
+  nta_leg_t* legOf(dataplane::Realm realm) const {
+    return realm == dataplane::Realm::access ? callerLeg_ : calleeLeg_;
+  }
 
   CallEnvironment& environment_;
   const std::uint64_t id_;
@@ -81,6 +111,12 @@ class Call {
   const std::vector<policy::IpPrefix> trunkPrefixes_;
   policy::CallSlot slot_;
   std::optional<SdpDescription> offer_;
+  // The last completed offer/answer, per realm (indexed by dataplane::Realm), and an offer
+  // in flight inside the dialog with the realm it came from.
+  std::array<std::optional<SdpDescription>, dataplane::kRealmCount> described_;
+  std::optional<SdpDescription> pendingOffer_;
+  dataplane::Realm pendingOfferFrom_ = dataplane::Realm::access;
+  std::vector<std::unique_ptr<Relay>> relays_;
   std::vector<std::optional<dataplane::StreamEndpoints>> streams_;  // per m= line
   std::uint64_t sdpVersion_ = 1;
   std::string answerForCaller_;  // the rewritten SDP of the callee's latest answer

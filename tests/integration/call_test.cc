@@ -226,6 +226,44 @@ TEST_F(TrunkCalls, UnusableSdpGets488) {
   expectNoActiveCalls();
 }
 
+// Proves: a re-INVITE from the trunk after the answer (hold with a=sendonly, then resume)
+// reaches the core with the SBC's core media address, its answer reaches the trunk with the
+// SBC's access media address, both are ACKed end to end and the call then ends with BYE.
+TEST_F(TrunkCalls, ReInviteHoldAndResumeFromTheTrunk) {
+  startSbc(10);
+  auto core = startCore("uas_reinvite.xml", 1);
+  const auto trunk = trunkCalls("uac_reinvite_hold.xml", 1, 1);
+  EXPECT_EQ(trunk.status, 0) << trunk.output;
+  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  EXPECT_EQ(metric("sbc_sip_responses_total{code=\"200\",realm=\"access\"}"), 4)
+      << daemon_->scrape();  // the call's 200, two re-INVITE 200s, the BYE's 200
+  expectNoActiveCalls();
+}
+
+// Proves: an UPDATE from the core (hold offer) is relayed to the trunk with the SBC's access
+// media address and the trunk's answer comes back to the core anchored; no ACK follows.
+TEST_F(TrunkCalls, UpdateFromTheCore) {
+  startSbc(10);
+  auto core = startCore("uas_update.xml", 1);
+  const auto trunk = trunkCalls("uac_wait_update.xml", 1, 1);
+  EXPECT_EQ(trunk.status, 0) << trunk.output;
+  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  EXPECT_EQ(metric("sbc_sip_responses_total{code=\"200\",realm=\"core\"}"), 2)
+      << daemon_->scrape();  // the UPDATE's 200 and the BYE's 200
+  expectNoActiveCalls();
+}
+
+// Proves: an INFO from the trunk reaches the core with its body and Content-Type and the
+// core's 200 comes back to the trunk.
+TEST_F(TrunkCalls, InfoFromTheTrunk) {
+  startSbc(10);
+  auto core = startCore("uas_info.xml", 1);
+  const auto trunk = trunkCalls("uac_info.xml", 1, 1);
+  EXPECT_EQ(trunk.status, 0) << trunk.output;
+  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  expectNoActiveCalls();
+}
+
 // A UDP socket bound to address:port (0: any), closed when destroyed.
 class UdpSocket {
  public:
