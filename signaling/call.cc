@@ -63,14 +63,15 @@ void CallEnvironment::countResponse(const char* realm, int code) const {
 
 Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
            std::vector<policy::IpPrefix> trunkPrefixes, policy::CallSlot slot, msg_t* invite,
-           sip_t* sip)
+           sip_t* sip, dataplane::Realm callerRealm, const config::HostPort& target)
     : environment_(environment),
       id_(id),
       trunk_(std::move(trunk)),
       trunkPrefixes_(std::move(trunkPrefixes)),
+      callerRealm_(callerRealm),
       slot_(std::move(slot)) {
   // The caller's dialog: our side is the request's To, theirs its From.
-  callerLeg_ = nta_leg_tcreate(environment_.accessAgent, &Call::onCallerRequest, this,
+  callerLeg_ = nta_leg_tcreate(agentOf(callerRealm_), &Call::onCallerRequest, this,
                                SIPTAG_CALL_ID(sip->sip_call_id), SIPTAG_FROM(sip->sip_to),
                                SIPTAG_TO(sip->sip_from),
                                NTATAG_REMOTE_CSEQ(sip->sip_cseq->cs_seq), TAG_END());
@@ -78,7 +79,7 @@ Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
     nta_leg_tag(callerLeg_, nullptr);
     nta_leg_server_route(callerLeg_, sip->sip_record_route, sip->sip_contact);
   }
-  callerInvite_ = nta_incoming_create(environment_.accessAgent, callerLeg_, invite, sip,
+  callerInvite_ = nta_incoming_create(agentOf(callerRealm_), callerLeg_, invite, sip,
                                       TAG_END());
   if (callerInvite_ == nullptr || callerLeg_ == nullptr) {
     log::error("call", "cannot create the caller's dialog; call dropped");
@@ -100,7 +101,8 @@ Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
   std::string offer;
   std::string mediaError;
   if (!anchorOffer(sip, offer, mediaError)) {
-    log::warning("call", "call ", id_, " from trunk ", trunk_, " refused: ", mediaError);
+    log::warning("call", "call ", id_, " (trunk ", trunk_, ", from the ",
+                 dataplane::toString(callerRealm_), ") refused: ", mediaError);
     const bool noPorts = mediaError == "no media ports left";
     replyCaller(noPorts ? 503 : 488, noPorts ? "Service Unavailable" : "Not Acceptable Here",
                 nullptr);
@@ -109,10 +111,12 @@ Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
   }
 
   // The callee's dialog, built from nothing of the caller's but the dialled user: new
-  // Call-ID (nta makes one), tags, Via, Contact; From and To at the SBC's and the core's
+  // Call-ID (nta makes one), tags, Via, Contact; From and To at the SBC's and the target's
   // addresses.
-  const auto& hop = environment_.settings->coreNextHops.front();
-  const auto& ourCore = environment_.settings->core.sip.front();
+  const auto& hop = target;
+  const auto& ourCore = (calleeRealm() == dataplane::Realm::core ? environment_.settings->core
+                                                                 : environment_.settings->access)
+                            .sip.front();
   const char* user = sip->sip_request->rq_url->url_user;
   const char* caller = sip->sip_from->a_url->url_user;
   const std::string userPart = user != nullptr ? std::string(user) + "@" : "";
@@ -122,7 +126,7 @@ Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
   const std::string from = "<sip:" + (caller != nullptr ? std::string(caller) + "@" : "") +
                            hostForUri(ourCore.address) + ">";
   const std::string to = "<sip:" + userPart + hostForUri(hop.host) + ">";
-  calleeLeg_ = nta_leg_tcreate(environment_.coreAgent, &Call::onCalleeRequest, this,
+  calleeLeg_ = nta_leg_tcreate(agentOf(calleeRealm()), &Call::onCalleeRequest, this,
                                SIPTAG_FROM_STR(from.c_str()), SIPTAG_TO_STR(to.c_str()),
                                TAG_END());
   if (calleeLeg_ != nullptr) nta_leg_tag(calleeLeg_, nullptr);
@@ -132,7 +136,7 @@ Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
           ? nullptr
           : nta_outgoing_tcreate(calleeLeg_, &Call::onCalleeResponse, this, nullptr,
                                  SIP_METHOD_INVITE, URL_STRING_MAKE(requestUri.c_str()),
-                                 SIPTAG_CONTACT(nta_agent_contact(environment_.coreAgent)),
+                                 SIPTAG_CONTACT(nta_agent_contact(agentOf(calleeRealm()))),
                                  SIPTAG_MAX_FORWARDS_STR(maxForwards.c_str()),
                                  TAG_IF(!offer.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
                                  TAG_IF(!offer.empty(), SIPTAG_PAYLOAD_STR(offer.c_str())),
@@ -172,11 +176,11 @@ void Call::replyCaller(int status, const char* phrase, const sip_t* response) {
       }
     }
   }
-  environment_.countResponse("access", status);
+  environment_.countResponse(dataplane::toString(callerRealm_), status);
   const bool dialogue = status > 100 && status < 300;
   nta_incoming_treply(
       callerInvite_, status, phrase,
-      TAG_IF(dialogue, SIPTAG_CONTACT(nta_agent_contact(environment_.accessAgent))),
+      TAG_IF(dialogue, SIPTAG_CONTACT(nta_agent_contact(agentOf(callerRealm_)))),
       TAG_IF(!body.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
       TAG_IF(!body.empty(), SIPTAG_PAYLOAD_STR(body.c_str())),
       TAG_IF(status == 503, SIPTAG_RETRY_AFTER_STR("5")), TAG_END());
@@ -193,11 +197,11 @@ bool Call::anchorOffer(const sip_t* invite, std::string& rewritten, std::string&
   const std::string_view body(invite->sip_payload->pl_data, invite->sip_payload->pl_len);
   auto description = parseSdp(body, error);
   if (!description) return false;
-  std::vector<std::uint16_t> corePorts;
+  std::vector<std::uint16_t> calleePorts;
   for (const auto& stream : description->streams) {
     if (stream.rejected) {
       streams_.emplace_back(std::nullopt);
-      corePorts.push_back(0);
+      calleePorts.push_back(0);
       continue;
     }
     auto endpoints = environment_.relay->openStream(trunk_);
@@ -207,16 +211,13 @@ bool Call::anchorOffer(const sip_t* invite, std::string& rewritten, std::string&
     }
     environment_.streamOpened(endpoints->id, id_);
     streams_.emplace_back(endpoints);
-    dataplane::LegMedia caller;
-    caller.rtp = stream.rtp;
-    caller.rtcp = stream.rtcp;
-    caller.allowedSources = trunkPrefixes_;
-    caller.silenceExpected = stream.direction == SdpDirection::recvonly ||
-                             stream.direction == SdpDirection::inactive;
-    environment_.relay->updateLeg(endpoints->id, dataplane::Realm::access, caller);
-    corePorts.push_back(endpoints->rtp[static_cast<std::size_t>(dataplane::Realm::core)].port);
+    dataplane::LegMedia caller = legMedia(callerRealm_, stream, stream);
+    caller.rtcpMux = false;
+    caller.silenceExpected = !sends(stream.direction);
+    environment_.relay->updateLeg(endpoints->id, callerRealm_, caller);
+    calleePorts.push_back(endpoints->rtp[static_cast<std::size_t>(calleeRealm())].port);
   }
-  auto sdp = rewriteSdp(body, environment_.coreMedia, corePorts, id_, sdpVersion_, error);
+  auto sdp = rewriteSdp(body, mediaOf(calleeRealm()), calleePorts, id_, sdpVersion_, error);
   if (!sdp) return false;
   offer_ = std::move(description);
   rewritten = std::move(*sdp);
@@ -231,49 +232,26 @@ bool Call::anchorAnswer(const sip_t* response, std::string& rewritten, std::stri
     error = "the answer's m= lines do not match the offer's";
     return false;
   }
-  std::vector<std::uint16_t> accessPorts;
+  std::vector<std::uint16_t> callerPorts;
   for (std::size_t i = 0; i < streams_.size(); ++i) {
     const auto& stream = answer->streams[i];
     if (!streams_[i] || stream.rejected) {
-      accessPorts.push_back(0);
+      callerPorts.push_back(0);
       continue;
     }
     const auto& offered = offer_->streams[i];
-    const bool mux = offered.rtcpMux && stream.rtcpMux;
-    const auto sends = [](SdpDirection direction) {
-      return direction == SdpDirection::sendrecv || direction == SdpDirection::sendonly;
-    };
-    const auto receives = [](SdpDirection direction) {
-      return direction == SdpDirection::sendrecv || direction == SdpDirection::recvonly;
-    };
-    dataplane::LegMedia callee;
-    callee.rtp = stream.rtp;
-    callee.rtcp = stream.rtcp;
-    callee.rtcpMux = mux;
-    // The core's media comes from where its SDP says (a media server may not be the
-    // signalling next hop).
-    const auto& address = stream.rtp->address;
-    callee.allowedSources = {
-        policy::IpPrefix{address, static_cast<std::uint8_t>(
-                                      address.family == policy::IpFamily::v4 ? 32 : 128)}};
-    callee.silenceExpected = !(sends(stream.direction) && receives(offered.direction));
     const auto id = streams_[i]->id;
-    environment_.relay->updateLeg(id, dataplane::Realm::core, callee);
-
-    dataplane::LegMedia caller;
-    caller.rtp = offered.rtp;
-    caller.rtcp = offered.rtcp;
-    caller.rtcpMux = mux;
-    caller.allowedSources = trunkPrefixes_;
-    caller.silenceExpected = !(sends(offered.direction) && receives(stream.direction));
-    environment_.relay->updateLeg(id, dataplane::Realm::access, caller);
-    accessPorts.push_back(streams_[i]->rtp[static_cast<std::size_t>(dataplane::Realm::access)].port);
+    // The callee's media comes from where its SDP says (a media server may not be the
+    // signalling next hop); a trunk's from its prefixes.
+    environment_.relay->updateLeg(id, calleeRealm(), legMedia(calleeRealm(), stream, offered));
+    environment_.relay->updateLeg(id, callerRealm_, legMedia(callerRealm_, offered, stream));
+    callerPorts.push_back(streams_[i]->rtp[static_cast<std::size_t>(callerRealm_)].port);
   }
-  auto sdp = rewriteSdp(body, environment_.accessMedia, accessPorts, id_, ++sdpVersion_, error);
+  auto sdp = rewriteSdp(body, mediaOf(callerRealm_), callerPorts, id_, ++sdpVersion_, error);
   if (!sdp) return false;
   rewritten = std::move(*sdp);
-  described_[static_cast<std::size_t>(dataplane::Realm::access)] = *offer_;
-  described_[static_cast<std::size_t>(dataplane::Realm::core)] = *answer;
+  described_[static_cast<std::size_t>(callerRealm_)] = *offer_;
+  described_[static_cast<std::size_t>(calleeRealm())] = *answer;
   return true;
 }
 
@@ -335,8 +313,7 @@ bool Call::reoffer(dataplane::Realm from, const sip_t* sip, std::string& rewritt
     const bool open = streams_[i] && !offer->streams[i].rejected;
     ports.push_back(open ? streams_[i]->rtp[static_cast<std::size_t>(to)].port : 0);
   }
-  const auto& media = to == dataplane::Realm::access ? environment_.accessMedia
-                                                     : environment_.coreMedia;
+  const auto& media = mediaOf(to);
   auto sdp = rewriteSdp(body, media, ports, id_, ++sdpVersion_, error);
   if (!sdp) return false;
   // The offerer's side moves now (new address, hold); the answer settles both sides.
@@ -370,8 +347,7 @@ bool Call::reanswer(dataplane::Realm from, const sip_t* sip, std::string& rewrit
     const bool open = streams_[i] && !answer->streams[i].rejected;
     ports.push_back(open ? streams_[i]->rtp[static_cast<std::size_t>(offerer)].port : 0);
   }
-  const auto& media = offerer == dataplane::Realm::access ? environment_.accessMedia
-                                                          : environment_.coreMedia;
+  const auto& media = mediaOf(offerer);
   auto sdp = rewriteSdp(body, media, ports, id_, ++sdpVersion_, error);
   if (!sdp) return false;
   auto& access = described_[static_cast<std::size_t>(dataplane::Realm::access)];
@@ -453,7 +429,7 @@ int Call::onCallerAckOrCancel(void* magic, nta_incoming_t*, const sip_t* sip) {
   }
   if (sip->sip_request->rq_method == sip_method_cancel) {
     // nta has answered the CANCEL 200 and the INVITE 487 already.
-    call.environment_.countResponse("access", 487);
+    call.environment_.countResponse(dataplane::toString(call.callerRealm_), 487);
     if (call.calleeInvite_ != nullptr) nta_outgoing_cancel(call.calleeInvite_);
     call.finish("cancelled");
   }
@@ -469,7 +445,7 @@ int Call::onCalleeRequest(void* magic, nta_leg_t*, nta_incoming_t* request, cons
 }
 
 int Call::relayInDialog(bool fromCaller, nta_incoming_t* request, const sip_t* sip) {
-  const dataplane::Realm from = fromCaller ? dataplane::Realm::access : dataplane::Realm::core;
+  const dataplane::Realm from = fromCaller ? callerRealm_ : calleeRealm();
   const char* realm = dataplane::toString(from);
   const sip_method_t method = sip->sip_request->rq_method;
   if (method == sip_method_bye) {
@@ -538,8 +514,7 @@ int Call::relayInDialog(bool fromCaller, nta_incoming_t* request, const sip_t* s
   relay->incoming = request;
   relay->offerInRequest = offer;
   const dataplane::Realm to = dataplane::otherRealm(from);
-  nta_agent_t* agent =
-      to == dataplane::Realm::access ? environment_.accessAgent : environment_.coreAgent;
+  nta_agent_t* agent = agentOf(to);
   // Only the method, the body and its Content-Type cross (and what makes a NOTIFY one).
   const bool carryBody = !negotiates(method) && hasBody(sip);
   const bool notify = method == sip_method_notify;
@@ -652,8 +627,7 @@ void Call::relayResponse(Relay& relay, const sip_t* sip) {
     return;
   }
   const bool carryBody = !negotiates(relay.method) && hasBody(sip);
-  nta_agent_t* agent = relay.from == dataplane::Realm::access ? environment_.accessAgent
-                                                              : environment_.coreAgent;
+  nta_agent_t* agent = agentOf(relay.from);
   environment_.countResponse(dataplane::toString(relay.from), status);
   nta_incoming_treply(
       relay.incoming, status, phraseOf(sip, status),

@@ -40,11 +40,13 @@ struct CallEnvironment {
 
 class Call {
  public:
-  // Takes over an initial INVITE from a trunk (access realm) that was admitted; answers it,
-  // relays it to the core's first next hop and owns both dialogs from then on.
+  // Takes over an admitted initial INVITE that arrived in `callerRealm`: from a trunk
+  // (access; relayed to the core's first next hop) or from the core (relayed to the trunk's
+  // configured target). Answers it, relays it to `target` in the other realm and owns both
+  // dialogs from then on. `trunk` and `trunkPrefixes` name the trunk on the access side.
   Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
        std::vector<policy::IpPrefix> trunkPrefixes, policy::CallSlot slot, msg_t* invite,
-       sip_t* sip);
+       sip_t* sip, dataplane::Realm callerRealm, const config::HostPort& target);
   ~Call();
   Call(const Call&) = delete;
   Call& operator=(const Call&) = delete;
@@ -102,13 +104,21 @@ class Call {
   dataplane::LegMedia legMedia(dataplane::Realm realm, const SdpStream& own,
                                const SdpStream& other) const;
   nta_leg_t* legOf(dataplane::Realm realm) const {
-    return realm == dataplane::Realm::access ? callerLeg_ : calleeLeg_;
+    return realm == callerRealm_ ? callerLeg_ : calleeLeg_;
+  }
+  dataplane::Realm calleeRealm() const { return dataplane::otherRealm(callerRealm_); }
+  nta_agent_t* agentOf(dataplane::Realm realm) const {
+    return realm == dataplane::Realm::access ? environment_.accessAgent : environment_.coreAgent;
+  }
+  const policy::IpAddress& mediaOf(dataplane::Realm realm) const {
+    return realm == dataplane::Realm::access ? environment_.accessMedia : environment_.coreMedia;
   }
 
   CallEnvironment& environment_;
   const std::uint64_t id_;
   const std::string trunk_;
   const std::vector<policy::IpPrefix> trunkPrefixes_;
+  const dataplane::Realm callerRealm_;  // where the initial INVITE came from
   policy::CallSlot slot_;
   std::optional<SdpDescription> offer_;
   // The last completed offer/answer, per realm (indexed by dataplane::Realm), and an offer
@@ -121,10 +131,10 @@ class Call {
   std::uint64_t sdpVersion_ = 1;
   std::string answerForCaller_;  // the rewritten SDP of the callee's latest answer
   State state_ = State::calling;
-  nta_leg_t* callerLeg_ = nullptr;          // access realm dialog (server side)
-  nta_leg_t* calleeLeg_ = nullptr;          // core realm dialog (client side)
-  nta_incoming_t* callerInvite_ = nullptr;  // the INVITE from the trunk
-  nta_outgoing_t* calleeInvite_ = nullptr;  // our INVITE to the core
+  nta_leg_t* callerLeg_ = nullptr;          // the caller realm's dialog (server side)
+  nta_leg_t* calleeLeg_ = nullptr;          // the other realm's dialog (client side)
+  nta_incoming_t* callerInvite_ = nullptr;  // the initial INVITE we received
+  nta_outgoing_t* calleeInvite_ = nullptr;  // our INVITE to the callee
 };
 
 }  // namespace sbc::signaling

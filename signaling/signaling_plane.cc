@@ -248,6 +248,11 @@ struct SignalingPlane::Impl {
       self.startTrunkCall(agent, *source, msg, sip);
       return 0;
     }
+    if (!realm->isAccess && sip->sip_request->rq_method == sip_method_invite &&
+        sip->sip_to != nullptr && sip->sip_to->a_tag == nullptr) {
+      self.startCoreCall(agent, msg, sip);
+      return 0;
+    }
     nta_incoming_t* request = nta_incoming_create(agent, nullptr, msg, sip, TAG_END());
     if (request == nullptr) {
       nta_msg_discard(agent, msg);
@@ -290,8 +295,53 @@ struct SignalingPlane::Impl {
     const std::uint64_t id = nextCallId++;
     auto call = std::make_unique<Call>(environment, id, trunk,
                                        snapshot->trunk(*trunkIndex).sourcePrefixes,
-                                       std::move(admission.slot), msg, sip);
+                                       std::move(admission.slot), msg, sip,
+                                       dataplane::Realm::access, settings.coreNextHops.front());
     // A call that failed at once has asked for its own removal already; keep it until then.
+    calls.emplace(id, std::move(call));
+  }
+
+  // An initial INVITE from a core next hop: routed to the trunk its Request-URI names with
+  // a `trunk=NAME` parameter (404 without one, or for a trunk not configured), admitted
+  // against that trunk's ceilings, sent to the trunk's target.
+  void startCoreCall(nta_agent_t* agent, msg_t* msg, sip_t* sip) {
+    const auto refuse = [&](int status, const char* phrase, bool retry) {
+      nta_incoming_t* request = nta_incoming_create(agent, nullptr, msg, sip, TAG_END());
+      if (request == nullptr) return;
+      countResponse(realms[1], status);
+      nta_incoming_treply(request, status, phrase,
+                          TAG_IF(retry, SIPTAG_RETRY_AFTER_STR("5")), TAG_END());
+      nta_incoming_destroy(request);
+    };
+    char name[128] = "";
+    const url_t* uri = sip->sip_request->rq_url;
+    if (uri == nullptr || uri->url_params == nullptr ||
+        url_param(uri->url_params, "trunk", name, sizeof name) == 0 || name[0] == '\0') {
+      refuse(404, "Not Found", false);
+      return;
+    }
+    const auto snapshot = policy->current();
+    const auto trunkIndex = snapshot->findTrunkByName(name);
+    const auto configured =
+        std::find_if(settings.trunks.begin(), settings.trunks.end(),
+                     [&](const config::Trunk& trunk) { return trunk.name == name; });
+    if (!trunkIndex || configured == settings.trunks.end()) {
+      refuse(404, "Not Found", false);
+      return;
+    }
+    policy::Admission admission = policy->admitTrunkCall(*snapshot, *trunkIndex);
+    metrics.counter(metrics::FamilyId::admissionTotal)
+        .Add({{"trunk", configured->name}, {"result", policy::toString(admission.result)}})
+        .Increment();
+    if (admission.result != policy::AdmissionResult::admitted) {
+      refuse(503, "Service Unavailable", true);
+      return;
+    }
+    const std::uint64_t id = nextCallId++;
+    auto call = std::make_unique<Call>(environment, id, configured->name,
+                                       snapshot->trunk(*trunkIndex).sourcePrefixes,
+                                       std::move(admission.slot), msg, sip,
+                                       dataplane::Realm::core, configured->target);
     calls.emplace(id, std::move(call));
   }
 

@@ -50,6 +50,7 @@ class TrunkCalls : public ::testing::Test {
       GTEST_SKIP() << "sipp is not installed";
     }
     corePort_ = freeUdpPort("127.0.0.3");
+    trunkPort_ = freeUdpPort("127.0.0.2");
   }
 
   void startSbc(int maxCalls, int drainSeconds = 30) {
@@ -63,7 +64,8 @@ realms = {
 core = { next_hops = ( { host = "127.0.0.3"; port = )" + std::to_string(corePort_) +
                                R"(; transport = "udp"; } ); };
 trunks = ( { name = "alpha"; source_prefixes = [ "127.0.0.2/32" ];
-             target = { host = "127.0.0.2"; port = 5060; };
+             target = { host = "127.0.0.2"; port = )" + std::to_string(trunkPort_) +
+                               R"(; };
              max_calls = )" + std::to_string(maxCalls) +
                                R"(; max_calls_per_second = 1000.0; } );
 sip = { t1_ms = 50; t1x64_ms = 2000; };
@@ -78,6 +80,9 @@ control = { socket = ")" + dir_.file("sbcd.sock") +
     const auto at = bound.find("sip.access=udp:127.0.0.10:");
     ASSERT_NE(at, std::string::npos) << bound;
     accessPort_ = std::stoi(bound.substr(at + 26));
+    const auto coreAt = bound.find("sip.core=udp:127.0.0.11:");
+    ASSERT_NE(coreAt, std::string::npos) << bound;
+    sbcCorePort_ = std::stoi(bound.substr(coreAt + 24));
   }
 
   // Starts SIPp as the core and waits until it listens (a call sent earlier would meet an
@@ -93,12 +98,12 @@ control = { socket = ")" + dir_.file("sbcd.sock") +
     return core;
   }
 
-  static bool udpPortInUse(int port) {
+  static bool udpPortInUse(int port, const char* host = "127.0.0.3") {
     const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
     sockaddr_in address{};
     address.sin_family = AF_INET;
     address.sin_port = htons(static_cast<std::uint16_t>(port));
-    ::inet_pton(AF_INET, "127.0.0.3", &address.sin_addr);
+    ::inet_pton(AF_INET, host, &address.sin_addr);
     const bool inUse = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0;
     ::close(fd);
     return inUse;
@@ -129,6 +134,8 @@ control = { socket = ")" + dir_.file("sbcd.sock") +
   std::unique_ptr<RunningDaemon> daemon_;
   int corePort_ = 0;
   int accessPort_ = 0;
+  int trunkPort_ = 0;    // the trunk's configured target
+  int sbcCorePort_ = 0;  // the SBC's SIP port in the core realm
 };
 
 // Proves: trunk → core calls complete (INVITE, 180, 200, ACK, BYE) through the B2BUA.
@@ -261,6 +268,29 @@ TEST_F(TrunkCalls, InfoFromTheTrunk) {
   const auto trunk = trunkCalls("uac_info.xml", 1, 1);
   EXPECT_EQ(trunk.status, 0) << trunk.output;
   EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  expectNoActiveCalls();
+}
+
+// Proves: a core → trunk call (routed by the Request-URI parameter trunk=alpha) reaches the
+// trunk's configured target with the SBC's access media address, is answered, counted
+// against the trunk's ceiling and ends with the core's BYE.
+TEST_F(TrunkCalls, CoreCallsOutThroughTheTrunk) {
+  startSbc(10);
+  ChildProcess trunkSide({"/usr/bin/sipp", "-sf", kSippDir + "/trunk_uas_answer.xml", "-i",
+                          "127.0.0.2", "-bind_local", "-p", std::to_string(trunkPort_), "-m",
+                          "1", "-nostdin"});
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < deadline && !udpPortInUse(trunkPort_, "127.0.0.2")) {
+    std::this_thread::sleep_for(20ms);
+  }
+  const auto coreSide = runCommand(
+      {"/usr/bin/sipp", "-sf", kSippDir + "/core_uac_to_trunk.xml", "-i", "127.0.0.3",
+       "-bind_local", "-p", std::to_string(corePort_), "-m", "1", "-timeout", "20s",
+       "-timeout_error", "-nostdin", "127.0.0.11:" + std::to_string(sbcCorePort_)},
+      std::chrono::seconds(40));
+  EXPECT_EQ(coreSide.status, 0) << coreSide.output;
+  EXPECT_EQ(trunkSide.waitForExit(10s), 0) << trunkSide.output();
+  EXPECT_EQ(metric("sbc_admission_total{result=\"admitted\",trunk=\"alpha\"}"), 1);
   expectNoActiveCalls();
 }
 
