@@ -271,6 +271,19 @@ TEST_F(TrunkCalls, InfoFromTheTrunk) {
   expectNoActiveCalls();
 }
 
+// Proves: a second offer while a re-INVITE is pending gets 491, and a re-INVITE still
+// pending when the call ends (BYE from the core) is answered 487 and freed with the call.
+TEST_F(TrunkCalls, ReInviteGlareAndPendingAtBye) {
+  startSbc(10);
+  auto core = startCore("uas_reinvite_ignore.xml", 1);
+  const auto trunk = trunkCalls("uac_reinvite_glare.xml", 1, 1);
+  EXPECT_EQ(trunk.status, 0) << trunk.output;
+  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  EXPECT_EQ(metric("sbc_sip_responses_total{code=\"491\",realm=\"access\"}"), 1);
+  EXPECT_EQ(metric("sbc_sip_responses_total{code=\"487\",realm=\"access\"}"), 1);
+  expectNoActiveCalls();
+}
+
 // Proves: a core → trunk call (routed by the Request-URI parameter trunk=alpha) reaches the
 // trunk's configured target with the SBC's access media address, is answered, counted
 // against the trunk's ceiling and ends with the core's BYE.
