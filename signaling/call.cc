@@ -518,8 +518,12 @@ int Call::relayInDialog(bool fromCaller, nta_incoming_t* request, const sip_t* s
   // Only the method, the body and its Content-Type cross (and what makes a NOTIFY one).
   const bool carryBody = !negotiates(method) && hasBody(sip);
   const bool notify = method == sip_method_notify;
-  relay->outgoing = nta_outgoing_tcreate(
-      legOf(to), &Call::onRelayResponse, relay.get(), nullptr, method,
+  // Owned before the request goes out, in case nta reports a failure from inside
+  // nta_outgoing_tcreate.
+  Relay* const pending = relay.get();
+  relays_.push_back(std::move(relay));
+  nta_outgoing_t* outgoing = nta_outgoing_tcreate(
+      legOf(to), &Call::onRelayResponse, pending, nullptr, method,
       sip->sip_request->rq_method_name, nullptr,
       TAG_IF(negotiates(method), SIPTAG_CONTACT(nta_agent_contact(agent))),
       TAG_IF(offer, SIPTAG_CONTENT_TYPE_STR("application/sdp")),
@@ -531,20 +535,26 @@ int Call::relayInDialog(bool fromCaller, nta_incoming_t* request, const sip_t* s
       TAG_IF(notify && sip->sip_subscription_state != nullptr,
              SIPTAG_SUBSCRIPTION_STATE(sip->sip_subscription_state)),
       TAG_END());
-  if (relay->outgoing == nullptr) {
+  const bool alive = std::any_of(relays_.begin(), relays_.end(),
+                                 [&](const auto& owned) { return owned.get() == pending; });
+  if (!alive) return 0;  // already answered and freed from inside nta_outgoing_tcreate
+  if (outgoing == nullptr) {
+    pending->incoming = nullptr;  // answered below by nta
+    freeRelay(*pending);
     if (offer) restoreMedia();
     return refuse(500);
   }
+  pending->outgoing = outgoing;
   // A re-INVITE's ACK (and CANCEL) reach only a bound server transaction.
   if (method == sip_method_invite) {
-    nta_incoming_bind(request, &Call::onRelayAckOrCancel, relay.get());
+    nta_incoming_bind(request, &Call::onRelayAckOrCancel, pending);
   }
-  relays_.push_back(std::move(relay));
   return 0;  // answered when the other side answers
 }
 
-int Call::onRelayResponse(void* magic, nta_outgoing_t*, const sip_t* sip) {
+int Call::onRelayResponse(void* magic, nta_outgoing_t* request, const sip_t* sip) {
   Relay& relay = *static_cast<Relay*>(magic);
+  if (relay.outgoing == nullptr) relay.outgoing = request;  // called back from tcreate
   relay.call->relayResponse(relay, sip);
   return 0;
 }
