@@ -63,6 +63,18 @@ const Topology& topology() {
            rte_dev_probe(("net_af_packet_c,iface=" + kCoreIf).c_str()) == 0;
     t.accessPeerMac = macOf(kAccessPeerIf);
     t.corePeerMac = macOf(kCorePeerIf);
+    // The peers' kernels learn the relay's MACs up front too, so neither side waits for ARP
+    // (a slow relay, e.g. under ASan, could otherwise miss the first packets' resolution).
+    const auto macText = [](const rte_ether_addr& mac) {
+      char text[RTE_ETHER_ADDR_FMT_SIZE];
+      rte_ether_format_addr(text, sizeof text, &mac);
+      return std::string(text);
+    };
+    t.ok = t.ok &&
+           sh("ip neigh replace 10.50.0.1 lladdr " + macText(macOf(kAccessIf)) + " dev " +
+              kAccessPeerIf + " nud permanent") == 0 &&
+           sh("ip neigh replace 10.60.0.1 lladdr " + macText(macOf(kCoreIf)) + " dev " +
+              kCorePeerIf + " nud permanent") == 0;
     t.ok = t.ok && !rte_is_zero_ether_addr(&t.accessPeerMac) && !rte_is_zero_ether_addr(&t.corePeerMac);
     return t;
   }();

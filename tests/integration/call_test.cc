@@ -378,24 +378,12 @@ TEST_F(TrunkCalls, MediaIsAnchoredOnTheRelay) {
   ASSERT_TRUE(daemon_->waitForMetric("sbc_trunk_active_calls{trunk=\"alpha\"}", 1));
 
   // The 200 OK the trunk received names the SBC's access media address and port.
-  std::smatch media;  // refers into `answer`, which must outlive it
-  static const std::regex mLine(R"(c=IN IP4 ([0-9.]+)\r?\n(?:.*\r?\n)*?m=audio (\d+))");
   std::string messages;
-  std::string answer;
-  for (int i = 0; i < 50; ++i) {
-    std::ifstream in(trace);
-    messages.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    const auto ok = messages.find("SIP/2.0 200 OK");
-    if (ok != std::string::npos) {
-      answer = messages.substr(ok);
-      if (std::regex_search(answer, media, mLine)) break;
-    }
-    std::this_thread::sleep_for(50ms);
-  }
-  ASSERT_EQ(media.size(), 3u) << messages;
-  EXPECT_EQ(media[1], "127.0.0.10");
+  const auto answered = waitForAnsweredMedia(trace, messages);
+  ASSERT_TRUE(answered.has_value()) << messages;
+  EXPECT_EQ(answered->address, "127.0.0.10");
   EXPECT_EQ(messages.find("127.0.0.3"), std::string::npos) << "core address leaked";
-  const int sbcPort = std::stoi(media[2]);
+  const int sbcPort = answered->port;
 
   constexpr int kPackets = 40;
   int echoed = 0;

@@ -378,23 +378,12 @@ TEST_F(DpdkCall, MediaCrossesTheDpdkFastPath) {
       << daemon_->scrape();
 
   // The 200 OK the trunk received names the SBC's access media address and port.
-  std::smatch media;
-  static const std::regex mLine(R"(c=IN IP4 ([0-9.]+)\r?\n(?:.*\r?\n)*?m=audio (\d+))");
   std::string messages;
-  for (int i = 0; i < 50; ++i) {
-    std::ifstream in(trace);
-    messages.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    const auto ok = messages.find("SIP/2.0 200 OK");
-    if (ok != std::string::npos) {
-      const std::string answer = messages.substr(ok);
-      if (std::regex_search(answer, media, mLine)) break;
-    }
-    std::this_thread::sleep_for(50ms);
-  }
-  ASSERT_EQ(media.size(), 3u) << messages;
-  EXPECT_EQ(media[1], kAccessMedia);
+  const auto answered = waitForAnsweredMedia(trace, messages);
+  ASSERT_TRUE(answered.has_value()) << messages;
+  EXPECT_EQ(answered->address, kAccessMedia);
   EXPECT_EQ(messages.find(kCoreEcho), std::string::npos) << "core media address leaked";
-  const int sbcPort = std::stoi(media[2]);
+  const int sbcPort = answered->port;
   const std::string sbcMedia = std::string(kAccessMedia) + ":" + std::to_string(sbcPort);
 
   // Warm-up: the relay resolves the peers' MACs by ARP, so the first packets may wait or be

@@ -2,6 +2,9 @@
 // Starting the real sbcd binary on a temporary configuration, for integration tests.
 
 #include <chrono>
+#include <fstream>
+#include <iterator>
+#include <optional>
 #include <regex>
 #include <string>
 #include <thread>
@@ -72,5 +75,31 @@ class RunningDaemon {
   int metricsPort_ = 0;
   std::string boundLine_;
 };
+
+// The c= address and first m=audio port of the first 200 OK in a SIPp message trace
+// (-trace_msg -message_file), polled until it appears (up to 2.5 s). `messages` gets the
+// whole trace, for leak checks and failure messages.
+struct AnsweredMedia {
+  std::string address;
+  int port = 0;
+};
+inline std::optional<AnsweredMedia> waitForAnsweredMedia(const std::string& traceFile,
+                                                         std::string& messages) {
+  static const std::regex mLine(R"(c=IN IP4 ([0-9.]+)\r?\n(?:.*\r?\n)*?m=audio (\d+))");
+  for (int i = 0; i < 50; ++i) {
+    std::ifstream in(traceFile);
+    messages.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    const auto ok = messages.find("SIP/2.0 200 OK");
+    std::smatch media;
+    if (ok != std::string::npos) {
+      const std::string answer = messages.substr(ok);
+      if (std::regex_search(answer, media, mLine)) {
+        return AnsweredMedia{media[1].str(), std::stoi(media[2].str())};
+      }
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  return std::nullopt;
+}
 
 }  // namespace sbc::test
