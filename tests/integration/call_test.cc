@@ -120,6 +120,16 @@ control = { socket = ")" + dir_.file("sbcd.sock") +
     return runCommand(trunkArgs(scenario, calls, simultaneous), std::chrono::seconds(40));
   }
 
+  // One call (or `calls`) between a SIPp trunk scenario and a SIPp core scenario; both
+  // must complete their scenario.
+  void callThrough(const std::string& coreScenario, const std::string& trunkScenario,
+                   int calls = 1) {
+    auto core = startCore(coreScenario, calls);
+    const auto trunk = trunkCalls(trunkScenario, calls, calls);
+    EXPECT_EQ(trunk.status, 0) << trunk.output;
+    EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  }
+
   double metric(const std::string& series) {
     return metricValue(daemon_->scrape(), series).value_or(-1);
   }
@@ -141,10 +151,7 @@ control = { socket = ")" + dir_.file("sbcd.sock") +
 // Proves: trunk → core calls complete (INVITE, 180, 200, ACK, BYE) through the B2BUA.
 TEST_F(TrunkCalls, BasicCallsComplete) {
   startSbc(10);
-  auto core = startCore("uas_answer.xml", 3);
-  const auto trunk = trunkCalls("uac_hold.xml", 3, 3);
-  EXPECT_EQ(trunk.status, 0) << trunk.output;
-  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  callThrough("uas_answer.xml", "uac_hold.xml", 3);
   EXPECT_EQ(metric("sbc_admission_total{result=\"admitted\",trunk=\"alpha\"}"), 3);
   expectNoActiveCalls();
 }
@@ -192,20 +199,14 @@ TEST_F(TrunkCalls, SilentCoreTimesOutAndFreesTheSlot) {
 // trunk, CANCEL to the core, which answers 487) and frees the slot.
 TEST_F(TrunkCalls, CancelWhileRinging) {
   startSbc(10);
-  auto core = startCore("uas_ring_cancel.xml", 1);
-  const auto trunk = trunkCalls("uac_cancel.xml", 1, 1);
-  EXPECT_EQ(trunk.status, 0) << trunk.output;
-  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  callThrough("uas_ring_cancel.xml", "uac_cancel.xml");
   expectNoActiveCalls();
 }
 
 // Proves: a BYE from the core reaches the trunk and frees the slot.
 TEST_F(TrunkCalls, ByeFromTheCore) {
   startSbc(10);
-  auto core = startCore("uas_bye.xml", 1);
-  const auto trunk = trunkCalls("uac_wait_bye.xml", 1, 1);
-  EXPECT_EQ(trunk.status, 0) << trunk.output;
-  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  callThrough("uas_bye.xml", "uac_wait_bye.xml");
   expectNoActiveCalls();
 }
 
@@ -238,10 +239,7 @@ TEST_F(TrunkCalls, UnusableSdpGets488) {
 // SBC's access media address, both are ACKed end to end and the call then ends with BYE.
 TEST_F(TrunkCalls, ReInviteHoldAndResumeFromTheTrunk) {
   startSbc(10);
-  auto core = startCore("uas_reinvite.xml", 1);
-  const auto trunk = trunkCalls("uac_reinvite_hold.xml", 1, 1);
-  EXPECT_EQ(trunk.status, 0) << trunk.output;
-  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  callThrough("uas_reinvite.xml", "uac_reinvite_hold.xml");
   EXPECT_EQ(metric("sbc_sip_responses_total{code=\"200\",realm=\"access\"}"), 4)
       << daemon_->scrape();  // the call's 200, two re-INVITE 200s, the BYE's 200
   expectNoActiveCalls();
@@ -251,10 +249,7 @@ TEST_F(TrunkCalls, ReInviteHoldAndResumeFromTheTrunk) {
 // media address and the trunk's answer comes back to the core anchored; no ACK follows.
 TEST_F(TrunkCalls, UpdateFromTheCore) {
   startSbc(10);
-  auto core = startCore("uas_update.xml", 1);
-  const auto trunk = trunkCalls("uac_wait_update.xml", 1, 1);
-  EXPECT_EQ(trunk.status, 0) << trunk.output;
-  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  callThrough("uas_update.xml", "uac_wait_update.xml");
   EXPECT_EQ(metric("sbc_sip_responses_total{code=\"200\",realm=\"core\"}"), 2)
       << daemon_->scrape();  // the UPDATE's 200 and the BYE's 200
   expectNoActiveCalls();
@@ -264,10 +259,7 @@ TEST_F(TrunkCalls, UpdateFromTheCore) {
 // core's 200 comes back to the trunk.
 TEST_F(TrunkCalls, InfoFromTheTrunk) {
   startSbc(10);
-  auto core = startCore("uas_info.xml", 1);
-  const auto trunk = trunkCalls("uac_info.xml", 1, 1);
-  EXPECT_EQ(trunk.status, 0) << trunk.output;
-  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  callThrough("uas_info.xml", "uac_info.xml");
   expectNoActiveCalls();
 }
 
@@ -275,10 +267,7 @@ TEST_F(TrunkCalls, InfoFromTheTrunk) {
 // pending when the call ends (BYE from the core) is answered 487 and freed with the call.
 TEST_F(TrunkCalls, ReInviteGlareAndPendingAtBye) {
   startSbc(10);
-  auto core = startCore("uas_reinvite_ignore.xml", 1);
-  const auto trunk = trunkCalls("uac_reinvite_glare.xml", 1, 1);
-  EXPECT_EQ(trunk.status, 0) << trunk.output;
-  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  callThrough("uas_reinvite_ignore.xml", "uac_reinvite_glare.xml");
   EXPECT_EQ(metric("sbc_sip_responses_total{code=\"491\",realm=\"access\"}"), 1);
   EXPECT_EQ(metric("sbc_sip_responses_total{code=\"487\",realm=\"access\"}"), 1);
   expectNoActiveCalls();
