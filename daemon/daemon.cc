@@ -142,6 +142,7 @@ ControlReply Daemon::reload(const char* trigger) {
       log::warning("config", "reload: ", setting, " changed; it takes effect after a restart");
     }
     publishRules(loaded);
+    signaling_->updateTrunks(loaded.trunks);
     log::setLevel(toLogLevel(loaded.logLevel));
     // Restart-only settings keep describing what is running.
     config_.trunks = loaded.trunks;

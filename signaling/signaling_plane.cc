@@ -69,6 +69,7 @@ struct SignalingPlane::Impl {
   Impl(const config::Config& config, std::shared_ptr<policy::Policy> policyIn,
        metrics::Metrics& metricsIn, std::shared_ptr<dataplane::MediaRelay> relayIn)
       : settings(config),
+        trunks(config.trunks),
         policy(std::move(policyIn)),
         metrics(metricsIn),
         relay(std::move(relayIn)),
@@ -323,9 +324,9 @@ struct SignalingPlane::Impl {
     const auto snapshot = policy->current();
     const auto trunkIndex = snapshot->findTrunkByName(name);
     const auto configured =
-        std::find_if(settings.trunks.begin(), settings.trunks.end(),
+        std::find_if(trunks.begin(), trunks.end(),
                      [&](const config::Trunk& trunk) { return trunk.name == name; });
-    if (!trunkIndex || configured == settings.trunks.end()) {
+    if (!trunkIndex || configured == trunks.end()) {
       refuse(404, "Not Found", false);
       return;
     }
@@ -365,7 +366,8 @@ struct SignalingPlane::Impl {
         .Increment();
   }
 
-  const config::Config settings;
+  const config::Config settings;  // as at start-up; reloads change only `trunks` below
+  std::vector<config::Trunk> trunks;  // the latest reload's, signaling thread only
   std::shared_ptr<policy::Policy> policy;
   metrics::Metrics& metrics;
   std::shared_ptr<dataplane::MediaRelay> relay;
@@ -410,6 +412,12 @@ SignalingPlane::~SignalingPlane() {
 const std::vector<std::string>& SignalingPlane::boundAddresses() const { return impl_->bound; }
 
 void SignalingPlane::post(std::function<void()> task) { impl_->postLocal(std::move(task)); }
+
+void SignalingPlane::updateTrunks(std::vector<config::Trunk> trunks) {
+  post([impl = impl_.get(), trunks = std::move(trunks)]() mutable {
+    impl->trunks = std::move(trunks);
+  });
+}
 
 void SignalingPlane::endAllCalls(const char* reason) {
   post([impl = impl_.get(), reason] {

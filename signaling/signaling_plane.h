@@ -36,6 +36,10 @@ class SignalingPlane {
   // Runs `task` on the signaling thread. Thread-safe, non-blocking.
   void post(std::function<void()> task);
 
+  // A reload's trunk table (targets, credentials): calls set up from now on use it; calls
+  // in progress keep what they were set up with. Thread-safe, non-blocking.
+  void updateTrunks(std::vector<config::Trunk> trunks);
+
   // Ends every call in progress (BYE to both sides of answered calls, 503 and CANCEL for
   // the rest), e.g. when a drain runs out of time. Thread-safe, non-blocking.
   void endAllCalls(const char* reason);

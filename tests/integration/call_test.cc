@@ -53,8 +53,9 @@ class TrunkCalls : public ::testing::Test {
     trunkPort_ = freeUdpPort("127.0.0.2");
   }
 
-  void startSbc(int maxCalls, int drainSeconds = 30) {
-    const std::string config = R"(
+  // The configuration the fixture runs sbcd with (trunk alpha's target: trunkPort_).
+  std::string sbcConfig(int maxCalls, int drainSeconds) const {
+    return R"(
 realms = {
   access = { sip = ( { address = "127.0.0.10"; port = 0; transport = "udp"; } );
              media = { address = "127.0.0.10"; port_min = 20000; port_max = 20999; }; };
@@ -74,6 +75,10 @@ metrics = { listen = "127.0.0.1:0"; };
 control = { socket = ")" + dir_.file("sbcd.sock") +
                                R"("; };
 )";
+  }
+
+  void startSbc(int maxCalls, int drainSeconds = 30) {
+    const std::string config = sbcConfig(maxCalls, drainSeconds);
     daemon_ = std::make_unique<RunningDaemon>(dir_.write("sbc.cfg", config));
     ASSERT_GT(daemon_->metricsPort(), 0) << daemon_->process().output();
     const std::string& bound = daemon_->boundLine();
@@ -293,6 +298,36 @@ TEST_F(TrunkCalls, CoreCallsOutThroughTheTrunk) {
   EXPECT_EQ(coreSide.status, 0) << coreSide.output;
   EXPECT_EQ(trunkSide.waitForExit(10s), 0) << trunkSide.output();
   EXPECT_EQ(metric("sbc_admission_total{result=\"admitted\",trunk=\"alpha\"}"), 1);
+  expectNoActiveCalls();
+}
+
+// Proves: a reload that changes a trunk's target is used by the next core → trunk call
+// (the signaling thread gets the new trunk table), without a restart.
+TEST_F(TrunkCalls, ReloadedTrunkTargetIsUsed) {
+  const int rightPort = trunkPort_;
+  for (int i = 0; i < 10 && trunkPort_ == rightPort; ++i) {
+    trunkPort_ = freeUdpPort("127.0.0.2");  // nothing will listen there
+  }
+  ASSERT_NE(trunkPort_, rightPort);
+  startSbc(10);
+  trunkPort_ = rightPort;
+  dir_.write("sbc.cfg", sbcConfig(10, 30));
+  daemon_->process().signal(SIGHUP);
+  ASSERT_TRUE(daemon_->waitForMetric("sbc_config_reloads_total{result=\"success\"}", 1));
+  ChildProcess trunkSide({"/usr/bin/sipp", "-sf", kSippDir + "/trunk_uas_answer.xml", "-i",
+                          "127.0.0.2", "-bind_local", "-p", std::to_string(trunkPort_), "-m",
+                          "1", "-nostdin"});
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < deadline && !udpPortInUse(trunkPort_, "127.0.0.2")) {
+    std::this_thread::sleep_for(20ms);
+  }
+  const auto coreSide = runCommand(
+      {"/usr/bin/sipp", "-sf", kSippDir + "/core_uac_to_trunk.xml", "-i", "127.0.0.3",
+       "-bind_local", "-p", std::to_string(corePort_), "-m", "1", "-timeout", "20s",
+       "-timeout_error", "-nostdin", "127.0.0.11:" + std::to_string(sbcCorePort_)},
+      std::chrono::seconds(40));
+  EXPECT_EQ(coreSide.status, 0) << coreSide.output;
+  EXPECT_EQ(trunkSide.waitForExit(10s), 0) << trunkSide.output();
   expectNoActiveCalls();
 }
 
