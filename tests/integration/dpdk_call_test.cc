@@ -90,6 +90,9 @@ void prepareSignalCleanup() {
   }
 }
 
+// The handlers in place before ours, restored when ours has cleaned up.
+sighandler_t gPreviousHandler[NSIG] = {};
+
 void onFatalSignal(int signo) {
   for (auto& child : gChildren) {
     const pid_t pid = child.load();
@@ -109,7 +112,8 @@ void onFatalSignal(int signo) {
     }
     if (pid > 0) ::waitpid(pid, nullptr, 0);
   }
-  ::signal(signo, SIG_DFL);
+  // Whatever handled the signal before (tests/support's temp-folder cleanup) runs next.
+  ::signal(signo, gPreviousHandler[signo]);
   ::raise(signo);
 }
 
@@ -273,7 +277,7 @@ class DpdkCall : public ::testing::Test {
         removeRuntimeDir();
       });
       for (const int signo : {SIGINT, SIGTERM, SIGHUP, SIGABRT, SIGSEGV}) {
-        ::signal(signo, onFatalSignal);
+        gPreviousHandler[signo] = ::signal(signo, onFatalSignal);
       }
     }
     removeTopology();

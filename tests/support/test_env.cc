@@ -10,6 +10,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -27,15 +29,91 @@ bool runningInCi() {
   return ci != nullptr && std::string(ci) == "true";
 }
 
+namespace {
+
+// Temp folders still alive, so a test process killed by a signal (a sanitizer's abort, a
+// crash, a timeout's SIGTERM) removes them too: destructors do not run then. Fixed arrays,
+// because the handler may only use async-signal-safe calls (fork, execve, waitpid).
+constexpr int kMaxLiveDirs = 32;
+constexpr std::size_t kMaxPath = 256;
+char liveDirs[kMaxLiveDirs][kMaxPath];
+std::atomic<bool> liveDirUsed[kMaxLiveDirs];
+pid_t liveDirsOwner = 0;  // a forked child (gtest death tests) must not remove them
+sighandler_t previousHandlers[NSIG] = {};
+
+// Children still running (sbcd, SIPp, Prometheus), killed by the same handler.
+constexpr int kMaxLiveChildren = 64;
+std::atomic<pid_t> liveChildren[kMaxLiveChildren];
+
+void removeLiveDirsAndDie(int signo) {
+  if (::getpid() == liveDirsOwner) {
+    for (auto& child : liveChildren) {
+      const pid_t pid = child.load();
+      if (pid > 0) ::kill(pid, SIGKILL);
+    }
+    for (int i = 0; i < kMaxLiveDirs; ++i) {
+      if (!liveDirUsed[i].load()) continue;
+      const pid_t child = ::fork();
+      if (child == 0) {
+        char rm[] = "/bin/rm";
+        char flags[] = "-rf";
+        char* const argv[] = {rm, flags, liveDirs[i], nullptr};
+        ::execve(rm, argv, environ);
+        ::_exit(127);
+      }
+      if (child > 0) ::waitpid(child, nullptr, 0);
+    }
+  }
+  // Whatever handled the signal before runs next (by default: the process dies of it).
+  ::signal(signo, previousHandlers[signo] == SIG_ERR ? SIG_DFL : previousHandlers[signo]);
+  ::raise(signo);
+}
+
+void installCleanupHandler() {
+  static const bool installed = [] {
+    liveDirsOwner = ::getpid();
+    for (int signo : {SIGABRT, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTERM, SIGINT, SIGHUP}) {
+      previousHandlers[signo] = ::signal(signo, removeLiveDirsAndDie);
+    }
+    return true;
+  }();
+  (void)installed;
+}
+
+int registerLiveDir(const std::string& path) {
+  installCleanupHandler();
+  if (path.size() >= kMaxPath) return -1;
+  for (int i = 0; i < kMaxLiveDirs; ++i) {
+    if (liveDirUsed[i].load()) continue;
+    std::memcpy(liveDirs[i], path.c_str(), path.size() + 1);
+    liveDirUsed[i].store(true);
+    return i;
+  }
+  return -1;
+}
+
+int registerLiveChild(pid_t pid) {
+  installCleanupHandler();
+  for (int i = 0; i < kMaxLiveChildren; ++i) {
+    pid_t empty = 0;
+    if (liveChildren[i].compare_exchange_strong(empty, pid)) return i;
+  }
+  return -1;
+}
+
+}  // namespace
+
 TempDir::TempDir() {
   std::string pattern = (std::filesystem::temp_directory_path() /
                          ("sbc-test-" + std::to_string(::getpid()) + "-XXXXXX"))
                             .string();
   if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
   path_ = pattern;
+  liveSlot_ = registerLiveDir(path_);
 }
 
 TempDir::~TempDir() {
+  if (liveSlot_ >= 0) liveDirUsed[liveSlot_].store(false);
   std::error_code ignored;
   std::filesystem::remove_all(path_, ignored);
 }
@@ -71,6 +149,7 @@ ChildProcess::ChildProcess(const std::vector<std::string>& argv) {
     throw std::runtime_error("cannot start " + argv[0] + ": " + std::strerror(error));
   }
   outputFd_ = pipeFds[0];
+  liveSlot_ = registerLiveChild(pid_);
 }
 
 ChildProcess::~ChildProcess() {
@@ -79,6 +158,7 @@ ChildProcess::~ChildProcess() {
     int status = 0;
     ::waitpid(pid_, &status, 0);
   }
+  if (liveSlot_ >= 0) liveChildren[liveSlot_].store(0);
   if (outputFd_ >= 0) ::close(outputFd_);
 }
 
@@ -126,6 +206,9 @@ std::optional<int> ChildProcess::waitForExit(std::chrono::milliseconds timeout) 
     const pid_t done = ::waitpid(pid_, &status, WNOHANG);
     if (done == pid_) {
       exitStatus_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      // Reaped: its PID may be reused, so the signal handler must no longer kill it.
+      if (liveSlot_ >= 0) liveChildren[liveSlot_].store(0);
+      liveSlot_ = -1;
       break;
     }
     if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;

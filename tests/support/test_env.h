@@ -14,7 +14,8 @@ namespace sbc::test {
 // `if (!requirement(ok, "why")) return;` inside a TEST body.
 bool runningInCi();
 
-// A folder unique to this process, removed with everything in it when destroyed.
+// A folder unique to this process, removed with everything in it when destroyed, or when
+// the process is killed by a signal (abort, crash, SIGTERM) while it exists.
 class TempDir {
  public:
   TempDir();
@@ -27,10 +28,12 @@ class TempDir {
 
  private:
   std::string path_;
+  int liveSlot_ = -1;
 };
 
 // A child process whose stdout and stderr are read line by line. The destructor kills
-// it (by its PID, SIGKILL) if it still runs, and reaps it.
+// it (by its PID, SIGKILL) if it still runs, and reaps it; so does a fatal signal to the
+// test process.
 class ChildProcess {
  public:
   explicit ChildProcess(const std::vector<std::string>& argv);
@@ -56,6 +59,7 @@ class ChildProcess {
   std::string output_;
   std::size_t scanned_ = 0;
   std::optional<int> exitStatus_;
+  int liveSlot_ = -1;
 };
 
 // Runs a command to completion (bounded), returning exit status and combined output.
