@@ -135,6 +135,26 @@ control = { socket = ")" + dir_.file("sbcd.sock") +
     EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
   }
 
+  // One core → trunk call (Request-URI ;trunk=alpha): SIPp answers as the trunk at its
+  // configured target, SIPp calls as the core; both must complete their scenario.
+  void callFromCore() {
+    ChildProcess trunkSide({"/usr/bin/sipp", "-sf", kSippDir + "/trunk_uas_answer.xml", "-i",
+                            "127.0.0.2", "-bind_local", "-p", std::to_string(trunkPort_),
+                            "-m", "1", "-nostdin"});
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < deadline &&
+           !udpPortInUse(trunkPort_, "127.0.0.2")) {
+      std::this_thread::sleep_for(20ms);
+    }
+    const auto coreSide = runCommand(
+        {"/usr/bin/sipp", "-sf", kSippDir + "/core_uac_to_trunk.xml", "-i", "127.0.0.3",
+         "-bind_local", "-p", std::to_string(corePort_), "-m", "1", "-timeout", "20s",
+         "-timeout_error", "-nostdin", "127.0.0.11:" + std::to_string(sbcCorePort_)},
+        std::chrono::seconds(40));
+    EXPECT_EQ(coreSide.status, 0) << coreSide.output;
+    EXPECT_EQ(trunkSide.waitForExit(10s), 0) << trunkSide.output();
+  }
+
   double metric(const std::string& series) {
     return metricValue(daemon_->scrape(), series).value_or(-1);
   }
@@ -283,20 +303,7 @@ TEST_F(TrunkCalls, ReInviteGlareAndPendingAtBye) {
 // against the trunk's ceiling and ends with the core's BYE.
 TEST_F(TrunkCalls, CoreCallsOutThroughTheTrunk) {
   startSbc(10);
-  ChildProcess trunkSide({"/usr/bin/sipp", "-sf", kSippDir + "/trunk_uas_answer.xml", "-i",
-                          "127.0.0.2", "-bind_local", "-p", std::to_string(trunkPort_), "-m",
-                          "1", "-nostdin"});
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (std::chrono::steady_clock::now() < deadline && !udpPortInUse(trunkPort_, "127.0.0.2")) {
-    std::this_thread::sleep_for(20ms);
-  }
-  const auto coreSide = runCommand(
-      {"/usr/bin/sipp", "-sf", kSippDir + "/core_uac_to_trunk.xml", "-i", "127.0.0.3",
-       "-bind_local", "-p", std::to_string(corePort_), "-m", "1", "-timeout", "20s",
-       "-timeout_error", "-nostdin", "127.0.0.11:" + std::to_string(sbcCorePort_)},
-      std::chrono::seconds(40));
-  EXPECT_EQ(coreSide.status, 0) << coreSide.output;
-  EXPECT_EQ(trunkSide.waitForExit(10s), 0) << trunkSide.output();
+  callFromCore();
   EXPECT_EQ(metric("sbc_admission_total{result=\"admitted\",trunk=\"alpha\"}"), 1);
   expectNoActiveCalls();
 }
@@ -314,20 +321,7 @@ TEST_F(TrunkCalls, ReloadedTrunkTargetIsUsed) {
   dir_.write("sbc.cfg", sbcConfig(10, 30));
   daemon_->process().signal(SIGHUP);
   ASSERT_TRUE(daemon_->waitForMetric("sbc_config_reloads_total{result=\"success\"}", 1));
-  ChildProcess trunkSide({"/usr/bin/sipp", "-sf", kSippDir + "/trunk_uas_answer.xml", "-i",
-                          "127.0.0.2", "-bind_local", "-p", std::to_string(trunkPort_), "-m",
-                          "1", "-nostdin"});
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (std::chrono::steady_clock::now() < deadline && !udpPortInUse(trunkPort_, "127.0.0.2")) {
-    std::this_thread::sleep_for(20ms);
-  }
-  const auto coreSide = runCommand(
-      {"/usr/bin/sipp", "-sf", kSippDir + "/core_uac_to_trunk.xml", "-i", "127.0.0.3",
-       "-bind_local", "-p", std::to_string(corePort_), "-m", "1", "-timeout", "20s",
-       "-timeout_error", "-nostdin", "127.0.0.11:" + std::to_string(sbcCorePort_)},
-      std::chrono::seconds(40));
-  EXPECT_EQ(coreSide.status, 0) << coreSide.output;
-  EXPECT_EQ(trunkSide.waitForExit(10s), 0) << trunkSide.output();
+  callFromCore();
   expectNoActiveCalls();
 }
 
