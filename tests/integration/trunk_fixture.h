@@ -1,0 +1,224 @@
+#pragma once
+// A fixture for calls through sbcd with SIPp as trunk (127.0.0.2) and core (127.0.0.3):
+// sbcd on 127.0.0.10 (access) and 127.0.0.11 (core) with one trunk "alpha", ports chosen
+// free at set-up, and helpers that run SIPp scenarios from tests/integration/sipp.
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "tests/integration/sbcd_process.h"
+#include "tests/support/test_env.h"
+
+namespace sbc::test {
+
+inline const std::string kSippDir = std::string(SBC_SOURCE_ROOT) + "/tests/integration/sipp";
+
+// A UDP port free on `address` at the time of asking.
+inline int freeUdpPort(const char* address) {
+  const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in bound{};
+  bound.sin_family = AF_INET;
+  ::inet_pton(AF_INET, address, &bound.sin_addr);
+  socklen_t length = sizeof bound;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&bound), sizeof bound);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &length);
+  ::close(fd);
+  return ntohs(bound.sin_port);
+}
+
+class TrunkFixture : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!std::filesystem::exists("/usr/bin/sipp")) {
+      if (runningInCi()) FAIL() << "sipp is not installed (tools/install-deps installs it)";
+      GTEST_SKIP() << "sipp is not installed";
+    }
+    corePort_ = freeUdpPort("127.0.0.3");
+    trunkPort_ = freeUdpPort("127.0.0.2");
+  }
+
+  // The configuration the fixture runs sbcd with (trunk alpha's target: trunkPort_).
+  std::string sbcConfig(int maxCalls, int drainSeconds) const {
+    return R"(
+realms = {
+  access = { sip = ( { address = "127.0.0.10"; port = 0; transport = "udp"; } );
+             media = { address = "127.0.0.10"; port_min = 20000; port_max = 20999; }; };
+  core = { sip = ( { address = "127.0.0.11"; port = 0; transport = "udp"; } );
+           media = { address = "127.0.0.11"; port_min = 21000; port_max = 21999; }; };
+};
+core = { next_hops = ( { host = "127.0.0.3"; port = )" + std::to_string(corePort_) +
+                               R"(; transport = "udp"; } ); };
+trunks = ( { name = "alpha"; source_prefixes = [ "127.0.0.2/32" ];
+             target = { host = "127.0.0.2"; port = )" + std::to_string(trunkPort_) +
+                               R"(; };
+             max_calls = )" + std::to_string(maxCalls) +
+                               R"(; max_calls_per_second = 1000.0; )" + trunkExtra_ + R"( } );
+sip = { t1_ms = 50; t1x64_ms = 2000; };
+drain = { timeout_s = )" + std::to_string(drainSeconds) + R"(; };
+metrics = { listen = "127.0.0.1:0"; };
+control = { socket = ")" + dir_.file("sbcd.sock") +
+                               R"("; };
+)" + extraConfig_;
+  }
+
+  void startSbc(int maxCalls, int drainSeconds = 30) {
+    const std::string config = sbcConfig(maxCalls, drainSeconds);
+    daemon_ = std::make_unique<RunningDaemon>(dir_.write("sbc.cfg", config));
+    ASSERT_GT(daemon_->metricsPort(), 0) << daemon_->process().output();
+    const std::string& bound = daemon_->boundLine();
+    const auto at = bound.find("sip.access=udp:127.0.0.10:");
+    ASSERT_NE(at, std::string::npos) << bound;
+    accessPort_ = std::stoi(bound.substr(at + 26));
+    const auto coreAt = bound.find("sip.core=udp:127.0.0.11:");
+    ASSERT_NE(coreAt, std::string::npos) << bound;
+    sbcCorePort_ = std::stoi(bound.substr(coreAt + 24));
+  }
+
+  // Starts SIPp as the core and waits until it listens (a call sent earlier would meet an
+  // ICMP port-unreachable, which the SBC rightly turns into 503).
+  std::unique_ptr<ChildProcess> startCore(const std::string& scenario, int calls) {
+    auto core = std::make_unique<ChildProcess>(std::vector<std::string>{
+        "/usr/bin/sipp", "-sf", kSippDir + "/" + scenario, "-i", "127.0.0.3", "-bind_local",
+        "-p", std::to_string(corePort_), "-m", std::to_string(calls), "-nostdin"});
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < deadline && !udpPortInUse(corePort_)) {
+      std::this_thread::sleep_for(20ms);
+    }
+    return core;
+  }
+
+  static bool udpPortInUse(int port, const char* host = "127.0.0.3") {
+    const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<std::uint16_t>(port));
+    ::inet_pton(AF_INET, host, &address.sin_addr);
+    const bool inUse = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0;
+    ::close(fd);
+    return inUse;
+  }
+
+  std::vector<std::string> trunkArgs(const std::string& scenario, int calls, int simultaneous) {
+    return {"/usr/bin/sipp", "-sf", kSippDir + "/" + scenario, "-i", "127.0.0.2",
+            "-bind_local", "-m", std::to_string(calls), "-l", std::to_string(simultaneous),
+            "-r", "100", "-timeout", "20s", "-timeout_error", "-nostdin",
+            "127.0.0.10:" + std::to_string(accessPort_)};
+  }
+
+  CommandResult trunkCalls(const std::string& scenario, int calls, int simultaneous) {
+    return runCommand(trunkArgs(scenario, calls, simultaneous), std::chrono::seconds(40));
+  }
+
+  // One call (or `calls`) between a SIPp trunk scenario and a SIPp core scenario; both
+  // must complete their scenario.
+  void callThrough(const std::string& coreScenario, const std::string& trunkScenario,
+                   int calls = 1) {
+    auto core = startCore(coreScenario, calls);
+    const auto trunk = trunkCalls(trunkScenario, calls, calls);
+    EXPECT_EQ(trunk.status, 0) << trunk.output;
+    EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  }
+
+  // One core → trunk call (Request-URI ;trunk=alpha): SIPp answers as the trunk at its
+  // configured target, SIPp calls as the core; both must complete their scenario.
+  void callFromCore() {
+    ChildProcess trunkSide({"/usr/bin/sipp", "-sf", kSippDir + "/trunk_uas_answer.xml", "-i",
+                            "127.0.0.2", "-bind_local", "-p", std::to_string(trunkPort_),
+                            "-m", "1", "-nostdin"});
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < deadline &&
+           !udpPortInUse(trunkPort_, "127.0.0.2")) {
+      std::this_thread::sleep_for(20ms);
+    }
+    const auto coreSide = runCommand(
+        {"/usr/bin/sipp", "-sf", kSippDir + "/core_uac_to_trunk.xml", "-i", "127.0.0.3",
+         "-bind_local", "-p", std::to_string(corePort_), "-m", "1", "-timeout", "20s",
+         "-timeout_error", "-nostdin", "127.0.0.11:" + std::to_string(sbcCorePort_)},
+        std::chrono::seconds(40));
+    EXPECT_EQ(coreSide.status, 0) << coreSide.output;
+    EXPECT_EQ(trunkSide.waitForExit(10s), 0) << trunkSide.output();
+  }
+
+  double metric(const std::string& series) {
+    return metricValue(daemon_->scrape(), series).value_or(-1);
+  }
+
+  // The active-call gauge must come back to zero: no leaked slot.
+  void expectNoActiveCalls() {
+    EXPECT_TRUE(daemon_->waitForMetric("sbc_trunk_active_calls{trunk=\"alpha\"}", 0))
+        << daemon_->scrape();
+  }
+
+  // Appended to trunk alpha's settings and to the whole file by sbcConfig(): tests that
+  // need more settings set these before startSbc().
+  std::string trunkExtra_;
+  std::string extraConfig_;
+  TempDir dir_;
+  std::unique_ptr<RunningDaemon> daemon_;
+  int corePort_ = 0;
+  int accessPort_ = 0;
+  int trunkPort_ = 0;    // the trunk's configured target
+  int sbcCorePort_ = 0;  // the SBC's SIP port in the core realm
+};
+
+// A UDP socket bound to address:port (0: any), closed when destroyed.
+class UdpSocket {
+ public:
+  UdpSocket(const char* address, int port) : fd_(::socket(AF_INET, SOCK_DGRAM, 0)) {
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    local.sin_port = htons(static_cast<std::uint16_t>(port));
+    ::inet_pton(AF_INET, address, &local.sin_addr);
+    bound_ = ::bind(fd_, reinterpret_cast<sockaddr*>(&local), sizeof local) == 0;
+    timeval timeout{0, 200000};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  }
+  ~UdpSocket() { ::close(fd_); }
+  bool bound() const { return bound_; }
+  int port() const {
+    sockaddr_in local{};
+    socklen_t length = sizeof local;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&local), &length);
+    return ntohs(local.sin_port);
+  }
+  void sendTo(const std::string& payload, const char* address, int port) const {
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(static_cast<std::uint16_t>(port));
+    ::inet_pton(AF_INET, address, &to.sin_addr);
+    ::sendto(fd_, payload.data(), payload.size(), 0, reinterpret_cast<sockaddr*>(&to),
+             sizeof to);
+  }
+  // One datagram and who sent it ("ip:port"), or nullopt after the 200 ms timeout.
+  std::optional<std::pair<std::string, std::string>> receive() const {
+    char buffer[2048];
+    sockaddr_in from{};
+    socklen_t length = sizeof from;
+    const auto got = ::recvfrom(fd_, buffer, sizeof buffer, 0,
+                                reinterpret_cast<sockaddr*>(&from), &length);
+    if (got < 0) return std::nullopt;
+    char text[INET_ADDRSTRLEN];
+    ::inet_ntop(AF_INET, &from.sin_addr, text, sizeof text);
+    return std::make_pair(std::string(buffer, static_cast<std::size_t>(got)),
+                          std::string(text) + ":" + std::to_string(ntohs(from.sin_port)));
+  }
+
+ private:
+  int fd_;
+  bool bound_ = false;
+};
+
+}  // namespace sbc::test
