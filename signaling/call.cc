@@ -14,11 +14,12 @@ std::string hostForUri(const std::string& host) {
   return host.find(':') != std::string::npos ? "[" + host + "]" : host;
 }
 
-const char* phraseOf(const sip_t* sip, int status) {
-  if (sip != nullptr && sip->sip_status != nullptr && sip->sip_status->st_phrase != nullptr) {
-    return sip->sip_status->st_phrase;
-  }
-  return sip_status_phrase(status);
+// A relayed response carries the standard phrase for its code, never the peer's: a reason
+// phrase is free text and may name the peer's host or product.
+const char* phraseOf(int status) {
+  if (const char* phrase = sip_status_phrase(status)) return phrase;
+  if (const char* phrase = sip_status_phrase(status / 100 * 100)) return phrase;
+  return "Unknown";
 }
 
 bool sends(SdpDirection direction) {
@@ -379,7 +380,7 @@ int Call::onCalleeResponse(void* magic, nta_outgoing_t* request, const sip_t* si
   const int status = nta_outgoing_status(request);
   if (status < 200) {
     if (status > 100 && call.state_ == State::calling) call.state_ = State::early;
-    if (status > 100) call.replyCaller(status, phraseOf(sip, status), sip);
+    if (status > 100) call.replyCaller(status, phraseOf(status), sip);
     return 0;
   }
   if (status < 300) {
@@ -398,7 +399,7 @@ int Call::onCalleeResponse(void* magic, nta_outgoing_t* request, const sip_t* si
     nta_leg_rtag(call.calleeLeg_, sip->sip_to->a_tag);
     nta_leg_client_reroute(call.calleeLeg_, sip->sip_record_route, sip->sip_contact, 1);
     call.state_ = State::answered;
-    call.replyCaller(status, phraseOf(sip, status), sip);
+    call.replyCaller(status, phraseOf(status), sip);
     return 0;
   }
   // A final failure: nta acknowledges it; the caller hears the same status.
@@ -406,7 +407,7 @@ int Call::onCalleeResponse(void* magic, nta_outgoing_t* request, const sip_t* si
     call.environment_.ended(call.id_);  // the answer to our CANCEL: nothing left to wait for
     return 0;
   }
-  call.replyCaller(status, phraseOf(sip, status), sip);
+  call.replyCaller(status, phraseOf(status), sip);
   call.finish("failed");
   return 0;
 }
@@ -589,7 +590,7 @@ void Call::relayResponse(Relay& relay, const sip_t* sip) {
   if (status < 200) {
     if (status > 100 && nta_incoming_status(relay.incoming) < 200) {
       environment_.countResponse(dataplane::toString(relay.from), status);
-      nta_incoming_treply(relay.incoming, status, phraseOf(sip, status), TAG_END());
+      nta_incoming_treply(relay.incoming, status, phraseOf(status), TAG_END());
     }
     return;
   }
@@ -640,7 +641,7 @@ void Call::relayResponse(Relay& relay, const sip_t* sip) {
   nta_agent_t* agent = agentOf(relay.from);
   environment_.countResponse(dataplane::toString(relay.from), status);
   nta_incoming_treply(
-      relay.incoming, status, phraseOf(sip, status),
+      relay.incoming, status, phraseOf(status),
       TAG_IF(success && negotiates(relay.method), SIPTAG_CONTACT(nta_agent_contact(agent))),
       TAG_IF(!body.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
       TAG_IF(!body.empty(), SIPTAG_PAYLOAD_STR(body.c_str())),

@@ -267,6 +267,13 @@ std::optional<std::string> rewriteSdp(std::string_view body, const policy::IpAdd
     setConnection(session->sdp_origin->o_address);
   }
   setConnection(session->sdp_connection);
+  // Free text can name the peer's product, host, owner or phone: s= becomes "-" (it is
+  // mandatory), i=, u=, e= and p= are dropped.
+  session->sdp_subject = su_strdup(sdpHome, "-");
+  session->sdp_information = nullptr;
+  session->sdp_uri = nullptr;
+  session->sdp_emails = nullptr;
+  session->sdp_phones = nullptr;
   // ICE candidates name the peer's addresses: none may cross.
   for (sdp_attribute_t** a = &session->sdp_attributes; *a != nullptr;) {
     if ((*a)->a_name != nullptr && isIceAttribute((*a)->a_name)) {
@@ -281,6 +288,7 @@ std::optional<std::string> rewriteSdp(std::string_view body, const policy::IpAdd
     const bool rejected = m->m_port == 0 || m->m_rejected;
     m->m_port = rejected ? 0 : relayPorts[index];
     m->m_number_of_ports = 0;
+    m->m_information = nullptr;
     setConnection(m->m_connections);
     for (sdp_attribute_t** a = &m->m_attributes; *a != nullptr;) {
       sdp_attribute_t* attribute = *a;

@@ -36,7 +36,8 @@ std::optional<SdpDescription> parseSdp(std::string_view body, std::string& error
 // The same description for the other realm: c= and o= carry `address`; stream i's m= port
 // becomes relayPorts[i] (a rejected stream keeps port 0), a=rtcp points at relayPorts[i]+1
 // on `address`; the o= username becomes "sbc" and its session id and version `sessionId`
-// and `version`; ICE attributes (candidate, ice-*, remote-candidates, end-of-candidates)
+// and `version`; s= becomes "-" and the free-text lines i=, u=, e=, p= are dropped; ICE
+// attributes (candidate, ice-*, remote-candidates, end-of-candidates)
 // are removed. Payload types and all other attributes (rtpmap, fmtp, telephone-event,
 // crypto, rtcp-mux, direction) pass unchanged. nullopt with `error` as for parseSdp, or
 // when relayPorts has not one entry per m= line.

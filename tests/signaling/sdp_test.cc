@@ -10,11 +10,16 @@ namespace {
 const std::string kOffer =
     "v=0\r\n"
     "o=pbx-user 4711 42 IN IP4 192.0.2.66\r\n"
-    "s=call\r\n"
+    "s=PBX-9000 of pbx.example\r\n"
+    "i=line 7 at pbx.example\r\n"
+    "u=http://pbx.example/about\r\n"
+    "e=admin@pbx.example\r\n"
+    "p=+1 555 0100\r\n"
     "c=IN IP4 192.0.2.66\r\n"
     "t=0 0\r\n"
     "a=ice-ufrag:Fh3k\r\n"
     "m=audio 40000 RTP/AVP 0 8 101\r\n"
+    "i=trunk port 3 of pbx.example\r\n"
     "a=rtpmap:0 PCMU/8000\r\n"
     "a=rtpmap:8 PCMA/8000\r\n"
     "a=rtpmap:101 telephone-event/8000\r\n"
@@ -54,7 +59,8 @@ TEST(Sdp, ParsesStreams) {
   EXPECT_EQ(sdp->streams[2].direction, SdpDirection::sendrecv);
 }
 
-// Proves: nothing of the peer's addresses, origin or ICE survives the rewrite, while
+// Proves: nothing of the peer's addresses, origin, free text (s=, i=, u=, e=, p=) or ICE
+// survives the rewrite, while
 // payload types, telephone-event, crypto, rtcp-mux and direction pass unchanged.
 TEST(Sdp, RewriteHidesThePeer) {
   std::string error;
@@ -65,6 +71,9 @@ TEST(Sdp, RewriteHidesThePeer) {
   EXPECT_EQ(out->find("4711"), std::string::npos) << *out;
   EXPECT_EQ(out->find("candidate"), std::string::npos) << *out;
   EXPECT_EQ(out->find("ice-ufrag"), std::string::npos) << *out;
+  EXPECT_EQ(out->find("pbx.example"), std::string::npos) << *out;
+  EXPECT_EQ(out->find("555"), std::string::npos) << *out;
+  EXPECT_NE(out->find("s=-\r\n"), std::string::npos) << *out;
   EXPECT_NE(out->find("o=sbc 99 3 IN IP4 127.0.0.11"), std::string::npos) << *out;
   EXPECT_NE(out->find("c=IN IP4 127.0.0.11"), std::string::npos) << *out;
   EXPECT_NE(out->find("m=audio 21000 RTP/AVP 0 8 101"), std::string::npos) << *out;
