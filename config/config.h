@@ -74,6 +74,7 @@ struct Lines {
 struct SipTimers {
   std::uint32_t t1Ms = 500;
   std::uint32_t t1x64Ms = 32000;
+  std::uint32_t nonceExpiresS = 300;  // lifetime of a digest nonce in a trunk challenge
   friend bool operator==(const SipTimers&, const SipTimers&) = default;
 };
 

@@ -882,9 +882,10 @@ class Parser {
 
   void parseSip(const Node& root, SipTimers& out) {
     const auto sip = Validator::member(root, "sip");
-    if (!sip || !v_.group(*sip, {"t1_ms", "t1x64_ms"})) {
+    if (!sip || !v_.group(*sip, {"t1_ms", "t1x64_ms", "nonce_expires_s"})) {
       return;
     }
+    v_.readInteger(*sip, "nonce_expires_s", 1, 86400, out.nonceExpiresS);
     v_.readInteger(*sip, "t1_ms", 1, 10000, out.t1Ms);
     if (const auto node = Validator::member(*sip, "t1x64_ms")) {
       // At least T1 itself (never below 1); the check uses T1's default if T1 was bad.

@@ -27,6 +27,9 @@ enum class Source : unsigned char { stored, sampled };
   X(admissionTotal, "sbc_admission_total", counter, stored, "trunk,result",                  \
     "Admission decisions for new calls on a trunk, by result: admitted, over_concurrent, "   \
     "over_rate")                                                                             \
+  X(authTotal, "sbc_auth_total", counter, stored, "trunk,result",                          \
+    "Digest checks of requests from trunks that are challenged, by result: challenged "     \
+    "(407), accepted, failed (403 or 400)")                                                  \
   X(unknownSourceTotal, "sbc_unknown_source_total", counter, stored, "realm",                \
     "SIP requests whose source address is in no trunk's prefixes (and no registered line)")  \
   X(sipRequestsTotal, "sbc_sip_requests_total", counter, stored, "realm,method",             \

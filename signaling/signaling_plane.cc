@@ -12,6 +12,7 @@
 #include <map>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 
@@ -19,6 +20,7 @@
 #include "signaling/call.h"
 #include "signaling/sofia.h"
 #include "signaling/source_limiter.h"
+#include "signaling/trunk_auth.h"
 
 namespace sbc::signaling {
 
@@ -110,7 +112,14 @@ struct SignalingPlane::Impl {
       failure = createAgent(realms[0], settings.access);
       if (failure.empty()) failure = createAgent(realms[1], settings.core);
     }
+    if (failure.empty()) {
+      // A trunk challenge without a realm of its own uses the SBC's first access address.
+      authenticator.emplace(root, metrics, settings.access.sip.front().address,
+                            settings.sipTimers.nonceExpiresS);
+      authenticator->update(trunks);
+    }
     if (!failure.empty()) {
+      authenticator.reset();
       teardown();
       started.set_exception(std::make_exception_ptr(std::runtime_error(failure)));
       return;
@@ -135,6 +144,7 @@ struct SignalingPlane::Impl {
     started.set_value();
     su_root_run(root);
     calls.clear();
+    authenticator.reset();
     teardown();
   }
 
@@ -274,12 +284,16 @@ struct SignalingPlane::Impl {
     return 0;
   }
 
-  // An initial INVITE from a trunk: admission, then a Call owns it.
+  // An initial INVITE from a trunk: its credentials if the trunk is challenged, admission,
+  // then a Call owns it.
   void startTrunkCall(nta_agent_t* agent, const policy::IpAddress& source, msg_t* msg,
                       sip_t* sip) {
     const auto snapshot = policy->current();
     const auto trunkIndex = snapshot->findTrunkBySource(source);
     const std::string& trunk = snapshot->trunk(*trunkIndex).name;
+    // Before admission: a request without valid credentials never takes a slot or a token
+    // of the trunk's call rate.
+    if (!authenticator->admit(trunk, agent, msg, sip)) return;
     policy::Admission admission = policy->admitTrunkCall(*snapshot, *trunkIndex);
     metrics.counter(metrics::FamilyId::admissionTotal)
         .Add({{"trunk", trunk}, {"result", policy::toString(admission.result)}})
@@ -368,6 +382,7 @@ struct SignalingPlane::Impl {
 
   const config::Config settings;  // as at start-up; reloads change only `trunks` below
   std::vector<config::Trunk> trunks;  // the latest reload's, signaling thread only
+  std::optional<TrunkAuthenticator> authenticator;  // made on the signaling thread
   std::shared_ptr<policy::Policy> policy;
   metrics::Metrics& metrics;
   std::shared_ptr<dataplane::MediaRelay> relay;
@@ -416,6 +431,7 @@ void SignalingPlane::post(std::function<void()> task) { impl_->postLocal(std::mo
 void SignalingPlane::updateTrunks(std::vector<config::Trunk> trunks) {
   post([impl = impl_.get(), trunks = std::move(trunks)]() mutable {
     impl->trunks = std::move(trunks);
+    impl->authenticator->update(impl->trunks);
   });
 }
 

@@ -76,6 +76,7 @@ TEST(ExampleConfig, LoadsWithTheDocumentedValues) {
   EXPECT_TRUE(c.dpdk.ports.empty());
   EXPECT_EQ(c.sipTimers.t1Ms, 500u);
   EXPECT_EQ(c.sipTimers.t1x64Ms, 32000u);
+  EXPECT_EQ(c.sipTimers.nonceExpiresS, 300u);
   ASSERT_EQ(c.trunks.size(), 4u);
   const Trunk& acme = c.trunks[0];
   EXPECT_EQ(acme.name, "acme");
@@ -149,6 +150,7 @@ TEST(Defaults, MinimalConfigGetsEveryDefault) {
   EXPECT_EQ(c.media.timeoutS, 60u);
   EXPECT_EQ(c.sipTimers.t1Ms, 500u);
   EXPECT_EQ(c.sipTimers.t1x64Ms, 32000u);
+  EXPECT_EQ(c.sipTimers.nonceExpiresS, 300u);
   EXPECT_TRUE(c.trunks.empty());
   EXPECT_EQ(c.lines.maxConcurrentCalls, 2u);
   EXPECT_EQ(c.lines.registerExpiresS, 60u);
@@ -189,7 +191,7 @@ core = { next_hops = ( { host = "ss1.example.net"; port = 5062; transport = "tcp
 media = { driver = "dpdk"; dscp = 0; quarantine_ms = 0; timeout_s = 0; };
 dpdk = { eal_args = [ "-l", "0" ]; ports = ( { device = "net_ring0"; realm = "access"; },
                                              { device = "net_ring1"; realm = "core"; } ); };
-sip = { t1_ms = 250; t1x64_ms = 16000; };
+sip = { t1_ms = 250; t1x64_ms = 16000; nonce_expires_s = 45; };
 trunks = ( { name = "a.b-c_1"; source_prefixes = [ "2001:db8::/32", "198.51.100.7" ];
              target = { host = "198.51.100.7"; port = 5099; transport = "tcp"; };
              max_calls = 1000000; max_calls_per_second = 100000; call_rate_burst = 7; trusted = true;
@@ -224,6 +226,7 @@ drain = { timeout_s = 0; };
   EXPECT_EQ(c.dpdk.ports[1].realm, "core");
   EXPECT_EQ(c.sipTimers.t1Ms, 250u);
   EXPECT_EQ(c.sipTimers.t1x64Ms, 16000u);
+  EXPECT_EQ(c.sipTimers.nonceExpiresS, 45u);
   ASSERT_EQ(c.trunks.size(), 1u);
   const Trunk& t = c.trunks[0];
   EXPECT_EQ(t.name, "a.b-c_1");

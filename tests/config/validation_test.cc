@@ -239,6 +239,7 @@ TEST(OutOfRange, SaysRangeAndValue) {
       {"sip = { t1_ms = 0; };", "sip.t1_ms", "out of range: 0 (valid: 1..10000)"},
       {"sip = { t1_ms = 10001; };", "sip.t1_ms", "out of range: 10001 (valid: 1..10000)"},
       {"sip = { t1x64_ms = 600001; };", "sip.t1x64_ms", "out of range: 600001 (valid: 500..600000)"},
+      {"sip = { nonce_expires_s = 0; };", "sip.nonce_expires_s", "out of range: 0 (valid: 1..86400)"},
       {"sip = { t1_ms = 1000; t1x64_ms = 999; };", "sip.t1x64_ms",
        "out of range: 999 (valid: 1000..600000)"},
       {"lines = { max_calls = 0; };", "lines.max_calls", "out of range: 0 (valid: 1..100)"},

@@ -66,7 +66,7 @@ trunks = ( { name = "alpha"; source_prefixes = [ "127.0.0.2/32" ];
                                R"(; };
              max_calls = )" + std::to_string(maxCalls) +
                                R"(; max_calls_per_second = 1000.0; )" + trunkExtra_ + R"( } );
-sip = { t1_ms = 50; t1x64_ms = 2000; };
+sip = { t1_ms = 50; t1x64_ms = 2000; )" + sipExtra_ + R"( };
 drain = { timeout_s = )" + std::to_string(drainSeconds) + R"(; };
 metrics = { listen = "127.0.0.1:0"; };
 control = { socket = ")" + dir_.file("sbcd.sock") +
@@ -162,9 +162,10 @@ control = { socket = ")" + dir_.file("sbcd.sock") +
         << daemon_->scrape();
   }
 
-  // Appended to trunk alpha's settings and to the whole file by sbcConfig(): tests that
-  // need more settings set these before startSbc().
+  // Appended to trunk alpha's settings, to the `sip` group and to the whole file by
+  // sbcConfig(): tests that need more settings set these before startSbc().
   std::string trunkExtra_;
+  std::string sipExtra_;
   std::string extraConfig_;
   TempDir dir_;
   std::unique_ptr<RunningDaemon> daemon_;
