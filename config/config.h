@@ -108,6 +108,9 @@ struct Config {
   std::vector<Trunk> trunks;
   Lines lines;
   SipTimers sipTimers;
+  // sip.header_allow_list: headers copied from one leg of a call to the other (nothing else
+  // crosses), as written in the file; names are unique case-insensitively.
+  std::vector<std::string> headerAllowList;
   std::string metricsListen = "127.0.0.1:9469";
   std::string controlSocket = "/run/sbc/sbcd.sock";
   std::uint32_t drainTimeoutS = 30;

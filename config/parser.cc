@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
@@ -36,6 +37,7 @@ using libconfig::Setting;
 constexpr std::size_t kMaxConfigBytes = std::size_t{16} << 20;
 // Longest trunk name: it becomes a metric label and a log field.
 constexpr std::size_t kMaxTrunkNameLength = 64;
+constexpr std::size_t kMaxHeaderNameLength = 64;
 constexpr std::size_t kMaxCredentialLength = 256;
 // A trunk's limits when the file gives none (Trunk's own defaults are "no limit set").
 constexpr std::uint32_t kDefaultTrunkMaxCalls = 100;
@@ -534,6 +536,7 @@ class Parser {
       parseDpdk(node, config.dpdk);
     }
     parseSip(node, config.sipTimers);
+    parseHeaderAllowList(node, config.headerAllowList);
     parseTrunks(node, config.trunks);
     parseLines(node, config.lines);
     parseMetrics(node, config.metricsListen);
@@ -882,7 +885,8 @@ class Parser {
 
   void parseSip(const Node& root, SipTimers& out) {
     const auto sip = Validator::member(root, "sip");
-    if (!sip || !v_.group(*sip, {"t1_ms", "t1x64_ms", "nonce_expires_s"})) {
+    if (!sip ||
+        !v_.group(*sip, {"t1_ms", "t1x64_ms", "nonce_expires_s", "header_allow_list"})) {
       return;
     }
     v_.readInteger(*sip, "nonce_expires_s", 1, 86400, out.nonceExpiresS);
@@ -895,6 +899,76 @@ class Parser {
     } else if (out.t1x64Ms < out.t1Ms) {
       v_.fail(*sip, "the default t1x64_ms (" + std::to_string(out.t1x64Ms) +
                         ") is below t1_ms (" + std::to_string(out.t1Ms) + "): set t1x64_ms");
+    }
+  }
+
+  // RFC 3261 token characters: what a header name is made of.
+  static bool validHeaderName(std::string_view name) {
+    return !name.empty() && name.size() <= kMaxHeaderNameLength &&
+           std::all_of(name.begin(), name.end(), [](char c) {
+             return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    std::string_view("-.!%*_+`'~").find(c) != std::string_view::npos;
+           });
+  }
+
+  // Headers that describe the SBC's own legs (routing, dialog, transaction, body framing,
+  // authentication) or ask for extensions the SBC itself would have to support: writing
+  // another leg's copy of them would break the call or the topology hiding. The caller's
+  // identity (P-Asserted-Identity) follows trunks.trusted instead.
+  static bool headerOwnedBySbc(std::string_view name) {
+    static constexpr std::string_view kOwned[] = {
+        "Via", "From", "To", "Call-ID", "CSeq", "Contact", "Route", "Record-Route",
+        "Max-Forwards", "Content-Length", "Content-Type", "Content-Encoding",
+        "Content-Disposition", "Authorization", "Proxy-Authorization", "WWW-Authenticate",
+        "Proxy-Authenticate", "Authentication-Info", "Require", "Proxy-Require", "Supported",
+        "Unsupported", "RSeq", "RAck", "Session-Expires", "Min-SE", "Event",
+        "Subscription-State", "Allow", "P-Asserted-Identity", "Path", "Service-Route"};
+    return std::any_of(std::begin(kOwned), std::end(kOwned),
+                       [&](std::string_view owned) { return sameHeaderName(owned, name); });
+  }
+
+  static bool sameHeaderName(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+             return std::tolower(static_cast<unsigned char>(x)) ==
+                    std::tolower(static_cast<unsigned char>(y));
+           });
+  }
+
+  void parseHeaderAllowList(const Node& root, std::vector<std::string>& out) {
+    const auto sip = Validator::member(root, "sip");
+    if (!sip || !(*sip)->isGroup()) return;
+    const auto list = Validator::member(*sip, "header_allow_list");
+    if (!list) return;
+    const auto names = v_.strings(*list);
+    if (!names) return;
+    std::vector<std::string> lowered;
+    for (const auto& [node, name] : *names) {
+      if (!validHeaderName(name)) {
+        v_.fail(node, "not a header name (1.." + std::to_string(kMaxHeaderNameLength) +
+                          " characters of A-Z a-z 0-9 - . ! % * _ + ` ' ~): " + quote(name));
+        continue;
+      }
+      if (name.size() == 1) {
+        v_.fail(node, "compact header forms are not accepted; give the full name: " +
+                          quote(name));
+        continue;
+      }
+      if (headerOwnedBySbc(name)) {
+        v_.fail(node, sameHeaderName(name, "P-Asserted-Identity")
+                          ? quote(name) + " follows trunks.trusted, not the allow-list"
+                          : quote(name) + " is written by the SBC itself on each leg and "
+                                          "cannot be passed");
+        continue;
+      }
+      std::string key(name);
+      std::transform(key.begin(), key.end(), key.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      if (std::find(lowered.begin(), lowered.end(), key) != lowered.end()) {
+        v_.fail(node, quote(name) + " is listed twice (names are case-insensitive)");
+        continue;
+      }
+      lowered.push_back(std::move(key));
+      out.push_back(name);
     }
   }
 

@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "common/log.h"
+#include "signaling/header_allow_list.h"
 
 namespace sbc::signaling {
 namespace {
@@ -64,13 +65,18 @@ void CallEnvironment::countResponse(const char* realm, int code) const {
 
 Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
            std::vector<policy::IpPrefix> trunkPrefixes, policy::CallSlot slot, msg_t* invite,
-           sip_t* sip, dataplane::Realm callerRealm, const config::HostPort& target)
+           sip_t* sip, dataplane::Realm callerRealm, const config::HostPort& target,
+           bool trustedTrunk)
     : environment_(environment),
       id_(id),
       trunk_(std::move(trunk)),
       trunkPrefixes_(std::move(trunkPrefixes)),
       callerRealm_(callerRealm),
+      passedHeaders_(environment.settings->headerAllowList),
       slot_(std::move(slot)) {
+  // A trusted trunk shares the core's trust domain (RFC 3325): the asserted identity
+  // crosses both ways. Towards or from any other trunk it is removed.
+  if (trustedTrunk) passedHeaders_.emplace_back("P-Asserted-Identity");
   // The caller's dialog: our side is the request's To, theirs its From.
   callerLeg_ = nta_leg_tcreate(agentOf(callerRealm_), &Call::onCallerRequest, this,
                                SIPTAG_CALL_ID(sip->sip_call_id), SIPTAG_FROM(sip->sip_to),
@@ -132,6 +138,7 @@ Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
                                TAG_END());
   if (calleeLeg_ != nullptr) nta_leg_tag(calleeLeg_, nullptr);
   const std::string maxForwards = std::to_string(hopsLeft - 1);
+  const std::string passed = allowedHeaderLines(sip, passedHeaders_);
   calleeInvite_ =
       calleeLeg_ == nullptr
           ? nullptr
@@ -139,6 +146,7 @@ Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
                                  SIP_METHOD_INVITE, URL_STRING_MAKE(requestUri.c_str()),
                                  SIPTAG_CONTACT(nta_agent_contact(agentOf(calleeRealm()))),
                                  SIPTAG_MAX_FORWARDS_STR(maxForwards.c_str()),
+                                 TAG_IF(!passed.empty(), SIPTAG_HEADER_STR(passed.c_str())),
                                  TAG_IF(!offer.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
                                  TAG_IF(!offer.empty(), SIPTAG_PAYLOAD_STR(offer.c_str())),
                                  TAG_END());
@@ -179,9 +187,13 @@ void Call::replyCaller(int status, const char* phrase, const sip_t* response) {
   }
   environment_.countResponse(dataplane::toString(callerRealm_), status);
   const bool dialogue = status > 100 && status < 300;
+  const bool relayed = response != nullptr && response->sip_status != nullptr &&
+                       response->sip_status->st_status == status;
+  const std::string passed = relayed ? allowedHeaderLines(response, passedHeaders_) : "";
   nta_incoming_treply(
       callerInvite_, status, phrase,
       TAG_IF(dialogue, SIPTAG_CONTACT(nta_agent_contact(agentOf(callerRealm_)))),
+      TAG_IF(!passed.empty(), SIPTAG_HEADER_STR(passed.c_str())),
       TAG_IF(!body.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
       TAG_IF(!body.empty(), SIPTAG_PAYLOAD_STR(body.c_str())),
       TAG_IF(status == 503, SIPTAG_RETRY_AFTER_STR("5")), TAG_END());
@@ -454,13 +466,13 @@ int Call::relayInDialog(bool fromCaller, nta_incoming_t* request, const sip_t* s
     if (state_ == State::over) return 200;
     if (fromCaller) {
       if (state_ == State::answered || state_ == State::confirmed) {
-        sendBye(calleeLeg_);
+        sendBye(calleeLeg_, sip);
       } else if (calleeInvite_ != nullptr) {
         nta_outgoing_cancel(calleeInvite_);
       }
       finish("bye_from_caller");
     } else {
-      sendBye(callerLeg_);
+      sendBye(callerLeg_, sip);
       finish("bye_from_callee");
     }
     return 200;
@@ -516,8 +528,10 @@ int Call::relayInDialog(bool fromCaller, nta_incoming_t* request, const sip_t* s
   relay->offerInRequest = offer;
   const dataplane::Realm to = dataplane::otherRealm(from);
   nta_agent_t* agent = agentOf(to);
-  // Only the method, the body and its Content-Type cross (and what makes a NOTIFY one).
+  // Only the method, the body and its Content-Type cross (and what makes a NOTIFY one), and
+  // the allow-listed headers.
   const bool carryBody = !negotiates(method) && hasBody(sip);
+  const std::string passed = allowedHeaderLines(sip, passedHeaders_);
   const bool notify = method == sip_method_notify;
   // Owned before the request goes out, in case nta reports a failure from inside
   // nta_outgoing_tcreate.
@@ -535,7 +549,7 @@ int Call::relayInDialog(bool fromCaller, nta_incoming_t* request, const sip_t* s
       TAG_IF(notify && sip->sip_event != nullptr, SIPTAG_EVENT(sip->sip_event)),
       TAG_IF(notify && sip->sip_subscription_state != nullptr,
              SIPTAG_SUBSCRIPTION_STATE(sip->sip_subscription_state)),
-      TAG_END());
+      TAG_IF(!passed.empty(), SIPTAG_HEADER_STR(passed.c_str())), TAG_END());
   const bool alive = std::any_of(relays_.begin(), relays_.end(),
                                  [&](const auto& owned) { return owned.get() == pending; });
   if (!alive) return 0;  // already answered and freed from inside nta_outgoing_tcreate
@@ -638,6 +652,7 @@ void Call::relayResponse(Relay& relay, const sip_t* sip) {
     return;
   }
   const bool carryBody = !negotiates(relay.method) && hasBody(sip);
+  const std::string passed = allowedHeaderLines(sip, passedHeaders_);
   nta_agent_t* agent = agentOf(relay.from);
   environment_.countResponse(dataplane::toString(relay.from), status);
   nta_incoming_treply(
@@ -648,7 +663,7 @@ void Call::relayResponse(Relay& relay, const sip_t* sip) {
       TAG_IF(carryBody && sip->sip_content_type != nullptr,
              SIPTAG_CONTENT_TYPE(sip != nullptr ? sip->sip_content_type : nullptr)),
       TAG_IF(carryBody, SIPTAG_PAYLOAD(sip != nullptr ? sip->sip_payload : nullptr)),
-      TAG_END());
+      TAG_IF(!passed.empty(), SIPTAG_HEADER_STR(passed.c_str())), TAG_END());
   if (!success) {
     if (relay.offerInRequest) restoreMedia();
     freeRelay(relay);
@@ -717,9 +732,11 @@ bool Call::offerPending() const {
                      [](const auto& relay) { return negotiates(relay->method); });
 }
 
-void Call::sendBye(nta_leg_t* leg) {
+void Call::sendBye(nta_leg_t* leg, const sip_t* relayedBye) {
+  const std::string passed = allowedHeaderLines(relayedBye, passedHeaders_);
   nta_outgoing_t* bye =
-      nta_outgoing_tcreate(leg, nullptr, nullptr, nullptr, SIP_METHOD_BYE, nullptr, TAG_END());
+      nta_outgoing_tcreate(leg, nullptr, nullptr, nullptr, SIP_METHOD_BYE, nullptr,
+                           TAG_IF(!passed.empty(), SIPTAG_HEADER_STR(passed.c_str())), TAG_END());
   // Nobody waits for the answer: nta keeps retransmitting a destroyed BYE until it is
   // answered or times out.
   if (bye != nullptr) nta_outgoing_destroy(bye);

@@ -43,10 +43,12 @@ class Call {
   // Takes over an admitted initial INVITE that arrived in `callerRealm`: from a trunk
   // (access; relayed to the core's first next hop) or from the core (relayed to the trunk's
   // configured target). Answers it, relays it to `target` in the other realm and owns both
-  // dialogs from then on. `trunk` and `trunkPrefixes` name the trunk on the access side.
+  // dialogs from then on. `trunk` and `trunkPrefixes` name the trunk on the access side;
+  // `trustedTrunk` lets P-Asserted-Identity cross (trunks.trusted).
   Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
        std::vector<policy::IpPrefix> trunkPrefixes, policy::CallSlot slot, msg_t* invite,
-       sip_t* sip, dataplane::Realm callerRealm, const config::HostPort& target);
+       sip_t* sip, dataplane::Realm callerRealm, const config::HostPort& target,
+       bool trustedTrunk);
   ~Call();
   Call(const Call&) = delete;
   Call& operator=(const Call&) = delete;
@@ -81,7 +83,9 @@ class Call {
   void dropRelays();  // answers what is still pending (487/481) and frees every relay
   bool offerPending() const;
   void replyCaller(int status, const char* phrase, const sip_t* response);
-  void sendBye(nta_leg_t* leg);
+  // A BYE on `leg`, carrying the allow-listed headers of `relayedBye` (the BYE that caused
+  // it), if any.
+  void sendBye(nta_leg_t* leg, const sip_t* relayedBye = nullptr);
   void finish(const char* outcome);
   bool calleePending() const;
 
@@ -119,6 +123,9 @@ class Call {
   const std::string trunk_;
   const std::vector<policy::IpPrefix> trunkPrefixes_;
   const dataplane::Realm callerRealm_;  // where the initial INVITE came from
+  // Names of the headers that cross between the legs: the allow-list, plus
+  // P-Asserted-Identity for a trusted trunk.
+  std::vector<std::string> passedHeaders_;
   policy::CallSlot slot_;
   std::optional<SdpDescription> offer_;
   // The last completed offer/answer, per realm (indexed by dataplane::Realm), and an offer

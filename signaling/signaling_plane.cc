@@ -311,7 +311,8 @@ struct SignalingPlane::Impl {
     auto call = std::make_unique<Call>(environment, id, trunk,
                                        snapshot->trunk(*trunkIndex).sourcePrefixes,
                                        std::move(admission.slot), msg, sip,
-                                       dataplane::Realm::access, settings.coreNextHops.front());
+                                       dataplane::Realm::access, settings.coreNextHops.front(),
+                                       trustedTrunk(trunk));
     // A call that failed at once has asked for its own removal already; keep it until then.
     calls.emplace(id, std::move(call));
   }
@@ -356,8 +357,17 @@ struct SignalingPlane::Impl {
     auto call = std::make_unique<Call>(environment, id, configured->name,
                                        snapshot->trunk(*trunkIndex).sourcePrefixes,
                                        std::move(admission.slot), msg, sip,
-                                       dataplane::Realm::core, configured->target);
+                                       dataplane::Realm::core, configured->target,
+                                       configured->trusted);
     calls.emplace(id, std::move(call));
+  }
+
+  // trunks.trusted of the running configuration's trunk `name`.
+  bool trustedTrunk(const std::string& name) const {
+    const auto configured =
+        std::find_if(trunks.begin(), trunks.end(),
+                     [&](const config::Trunk& trunk) { return trunk.name == name; });
+    return configured != trunks.end() && configured->trusted;
   }
 
   void postLocal(std::function<void()> task) {

@@ -18,6 +18,7 @@ using testing::errorsOf;
 using testing::kMinimal;
 using testing::kTestFile;
 using testing::lineOf;
+using testing::parse;
 using testing::withMinimal;
 
 // A trunk list with one trunk whose body is `body` plus valid required settings.
@@ -777,6 +778,34 @@ lines = { max_calls = 1000; };
     EXPECT_EQ(got, expected);
     EXPECT_EQ(std::string(e.what()).find(expected[0]), 0u);
   }
+}
+
+// Proves: sip.header_allow_list keeps valid names as written and refuses, each at its own
+// element, a name with a non-token character, a compact form, a header the SBC writes
+// itself, P-Asserted-Identity (trunks.trusted governs it) and a case-insensitive repeat.
+TEST(HeaderAllowList, NamesAreValidated) {
+  const Config ok = parse(withMinimal(
+      "sip = { header_allow_list = [ \"X-Account-Code\", \"Subject\", \"Priority\" ]; };\n"));
+  EXPECT_EQ(ok.headerAllowList,
+            (std::vector<std::string>{"X-Account-Code", "Subject", "Priority"}));
+  EXPECT_TRUE(parse(kMinimal).headerAllowList.empty());
+
+  const auto errors = errorsOf(withMinimal(
+      "sip = { header_allow_list = [ \"X Account\", \"s\", \"via\", \"P-Asserted-Identity\",\n"
+      "  \"X-A\", \"x-a\", \"\" ]; };\n"));
+  EXPECT_NE(errorFor(errors, "sip.header_allow_list.[0]").reason.find("not a header name"),
+            std::string::npos);
+  EXPECT_NE(errorFor(errors, "sip.header_allow_list.[1]").reason.find("compact"),
+            std::string::npos);
+  EXPECT_NE(errorFor(errors, "sip.header_allow_list.[2]").reason.find("written by the SBC"),
+            std::string::npos);
+  EXPECT_NE(errorFor(errors, "sip.header_allow_list.[3]").reason.find("trunks.trusted"),
+            std::string::npos);
+  EXPECT_NE(errorFor(errors, "sip.header_allow_list.[5]").reason.find("listed twice"),
+            std::string::npos);
+  EXPECT_NE(errorFor(errors, "sip.header_allow_list.[6]").reason.find("not a header name"),
+            std::string::npos);
+  EXPECT_EQ(errors.size(), 6u) << dump(errors);
 }
 
 // Hostile text ends in ConfigException, never a crash or another exception.

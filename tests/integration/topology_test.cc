@@ -24,26 +24,6 @@
 namespace sbc::test {
 namespace {
 
-// The messages a SIPp trace (-trace_msg -message_file) shows as received, concatenated:
-// what the SBC sent that SIPp instance. The trace also holds what SIPp itself sent, which
-// is skipped.
-std::string receivedMessages(const std::string& traceFile) {
-  std::ifstream in(traceFile);
-  const std::string trace((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  static const std::string kSeparator = "----------------------------------------------- ";
-  std::string received;
-  std::size_t at = trace.find(kSeparator);
-  while (at != std::string::npos) {
-    const std::size_t next = trace.find(kSeparator, at + kSeparator.size());
-    const std::string entry = trace.substr(at, next == std::string::npos ? next : next - at);
-    const std::size_t headerEnd = entry.find('\n');
-    const std::string header = entry.substr(0, entry.find('\n', headerEnd + 1));
-    if (header.find("message received") != std::string::npos) received += entry;
-    at = next;
-  }
-  return received;
-}
-
 // True when `number` occurs in `text` as a whole number (not inside a longer one).
 bool containsNumber(const std::string& text, const std::string& number) {
   for (std::size_t at = text.find(number); at != std::string::npos;

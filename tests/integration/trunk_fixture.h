@@ -10,6 +10,8 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
@@ -174,6 +176,25 @@ control = { socket = ")" + dir_.file("sbcd.sock") +
   int trunkPort_ = 0;    // the trunk's configured target
   int sbcCorePort_ = 0;  // the SBC's SIP port in the core realm
 };
+
+// The messages a SIPp trace (-trace_msg -message_file) shows as received, concatenated:
+// what the SBC sent that SIPp instance. What SIPp itself sent is skipped.
+inline std::string receivedMessages(const std::string& traceFile) {
+  std::ifstream in(traceFile);
+  const std::string trace((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  static const std::string kSeparator = "----------------------------------------------- ";
+  std::string received;
+  std::size_t at = trace.find(kSeparator);
+  while (at != std::string::npos) {
+    const std::size_t next = trace.find(kSeparator, at + kSeparator.size());
+    const std::string entry = trace.substr(at, next == std::string::npos ? next : next - at);
+    const std::size_t headerEnd = entry.find('\n');
+    const std::string header = entry.substr(0, entry.find('\n', headerEnd + 1));
+    if (header.find("message received") != std::string::npos) received += entry;
+    at = next;
+  }
+  return received;
+}
 
 // A UDP socket bound to address:port (0: any), closed when destroyed.
 class UdpSocket {

@@ -1,0 +1,64 @@
+// What crosses between the legs of a call besides what the B2BUA writes itself: the
+// headers of sip.header_allow_list, and P-Asserted-Identity for trusted trunks only. SIPp
+// plays the trunk (127.0.0.2) and the core (127.0.0.3) and checks the headers it receives.
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "tests/integration/sbcd_process.h"
+#include "tests/integration/trunk_fixture.h"
+#include "tests/support/test_env.h"
+
+namespace sbc::test {
+namespace {
+
+class HeaderPassing : public TrunkFixture {
+ protected:
+  // One call trunk → core with uac_headers.xml / uas_headers.xml (both check the
+  // allow-listed header's presence and the other's absence); returns what the core received.
+  std::string callWithHeaders() {
+    const std::string trace = dir_.file("core-messages.log");
+    auto core = std::make_unique<ChildProcess>(std::vector<std::string>{
+        "/usr/bin/sipp", "-sf", kSippDir + "/uas_headers.xml", "-i", "127.0.0.3", "-bind_local",
+        "-p", std::to_string(corePort_), "-m", "1", "-nostdin", "-trace_msg", "-message_file",
+        trace});
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < deadline && !udpPortInUse(corePort_)) {
+      std::this_thread::sleep_for(20ms);
+    }
+    const auto trunk = trunkCalls("uac_headers.xml", 1, 1);
+    EXPECT_EQ(trunk.status, 0) << trunk.output;
+    EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+    return receivedMessages(trace);
+  }
+};
+
+// Proves: an allow-listed header crosses in the INVITE, its 200 and the BYE (both ways);
+// a header not in the list does not; P-Asserted-Identity from an untrusted trunk is removed.
+TEST_F(HeaderPassing, AllowListedHeadersCrossOthersDoNot) {
+  sipExtra_ = R"(header_allow_list = [ "X-Account-Code" ];)";
+  startSbc(10);
+  const std::string atCore = callWithHeaders();
+  EXPECT_NE(atCore.find("X-Account-Code: acct-4711"), std::string::npos) << atCore;
+  EXPECT_EQ(atCore.find("P-Asserted-Identity"), std::string::npos) << atCore;
+  expectNoActiveCalls();
+}
+
+// Proves: a trusted trunk's P-Asserted-Identity reaches the core (trunks.trusted = true).
+TEST_F(HeaderPassing, TrustedTrunkAssertsIdentity) {
+  sipExtra_ = R"(header_allow_list = [ "X-Account-Code" ];)";
+  trunkExtra_ = "trusted = true;";
+  startSbc(10);
+  const std::string atCore = callWithHeaders();
+  EXPECT_NE(atCore.find("P-Asserted-Identity: <sip:15550001@pbx.example>"), std::string::npos)
+      << atCore;
+  expectNoActiveCalls();
+}
+
+}  // namespace
+}  // namespace sbc::test
