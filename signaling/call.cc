@@ -39,6 +39,13 @@ bool isSdp(const sip_t* sip) {
          ::strcasecmp(sip->sip_content_type->c_type, "application/sdp") == 0;
 }
 
+// The Max-Forwards of a request (70 when absent, as RFC 3261 8.1.1.6 has senders write),
+// capped at 255 so a hostile value stays an ordinary number.
+unsigned long hopsLeftIn(const sip_t* sip) {
+  if (sip->sip_max_forwards == nullptr) return 70;
+  return std::min<unsigned long>(sip->sip_max_forwards->mf_count, 255);
+}
+
 // Methods whose body is an SDP offer or answer the SBC anchors.
 bool negotiates(sip_method_t method) {
   return method == sip_method_invite || method == sip_method_update;
@@ -96,9 +103,7 @@ Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
   nta_incoming_tag(callerInvite_, nta_leg_get_tag(callerLeg_));
   nta_incoming_bind(callerInvite_, &Call::onCallerAckOrCancel, this);
 
-  const unsigned hopsLeft = sip->sip_max_forwards != nullptr
-                                ? static_cast<unsigned>(sip->sip_max_forwards->mf_count)
-                                : 70;
+  const unsigned long hopsLeft = hopsLeftIn(sip);
   if (hopsLeft == 0) {
     replyCaller(483, "Too Many Hops", nullptr);
     finish("too_many_hops");
@@ -503,6 +508,10 @@ int Call::relayInDialog(bool fromCaller, nta_incoming_t* request, const sip_t* s
   }
   // Glare: one offer/answer exchange at a time across the call.
   if (negotiates(method) && offerPending()) return refuse(491);
+  // Relaying is forwarding: the hop limit counts down across the SBC as across a proxy.
+  const unsigned long hopsLeft = hopsLeftIn(sip);
+  if (hopsLeft == 0) return refuse(483);
+  const std::string maxForwards = std::to_string(hopsLeft - 1);
 
   const bool offer = negotiates(method) && hasBody(sip);
   std::string body;
@@ -539,7 +548,7 @@ int Call::relayInDialog(bool fromCaller, nta_incoming_t* request, const sip_t* s
   relays_.push_back(std::move(relay));
   nta_outgoing_t* outgoing = nta_outgoing_tcreate(
       legOf(to), &Call::onRelayResponse, pending, nullptr, method,
-      sip->sip_request->rq_method_name, nullptr,
+      sip->sip_request->rq_method_name, nullptr, SIPTAG_MAX_FORWARDS_STR(maxForwards.c_str()),
       TAG_IF(negotiates(method), SIPTAG_CONTACT(nta_agent_contact(agent))),
       TAG_IF(offer, SIPTAG_CONTENT_TYPE_STR("application/sdp")),
       TAG_IF(offer, SIPTAG_PAYLOAD_STR(body.c_str())),

@@ -1,5 +1,6 @@
 #include "signaling/signaling_plane.h"
 
+#include <strings.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -44,6 +45,14 @@ std::string listenUrl(const config::SipListen& listen) {
   const std::string host = v6 ? "[" + listen.address + "]" : listen.address;
   const std::string port = listen.port == 0 ? "*" : std::to_string(listen.port);
   return "sip:" + host + ":" + port + ";transport=" + config::toString(listen.transport);
+}
+
+std::string withoutBrackets(const char* host) {
+  std::string text(host);
+  if (text.size() >= 2 && text.front() == '[' && text.back() == ']') {
+    text = text.substr(1, text.size() - 2);
+  }
+  return text;
 }
 
 std::optional<policy::IpAddress> sourceOf(msg_t* msg) {
@@ -170,6 +179,7 @@ struct SignalingPlane::Impl {
       const tp_name_t* name = tport_name(tp);
       bound.push_back(std::string(realm.name) + "=" + name->tpn_proto + ":" + name->tpn_host +
                       ":" + name->tpn_port);
+      ownSentBy.push_back({withoutBrackets(name->tpn_host), name->tpn_port});
     }
     return {};
   }
@@ -252,6 +262,15 @@ struct SignalingPlane::Impl {
 
     if (sip->sip_request->rq_method == sip_method_ack) {
       nta_msg_discard(agent, msg);  // an ACK outside any dialog of ours
+      return 0;
+    }
+    if (self.passedThroughUs(sip)) {
+      // Sent out by this SBC and come back (a routing loop between it and a peer): going
+      // round again would only multiply the request.
+      log::warning("sip", realm->name, " ", method, " from ", source->toString(),
+                   " carries one of our own Via sent-by addresses: 482 Loop Detected");
+      self.countResponse(*realm, 482);
+      nta_msg_treply(agent, msg, 482, "Loop Detected", TAG_END());
       return 0;
     }
     if (realm->isAccess && sip->sip_request->rq_method == sip_method_invite &&
@@ -378,6 +397,22 @@ struct SignalingPlane::Impl {
     ::eventfd_write(wakeFd, 1);
   }
 
+  // True when a Via of the request names one of the SBC's own listen addresses (host and
+  // port, in either realm).
+  bool passedThroughUs(const sip_t* sip) const {
+    for (const sip_via_t* via = sip->sip_via; via != nullptr; via = via->v_next) {
+      if (via->v_host == nullptr) continue;
+      const std::string host = withoutBrackets(via->v_host);
+      const bool tls =
+          via->v_protocol != nullptr && ::strcasecmp(via->v_protocol, "SIP/2.0/TLS") == 0;
+      const std::string port = via->v_port != nullptr ? via->v_port : tls ? "5061" : "5060";
+      for (const auto& own : ownSentBy) {
+        if (own.port == port && ::strcasecmp(own.host.c_str(), host.c_str()) == 0) return true;
+      }
+    }
+    return false;
+  }
+
   bool isKnownSource(const RealmAgent& realm, const policy::IpAddress& source) const {
     if (realm.isAccess) return policy->current()->findTrunkBySource(source).has_value();
     return std::find(coreAddresses.begin(), coreAddresses.end(), source) !=
@@ -406,6 +441,11 @@ struct SignalingPlane::Impl {
   std::mutex tasksMutex;  // guards `tasks`; held only to push or swap, never while running
   std::deque<std::function<void()>> tasks;
   std::vector<std::string> bound;
+  struct SentBy {
+    std::string host;  // without IPv6 brackets
+    std::string port;
+  };
+  std::vector<SentBy> ownSentBy;  // every bound listen address, both realms
   CallEnvironment environment;
   std::map<std::uint64_t, std::unique_ptr<Call>> calls;
   std::map<dataplane::StreamId, std::uint64_t> streamOwners;
