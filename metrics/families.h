@@ -30,6 +30,11 @@ enum class Source : unsigned char { stored, sampled };
   X(authTotal, "sbc_auth_total", counter, stored, "trunk,result",                          \
     "Digest checks of requests from trunks that are challenged, by result: challenged "     \
     "(407), accepted, failed (403 or 400)")                                                  \
+  X(callsTotal, "sbc_calls_total", counter, stored, "trunk,direction,result",                \
+    "Calls on a trunk, counted once when over, by direction (from_trunk, to_trunk) and "   \
+    "result: answered, media_timeout, aborted, cancelled, failed, timeout, refused")       \
+  X(callSetupSeconds, "sbc_call_setup_seconds", histogram, stored, "trunk,direction",       \
+    "Seconds from a call's initial INVITE received to the final response sent to it")      \
   X(unknownSourceTotal, "sbc_unknown_source_total", counter, stored, "realm",                \
     "SIP requests whose source address is in no trunk's prefixes (and no registered line)")  \
   X(sipRequestsTotal, "sbc_sip_requests_total", counter, stored, "realm,method",             \

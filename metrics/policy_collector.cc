@@ -1,5 +1,7 @@
 #include "metrics/policy_collector.h"
 
+#include "metrics/call_series.h"
+
 namespace sbc::metrics {
 namespace {
 
@@ -35,6 +37,7 @@ void exposeTrunkSeries(Metrics& metrics, const policy::Snapshot& snapshot) {
       admissions.Add({{"trunk", snapshot.trunk(i).name}, {"result", policy::toString(result)}});
     }
   }
+  exposeCallSeries(metrics, snapshot);
 }
 
 }  // namespace sbc::metrics

@@ -24,8 +24,8 @@ class PolicyCollector : public prometheus::Collectable {
   std::shared_ptr<const policy::Policy> policy_;
 };
 
-// Creates every trunk's admission series at zero, so a dashboard sees a trunk before its
-// first call. Call after each publish.
+// Creates every trunk's admission and call series at zero, so a dashboard sees a trunk
+// before its first call. Call after each publish.
 void exposeTrunkSeries(Metrics& metrics, const policy::Snapshot& snapshot);
 
 }  // namespace sbc::metrics

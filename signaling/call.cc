@@ -80,6 +80,10 @@ Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
       trunkPrefixes_(std::move(trunkPrefixes)),
       callerRealm_(callerRealm),
       passedHeaders_(environment.settings->headerAllowList),
+      series_(environment.callSeries->of(trunk_, callerRealm == dataplane::Realm::access
+                                                     ? metrics::CallDirection::fromTrunk
+                                                     : metrics::CallDirection::toTrunk)),
+      received_(std::chrono::steady_clock::now()),
       slot_(std::move(slot)) {
   // A trusted trunk shares the core's trust domain (RFC 3325): the asserted identity
   // crosses both ways. Towards or from any other trunk it is removed.
@@ -97,7 +101,7 @@ Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
                                       TAG_END());
   if (callerInvite_ == nullptr || callerLeg_ == nullptr) {
     log::error("call", "cannot create the caller's dialog; call dropped");
-    finish("internal_error");
+    finish(metrics::CallResult::aborted, "internal_error");
     return;
   }
   nta_incoming_tag(callerInvite_, nta_leg_get_tag(callerLeg_));
@@ -106,7 +110,7 @@ Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
   const unsigned long hopsLeft = hopsLeftIn(sip);
   if (hopsLeft == 0) {
     replyCaller(483, "Too Many Hops", nullptr);
-    finish("too_many_hops");
+    finish(metrics::CallResult::refused, "too_many_hops");
     return;
   }
 
@@ -118,7 +122,7 @@ Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
     const bool noPorts = mediaError == "no media ports left";
     replyCaller(noPorts ? 503 : 488, noPorts ? "Service Unavailable" : "Not Acceptable Here",
                 nullptr);
-    finish(noPorts ? "no_media_ports" : "bad_sdp");
+    finish(metrics::CallResult::refused, noPorts ? "no_media_ports" : "bad_sdp");
     return;
   }
 
@@ -157,7 +161,7 @@ Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
                                  TAG_END());
   if (calleeInvite_ == nullptr) {
     replyCaller(500, "Internal Server Error", nullptr);
-    finish("internal_error");
+    finish(metrics::CallResult::aborted, "internal_error");
   }
 }
 
@@ -176,9 +180,11 @@ void Call::replyCaller(int status, const char* phrase, const sip_t* response) {
   if (callerInvite_ == nullptr || nta_incoming_status(callerInvite_) >= 200) return;
   // A response carrying the callee's SDP is anchored and rewritten for the trunk first.
   std::string body;
+  bool unusableAnswer = false;
   if (response != nullptr && response->sip_payload != nullptr && status > 100 && status < 300) {
     std::string error;
     if (!anchorAnswer(response, body, error)) {
+      unusableAnswer = true;
       log::warning("call", "call ", id_, ": unusable SDP from the core: ", error);
       status = 502;
       phrase = "Bad Gateway";
@@ -202,7 +208,8 @@ void Call::replyCaller(int status, const char* phrase, const sip_t* response) {
       TAG_IF(!body.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
       TAG_IF(!body.empty(), SIPTAG_PAYLOAD_STR(body.c_str())),
       TAG_IF(status == 503, SIPTAG_RETRY_AFTER_STR("5")), TAG_END());
-  if (status == 502) finish("bad_sdp_answer");
+  if (status >= 200) observeSetup();
+  if (unusableAnswer) finish(metrics::CallResult::aborted, "bad_sdp_answer");
 }
 
 bool Call::anchorOffer(const sip_t* invite, std::string& rewritten, std::string& error) {
@@ -425,7 +432,9 @@ int Call::onCalleeResponse(void* magic, nta_outgoing_t* request, const sip_t* si
     return 0;
   }
   call.replyCaller(status, phraseOf(status), sip);
-  call.finish("failed");
+  // nta reports its own Timer B expiry as 408 too.
+  call.finish(status == 408 ? metrics::CallResult::timeout : metrics::CallResult::failed,
+              "failed");
   return 0;
 }
 
@@ -434,7 +443,7 @@ int Call::onCallerAckOrCancel(void* magic, nta_incoming_t*, const sip_t* sip) {
   if (sip == nullptr) {
     // Timer H: our 200 was never acknowledged. End both dialogs.
     log::warning("call", "no ACK from the trunk for the 200; ending the call");
-    call.terminate("no_ack");
+    call.terminate(metrics::CallResult::aborted, "no_ack");
     return 0;
   }
   if (sip->sip_request->rq_method == sip_method_ack) {
@@ -448,8 +457,9 @@ int Call::onCallerAckOrCancel(void* magic, nta_incoming_t*, const sip_t* sip) {
   if (sip->sip_request->rq_method == sip_method_cancel) {
     // nta has answered the CANCEL 200 and the INVITE 487 already.
     call.environment_.countResponse(dataplane::toString(call.callerRealm_), 487);
+    call.observeSetup();
     if (call.calleeInvite_ != nullptr) nta_outgoing_cancel(call.calleeInvite_);
-    call.finish("cancelled");
+    call.finish(metrics::CallResult::cancelled, "cancelled");
   }
   return 0;
 }
@@ -469,16 +479,19 @@ int Call::relayInDialog(bool fromCaller, nta_incoming_t* request, const sip_t* s
   if (method == sip_method_bye) {
     environment_.countResponse(realm, 200);
     if (state_ == State::over) return 200;
+    const auto result = wasAnswered() ? metrics::CallResult::answered
+                        : fromCaller  ? metrics::CallResult::cancelled
+                                      : metrics::CallResult::failed;
     if (fromCaller) {
-      if (state_ == State::answered || state_ == State::confirmed) {
+      if (wasAnswered()) {
         sendBye(calleeLeg_, sip);
       } else if (calleeInvite_ != nullptr) {
         nta_outgoing_cancel(calleeInvite_);
       }
-      finish("bye_from_caller");
+      finish(result, "bye_from_caller");
     } else {
       sendBye(callerLeg_, sip);
-      finish("bye_from_callee");
+      finish(result, "bye_from_callee");
     }
     return 200;
   }
@@ -657,7 +670,7 @@ void Call::relayResponse(Relay& relay, const sip_t* sip) {
     environment_.countResponse(dataplane::toString(relay.from), 502);
     nta_incoming_treply(relay.incoming, 502, "Bad Gateway", TAG_END());
     freeRelay(relay);
-    terminate("bad_sdp_answer");
+    terminate(metrics::CallResult::aborted, "bad_sdp_answer");
     return;
   }
   const bool carryBody = !negotiates(relay.method) && hasBody(sip);
@@ -751,7 +764,7 @@ void Call::sendBye(nta_leg_t* leg, const sip_t* relayedBye) {
   if (bye != nullptr) nta_outgoing_destroy(bye);
 }
 
-void Call::terminate(const char* why) {
+void Call::terminate(metrics::CallResult result, const char* why) {
   if (state_ == State::over) return;
   if (state_ == State::answered || state_ == State::confirmed) {
     sendBye(callerLeg_);
@@ -760,16 +773,28 @@ void Call::terminate(const char* why) {
     replyCaller(503, "Service Unavailable", nullptr);
     if (calleeInvite_ != nullptr) nta_outgoing_cancel(calleeInvite_);
   }
-  finish(why);
+  finish(result, why);
 }
 
-void Call::finish(const char* outcome) {
+void Call::observeSetup() {
+  if (setupObserved_) return;
+  setupObserved_ = true;
+  const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - received_;
+  series_.setupSeconds->Observe(elapsed.count());
+}
+
+void Call::finish(metrics::CallResult result, const char* outcome) {
   if (state_ == State::over) return;
   state_ = State::over;
+  // A call that ends before its INVITE has a final response (dropped, or a BYE in an
+  // early dialog) still counts in the histogram, so its _count matches sbc_calls_total.
+  observeSetup();
+  series_.count(result);
   slot_.release();
   dropRelays();
   releaseMedia();
-  log::debug("call", "call ", id_, " on trunk ", trunk_, " over: ", outcome);
+  log::debug("call", "call ", id_, " on trunk ", trunk_, " over: ", metrics::toString(result),
+             " (", outcome, ")");
   // A cancelled INVITE still waits for its final response (which nta must acknowledge):
   // the call is destroyed only once it has come.
   if (!calleePending()) environment_.ended(id_);

@@ -4,6 +4,7 @@
 // Signaling thread only.
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -12,6 +13,7 @@
 
 #include "config/config.h"
 #include "dataplane/media_relay.h"
+#include "metrics/call_series.h"
 #include "metrics/metrics.h"
 #include "policy/admission.h"
 #include "signaling/sdp.h"
@@ -25,6 +27,7 @@ struct CallEnvironment {
   nta_agent_t* coreAgent = nullptr;
   const config::Config* settings = nullptr;
   metrics::Metrics* metrics = nullptr;
+  metrics::CallSeriesCache* callSeries = nullptr;
   dataplane::MediaRelay* relay = nullptr;
   policy::IpAddress accessMedia;  // the SBC's media address in each realm
   policy::IpAddress coreMedia;
@@ -55,8 +58,9 @@ class Call {
 
   std::uint64_t id() const { return id_; }
   bool over() const { return state_ == State::over; }
-  // Ends a call the SBC itself wants gone (drain): BYE or CANCEL on both sides as fits.
-  void terminate(const char* why);
+  // Ends a call the SBC itself wants gone (drain, media timeout): BYE or CANCEL on both
+  // sides as fits; the call is counted with `result`.
+  void terminate(metrics::CallResult result, const char* why);
 
  private:
   enum class State { calling, early, answered, confirmed, over };
@@ -86,7 +90,9 @@ class Call {
   // A BYE on `leg`, carrying the allow-listed headers of `relayedBye` (the BYE that caused
   // it), if any.
   void sendBye(nta_leg_t* leg, const sip_t* relayedBye = nullptr);
-  void finish(const char* outcome);
+  void finish(metrics::CallResult result, const char* why);
+  void observeSetup();  // once: the caller's INVITE has its final response
+  bool wasAnswered() const { return state_ == State::answered || state_ == State::confirmed; }
   bool calleePending() const;
 
   // Media anchoring. The caller's offer opens one relay stream per accepted m= line and is
@@ -126,6 +132,9 @@ class Call {
   // Names of the headers that cross between the legs: the allow-list, plus
   // P-Asserted-Identity for a trusted trunk.
   std::vector<std::string> passedHeaders_;
+  const metrics::CallSeries& series_;    // this trunk's and direction's call metrics
+  const std::chrono::steady_clock::time_point received_;  // the initial INVITE's arrival
+  bool setupObserved_ = false;
   policy::CallSlot slot_;
   std::optional<SdpDescription> offer_;
   // The last completed offer/answer, per realm (indexed by dataplane::Realm), and an offer

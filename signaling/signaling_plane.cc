@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -84,7 +85,8 @@ struct SignalingPlane::Impl {
         policy(std::move(policyIn)),
         metrics(metricsIn),
         relay(std::move(relayIn)),
-        limiter(kUnknownSourceResponsesPerSecond, kUnknownSourceResponseBurst) {
+        limiter(kUnknownSourceResponsesPerSecond, kUnknownSourceResponseBurst),
+        callSeries(metricsIn) {
     realms[0].plane = this;
     realms[0].name = "access";
     realms[0].isAccess = true;
@@ -137,6 +139,7 @@ struct SignalingPlane::Impl {
     environment.coreAgent = realms[1].agent;
     environment.settings = &settings;
     environment.metrics = &metrics;
+    environment.callSeries = &callSeries;
     environment.relay = relay.get();
     environment.accessMedia = *policy::IpAddress::parse(settings.access.media.address);
     environment.coreMedia = *policy::IpAddress::parse(settings.core.media.address);
@@ -220,7 +223,7 @@ struct SignalingPlane::Impl {
       const auto call = self.calls.find(owner->second);
       if (call == self.calls.end()) continue;
       log::info("call", "call ", owner->second, ": media timeout; ending it");
-      call->second->terminate("media_timeout");
+      call->second->terminate(metrics::CallResult::mediaTimeout, "media_timeout");
     }
     return 0;
   }
@@ -307,6 +310,7 @@ struct SignalingPlane::Impl {
   // then a Call owns it.
   void startTrunkCall(nta_agent_t* agent, const policy::IpAddress& source, msg_t* msg,
                       sip_t* sip) {
+    const auto received = std::chrono::steady_clock::now();
     const auto snapshot = policy->current();
     const auto trunkIndex = snapshot->findTrunkBySource(source);
     const std::string& trunk = snapshot->trunk(*trunkIndex).name;
@@ -318,6 +322,7 @@ struct SignalingPlane::Impl {
         .Add({{"trunk", trunk}, {"result", policy::toString(admission.result)}})
         .Increment();
     if (admission.result != policy::AdmissionResult::admitted) {
+      countRefusedCall(trunk, metrics::CallDirection::fromTrunk, received);
       nta_incoming_t* request = nta_incoming_create(agent, nullptr, msg, sip, TAG_END());
       if (request == nullptr) return;
       countResponse(realms[0], 503);
@@ -340,6 +345,7 @@ struct SignalingPlane::Impl {
   // a `trunk=NAME` parameter (404 without one, or for a trunk not configured), admitted
   // against that trunk's ceilings, sent to the trunk's target.
   void startCoreCall(nta_agent_t* agent, msg_t* msg, sip_t* sip) {
+    const auto received = std::chrono::steady_clock::now();
     const auto refuse = [&](int status, const char* phrase, bool retry) {
       nta_incoming_t* request = nta_incoming_create(agent, nullptr, msg, sip, TAG_END());
       if (request == nullptr) return;
@@ -369,6 +375,7 @@ struct SignalingPlane::Impl {
         .Add({{"trunk", configured->name}, {"result", policy::toString(admission.result)}})
         .Increment();
     if (admission.result != policy::AdmissionResult::admitted) {
+      countRefusedCall(configured->name, metrics::CallDirection::toTrunk, received);
       refuse(503, "Service Unavailable", true);
       return;
     }
@@ -387,6 +394,15 @@ struct SignalingPlane::Impl {
         std::find_if(trunks.begin(), trunks.end(),
                      [&](const config::Trunk& trunk) { return trunk.name == name; });
     return configured != trunks.end() && configured->trusted;
+  }
+
+  // A call refused before it became a Call is counted like one: once, with its setup time.
+  void countRefusedCall(const std::string& trunk, metrics::CallDirection direction,
+                        std::chrono::steady_clock::time_point received) {
+    const auto& series = callSeries.of(trunk, direction);
+    series.count(metrics::CallResult::refused);
+    const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - received;
+    series.setupSeconds->Observe(elapsed.count());
   }
 
   void postLocal(std::function<void()> task) {
@@ -433,6 +449,7 @@ struct SignalingPlane::Impl {
   std::shared_ptr<dataplane::MediaRelay> relay;
   std::vector<policy::IpAddress> coreAddresses;  // the next hops, as request sources
   SourceLimiter limiter;
+  metrics::CallSeriesCache callSeries;  // signaling thread only
   RealmAgent realms[2];
   su_root_t* root = nullptr;
   su_wait_t wakeWait{};
@@ -487,7 +504,7 @@ void SignalingPlane::updateTrunks(std::vector<config::Trunk> trunks) {
 
 void SignalingPlane::endAllCalls(const char* reason) {
   post([impl = impl_.get(), reason] {
-    for (auto& [id, call] : impl->calls) call->terminate(reason);
+    for (auto& [id, call] : impl->calls) call->terminate(metrics::CallResult::aborted, reason);
   });
 }
 
