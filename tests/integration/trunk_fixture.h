@@ -56,16 +56,18 @@ class TrunkFixture : public ::testing::Test {
   std::string sbcConfig(int maxCalls, int drainSeconds) const {
     return R"(
 realms = {
-  access = { sip = ( { address = "127.0.0.10"; port = 0; transport = "udp"; } );
+  access = { sip = ( { address = "127.0.0.10"; port = 0; transport = ")" + accessTransport_ +
+                               R"("; } );
              media = { address = "127.0.0.10"; port_min = 20000; port_max = 20999; }; };
-  core = { sip = ( { address = "127.0.0.11"; port = 0; transport = "udp"; } );
+  core = { sip = ( { address = "127.0.0.11"; port = 0; transport = ")" + coreTransport_ +
+                               R"("; } );
            media = { address = "127.0.0.11"; port_min = 21000; port_max = 21999; }; };
 };
 core = { next_hops = ( { host = "127.0.0.3"; port = )" + std::to_string(corePort_) +
-                               R"(; transport = "udp"; } ); };
+                               R"(; transport = ")" + coreTransport_ + R"("; } ); };
 trunks = ( { name = "alpha"; source_prefixes = [ "127.0.0.2/32" ];
              target = { host = "127.0.0.2"; port = )" + std::to_string(trunkPort_) +
-                               R"(; };
+                               R"(; transport = ")" + accessTransport_ + R"("; };
              max_calls = )" + std::to_string(maxCalls) +
                                R"(; max_calls_per_second = 1000.0; )" + trunkExtra_ + R"( } );
 sip = { t1_ms = 50; t1x64_ms = 2000; )" + sipExtra_ + R"( };
@@ -81,29 +83,38 @@ control = { socket = ")" + dir_.file("sbcd.sock") +
     daemon_ = std::make_unique<RunningDaemon>(dir_.write("sbc.cfg", config));
     ASSERT_GT(daemon_->metricsPort(), 0) << daemon_->process().output();
     const std::string& bound = daemon_->boundLine();
-    const auto at = bound.find("sip.access=udp:127.0.0.10:");
+    const std::string access = "sip.access=" + accessTransport_ + ":127.0.0.10:";
+    const auto at = bound.find(access);
     ASSERT_NE(at, std::string::npos) << bound;
-    accessPort_ = std::stoi(bound.substr(at + 26));
-    const auto coreAt = bound.find("sip.core=udp:127.0.0.11:");
+    accessPort_ = std::stoi(bound.substr(at + access.size()));
+    const std::string core = "sip.core=" + coreTransport_ + ":127.0.0.11:";
+    const auto coreAt = bound.find(core);
     ASSERT_NE(coreAt, std::string::npos) << bound;
-    sbcCorePort_ = std::stoi(bound.substr(coreAt + 24));
+    sbcCorePort_ = std::stoi(bound.substr(coreAt + core.size()));
   }
 
   // Starts SIPp as the core and waits until it listens (a call sent earlier would meet an
   // ICMP port-unreachable, which the SBC rightly turns into 503).
   std::unique_ptr<ChildProcess> startCore(const std::string& scenario, int calls) {
-    auto core = std::make_unique<ChildProcess>(std::vector<std::string>{
-        "/usr/bin/sipp", "-sf", kSippDir + "/" + scenario, "-i", "127.0.0.3", "-bind_local",
-        "-p", std::to_string(corePort_), "-m", std::to_string(calls), "-nostdin"});
+    auto core = std::make_unique<ChildProcess>(withTransport(
+        {"/usr/bin/sipp", "-sf", kSippDir + "/" + scenario, "-i", "127.0.0.3", "-bind_local",
+         "-p", std::to_string(corePort_), "-m", std::to_string(calls), "-nostdin"},
+        coreTransport_));
     const auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (std::chrono::steady_clock::now() < deadline && !udpPortInUse(corePort_)) {
+    while (std::chrono::steady_clock::now() < deadline &&
+           !portInUse(corePort_, "127.0.0.3", coreTransport_)) {
       std::this_thread::sleep_for(20ms);
     }
     return core;
   }
 
   static bool udpPortInUse(int port, const char* host = "127.0.0.3") {
-    const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+    return portInUse(port, host, "udp");
+  }
+
+  // Whether SIPp (or anyone) holds `port` on `host` for "udp" or "tcp".
+  static bool portInUse(int port, const char* host, const std::string& transport) {
+    const int fd = ::socket(AF_INET, transport == "tcp" ? SOCK_STREAM : SOCK_DGRAM, 0);
     sockaddr_in address{};
     address.sin_family = AF_INET;
     address.sin_port = htons(static_cast<std::uint16_t>(port));
@@ -113,11 +124,18 @@ control = { socket = ")" + dir_.file("sbcd.sock") +
     return inUse;
   }
 
+  // SIPp's arguments for one transport: TCP is one connection for all calls (-t t1).
+  static std::vector<std::string> withTransport(std::vector<std::string> args,
+                                                const std::string& transport) {
+    if (transport == "tcp") args.insert(args.begin() + 1, {"-t", "t1"});
+    return args;
+  }
+
   std::vector<std::string> trunkArgs(const std::string& scenario, int calls, int simultaneous) {
-    return {"/usr/bin/sipp", "-sf", kSippDir + "/" + scenario, "-i", "127.0.0.2",
+    return withTransport({"/usr/bin/sipp", "-sf", kSippDir + "/" + scenario, "-i", "127.0.0.2",
             "-bind_local", "-m", std::to_string(calls), "-l", std::to_string(simultaneous),
             "-r", "100", "-timeout", "20s", "-timeout_error", "-nostdin",
-            "127.0.0.10:" + std::to_string(accessPort_)};
+            "127.0.0.10:" + std::to_string(accessPort_)}, accessTransport_);
   }
 
   CommandResult trunkCalls(const std::string& scenario, int calls, int simultaneous) {
@@ -137,18 +155,21 @@ control = { socket = ")" + dir_.file("sbcd.sock") +
   // One core → trunk call (Request-URI ;trunk=alpha): SIPp answers as the trunk at its
   // configured target, SIPp calls as the core; both must complete their scenario.
   void callFromCore() {
-    ChildProcess trunkSide({"/usr/bin/sipp", "-sf", kSippDir + "/trunk_uas_answer.xml", "-i",
-                            "127.0.0.2", "-bind_local", "-p", std::to_string(trunkPort_),
-                            "-m", "1", "-nostdin"});
+    ChildProcess trunkSide(withTransport(
+        {"/usr/bin/sipp", "-sf", kSippDir + "/trunk_uas_answer.xml", "-i", "127.0.0.2",
+         "-bind_local", "-p", std::to_string(trunkPort_), "-m", "1", "-nostdin"},
+        accessTransport_));
     const auto deadline = std::chrono::steady_clock::now() + 10s;
     while (std::chrono::steady_clock::now() < deadline &&
-           !udpPortInUse(trunkPort_, "127.0.0.2")) {
+           !portInUse(trunkPort_, "127.0.0.2", accessTransport_)) {
       std::this_thread::sleep_for(20ms);
     }
     const auto coreSide = runCommand(
-        {"/usr/bin/sipp", "-sf", kSippDir + "/core_uac_to_trunk.xml", "-i", "127.0.0.3",
-         "-bind_local", "-p", std::to_string(corePort_), "-m", "1", "-timeout", "20s",
-         "-timeout_error", "-nostdin", "127.0.0.11:" + std::to_string(sbcCorePort_)},
+        withTransport({"/usr/bin/sipp", "-sf", kSippDir + "/core_uac_to_trunk.xml", "-i",
+                       "127.0.0.3", "-bind_local", "-p", std::to_string(corePort_), "-m", "1",
+                       "-timeout", "20s", "-timeout_error", "-nostdin",
+                       "127.0.0.11:" + std::to_string(sbcCorePort_)},
+                      coreTransport_),
         std::chrono::seconds(40));
     EXPECT_EQ(coreSide.status, 0) << coreSide.output;
     EXPECT_EQ(trunkSide.waitForExit(10s), 0) << trunkSide.output();
@@ -169,6 +190,10 @@ control = { socket = ")" + dir_.file("sbcd.sock") +
   std::string trunkExtra_;
   std::string sipExtra_;
   std::string extraConfig_;
+  // "udp" or "tcp": the access realm's listen and trunk alpha's target, and the core
+  // realm's listen and next hop; SIPp plays each side on the same transport.
+  std::string accessTransport_ = "udp";
+  std::string coreTransport_ = "udp";
   TempDir dir_;
   std::unique_ptr<RunningDaemon> daemon_;
   int corePort_ = 0;
