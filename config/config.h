@@ -75,6 +75,8 @@ struct SipTimers {
   std::uint32_t t1Ms = 500;
   std::uint32_t t1x64Ms = 32000;
   std::uint32_t nonceExpiresS = 300;  // lifetime of a digest nonce in a trunk challenge
+  std::uint32_t sessionExpiresS = 1800;  // RFC 4028 interval the SBC asks for; 0 = off
+  std::uint32_t minSeS = 90;             // the smallest interval the SBC accepts
   friend bool operator==(const SipTimers&, const SipTimers&) = default;
 };
 

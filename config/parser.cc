@@ -885,11 +885,27 @@ class Parser {
 
   void parseSip(const Node& root, SipTimers& out) {
     const auto sip = Validator::member(root, "sip");
-    if (!sip ||
-        !v_.group(*sip, {"t1_ms", "t1x64_ms", "nonce_expires_s", "header_allow_list"})) {
+    if (!sip || !v_.group(*sip, {"t1_ms", "t1x64_ms", "nonce_expires_s", "header_allow_list",
+                                 "session_expires_s", "min_se_s"})) {
       return;
     }
     v_.readInteger(*sip, "nonce_expires_s", 1, 86400, out.nonceExpiresS);
+    v_.readInteger(*sip, "min_se_s", 1, 86400, out.minSeS);
+    if (const auto node = Validator::member(*sip, "session_expires_s")) {
+      // 0 turns session timers off; otherwise at least our own Min-SE.
+      if (const auto value = v_.integer(*node, 0, 86400)) {
+        if (*value != 0 && *value < out.minSeS) {
+          v_.fail(*node, "below min_se_s (" + std::to_string(out.minSeS) +
+                             "): " + std::to_string(*value) + " (0 turns session timers off)");
+        } else {
+          out.sessionExpiresS = static_cast<std::uint32_t>(*value);
+        }
+      }
+    } else if (out.sessionExpiresS < out.minSeS) {
+      v_.fail(*sip, "the default session_expires_s (" + std::to_string(out.sessionExpiresS) +
+                        ") is below min_se_s (" + std::to_string(out.minSeS) +
+                        "): set session_expires_s");
+    }
     v_.readInteger(*sip, "t1_ms", 1, 10000, out.t1Ms);
     if (const auto node = Validator::member(*sip, "t1x64_ms")) {
       // At least T1 itself (never below 1); the check uses T1's default if T1 was bad.

@@ -35,6 +35,10 @@ enum class Source : unsigned char { stored, sampled };
     "result: answered, media_timeout, aborted, cancelled, failed, timeout, refused")       \
   X(callSetupSeconds, "sbc_call_setup_seconds", histogram, stored, "trunk,direction",       \
     "Seconds from a call's initial INVITE received to the final response sent to it")      \
+  X(sessionTimerTotal, "sbc_session_timer_total", counter, stored, "trunk,result",           \
+    "RFC 4028 session timer events of calls on a trunk, by result: refreshed (the SBC's "   \
+    "refresh answered 2xx), expired (a peer did not refresh; call ended), refresh_failed "  \
+    "(the SBC's refresh answered 408/481; call ended)")                                     \
   X(unknownSourceTotal, "sbc_unknown_source_total", counter, stored, "realm",                \
     "SIP requests whose source address is in no trunk's prefixes (and no registered line)")  \
   X(sipRequestsTotal, "sbc_sip_requests_total", counter, stored, "realm,method",             \

@@ -106,6 +106,13 @@ Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
   }
   nta_incoming_tag(callerInvite_, nta_leg_get_tag(callerLeg_));
   nta_incoming_bind(callerInvite_, &Call::onCallerAckOrCancel, this);
+  sessionTimers_ = std::make_unique<SessionTimers>(
+      environment_.root,
+      SessionTimerSettings{environment_.settings->sipTimers.sessionExpiresS,
+                           environment_.settings->sipTimers.minSeS},
+      callerRealm_, [this](dataplane::Realm leg) { refreshSession(leg); },
+      [this](dataplane::Realm leg) { sessionExpired(leg); });
+  sessionTimers_->callerOffered(sip);
 
   const unsigned long hopsLeft = hopsLeftIn(sip);
   if (hopsLeft == 0) {
@@ -148,6 +155,9 @@ Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
   if (calleeLeg_ != nullptr) nta_leg_tag(calleeLeg_, nullptr);
   const std::string maxForwards = std::to_string(hopsLeft - 1);
   const std::string passed = allowedHeaderLines(sip, passedHeaders_);
+  const std::string sessionExpires = sessionTimers_->calleeSessionExpires();
+  const std::string minSe = sessionTimers_->minSe();
+  const bool timers = !sessionExpires.empty();
   calleeInvite_ =
       calleeLeg_ == nullptr
           ? nullptr
@@ -156,6 +166,9 @@ Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
                                  SIPTAG_CONTACT(nta_agent_contact(agentOf(calleeRealm()))),
                                  SIPTAG_MAX_FORWARDS_STR(maxForwards.c_str()),
                                  TAG_IF(!passed.empty(), SIPTAG_HEADER_STR(passed.c_str())),
+                                 TAG_IF(timers, SIPTAG_SUPPORTED_STR("timer")),
+                                 TAG_IF(timers, SIPTAG_SESSION_EXPIRES_STR(sessionExpires.c_str())),
+                                 TAG_IF(timers, SIPTAG_MIN_SE_STR(minSe.c_str())),
                                  TAG_IF(!offer.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
                                  TAG_IF(!offer.empty(), SIPTAG_PAYLOAD_STR(offer.c_str())),
                                  TAG_END());
@@ -168,6 +181,7 @@ Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
 Call::~Call() {
   // Nothing of nta may call back into a destroyed call: every relayed transaction is
   // answered (if still pending) and destroyed first.
+  stopSessionTimers();
   dropRelays();
   releaseMedia();
   if (callerInvite_ != nullptr) nta_incoming_destroy(callerInvite_);
@@ -201,10 +215,19 @@ void Call::replyCaller(int status, const char* phrase, const sip_t* response) {
   const bool relayed = response != nullptr && response->sip_status != nullptr &&
                        response->sip_status->st_status == status;
   const std::string passed = relayed ? allowedHeaderLines(response, passedHeaders_) : "";
+  std::string sessionExpires;
+  if (status >= 200 && status < 300 && sessionTimers_ != nullptr) {
+    sessionTimers_->callerAnswered();
+    sessionExpires = sessionTimers_->sessionExpires(callerRealm_, false);
+  }
+  const bool timers = !sessionExpires.empty();
   nta_incoming_treply(
       callerInvite_, status, phrase,
       TAG_IF(dialogue, SIPTAG_CONTACT(nta_agent_contact(agentOf(callerRealm_)))),
       TAG_IF(!passed.empty(), SIPTAG_HEADER_STR(passed.c_str())),
+      TAG_IF(timers, SIPTAG_SUPPORTED_STR("timer")),
+      TAG_IF(timers, SIPTAG_SESSION_EXPIRES_STR(sessionExpires.c_str())),
+      TAG_IF(timers && sessionTimers_->callerRefreshes(), SIPTAG_REQUIRE_STR("timer")),
       TAG_IF(!body.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
       TAG_IF(!body.empty(), SIPTAG_PAYLOAD_STR(body.c_str())),
       TAG_IF(status == 503, SIPTAG_RETRY_AFTER_STR("5")), TAG_END());
@@ -423,6 +446,7 @@ int Call::onCalleeResponse(void* magic, nta_outgoing_t* request, const sip_t* si
     nta_leg_rtag(call.calleeLeg_, sip->sip_to->a_tag);
     nta_leg_client_reroute(call.calleeLeg_, sip->sip_record_route, sip->sip_contact, 1);
     call.state_ = State::answered;
+    call.sessionTimers_->calleeAnswered(sip);
     call.replyCaller(status, phraseOf(status), sip);
     return 0;
   }
@@ -549,6 +573,13 @@ int Call::relayInDialog(bool fromCaller, nta_incoming_t* request, const sip_t* s
   relay->incoming = request;
   relay->offerInRequest = offer;
   const dataplane::Realm to = dataplane::otherRealm(from);
+  // A re-INVITE or UPDATE refreshes the sessions of both legs once answered 2xx.
+  std::string sessionExpires;
+  if (negotiates(method)) {
+    sessionTimers_->peerRequested(from, sip);
+    sessionExpires = sessionTimers_->sessionExpires(to, true);
+  }
+  const bool timers = !sessionExpires.empty();
   nta_agent_t* agent = agentOf(to);
   // Only the method, the body and its Content-Type cross (and what makes a NOTIFY one), and
   // the allow-listed headers.
@@ -563,6 +594,8 @@ int Call::relayInDialog(bool fromCaller, nta_incoming_t* request, const sip_t* s
       legOf(to), &Call::onRelayResponse, pending, nullptr, method,
       sip->sip_request->rq_method_name, nullptr, SIPTAG_MAX_FORWARDS_STR(maxForwards.c_str()),
       TAG_IF(negotiates(method), SIPTAG_CONTACT(nta_agent_contact(agent))),
+      TAG_IF(timers, SIPTAG_SUPPORTED_STR("timer")),
+      TAG_IF(timers, SIPTAG_SESSION_EXPIRES_STR(sessionExpires.c_str())),
       TAG_IF(offer, SIPTAG_CONTENT_TYPE_STR("application/sdp")),
       TAG_IF(offer, SIPTAG_PAYLOAD_STR(body.c_str())),
       TAG_IF(carryBody && sip->sip_content_type != nullptr,
@@ -677,9 +710,18 @@ void Call::relayResponse(Relay& relay, const sip_t* sip) {
   const std::string passed = allowedHeaderLines(sip, passedHeaders_);
   nta_agent_t* agent = agentOf(relay.from);
   environment_.countResponse(dataplane::toString(relay.from), status);
+  std::string sessionExpires;
+  if (success && negotiates(relay.method)) {
+    sessionTimers_->refreshed(to, sip);
+    sessionTimers_->refreshed(relay.from, nullptr);
+    sessionExpires = sessionTimers_->sessionExpires(relay.from, false);
+  }
+  const bool timers = !sessionExpires.empty();
   nta_incoming_treply(
       relay.incoming, status, phraseOf(status),
       TAG_IF(success && negotiates(relay.method), SIPTAG_CONTACT(nta_agent_contact(agent))),
+      TAG_IF(timers, SIPTAG_SUPPORTED_STR("timer")),
+      TAG_IF(timers, SIPTAG_SESSION_EXPIRES_STR(sessionExpires.c_str())),
       TAG_IF(!body.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
       TAG_IF(!body.empty(), SIPTAG_PAYLOAD_STR(body.c_str())),
       TAG_IF(carryBody && sip->sip_content_type != nullptr,
@@ -791,6 +833,7 @@ void Call::finish(metrics::CallResult result, const char* outcome) {
   observeSetup();
   series_.count(result);
   slot_.release();
+  stopSessionTimers();
   dropRelays();
   releaseMedia();
   log::debug("call", "call ", id_, " on trunk ", trunk_, " over: ", metrics::toString(result),
@@ -802,6 +845,82 @@ void Call::finish(metrics::CallResult result, const char* outcome) {
 
 bool Call::calleePending() const {
   return calleeInvite_ != nullptr && nta_outgoing_status(calleeInvite_) < 200;
+}
+
+void Call::refreshSession(dataplane::Realm leg) {
+  SessionRefresh& refresh = sessionRefreshes_[static_cast<std::size_t>(leg)];
+  if (state_ != State::answered && state_ != State::confirmed) return;
+  if (refresh.request != nullptr) return;  // the last one is still under way
+  // A re-INVITE or UPDATE relayed right now refreshes both legs when answered.
+  if (offerPending()) {
+    sessionTimers_->retryRefresh(leg);
+    return;
+  }
+  refresh.call = this;
+  refresh.leg = leg;
+  const std::string sessionExpires = sessionTimers_->sessionExpires(leg, true);
+  // UPDATE without a body (RFC 4028 section 9): no offer, so nothing of the media moves.
+  nta_outgoing_t* request = nta_outgoing_tcreate(
+      legOf(leg), &Call::onSessionRefreshResponse, &refresh, nullptr, SIP_METHOD_UPDATE,
+      nullptr, SIPTAG_CONTACT(nta_agent_contact(agentOf(leg))), SIPTAG_SUPPORTED_STR("timer"),
+      SIPTAG_SESSION_EXPIRES_STR(sessionExpires.c_str()), TAG_END());
+  if (request == nullptr) {
+    sessionTimers_->retryRefresh(leg);
+  } else if (nta_outgoing_status(request) >= 200) {
+    // nta answered it from inside nta_outgoing_tcreate (the callback has run).
+    nta_outgoing_destroy(request);
+  } else {
+    refresh.request = request;
+  }
+}
+
+int Call::onSessionRefreshResponse(void* magic, nta_outgoing_t* request, const sip_t* sip) {
+  SessionRefresh& refresh = *static_cast<SessionRefresh*>(magic);
+  Call& call = *refresh.call;
+  const int status = nta_outgoing_status(request);
+  if (status < 200) return 0;
+  if (refresh.request == request) nta_outgoing_destroy(request);  // else still in tcreate
+  refresh.request = nullptr;
+  if (call.state_ == State::over) return 0;
+  if (status < 300) {
+    call.countSessionTimer("refreshed");
+    call.sessionTimers_->refreshed(refresh.leg, sip);
+    return 0;
+  }
+  // The dialog is gone on that side, or the peer is unreachable (RFC 4028 section 10);
+  // any other refusal (491 glare, 501) leaves the session to its peer's own timer.
+  if (status == 408 || status == 481) {
+    log::info("call", "call ", call.id_, ": session refresh on the ",
+              dataplane::toString(refresh.leg), " answered ", status, "; ending the call");
+    call.countSessionTimer("refresh_failed");
+    call.terminate(metrics::CallResult::aborted, "session_refresh_failed");
+    return 0;
+  }
+  call.sessionTimers_->retryRefresh(refresh.leg);
+  return 0;
+}
+
+void Call::sessionExpired(dataplane::Realm leg) {
+  if (state_ == State::over) return;
+  log::info("call", "call ", id_, ": the ", dataplane::toString(leg),
+            " did not refresh its session in time; ending the call");
+  countSessionTimer("expired");
+  terminate(metrics::CallResult::aborted, "session_expired");
+}
+
+void Call::countSessionTimer(const char* result) {
+  environment_.metrics->counter(metrics::FamilyId::sessionTimerTotal)
+      .Add({{"trunk", trunk_}, {"result", result}})
+      .Increment();
+}
+
+void Call::stopSessionTimers() {
+  if (sessionTimers_ != nullptr) sessionTimers_->stop();
+  for (auto& refresh : sessionRefreshes_) {
+    // Destroyed unanswered, nta still completes the UPDATE transaction on its own.
+    if (refresh.request != nullptr) nta_outgoing_destroy(refresh.request);
+    refresh.request = nullptr;
+  }
 }
 
 }  // namespace sbc::signaling

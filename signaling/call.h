@@ -17,12 +17,14 @@
 #include "metrics/metrics.h"
 #include "policy/admission.h"
 #include "signaling/sdp.h"
+#include "signaling/session_timer.h"
 #include "signaling/sofia.h"
 
 namespace sbc::signaling {
 
 // What calls need from the signaling plane.
 struct CallEnvironment {
+  su_root_t* root = nullptr;  // the signaling thread's, for the calls' timers
   nta_agent_t* accessAgent = nullptr;
   nta_agent_t* coreAgent = nullptr;
   const config::Config* settings = nullptr;
@@ -93,6 +95,19 @@ class Call {
   void finish(metrics::CallResult result, const char* why);
   void observeSetup();  // once: the caller's INVITE has its final response
   bool wasAnswered() const { return state_ == State::answered || state_ == State::confirmed; }
+
+  // Session timers (session_timer.h): the SBC's own refresh of a leg (UPDATE without SDP)
+  // and the end of a call whose peer did not refresh in time.
+  struct SessionRefresh {
+    Call* call = nullptr;
+    dataplane::Realm leg = dataplane::Realm::access;
+    nta_outgoing_t* request = nullptr;
+  };
+  static int onSessionRefreshResponse(void* magic, nta_outgoing_t* request, const sip_t* sip);
+  void refreshSession(dataplane::Realm leg);
+  void sessionExpired(dataplane::Realm leg);
+  void countSessionTimer(const char* result);
+  void stopSessionTimers();
   bool calleePending() const;
 
   // Media anchoring. The caller's offer opens one relay stream per accepted m= line and is
@@ -151,6 +166,8 @@ class Call {
   nta_leg_t* calleeLeg_ = nullptr;          // the other realm's dialog (client side)
   nta_incoming_t* callerInvite_ = nullptr;  // the initial INVITE we received
   nta_outgoing_t* calleeInvite_ = nullptr;  // our INVITE to the callee
+  std::unique_ptr<SessionTimers> sessionTimers_;
+  std::array<SessionRefresh, dataplane::kRealmCount> sessionRefreshes_{};
 };
 
 }  // namespace sbc::signaling

@@ -135,6 +135,7 @@ struct SignalingPlane::Impl {
       started.set_exception(std::make_exception_ptr(std::runtime_error(failure)));
       return;
     }
+    environment.root = root;
     environment.accessAgent = realms[0].agent;
     environment.coreAgent = realms[1].agent;
     environment.settings = &settings;
@@ -317,6 +318,10 @@ struct SignalingPlane::Impl {
     // Before admission: a request without valid credentials never takes a slot or a token
     // of the trunk's call rate.
     if (!authenticator->admit(trunk, agent, msg, sip)) return;
+    if (refuseShortSession(realms[0], agent, msg, sip)) {
+      countRefusedCall(trunk, metrics::CallDirection::fromTrunk, received);
+      return;
+    }
     policy::Admission admission = policy->admitTrunkCall(*snapshot, *trunkIndex);
     metrics.counter(metrics::FamilyId::admissionTotal)
         .Add({{"trunk", trunk}, {"result", policy::toString(admission.result)}})
@@ -370,6 +375,10 @@ struct SignalingPlane::Impl {
       refuse(404, "Not Found", false);
       return;
     }
+    if (refuseShortSession(realms[1], agent, msg, sip)) {
+      countRefusedCall(configured->name, metrics::CallDirection::toTrunk, received);
+      return;
+    }
     policy::Admission admission = policy->admitTrunkCall(*snapshot, *trunkIndex);
     metrics.counter(metrics::FamilyId::admissionTotal)
         .Add({{"trunk", configured->name}, {"result", policy::toString(admission.result)}})
@@ -403,6 +412,24 @@ struct SignalingPlane::Impl {
     series.count(metrics::CallResult::refused);
     const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - received;
     series.setupSeconds->Observe(elapsed.count());
+  }
+
+  // RFC 4028: an INVITE asking for a session interval below the SBC's Min-SE gets 422
+  // with the Min-SE, before admission.
+  bool refuseShortSession(const RealmAgent& realm, nta_agent_t* agent, msg_t* msg,
+                          sip_t* sip) {
+    const SessionTimerSettings sessionTimers{settings.sipTimers.sessionExpiresS,
+                                             settings.sipTimers.minSeS};
+    const std::uint32_t minSe = sessionIntervalTooSmall(sessionTimers, sip);
+    if (minSe == 0) return false;
+    nta_incoming_t* request = nta_incoming_create(agent, nullptr, msg, sip, TAG_END());
+    if (request == nullptr) return true;  // nta destroyed the message
+    countResponse(realm, 422);
+    const std::string value = std::to_string(minSe);
+    nta_incoming_treply(request, 422, "Session Interval Too Small",
+                        SIPTAG_MIN_SE_STR(value.c_str()), TAG_END());
+    nta_incoming_destroy(request);
+    return true;
   }
 
   void postLocal(std::function<void()> task) {

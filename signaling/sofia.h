@@ -4,6 +4,7 @@
 
 #define SU_ROOT_MAGIC_T void
 #define SU_WAKEUP_ARG_T void
+#define SU_TIMER_ARG_T void
 #define NTA_AGENT_MAGIC_T void
 #define NTA_LEG_MAGIC_T void
 #define NTA_INCOMING_MAGIC_T void
