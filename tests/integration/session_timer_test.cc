@@ -1,7 +1,8 @@
 // RFC 4028 session timers through the B2BUA, with a 4 s interval and a Min-SE of 2 s: peers
 // that refresh keep their call past the interval, the SBC refreshes the legs where it is
-// the refresher, a peer that does not refresh gets its call ended, and a too short
-// interval is refused with 422. SIPp plays the trunk (127.0.0.2) and the core (127.0.0.3).
+// the refresher, a peer that does not refresh gets its call ended, a refresh answered 481
+// ends the call, and a too short interval is refused with 422. SIPp plays the trunk
+// (127.0.0.2) and the core (127.0.0.3).
 
 #include <chrono>
 #include <string>
@@ -56,6 +57,17 @@ TEST_F(SessionTimers, SilentPeerGetsTheCallEnded) {
   const auto took = std::chrono::steady_clock::now() - start;
   EXPECT_LT(took, 6s);
   EXPECT_EQ(sessionTimer("expired"), 1);
+  expectNoActiveCalls();
+}
+
+// Proves: a session refresh of the SBC's own answered 481 (the peer lost the dialog) ends
+// the call: BYE to both sides, counted, slot freed.
+TEST_F(SessionTimers, RefreshAnswered481EndsTheCall) {
+  startSbc(10);
+  callThrough("uas_session_refresh_481.xml", "uac_wait_sbc_bye.xml");
+  EXPECT_EQ(sessionTimer("refresh_failed"), 1);
+  EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"aborted\",trunk=\"alpha\"}"),
+            1);
   expectNoActiveCalls();
 }
 
