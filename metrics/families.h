@@ -38,7 +38,8 @@ enum class Source : unsigned char { stored, sampled };
   X(sessionTimerTotal, "sbc_session_timer_total", counter, stored, "trunk,result",           \
     "RFC 4028 session timer events of calls on a trunk, by result: refreshed (the SBC's "   \
     "refresh answered 2xx), expired (a peer did not refresh; call ended), refresh_failed "  \
-    "(the SBC's refresh answered 408/481; call ended)")                                     \
+    "(the SBC's refresh answered 408/481; call ended), unsupported (refresh answered "      \
+    "405/501; that leg no longer refreshed)")                                               \
   X(unknownSourceTotal, "sbc_unknown_source_total", counter, stored, "realm",                \
     "SIP requests whose source address is in no trunk's prefixes (and no registered line)")  \
   X(sipRequestsTotal, "sbc_sip_requests_total", counter, stored, "realm,method",             \

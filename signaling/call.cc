@@ -887,13 +887,22 @@ int Call::onSessionRefreshResponse(void* magic, nta_outgoing_t* request, const s
     call.sessionTimers_->refreshed(refresh.leg, sip);
     return 0;
   }
-  // The dialog is gone on that side, or the peer is unreachable (RFC 4028 section 10);
-  // any other refusal (491 glare, 501) leaves the session to its peer's own timer.
+  // The dialog is gone on that side, or the peer is unreachable (RFC 4028 section 10).
   if (status == 408 || status == 481) {
     log::info("call", "call ", call.id_, ": session refresh on the ",
               dataplane::toString(refresh.leg), " answered ", status, "; ending the call");
     call.countSessionTimer("refresh_failed");
     call.terminate(metrics::CallResult::aborted, "session_refresh_failed");
+    return 0;
+  }
+  // A peer without UPDATE will refuse every refresh the same way: the SBC stops refreshing
+  // that leg (media timeouts still end a dead call). Anything else (491 glare, 500) is
+  // tried again a quarter interval later.
+  if (status == 405 || status == 501) {
+    log::info("call", "call ", call.id_, ": the ", dataplane::toString(refresh.leg),
+              " does not take UPDATE (", status, "); its session is no longer refreshed");
+    call.countSessionTimer("unsupported");
+    call.sessionTimers_->stopLeg(refresh.leg);
     return 0;
   }
   call.sessionTimers_->retryRefresh(refresh.leg);

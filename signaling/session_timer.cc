@@ -143,6 +143,12 @@ void SessionTimers::retryRefresh(dataplane::Realm realm) {
   arm(state, state.intervalS * 1000 / 4);
 }
 
+void SessionTimers::stopLeg(dataplane::Realm realm) {
+  Leg& state = leg(realm);
+  state.intervalS = 0;
+  if (state.timer != nullptr) su_timer_reset(state.timer);
+}
+
 void SessionTimers::stop() {
   stopped_ = true;
   for (auto& state : legs_) {

@@ -63,6 +63,8 @@ class SessionTimers {
   void refreshed(dataplane::Realm leg, const sip_t* response);
   // A refresh the SBC asked for did not succeed but the call goes on: ask again later.
   void retryRefresh(dataplane::Realm leg);
+  // No more session timer on `leg` (its peer cannot be refreshed); the other leg goes on.
+  void stopLeg(dataplane::Realm leg);
 
   void stop();
 

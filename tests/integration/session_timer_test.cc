@@ -71,6 +71,18 @@ TEST_F(SessionTimers, RefreshAnswered481EndsTheCall) {
   expectNoActiveCalls();
 }
 
+// Proves: a peer that answers the SBC's UPDATE refresh with 501 is not asked again (its
+// scenario fails on a second UPDATE) and keeps its call; the other leg is still refreshed.
+TEST_F(SessionTimers, PeerWithoutUpdateIsNotRefreshedAgain) {
+  startSbc(10);
+  callThrough("uas_session_update_501.xml", "uac_refreshed_by_sbc.xml");
+  EXPECT_EQ(sessionTimer("unsupported"), 1);
+  EXPECT_EQ(sessionTimer("refreshed"), 2);  // the trunk's leg, at about 2 s and 4 s
+  EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"answered\",trunk=\"alpha\"}"),
+            1);
+  expectNoActiveCalls();
+}
+
 // Proves: an INVITE asking for a Session-Expires below the SBC's Min-SE is answered 422
 // with Min-SE before admission (no slot, nothing sent to the core: nothing listens there).
 TEST_F(SessionTimers, TooShortIntervalGets422) {
