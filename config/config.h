@@ -57,6 +57,8 @@ struct Trunk {
   std::string name;
   std::vector<policy::IpPrefix> sourcePrefixes;
   HostPort target;  // where calls to the trunk go
+  // Request-URI user prefixes routing core calls to this trunk (longest across trunks wins).
+  std::vector<std::string> dialPrefixes;
   std::optional<Credentials> challenge;  // the SBC challenges the trunk with these
   std::optional<Credentials> answer;     // the SBC answers the trunk's challenges with these
   std::uint32_t maxConcurrentCalls = 0;

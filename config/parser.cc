@@ -37,6 +37,7 @@ using libconfig::Setting;
 constexpr std::size_t kMaxConfigBytes = std::size_t{16} << 20;
 // Longest trunk name: it becomes a metric label and a log field.
 constexpr std::size_t kMaxTrunkNameLength = 64;
+constexpr std::size_t kMaxDialPrefixLength = 32;
 constexpr std::size_t kMaxHeaderNameLength = 64;
 constexpr std::size_t kMaxCredentialLength = 256;
 // A trunk's limits when the file gives none (Trunk's own defaults are "no limit set").
@@ -988,6 +989,16 @@ class Parser {
     }
   }
 
+  // The start of a Request-URI user part: digits, letters, and what dial strings use. Empty
+  // matches every user (a default route).
+  static bool validDialPrefix(std::string_view prefix) {
+    return prefix.size() <= kMaxDialPrefixLength &&
+           std::all_of(prefix.begin(), prefix.end(), [](char c) {
+             return std::isalnum(static_cast<unsigned char>(c)) ||
+                    std::string_view("+*#.-_").find(c) != std::string_view::npos;
+           });
+  }
+
   static bool validTrunkName(std::string_view name) {
     return !name.empty() && name.size() <= kMaxTrunkNameLength &&
            std::all_of(name.begin(), name.end(), [](char c) {
@@ -1059,8 +1070,9 @@ class Parser {
       std::string path;
     };
     std::map<PrefixKey, PrefixUse> prefixes;
+    std::map<std::string, PrefixUse> dialPrefixes;
     for (const Node& item : *items) {
-      if (!v_.group(item, {"name", "source_prefixes", "target", "max_calls",
+      if (!v_.group(item, {"name", "source_prefixes", "dial_prefixes", "target", "max_calls",
                            "max_calls_per_second", "call_rate_burst", "trusted", "challenge",
                            "answer"})) {
         continue;
@@ -1110,6 +1122,32 @@ class Parser {
               continue;
             }
             trunk.sourcePrefixes.push_back(*prefix);
+          }
+        }
+      }
+      if (const auto dialNode = Validator::member(item, "dial_prefixes")) {
+        if (const auto texts = v_.strings(*dialNode)) {
+          for (const auto& [node, text] : *texts) {
+            if (!validDialPrefix(text)) {
+              v_.fail(node, "not a dial prefix: " + quote(text) + " (0.." +
+                                std::to_string(kMaxDialPrefixLength) +
+                                " characters of 0-9 A-Z a-z + * # . - _)");
+              continue;
+            }
+            const auto [it, inserted] =
+                dialPrefixes.emplace(text, PrefixUse{&item, trunk.name, node.path});
+            if (!inserted) {
+              if (it->second.trunk == &item) {
+                v_.fail(node, "dial prefix " + quote(text) + " is listed twice (also " +
+                                  it->second.path + ")");
+              } else {
+                v_.fail(node, "dial prefix " + quote(text) + " is already used by trunk " +
+                                  quote(it->second.name) + " (" + it->second.path +
+                                  "); a dial prefix must route to one trunk");
+              }
+              continue;
+            }
+            trunk.dialPrefixes.push_back(text);
           }
         }
       }

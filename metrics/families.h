@@ -40,6 +40,9 @@ enum class Source : unsigned char { stored, sampled };
     "refresh answered 2xx), expired (a peer did not refresh; call ended), refresh_failed "  \
     "(the SBC's refresh answered 408/481; call ended), unsupported (refresh answered "      \
     "405/501; that leg no longer refreshed)")                                               \
+  X(unroutedCallsTotal, "sbc_unrouted_calls_total", counter, stored, "reason",            \
+    "Initial INVITEs from the core routed to no trunk (answered 404), by reason: no_route, " \
+    "unknown_trunk")                                                                         \
   X(unknownSourceTotal, "sbc_unknown_source_total", counter, stored, "realm",                \
     "SIP requests whose source address is in no trunk's prefixes (and no registered line)")  \
   X(sipRequestsTotal, "sbc_sip_requests_total", counter, stored, "realm,method",             \

@@ -20,6 +20,7 @@
 
 #include "common/log.h"
 #include "signaling/call.h"
+#include "signaling/dial_plan.h"
 #include "signaling/sofia.h"
 #include "signaling/source_limiter.h"
 #include "signaling/trunk_auth.h"
@@ -82,6 +83,7 @@ struct SignalingPlane::Impl {
        metrics::Metrics& metricsIn, std::shared_ptr<dataplane::MediaRelay> relayIn)
       : settings(config),
         trunks(config.trunks),
+        dialPlan(trunks),
         policy(std::move(policyIn)),
         metrics(metricsIn),
         relay(std::move(relayIn)),
@@ -97,6 +99,9 @@ struct SignalingPlane::Impl {
       if (const auto address = policy::IpAddress::parse(hop.host)) {
         coreAddresses.push_back(*address);
       }
+    }
+    for (const char* reason : {"no_route", "unknown_trunk"}) {
+      metrics.counter(metrics::FamilyId::unroutedCallsTotal).Add({{"reason", reason}});
     }
     wakeFd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (wakeFd < 0) throw std::runtime_error("signaling: eventfd failed");
@@ -347,8 +352,9 @@ struct SignalingPlane::Impl {
   }
 
   // An initial INVITE from a core next hop: routed to the trunk its Request-URI names with
-  // a `trunk=NAME` parameter (404 without one, or for a trunk not configured), admitted
-  // against that trunk's ceilings, sent to the trunk's target.
+  // a `trunk=NAME` parameter, or else to the trunk with the longest dial prefix of the
+  // Request-URI user (404 when neither finds a configured trunk), admitted against that
+  // trunk's ceilings, sent to the trunk's target.
   void startCoreCall(nta_agent_t* agent, msg_t* msg, sip_t* sip) {
     const auto received = std::chrono::steady_clock::now();
     const auto refuse = [&](int status, const char* phrase, bool retry) {
@@ -359,20 +365,36 @@ struct SignalingPlane::Impl {
                           TAG_IF(retry, SIPTAG_RETRY_AFTER_STR("5")), TAG_END());
       nta_incoming_destroy(request);
     };
+    const auto unrouted = [&](const char* reason) {
+      metrics.counter(metrics::FamilyId::unroutedCallsTotal).Add({{"reason", reason}}).Increment();
+      refuse(404, "Not Found", false);
+    };
+    // An explicit `;trunk=NAME` decides; otherwise the longest dial prefix of the user.
     char name[128] = "";
     const url_t* uri = sip->sip_request->rq_url;
-    if (uri == nullptr || uri->url_params == nullptr ||
-        url_param(uri->url_params, "trunk", name, sizeof name) == 0 || name[0] == '\0') {
-      refuse(404, "Not Found", false);
-      return;
+    const bool named = uri != nullptr && uri->url_params != nullptr &&
+                       url_param(uri->url_params, "trunk", name, sizeof name) != 0;
+    std::vector<config::Trunk>::const_iterator configured = trunks.end();
+    if (named) {
+      configured = std::find_if(trunks.begin(), trunks.end(),
+                                [&](const config::Trunk& trunk) { return trunk.name == name; });
+      if (configured == trunks.end()) {
+        unrouted("unknown_trunk");
+        return;
+      }
+    } else {
+      const char* user = uri != nullptr ? uri->url_user : nullptr;
+      const auto index = dialPlan.route(user != nullptr ? user : "");
+      if (!index) {
+        unrouted("no_route");
+        return;
+      }
+      configured = trunks.begin() + static_cast<std::ptrdiff_t>(*index);
     }
     const auto snapshot = policy->current();
-    const auto trunkIndex = snapshot->findTrunkByName(name);
-    const auto configured =
-        std::find_if(trunks.begin(), trunks.end(),
-                     [&](const config::Trunk& trunk) { return trunk.name == name; });
-    if (!trunkIndex || configured == trunks.end()) {
-      refuse(404, "Not Found", false);
+    const auto trunkIndex = snapshot->findTrunkByName(configured->name);
+    if (!trunkIndex) {
+      unrouted("unknown_trunk");  // not in the policy yet: a reload is half-way through
       return;
     }
     if (refuseShortSession(realms[1], agent, msg, sip)) {
@@ -470,6 +492,7 @@ struct SignalingPlane::Impl {
 
   const config::Config settings;  // as at start-up; reloads change only `trunks` below
   std::vector<config::Trunk> trunks;  // the latest reload's, signaling thread only
+  DialPlan dialPlan;                  // routes core calls to `trunks`; rebuilt with them
   std::optional<TrunkAuthenticator> authenticator;  // made on the signaling thread
   std::shared_ptr<policy::Policy> policy;
   metrics::Metrics& metrics;
@@ -525,6 +548,7 @@ void SignalingPlane::post(std::function<void()> task) { impl_->postLocal(std::mo
 void SignalingPlane::updateTrunks(std::vector<config::Trunk> trunks) {
   post([impl = impl_.get(), trunks = std::move(trunks)]() mutable {
     impl->trunks = std::move(trunks);
+    impl->dialPlan = DialPlan(impl->trunks);
     impl->authenticator->update(impl->trunks);
   });
 }

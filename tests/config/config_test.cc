@@ -93,10 +93,12 @@ TEST(ExampleConfig, LoadsWithTheDocumentedValues) {
   EXPECT_EQ(acme.challenge->username, "acme");
   EXPECT_EQ(acme.challenge->realm, "sbc.example.net");
   EXPECT_FALSE(acme.answer.has_value());
+  EXPECT_EQ(acme.dialPrefixes, (std::vector<std::string>{"+4930", "004930"}));
   const Trunk& globex = c.trunks[1];
   EXPECT_EQ(globex.name, "globex");
   EXPECT_EQ(globex.target.port, 5070);
   EXPECT_EQ(globex.target.transport, Transport::tcp);
+  EXPECT_EQ(globex.dialPrefixes, (std::vector<std::string>{"+493012"}));
   EXPECT_DOUBLE_EQ(globex.maxCallsPerSecond, 2.5);
   EXPECT_TRUE(globex.trusted);
   ASSERT_TRUE(globex.answer.has_value());
@@ -282,6 +284,22 @@ trunks = ( { name = "wide"; source_prefixes = [ "10.0.0.0/8", "2001:db8::/32" ];
            { name = "host"; source_prefixes = [ "10.1.2.3/32" ]; target = { host = "10.1.2.3"; }; } );
 )"));
   EXPECT_EQ(c.trunks.size(), 3u);
+}
+
+// Dial prefixes: kept in order; nested ones in different trunks and the empty default are
+// fine (the longest match decides); without the setting a trunk has none.
+TEST(Values, DialPrefixes) {
+  const Config c = parse(withMinimal(R"(
+trunks = ( { name = "berlin"; source_prefixes = [ "10.0.0.1" ]; target = { host = "10.0.0.1"; };
+             dial_prefixes = [ "+4930", "004930" ]; },
+           { name = "berlin-mitte"; source_prefixes = [ "10.0.0.2" ]; target = { host = "10.0.0.2"; };
+             dial_prefixes = [ "+49302", "*77#", "" ]; },
+           { name = "none"; source_prefixes = [ "10.0.0.3" ]; target = { host = "10.0.0.3"; }; } );
+)"));
+  ASSERT_EQ(c.trunks.size(), 3u);
+  EXPECT_EQ(c.trunks[0].dialPrefixes, (std::vector<std::string>{"+4930", "004930"}));
+  EXPECT_EQ(c.trunks[1].dialPrefixes, (std::vector<std::string>{"+49302", "*77#", ""}));
+  EXPECT_TRUE(c.trunks[2].dialPrefixes.empty());
 }
 
 // Both realms may share one media address when their port ranges are apart.

@@ -467,6 +467,39 @@ TEST(Duplicates, SamePrefixTwiceInOneTrunk) {
             "prefix '192.0.2.0/24' is listed twice (also trunks.[0].source_prefixes.[0])");
 }
 
+// A dial prefix routes to one trunk: the same prefix in two trunks, or twice in one, is
+// refused naming the other use; a prefix with characters no dial string has, or too long,
+// or not a string, is refused.
+TEST(Duplicates, DialPrefixes) {
+  const std::string text = withMinimal(R"(trunks = (
+  { name = "a"; source_prefixes = [ "192.0.2.0/24" ]; target = { host = "192.0.2.1"; }; dial_prefixes = [ "+4930", "0030", "+4930" ]; },
+  { name = "b"; source_prefixes = [ "10.0.0.0/8" ]; target = { host = "10.0.0.1"; }; dial_prefixes = [ "0030", "+49 30", "123456789012345678901234567890123" ]; }
+);
+)");
+  const auto errors = errorsOf(text);
+  EXPECT_EQ(errorFor(errors, "trunks.[0].dial_prefixes.[2]").toString(),
+            "test.cfg:7: trunks.[0].dial_prefixes.[2]: dial prefix '+4930' is listed twice "
+            "(also trunks.[0].dial_prefixes.[0])");
+  EXPECT_EQ(errorFor(errors, "trunks.[1].dial_prefixes.[0]").toString(),
+            "test.cfg:8: trunks.[1].dial_prefixes.[0]: dial prefix '0030' is already used by "
+            "trunk 'a' (trunks.[0].dial_prefixes.[1]); a dial prefix must route to one trunk");
+  EXPECT_EQ(errorFor(errors, "trunks.[1].dial_prefixes.[1]").reason,
+            "not a dial prefix: '+49 30' (0..32 characters of 0-9 A-Z a-z + * # . - _)");
+  EXPECT_EQ(errorFor(errors, "trunks.[1].dial_prefixes.[2]").reason,
+            "not a dial prefix: '123456789012345678901234567890123' (0..32 characters of 0-9 "
+            "A-Z a-z + * # . - _)");
+  EXPECT_EQ(errors.size(), 4u) << dump(errors);
+}
+
+// dial_prefixes must be an array of strings.
+TEST(WrongType, DialPrefixes) {
+  const auto errors = errorsOf(withMinimal(R"(trunks = (
+  { name = "a"; source_prefixes = [ "192.0.2.0/24" ]; target = { host = "192.0.2.1"; }; dial_prefixes = "+4930"; } );
+)"));
+  ASSERT_EQ(errors.size(), 1u) << dump(errors);
+  EXPECT_EQ(errors[0].setting, "trunks.[0].dial_prefixes");
+}
+
 // Two listens on one address, port and transport cannot both bind, across realms too.
 TEST(Duplicates, SipListens) {
   const std::string text = R"(realms = {

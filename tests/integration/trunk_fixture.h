@@ -69,7 +69,8 @@ trunks = ( { name = "alpha"; source_prefixes = [ "127.0.0.2/32" ];
              target = { host = "127.0.0.2"; port = )" + std::to_string(trunkPort_) +
                                R"(; transport = ")" + accessTransport_ + R"("; };
              max_calls = )" + std::to_string(maxCalls) +
-                               R"(; max_calls_per_second = 1000.0; )" + trunkExtra_ + R"( } );
+                               R"(; max_calls_per_second = 1000.0; )" + trunkExtra_ + R"( } )" +
+                               extraTrunks_ + R"( );
 sip = { t1_ms = 50; t1x64_ms = 2000; )" + sipExtra_ + R"( };
 drain = { timeout_s = )" + std::to_string(drainSeconds) + R"(; };
 metrics = { listen = "127.0.0.1:0"; };
@@ -190,6 +191,8 @@ control = { socket = ")" + dir_.file("sbcd.sock") +
   std::string trunkExtra_;
   std::string sipExtra_;
   std::string extraConfig_;
+  // More trunks after alpha, each written as `, { name = ...; }`.
+  std::string extraTrunks_;
   // "udp" or "tcp": the access realm's listen and trunk alpha's target, and the core
   // realm's listen and next hop; SIPp plays each side on the same transport.
   std::string accessTransport_ = "udp";
