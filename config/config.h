@@ -107,6 +107,9 @@ struct Config {
   Realm access;
   Realm core;
   std::vector<HostPort> coreNextHops;  // priority order; also the registrar for lines
+  // A next hop that has not answered an INVITE at all (not even 100 Trying) within this
+  // time is passed over for the next one; 0 = only Timer B (t1x64) gives up on a hop.
+  std::uint32_t coreFailoverTimeoutMs = 2000;
   Media media;
   Dpdk dpdk;
   std::vector<Trunk> trunks;

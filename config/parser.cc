@@ -752,9 +752,10 @@ class Parser {
 
   void parseCore(const Node& root, Config& config) {
     const auto core = v_.required(root, "core");
-    if (!core || !v_.group(*core, {"next_hops"})) {
+    if (!core || !v_.group(*core, {"next_hops", "failover_timeout_ms"})) {
       return;
     }
+    v_.readInteger(*core, "failover_timeout_ms", 0, 600000, config.coreFailoverTimeoutMs);
     const auto hops = v_.required(*core, "next_hops");
     if (!hops) {
       return;

@@ -40,6 +40,7 @@ std::vector<std::string> restartOnlyChanges(const config::Config& running,
   note(running.access.media != loaded.access.media, "realms.access.media");
   note(running.core.media != loaded.core.media, "realms.core.media");
   note(running.coreNextHops != loaded.coreNextHops, "core.next_hops");
+  note(running.coreFailoverTimeoutMs != loaded.coreFailoverTimeoutMs, "core.failover_timeout_ms");
   note(running.media != loaded.media, "media");
   note(running.dpdk.ealArgs != loaded.dpdk.ealArgs, "dpdk.eal_args");
   note(running.dpdk.ports != loaded.dpdk.ports, "dpdk.ports");

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string>
 #include <strings.h>
+#include <utility>
 
 #include "common/log.h"
 #include "signaling/header_allow_list.h"
@@ -72,7 +73,7 @@ void CallEnvironment::countResponse(const char* realm, int code) const {
 
 Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
            std::vector<policy::IpPrefix> trunkPrefixes, policy::CallSlot slot, msg_t* invite,
-           sip_t* sip, dataplane::Realm callerRealm, const config::HostPort& target,
+           sip_t* sip, dataplane::Realm callerRealm, CallRoute route,
            bool trustedTrunk)
     : environment_(environment),
       id_(id),
@@ -84,7 +85,8 @@ Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
                                                      ? metrics::CallDirection::fromTrunk
                                                      : metrics::CallDirection::toTrunk)),
       received_(std::chrono::steady_clock::now()),
-      slot_(std::move(slot)) {
+      slot_(std::move(slot)),
+      route_(std::move(route)) {
   // A trusted trunk shares the core's trust domain (RFC 3325): the asserted identity
   // crosses both ways. Towards or from any other trunk it is removed.
   if (trustedTrunk) passedHeaders_.emplace_back("P-Asserted-Identity");
@@ -99,7 +101,7 @@ Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
   }
   callerInvite_ = nta_incoming_create(agentOf(callerRealm_), callerLeg_, invite, sip,
                                       TAG_END());
-  if (callerInvite_ == nullptr || callerLeg_ == nullptr) {
+  if (callerInvite_ == nullptr || callerLeg_ == nullptr || route_.targets.empty()) {
     log::error("call", "cannot create the caller's dialog; call dropped");
     finish(metrics::CallResult::aborted, "internal_error");
     return;
@@ -113,17 +115,18 @@ Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
       callerRealm_, [this](dataplane::Realm leg) { refreshSession(leg); },
       [this](dataplane::Realm leg) { sessionExpired(leg); });
   sessionTimers_->callerOffered(sip);
+  callerTakesReliable_ = sip_has_feature(sip->sip_supported, "100rel") ||
+                         sip_has_feature(sip->sip_require, "100rel");
 
-  const unsigned long hopsLeft = hopsLeftIn(sip);
-  if (hopsLeft == 0) {
+  hopsLeft_ = hopsLeftIn(sip);
+  if (hopsLeft_ == 0) {
     replyCaller(483, "Too Many Hops", nullptr);
     finish(metrics::CallResult::refused, "too_many_hops");
     return;
   }
 
-  std::string offer;
   std::string mediaError;
-  if (!anchorOffer(sip, offer, mediaError)) {
+  if (!anchorOffer(sip, calleeOffer_, mediaError)) {
     log::warning("call", "call ", id_, " (trunk ", trunk_, ", from the ",
                  dataplane::toString(callerRealm_), ") refused: ", mediaError);
     const bool noPorts = mediaError == "no media ports left";
@@ -132,50 +135,147 @@ Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
     finish(metrics::CallResult::refused, noPorts ? "no_media_ports" : "bad_sdp");
     return;
   }
-
-  // The callee's dialog, built from nothing of the caller's but the dialled user: new
-  // Call-ID (nta makes one), tags, Via, Contact; From and To at the SBC's and the target's
-  // addresses.
-  const auto& hop = target;
-  const auto& ourCore = (calleeRealm() == dataplane::Realm::core ? environment_.settings->core
-                                                                 : environment_.settings->access)
-                            .sip.front();
+  // Nothing of the caller's crosses but the dialled and the calling user.
   const char* user = sip->sip_request->rq_url->url_user;
   const char* caller = sip->sip_from->a_url->url_user;
-  const std::string userPart = user != nullptr ? std::string(user) + "@" : "";
-  const std::string requestUri = "sip:" + userPart + hostForUri(hop.host) + ":" +
-                                 std::to_string(hop.port) +
-                                 ";transport=" + config::toString(hop.transport);
-  const std::string from = "<sip:" + (caller != nullptr ? std::string(caller) + "@" : "") +
-                           hostForUri(ourCore.address) + ">";
-  const std::string to = "<sip:" + userPart + hostForUri(hop.host) + ">";
-  calleeLeg_ = nta_leg_tcreate(agentOf(calleeRealm()), &Call::onCalleeRequest, this,
-                               SIPTAG_FROM_STR(from.c_str()), SIPTAG_TO_STR(to.c_str()),
-                               TAG_END());
-  if (calleeLeg_ != nullptr) nta_leg_tag(calleeLeg_, nullptr);
-  const std::string maxForwards = std::to_string(hopsLeft - 1);
-  const std::string passed = allowedHeaderLines(sip, passedHeaders_);
-  const std::string sessionExpires = sessionTimers_->calleeSessionExpires();
-  const std::string minSe = sessionTimers_->minSe();
-  const bool timers = !sessionExpires.empty();
-  calleeInvite_ =
-      calleeLeg_ == nullptr
-          ? nullptr
-          : nta_outgoing_tcreate(calleeLeg_, &Call::onCalleeResponse, this, nullptr,
-                                 SIP_METHOD_INVITE, URL_STRING_MAKE(requestUri.c_str()),
-                                 SIPTAG_CONTACT(nta_agent_contact(agentOf(calleeRealm()))),
-                                 SIPTAG_MAX_FORWARDS_STR(maxForwards.c_str()),
-                                 TAG_IF(!passed.empty(), SIPTAG_HEADER_STR(passed.c_str())),
-                                 TAG_IF(timers, SIPTAG_SUPPORTED_STR("timer")),
-                                 TAG_IF(timers, SIPTAG_SESSION_EXPIRES_STR(sessionExpires.c_str())),
-                                 TAG_IF(timers, SIPTAG_MIN_SE_STR(minSe.c_str())),
-                                 TAG_IF(!offer.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
-                                 TAG_IF(!offer.empty(), SIPTAG_PAYLOAD_STR(offer.c_str())),
-                                 TAG_END());
-  if (calleeInvite_ == nullptr) {
+  calledUser_ = user != nullptr ? user : "";
+  callingUser_ = caller != nullptr ? caller : "";
+  calleeHeaders_ = allowedHeaderLines(sip, passedHeaders_);
+  retryTimer_ = su_timer_create(su_root_task(environment_.root), 0);
+  if (retryTimer_ == nullptr || !sendCalleeInvite(nullptr)) {
     replyCaller(500, "Internal Server Error", nullptr);
     finish(metrics::CallResult::aborted, "internal_error");
   }
+}
+
+bool Call::sendCalleeInvite(const msg_header_t* credentials) {
+  // The callee's dialog, built from nothing of the caller's but the dialled user: new
+  // Call-ID (nta makes one), tags, Via, Contact; From and To at the SBC's and the target's
+  // addresses. Credentials go to the same hop on the same dialog (CSeq + 1).
+  const auto& hop = route_.targets[hop_];
+  const auto& ours = (calleeRealm() == dataplane::Realm::core ? environment_.settings->core
+                                                              : environment_.settings->access)
+                         .sip.front();
+  const std::string userPart = calledUser_.empty() ? "" : calledUser_ + "@";
+  calleeRequestUri_ = "sip:" + userPart + hostForUri(hop.host) + ":" +
+                      std::to_string(hop.port) + ";transport=" + config::toString(hop.transport);
+  if (calleeLeg_ == nullptr) {
+    const std::string from = "<sip:" + (callingUser_.empty() ? "" : callingUser_ + "@") +
+                             hostForUri(ours.address) + ">";
+    const std::string to = "<sip:" + userPart + hostForUri(hop.host) + ">";
+    calleeLeg_ = nta_leg_tcreate(agentOf(calleeRealm()), &Call::onCalleeRequest, this,
+                                 SIPTAG_FROM_STR(from.c_str()), SIPTAG_TO_STR(to.c_str()),
+                                 TAG_END());
+    if (calleeLeg_ == nullptr) return false;
+    nta_leg_tag(calleeLeg_, nullptr);
+  }
+  const std::string maxForwards = std::to_string(hopsLeft_ - 1);
+  const std::string sessionExpires = sessionTimers_->calleeSessionExpires();
+  const std::string minSe = sessionTimers_->minSe();
+  const bool timers = !sessionExpires.empty();
+  calleeInvite_ = nullptr;  // a response reported from inside tcreate sets it
+  nta_outgoing_t* invite = nta_outgoing_tcreate(
+      calleeLeg_, &Call::onCalleeResponse, this, nullptr, SIP_METHOD_INVITE,
+      URL_STRING_MAKE(calleeRequestUri_.c_str()),
+      SIPTAG_CONTACT(nta_agent_contact(agentOf(calleeRealm()))),
+      SIPTAG_MAX_FORWARDS_STR(maxForwards.c_str()), NTATAG_REL100(1),
+      TAG_IF(!calleeHeaders_.empty(), SIPTAG_HEADER_STR(calleeHeaders_.c_str())),
+      TAG_IF(timers, SIPTAG_SUPPORTED_STR("timer")),
+      TAG_IF(timers, SIPTAG_SESSION_EXPIRES_STR(sessionExpires.c_str())),
+      TAG_IF(timers, SIPTAG_MIN_SE_STR(minSe.c_str())),
+      TAG_IF(credentials != nullptr,
+             SIPTAG_HEADER(reinterpret_cast<const sip_header_t*>(credentials))),
+      TAG_IF(!calleeOffer_.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
+      TAG_IF(!calleeOffer_.empty(), SIPTAG_PAYLOAD_STR(calleeOffer_.c_str())), TAG_END());
+  if (invite == nullptr) return false;
+  calleeInvite_ = invite;
+  if (route_.silentHopTimeoutMs > 0 && hop_ + 1 < route_.targets.size() &&
+      retry_ == Retry::none) {
+    scheduleRetry(Retry::nextHop, route_.silentHopTimeoutMs);
+  }
+  return true;
+}
+
+void Call::scheduleRetry(Retry retry, std::uint32_t delayMs) {
+  retry_ = retry;
+  su_timer_set_interval(retryTimer_, &Call::onRetryTimer, this, delayMs);
+}
+
+void Call::onRetryTimer(void*, su_timer_t*, void* arg) { static_cast<Call*>(arg)->retry(); }
+
+void Call::retry() {
+  const Retry retry = std::exchange(retry_, Retry::none);
+  if (calleeInvite_ == nullptr || (state_ != State::calling && state_ != State::early)) return;
+  const int status = nta_outgoing_status(calleeInvite_);
+  if (retry == Retry::nextHop) {
+    // A silent hop is passed over only if it sent nothing at all; one that is trying (100)
+    // or ringing keeps the call.
+    if (state_ != State::calling || (status >= 100 && status < 200)) return;
+    const auto& failed = route_.targets[hop_];
+    log::warning("call", "call ", id_, ": next hop ", failed.host, ":", failed.port, " ",
+                 status == 0 ? "did not answer" : "failed with " + std::to_string(status),
+                 "; trying the next one");
+    // Nothing was received from a silent hop, so there is nothing to CANCEL (RFC 3261 9.1).
+    nta_outgoing_destroy(calleeInvite_);
+    calleeInvite_ = nullptr;
+    nta_leg_destroy(calleeLeg_);
+    calleeLeg_ = nullptr;
+    ++hop_;
+    challengeAnswered_ = false;
+    if (authHome_ != nullptr) su_home_unref(authHome_);
+    authHome_ = nullptr;
+    authClient_ = nullptr;
+  } else if (retry == Retry::withCredentials) {
+    nta_outgoing_destroy(calleeInvite_);
+    calleeInvite_ = nullptr;
+  } else {
+    return;
+  }
+  const msg_header_t* credentials = std::exchange(pendingCredentials_, nullptr);
+  if (!sendCalleeInvite(retry == Retry::withCredentials ? credentials : nullptr)) {
+    replyCaller(500, "Internal Server Error", nullptr);
+    finish(metrics::CallResult::aborted, "internal_error");
+  }
+}
+
+bool Call::mayTryNextHop(int status) const {
+  // Only a hop that never took the call (no provisional beyond 100) is passed over.
+  return (status == 503 || status == 408) && state_ == State::calling &&
+         hop_ + 1 < route_.targets.size();
+}
+
+bool Call::prepareCredentials(int status, const sip_t* sip) {
+  if (!route_.credentials || challengeAnswered_ || sip == nullptr) return false;
+  const msg_auth_t* challenge =
+      status == 401 ? sip->sip_www_authenticate : sip->sip_proxy_authenticate;
+  msg_hclass_t* credentialClass =
+      status == 401 ? sip_authorization_class : sip_proxy_authorization_class;
+  if (challenge == nullptr) return false;
+  if (authHome_ == nullptr) authHome_ = static_cast<su_home_t*>(su_home_new(sizeof(su_home_t)));
+  if (authHome_ == nullptr) return false;
+  if (auc_challenge(&authClient_, authHome_, challenge, credentialClass) < 0) return false;
+  const auto& credentials = *route_.credentials;
+  // The challenge's realm is kept quoted, as it appears in the header.
+  const std::string realm = "\"" + credentials.realm + "\"";
+  if (auc_all_credentials(&authClient_, "Digest",
+                          credentials.realm.empty() ? nullptr : realm.c_str(),
+                          credentials.username.c_str(), credentials.password.c_str()) <= 0) {
+    log::warning("call", "call ", id_, ": the trunk's challenge names a realm its configured "
+                 "credentials are not for");
+    return false;
+  }
+  url_t* uri = url_make(authHome_, calleeRequestUri_.c_str());
+  sip_payload_t* body =
+      calleeOffer_.empty() ? nullptr : sip_payload_make(authHome_, calleeOffer_.c_str());
+  msg_header_t* headers = nullptr;
+  if (uri == nullptr ||
+      auc_authorization_headers(&authClient_, authHome_, "INVITE", uri, body, &headers) <= 0 ||
+      headers == nullptr) {
+    return false;
+  }
+  pendingCredentials_ = headers;
+  challengeAnswered_ = true;
+  return true;
 }
 
 Call::~Call() {
@@ -188,9 +288,12 @@ Call::~Call() {
   if (calleeInvite_ != nullptr) nta_outgoing_destroy(calleeInvite_);
   if (callerLeg_ != nullptr) nta_leg_destroy(callerLeg_);
   if (calleeLeg_ != nullptr) nta_leg_destroy(calleeLeg_);
+  if (retryTimer_ != nullptr) su_timer_destroy(retryTimer_);
+  if (authHome_ != nullptr) su_home_unref(authHome_);
 }
 
-void Call::replyCaller(int status, const char* phrase, const sip_t* response) {
+void Call::replyCaller(int status, const char* phrase, const sip_t* response,
+                       bool reliable) {
   if (callerInvite_ == nullptr || nta_incoming_status(callerInvite_) >= 200) return;
   // A response carrying the callee's SDP is anchored and rewritten for the trunk first.
   std::string body;
@@ -221,16 +324,26 @@ void Call::replyCaller(int status, const char* phrase, const sip_t* response) {
     sessionExpires = sessionTimers_->sessionExpires(callerRealm_, false);
   }
   const bool timers = !sessionExpires.empty();
-  nta_incoming_treply(
-      callerInvite_, status, phrase,
-      TAG_IF(dialogue, SIPTAG_CONTACT(nta_agent_contact(agentOf(callerRealm_)))),
-      TAG_IF(!passed.empty(), SIPTAG_HEADER_STR(passed.c_str())),
-      TAG_IF(timers, SIPTAG_SUPPORTED_STR("timer")),
-      TAG_IF(timers, SIPTAG_SESSION_EXPIRES_STR(sessionExpires.c_str())),
-      TAG_IF(timers && sessionTimers_->callerRefreshes(), SIPTAG_REQUIRE_STR("timer")),
-      TAG_IF(!body.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
-      TAG_IF(!body.empty(), SIPTAG_PAYLOAD_STR(body.c_str())),
-      TAG_IF(status == 503, SIPTAG_RETRY_AFTER_STR("5")), TAG_END());
+  sip_contact_t* contact = dialogue ? nta_agent_contact(agentOf(callerRealm_)) : nullptr;
+  // Reliability is per leg (RFC 3262): a provisional response the callee sent reliably is
+  // sent reliably to a caller that supports it; nta retransmits it until PRACKed and holds
+  // the final response back until then.
+  if (reliable && callerTakesReliable_ && status > 100 && status < 200) {
+    nta_reliable_treply(callerInvite_, &Call::onCallerPrack, this, status, phrase,
+                        SIPTAG_CONTACT(contact),
+                        TAG_IF(!passed.empty(), SIPTAG_HEADER_STR(passed.c_str())),
+                        TAG_IF(!body.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
+                        TAG_IF(!body.empty(), SIPTAG_PAYLOAD_STR(body.c_str())), TAG_END());
+    return;
+  }
+  nta_incoming_treply(callerInvite_, status, phrase, TAG_IF(dialogue, SIPTAG_CONTACT(contact)),
+                      TAG_IF(!passed.empty(), SIPTAG_HEADER_STR(passed.c_str())),
+                      TAG_IF(timers, SIPTAG_SUPPORTED_STR("timer")),
+                      TAG_IF(timers, SIPTAG_SESSION_EXPIRES_STR(sessionExpires.c_str())),
+                      TAG_IF(timers && sessionTimers_->callerRefreshes(), SIPTAG_REQUIRE_STR("timer")),
+                      TAG_IF(!body.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
+                      TAG_IF(!body.empty(), SIPTAG_PAYLOAD_STR(body.c_str())),
+                      TAG_IF(status == 503, SIPTAG_RETRY_AFTER_STR("5")), TAG_END());
   if (status >= 200) observeSetup();
   if (unusableAnswer) finish(metrics::CallResult::aborted, "bad_sdp_answer");
 }
@@ -424,10 +537,16 @@ void Call::releaseMedia() {
 
 int Call::onCalleeResponse(void* magic, nta_outgoing_t* request, const sip_t* sip) {
   Call& call = *static_cast<Call*>(magic);
+  if (call.calleeInvite_ == nullptr) call.calleeInvite_ = request;  // from inside tcreate
+  if (request != call.calleeInvite_) return 0;  // a transaction already given up
   const int status = nta_outgoing_status(request);
   if (status < 200) {
-    if (status > 100 && call.state_ == State::calling) call.state_ = State::early;
-    if (status > 100) call.replyCaller(status, phraseOf(status), sip);
+    if (status <= 100 || call.state_ == State::over) return 0;
+    const bool reliable = sip != nullptr && sip->sip_rseq != nullptr &&
+                          sip_has_feature(sip->sip_require, "100rel");
+    if (reliable && !call.acknowledgeReliable(sip)) return 0;
+    if (call.state_ == State::calling) call.state_ = State::early;
+    call.replyCaller(status, phraseOf(status), sip, reliable);
     return 0;
   }
   if (status < 300) {
@@ -450,9 +569,18 @@ int Call::onCalleeResponse(void* magic, nta_outgoing_t* request, const sip_t* si
     call.replyCaller(status, phraseOf(status), sip);
     return 0;
   }
-  // A final failure: nta acknowledges it; the caller hears the same status.
+  // A final failure: nta acknowledges it; the caller hears the same status unless another
+  // hop or an answer to the callee's challenge can still take the call.
   if (call.state_ == State::over) {
     call.environment_.ended(call.id_);  // the answer to our CANCEL: nothing left to wait for
+    return 0;
+  }
+  if (call.mayTryNextHop(status)) {
+    call.scheduleRetry(Retry::nextHop, 0);
+    return 0;
+  }
+  if ((status == 401 || status == 407) && call.prepareCredentials(status, sip)) {
+    call.scheduleRetry(Retry::withCredentials, 0);
     return 0;
   }
   call.replyCaller(status, phraseOf(status), sip);
@@ -460,6 +588,50 @@ int Call::onCalleeResponse(void* magic, nta_outgoing_t* request, const sip_t* si
   call.finish(status == 408 ? metrics::CallResult::timeout : metrics::CallResult::failed,
               "failed");
   return 0;
+}
+
+bool Call::acknowledgeReliable(const sip_t* sip) {
+  if (sip->sip_to == nullptr || sip->sip_to->a_tag == nullptr) return false;
+  if (!calleeTagged_) {
+    // The first reliable provisional response sets up the early dialog PRACKs belong to;
+    // the INVITE is narrowed to that fork, as nua does.
+    nta_leg_rtag(calleeLeg_, sip->sip_to->a_tag);
+    nta_leg_client_reroute(calleeLeg_, sip->sip_record_route, sip->sip_contact, 1);
+    nta_outgoing_t* tagged = nta_outgoing_tagged(calleeInvite_, &Call::onCalleeResponse, this,
+                                                 sip->sip_to->a_tag, sip->sip_rseq);
+    if (tagged == nullptr) return false;
+    nta_outgoing_destroy(calleeInvite_);
+    calleeInvite_ = tagged;
+    calleeTagged_ = true;
+  } else if (::strcasecmp(sip->sip_to->a_tag, nta_leg_get_rtag(calleeLeg_)) != 0) {
+    return true;  // another fork's: relayed, but only the first early dialog is PRACKed
+  }
+  const std::uint32_t rseq = sip->sip_rseq->rs_response;
+  if (nta_outgoing_rseq(calleeInvite_) >= rseq || nta_outgoing_setrseq(calleeInvite_, rseq) < 0) {
+    return false;
+  }
+  // Nobody waits for the PRACK's answer: nta retransmits it on its own.
+  nta_outgoing_t* prack = nta_outgoing_prack(calleeLeg_, calleeInvite_, nullptr, nullptr,
+                                             nullptr, sip, TAG_END());
+  if (prack == nullptr) {
+    log::warning("call", "call ", id_, ": cannot PRACK the callee's reliable ",
+                 sip->sip_status->st_status);
+    return false;
+  }
+  nta_outgoing_destroy(prack);
+  return true;
+}
+
+int Call::onCallerPrack(void* magic, nta_reliable_t*, nta_incoming_t* prack, const sip_t*) {
+  Call& call = *static_cast<Call*>(magic);
+  if (prack == nullptr) {
+    // The caller never acknowledged a reliable provisional response: nta gives up on it;
+    // the call goes on and its final response still reaches the caller.
+    log::warning("call", "call ", call.id_, ": no PRACK from the caller");
+    return 0;
+  }
+  call.environment_.countResponse(dataplane::toString(call.callerRealm_), 200);
+  return 200;
 }
 
 int Call::onCallerAckOrCancel(void* magic, nta_incoming_t*, const sip_t* sip) {

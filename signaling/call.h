@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,17 +44,26 @@ struct CallEnvironment {
   void countResponse(const char* realm, int code) const;
 };
 
+// Where a call's INVITE goes in the other realm.
+struct CallRoute {
+  // Tried in order: the next one when a hop answers 503, times out, cannot be reached or
+  // stays silent for `silentHopTimeoutMs` having sent nothing but 100 Trying.
+  std::vector<config::HostPort> targets;
+  std::uint32_t silentHopTimeoutMs = 0;  // 0: only Timer B gives up on a hop
+  // Answers a 401/407 from the callee once per hop (calls towards a trunk that challenges).
+  std::optional<config::Credentials> credentials;
+};
+
 class Call {
  public:
   // Takes over an admitted initial INVITE that arrived in `callerRealm`: from a trunk
-  // (access; relayed to the core's first next hop) or from the core (relayed to the trunk's
-  // configured target). Answers it, relays it to `target` in the other realm and owns both
+  // (access; relayed to the core's next hops) or from the core (relayed to the trunk's
+  // configured target). Answers it, relays it along `route` in the other realm and owns both
   // dialogs from then on. `trunk` and `trunkPrefixes` name the trunk on the access side;
   // `trustedTrunk` lets P-Asserted-Identity cross (trunks.trusted).
   Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
        std::vector<policy::IpPrefix> trunkPrefixes, policy::CallSlot slot, msg_t* invite,
-       sip_t* sip, dataplane::Realm callerRealm, const config::HostPort& target,
-       bool trustedTrunk);
+       sip_t* sip, dataplane::Realm callerRealm, CallRoute route, bool trustedTrunk);
   ~Call();
   Call(const Call&) = delete;
   Call& operator=(const Call&) = delete;
@@ -68,6 +78,23 @@ class Call {
   enum class State { calling, early, answered, confirmed, over };
 
   static int onCalleeResponse(void* magic, nta_outgoing_t* request, const sip_t* sip);
+  static int onCallerPrack(void* magic, nta_reliable_t* reliable, nta_incoming_t* prack,
+                           const sip_t* sip);
+
+  // The INVITE towards the current hop of the route, on the callee leg (made for the hop
+  // if there is none), carrying `credentials` when answering a challenge.
+  bool sendCalleeInvite(const msg_header_t* credentials);
+  // Retries are run from a timer, never inside the callback of the transaction they
+  // replace: the next hop after a failure or silence, or the same hop with credentials.
+  enum class Retry { none, nextHop, withCredentials };
+  void scheduleRetry(Retry retry, std::uint32_t delayMs);
+  static void onRetryTimer(void* rootMagic, su_timer_t* timer, void* arg);
+  void retry();
+  bool mayTryNextHop(int status) const;
+  bool prepareCredentials(int status, const sip_t* challenge);
+  // A reliable provisional response from the callee (RFC 3262): acknowledged with PRACK on
+  // the callee leg. False for a retransmission or one out of order, which is not relayed.
+  bool acknowledgeReliable(const sip_t* sip);
   static int onCallerAckOrCancel(void* magic, nta_incoming_t* request, const sip_t* sip);
   static int onCallerRequest(void* magic, nta_leg_t* leg, nta_incoming_t* request,
                              const sip_t* sip);
@@ -88,7 +115,8 @@ class Call {
   void freeRelay(Relay& relay);
   void dropRelays();  // answers what is still pending (487/481) and frees every relay
   bool offerPending() const;
-  void replyCaller(int status, const char* phrase, const sip_t* response);
+  void replyCaller(int status, const char* phrase, const sip_t* response,
+                   bool reliable = false);
   // A BYE on `leg`, carrying the allow-listed headers of `relayedBye` (the BYE that caused
   // it), if any.
   void sendBye(nta_leg_t* leg, const sip_t* relayedBye = nullptr);
@@ -168,6 +196,24 @@ class Call {
   nta_outgoing_t* calleeInvite_ = nullptr;  // our INVITE to the callee
   std::unique_ptr<SessionTimers> sessionTimers_;
   std::array<SessionRefresh, dataplane::kRealmCount> sessionRefreshes_{};
+
+  // The callee leg's INVITE, kept to re-send it to another hop or with credentials.
+  CallRoute route_;
+  std::size_t hop_ = 0;  // index into route_.targets
+  std::string calleeOffer_;
+  std::string calleeHeaders_;  // the caller's INVITE's allow-listed headers
+  std::string calleeRequestUri_;
+  std::string calledUser_;
+  std::string callingUser_;
+  unsigned long hopsLeft_ = 70;  // Max-Forwards of the caller's INVITE
+  bool callerTakesReliable_ = false;  // the caller's INVITE supports or requires 100rel
+  bool calleeTagged_ = false;  // an early dialog with the callee is set up for PRACK
+  bool challengeAnswered_ = false;  // credentials were sent to the current hop
+  Retry retry_ = Retry::none;
+  su_timer_t* retryTimer_ = nullptr;
+  su_home_t* authHome_ = nullptr;  // the digest client state and the credentials headers
+  auth_client_t* authClient_ = nullptr;
+  msg_header_t* pendingCredentials_ = nullptr;
 };
 
 }  // namespace sbc::signaling

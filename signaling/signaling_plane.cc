@@ -345,7 +345,9 @@ struct SignalingPlane::Impl {
     auto call = std::make_unique<Call>(environment, id, trunk,
                                        snapshot->trunk(*trunkIndex).sourcePrefixes,
                                        std::move(admission.slot), msg, sip,
-                                       dataplane::Realm::access, settings.coreNextHops.front(),
+                                       dataplane::Realm::access,
+                                       CallRoute{settings.coreNextHops,
+                                                 settings.coreFailoverTimeoutMs, std::nullopt},
                                        trustedTrunk(trunk));
     // A call that failed at once has asked for its own removal already; keep it until then.
     calls.emplace(id, std::move(call));
@@ -414,7 +416,8 @@ struct SignalingPlane::Impl {
     auto call = std::make_unique<Call>(environment, id, configured->name,
                                        snapshot->trunk(*trunkIndex).sourcePrefixes,
                                        std::move(admission.slot), msg, sip,
-                                       dataplane::Realm::core, configured->target,
+                                       dataplane::Realm::core,
+                                       CallRoute{{configured->target}, 0, configured->answer},
                                        configured->trusted);
     calls.emplace(id, std::move(call));
   }

@@ -9,7 +9,10 @@
 #define NTA_LEG_MAGIC_T void
 #define NTA_INCOMING_MAGIC_T void
 #define NTA_OUTGOING_MAGIC_T void
+#define NTA_RELIABLE_MAGIC_T void
+#define SU_TIMER_ARG_T void
 
+#include <sofia-sip/auth_client.h>
 #include <sofia-sip/msg_addr.h>
 #include <sofia-sip/nta.h>
 #include <sofia-sip/nta_stateless.h>

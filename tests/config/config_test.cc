@@ -148,6 +148,7 @@ TEST(Defaults, MinimalConfigGetsEveryDefault) {
   ASSERT_EQ(c.coreNextHops.size(), 1u);
   EXPECT_EQ(c.coreNextHops[0].port, 5060);
   EXPECT_EQ(c.coreNextHops[0].transport, Transport::udp);
+  EXPECT_EQ(c.coreFailoverTimeoutMs, 2000u);
   EXPECT_EQ(c.media.driver, MediaDriver::socket);
   EXPECT_EQ(c.media.dscp, 46);
   EXPECT_EQ(c.media.quarantineMs, 2000u);
@@ -193,7 +194,8 @@ realms = {
            media = { address = "127.0.0.11"; port_min = 40000; port_max = 49999; }; };
 };
 core = { next_hops = ( { host = "ss1.example.net"; port = 5062; transport = "tcp"; },
-                       { host = "2001:db8::3"; } ); };
+                       { host = "2001:db8::3"; } );
+         failover_timeout_ms = 0; };
 media = { driver = "dpdk"; dscp = 0; quarantine_ms = 0; timeout_s = 0; };
 dpdk = { eal_args = [ "-l", "0" ]; ports = ( { device = "net_ring0"; realm = "access"; },
                                              { device = "net_ring1"; realm = "core"; } ); };
@@ -223,6 +225,7 @@ drain = { timeout_s = 0; };
   EXPECT_EQ(c.coreNextHops[0].port, 5062);
   EXPECT_EQ(c.coreNextHops[0].transport, Transport::tcp);
   EXPECT_EQ(c.coreNextHops[1].host, "2001:db8::3");
+  EXPECT_EQ(c.coreFailoverTimeoutMs, 0u);
   EXPECT_EQ(c.media.driver, MediaDriver::dpdk);
   EXPECT_EQ(c.media.dscp, 0);
   EXPECT_EQ(c.media.quarantineMs, 0u);
