@@ -555,9 +555,7 @@ int Call::onCalleeResponse(void* magic, nta_outgoing_t* request, const sip_t* si
       // Answered after the caller gave up: acknowledge and hang up at once.
       nta_leg_rtag(call.calleeLeg_, sip->sip_to->a_tag);
       nta_leg_client_reroute(call.calleeLeg_, sip->sip_record_route, sip->sip_contact, 1);
-      nta_outgoing_t* ack = nta_outgoing_tcreate(call.calleeLeg_, nullptr, nullptr, nullptr,
-                                                 SIP_METHOD_ACK, nullptr, TAG_END());
-      if (ack != nullptr) nta_outgoing_destroy(ack);
+      call.sendAck(call.calleeLeg_, request);
       call.sendBye(call.calleeLeg_);
       call.environment_.ended(call.id_);
       return 0;
@@ -606,11 +604,9 @@ bool Call::acknowledgeReliable(const sip_t* sip) {
   } else if (::strcasecmp(sip->sip_to->a_tag, nta_leg_get_rtag(calleeLeg_)) != 0) {
     return true;  // another fork's: relayed, but only the first early dialog is PRACKed
   }
-  const std::uint32_t rseq = sip->sip_rseq->rs_response;
-  if (nta_outgoing_rseq(calleeInvite_) >= rseq || nta_outgoing_setrseq(calleeInvite_, rseq) < 0) {
-    return false;
-  }
-  // Nobody waits for the PRACK's answer: nta retransmits it on its own.
+  // nta drops retransmitted and out-of-order reliable responses of a tagged INVITE before
+  // they reach us, and nta_outgoing_prack() refuses an RSeq already acknowledged. Nobody
+  // waits for the PRACK's answer: nta retransmits it on its own.
   nta_outgoing_t* prack = nta_outgoing_prack(calleeLeg_, calleeInvite_, nullptr, nullptr,
                                              nullptr, sip, TAG_END());
   if (prack == nullptr) {
@@ -645,9 +641,7 @@ int Call::onCallerAckOrCancel(void* magic, nta_incoming_t*, const sip_t* sip) {
   if (sip->sip_request->rq_method == sip_method_ack) {
     if (call.state_ != State::answered) return 0;
     call.state_ = State::confirmed;
-    nta_outgoing_t* ack = nta_outgoing_tcreate(call.calleeLeg_, nullptr, nullptr, nullptr,
-                                               SIP_METHOD_ACK, nullptr, TAG_END());
-    if (ack != nullptr) nta_outgoing_destroy(ack);
+    call.sendAck(call.calleeLeg_, call.calleeInvite_);
     return 0;
   }
   if (sip->sip_request->rq_method == sip_method_cancel) {
@@ -836,11 +830,7 @@ void Call::relayResponse(Relay& relay, const sip_t* sip) {
     return;
   }
   if (relay.awaitingAck) return;  // a retransmitted 2xx: nta acknowledges it
-  const auto ackOtherSide = [&] {
-    nta_outgoing_t* ack = nta_outgoing_tcreate(legOf(to), nullptr, nullptr, nullptr,
-                                               SIP_METHOD_ACK, nullptr, TAG_END());
-    if (ack != nullptr) nta_outgoing_destroy(ack);
-  };
+  const auto ackOtherSide = [&] { sendAck(legOf(to), relay.outgoing); };
   if (nta_incoming_status(relay.incoming) >= 200) {
     // The sender cancelled meanwhile: nothing to relay. A 2xx that crossed our CANCEL is
     // acknowledged; the media stays as the last completed exchange left it.
@@ -925,11 +915,7 @@ void Call::relayAck(Relay& relay, const sip_t* sip) {
       restoreMedia();
     }
   }
-  nta_outgoing_t* ack = nta_outgoing_tcreate(
-      legOf(dataplane::otherRealm(relay.from)), nullptr, nullptr, nullptr, SIP_METHOD_ACK,
-      nullptr, TAG_IF(!body.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
-      TAG_IF(!body.empty(), SIPTAG_PAYLOAD_STR(body.c_str())), TAG_END());
-  if (ack != nullptr) nta_outgoing_destroy(ack);
+  sendAck(legOf(dataplane::otherRealm(relay.from)), relay.outgoing, body);
   freeRelay(relay);
 }
 
@@ -951,10 +937,7 @@ void Call::dropRelays() {
       nta_incoming_treply(relay->incoming, status, sip_status_phrase(status), TAG_END());
     }
     if (relay->awaitingAck && relay->outgoing != nullptr) {
-      nta_outgoing_t* ack =
-          nta_outgoing_tcreate(legOf(dataplane::otherRealm(relay->from)), nullptr, nullptr,
-                               nullptr, SIP_METHOD_ACK, nullptr, TAG_END());
-      if (ack != nullptr) nta_outgoing_destroy(ack);
+      sendAck(legOf(dataplane::otherRealm(relay->from)), relay->outgoing);
     }
     if (relay->outgoing != nullptr) nta_outgoing_destroy(relay->outgoing);
     if (relay->incoming != nullptr) nta_incoming_destroy(relay->incoming);
@@ -966,6 +949,17 @@ void Call::dropRelays() {
 bool Call::offerPending() const {
   return std::any_of(relays_.begin(), relays_.end(),
                      [](const auto& relay) { return negotiates(relay->method); });
+}
+
+void Call::sendAck(nta_leg_t* leg, nta_outgoing_t* invite, const std::string& sdp) {
+  // The ACK of a 2xx carries its INVITE's CSeq number: the leg's latest number may be a
+  // PRACK's or an in-dialog request's sent meanwhile.
+  const std::string cseq = std::to_string(nta_outgoing_cseq(invite)) + " ACK";
+  nta_outgoing_t* ack = nta_outgoing_tcreate(
+      leg, nullptr, nullptr, nullptr, SIP_METHOD_ACK, nullptr, SIPTAG_CSEQ_STR(cseq.c_str()),
+      TAG_IF(!sdp.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
+      TAG_IF(!sdp.empty(), SIPTAG_PAYLOAD_STR(sdp.c_str())), TAG_END());
+  if (ack != nullptr) nta_outgoing_destroy(ack);
 }
 
 void Call::sendBye(nta_leg_t* leg, const sip_t* relayedBye) {

@@ -120,6 +120,7 @@ class Call {
   // A BYE on `leg`, carrying the allow-listed headers of `relayedBye` (the BYE that caused
   // it), if any.
   void sendBye(nta_leg_t* leg, const sip_t* relayedBye = nullptr);
+  void sendAck(nta_leg_t* leg, nta_outgoing_t* invite, const std::string& sdp = "");
   void finish(metrics::CallResult result, const char* why);
   void observeSetup();  // once: the caller's INVITE has its final response
   bool wasAnswered() const { return state_ == State::answered || state_ == State::confirmed; }

@@ -64,7 +64,8 @@ realms = {
            media = { address = "127.0.0.11"; port_min = 21000; port_max = 21999; }; };
 };
 core = { next_hops = ( { host = "127.0.0.3"; port = )" + std::to_string(corePort_) +
-                               R"(; transport = ")" + coreTransport_ + R"("; } ); };
+                               R"(; transport = ")" + coreTransport_ + R"("; } )" +
+                               nextHopsExtra_ + R"( ); )" + coreExtra_ + R"( };
 trunks = ( { name = "alpha"; source_prefixes = [ "127.0.0.2/32" ];
              target = { host = "127.0.0.2"; port = )" + std::to_string(trunkPort_) +
                                R"(; transport = ")" + accessTransport_ + R"("; };
@@ -154,10 +155,13 @@ control = { socket = ")" + dir_.file("sbcd.sock") +
   }
 
   // One core → trunk call (Request-URI ;trunk=alpha): SIPp answers as the trunk at its
-  // configured target, SIPp calls as the core; both must complete their scenario.
-  void callFromCore() {
+  // configured target with `trunkScenario`, SIPp calls as the core; the trunk must complete
+  // its scenario, the core must complete its own (or fail it, when `coreMustComplete` is
+  // false: the call is refused).
+  void callFromCore(const std::string& trunkScenario = "trunk_uas_answer.xml",
+                    bool coreMustComplete = true) {
     ChildProcess trunkSide(withTransport(
-        {"/usr/bin/sipp", "-sf", kSippDir + "/trunk_uas_answer.xml", "-i", "127.0.0.2",
+        {"/usr/bin/sipp", "-sf", kSippDir + "/" + trunkScenario, "-i", "127.0.0.2",
          "-bind_local", "-p", std::to_string(trunkPort_), "-m", "1", "-nostdin"},
         accessTransport_));
     const auto deadline = std::chrono::steady_clock::now() + 10s;
@@ -172,7 +176,11 @@ control = { socket = ")" + dir_.file("sbcd.sock") +
                        "127.0.0.11:" + std::to_string(sbcCorePort_)},
                       coreTransport_),
         std::chrono::seconds(40));
-    EXPECT_EQ(coreSide.status, 0) << coreSide.output;
+    if (coreMustComplete) {
+      EXPECT_EQ(coreSide.status, 0) << coreSide.output;
+    } else {
+      EXPECT_NE(coreSide.status, 0) << coreSide.output;
+    }
     EXPECT_EQ(trunkSide.waitForExit(10s), 0) << trunkSide.output();
   }
 
@@ -197,6 +205,9 @@ control = { socket = ")" + dir_.file("sbcd.sock") +
   // realm's listen and next hop; SIPp plays each side on the same transport.
   std::string accessTransport_ = "udp";
   std::string coreTransport_ = "udp";
+  // Appended to core.next_hops (", { ... }") and to the core group.
+  std::string nextHopsExtra_;
+  std::string coreExtra_;
   TempDir dir_;
   std::unique_ptr<RunningDaemon> daemon_;
   int corePort_ = 0;

@@ -1,0 +1,167 @@
+// Call set-up beyond the plain exchange, with SIPp as trunk and core: failover between the
+// core's next hops, digest credentials sent to a trunk that challenges the SBC, reliable
+// provisional responses (100rel / PRACK) on each leg, and a forking core. Every test ends
+// by checking that no call slot leaked.
+
+#include <chrono>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <regex>
+#include <set>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "tests/integration/trunk_fixture.h"
+#include "tests/support/test_env.h"
+
+namespace sbc::test {
+namespace {
+
+class CallSetup : public TrunkFixture {
+ protected:
+  // A SIPp UAS playing `scenario` on address:port, returned once it listens.
+  std::unique_ptr<ChildProcess> startUas(const std::string& scenario, const char* address,
+                                         int port, int calls = 1) {
+    auto uas = std::make_unique<ChildProcess>(std::vector<std::string>{
+        "/usr/bin/sipp", "-sf", kSippDir + "/" + scenario, "-i", address, "-bind_local", "-p",
+        std::to_string(port), "-m", std::to_string(calls), "-nostdin"});
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < deadline && !udpPortInUse(port, address)) {
+      std::this_thread::sleep_for(20ms);
+    }
+    return uas;
+  }
+
+  // A second core next hop on 127.0.0.4, after the fixture's on 127.0.0.3.
+  int addSecondHop() {
+    const int port = freeUdpPort("127.0.0.4");
+    nextHopsExtra_ = R"(, { host = "127.0.0.4"; port = )" + std::to_string(port) + "; }";
+    return port;
+  }
+};
+
+// Proves: a next hop that answers 503 is passed over and the call is set up through the
+// next one; the trunk never hears the 503.
+TEST_F(CallSetup, FailsOverToTheNextHopOn503) {
+  const int secondPort = addSecondHop();
+  startSbc(10);
+  auto down = startCore("uas_503.xml", 1);
+  auto up = startUas("uas_answer.xml", "127.0.0.4", secondPort);
+  const auto trunk = trunkCalls("uac_hold.xml", 1, 1);
+  EXPECT_EQ(trunk.status, 0) << trunk.output;
+  EXPECT_EQ(down->waitForExit(10s), 0) << down->output();
+  EXPECT_EQ(up->waitForExit(10s), 0) << up->output();
+  EXPECT_EQ(metric("sbc_sip_responses_total{code=\"503\",realm=\"access\"}"), -1)
+      << daemon_->scrape();
+  expectNoActiveCalls();
+}
+
+// Proves: a next hop that takes the INVITE and says nothing (not even 100 Trying) is passed
+// over after core.failover_timeout_ms, before Timer B, and the next hop gets the call.
+TEST_F(CallSetup, PassesOverASilentHop) {
+  const int silent = ::socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<std::uint16_t>(corePort_));
+  ::inet_pton(AF_INET, "127.0.0.3", &address.sin_addr);
+  ASSERT_EQ(::bind(silent, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  const int secondPort = addSecondHop();
+  coreExtra_ = "failover_timeout_ms = 300;";
+  startSbc(10);
+  auto up = startUas("uas_answer.xml", "127.0.0.4", secondPort);
+  const auto trunk = trunkCalls("uac_hold.xml", 1, 1);
+  ::close(silent);
+  EXPECT_EQ(trunk.status, 0) << trunk.output;
+  EXPECT_EQ(up->waitForExit(10s), 0) << up->output();
+  // Timer B (t1x64_ms = 2000 here) would report "failed with 408" instead.
+  EXPECT_TRUE(daemon_->process().waitForLine("did not answer; trying the next one", 2s))
+      << daemon_->process().output();
+  expectNoActiveCalls();
+}
+
+// Proves: when every next hop fails, the trunk hears the last one's status and the slot is
+// freed.
+TEST_F(CallSetup, AllHopsFailingGivesTheLastStatus) {
+  const int secondPort = addSecondHop();
+  startSbc(10);
+  auto first = startCore("uas_503.xml", 1);
+  auto second = startUas("uas_503.xml", "127.0.0.4", secondPort);
+  const auto trunk = trunkCalls("uac_hold.xml", 1, 1);
+  EXPECT_EQ(trunk.status, 0) << trunk.output;  // uac_hold accepts 503 as an outcome
+  EXPECT_EQ(first->waitForExit(10s), 0) << first->output();
+  EXPECT_EQ(second->waitForExit(10s), 0) << second->output();
+  EXPECT_EQ(metric("sbc_sip_responses_total{code=\"503\",realm=\"access\"}"), 1)
+      << daemon_->scrape();
+  expectNoActiveCalls();
+}
+
+// Proves: a trunk that challenges the SBC's INVITE (401) gets a second INVITE with digest
+// credentials computed from the trunk's `answer` settings, which it verifies, and the call
+// is set up.
+TEST_F(CallSetup, AnswersTheTrunksChallenge) {
+  trunkExtra_ = R"(answer = { username = "sbc"; password = "s3cret"; realm = "trunk.example.net"; };)";
+  startSbc(10);
+  callFromCore("trunk_uas_challenge.xml");
+  EXPECT_EQ(metric("sbc_sip_responses_total{code=\"200\",realm=\"core\"}"), 2)
+      << daemon_->scrape();  // the INVITE's and the BYE's
+  expectNoActiveCalls();
+}
+
+// Proves: wrong credentials are sent once: the trunk's refusal (403) reaches the core and the
+// slot is freed.
+TEST_F(CallSetup, WrongCredentialsAreRefusedOnce) {
+  trunkExtra_ = R"(answer = { username = "sbc"; password = "wrong"; };)";
+  startSbc(10);
+  callFromCore("trunk_uas_challenge.xml", false);
+  EXPECT_EQ(metric("sbc_sip_responses_total{code=\"403\",realm=\"core\"}"), 1)
+      << daemon_->scrape();
+  expectNoActiveCalls();
+}
+
+// Proves: a reliable 183 from the core is PRACKed by the SBC on the core leg and sent
+// reliably to a trunk that supports 100rel, whose PRACK the SBC answers.
+TEST_F(CallSetup, ReliableProvisionalsArePrackedOnBothLegs) {
+  startSbc(10);
+  callThrough("uas_prack.xml", "uac_prack.xml");
+  expectNoActiveCalls();
+}
+
+// Proves: a trunk without 100rel gets the core's reliable 183 as an ordinary provisional
+// response (no RSeq) while the SBC still PRACKs it towards the core.
+TEST_F(CallSetup, TrunkWithout100relGetsAnOrdinaryProvisional) {
+  startSbc(10);
+  callThrough("uas_prack.xml", "uac_early.xml");
+  expectNoActiveCalls();
+}
+
+// Proves: with a forking core (two early dialogs, both answering), the trunk sees a single
+// dialog, the call goes on with the first answer, and the second answer is acknowledged and
+// ended with BYE.
+TEST_F(CallSetup, ForkedSecondAnswerIsEnded) {
+  startSbc(10);
+  auto core = startCore("uas_fork.xml", 1);
+  const std::string trace = dir_.file("trunk-messages.log");
+  auto args = trunkArgs("uac_fork.xml", 1, 1);
+  args.insert(args.end() - 1, {"-trace_msg", "-message_file", trace});
+  const auto trunk = runCommand(args, std::chrono::seconds(40));
+  EXPECT_EQ(trunk.status, 0) << trunk.output;
+  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  std::ifstream in(trace);
+  const std::string messages((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
+  static const std::regex toTag(R"(\nTo: [^\r\n]*;tag=([^;\r\n]+))");
+  std::set<std::string> tags;
+  for (auto it = std::sregex_iterator(messages.begin(), messages.end(), toTag);
+       it != std::sregex_iterator(); ++it) {
+    tags.insert((*it)[1].str());
+  }
+  EXPECT_EQ(tags.size(), 1u) << messages;
+  EXPECT_EQ(messages.find("fork"), std::string::npos) << "a fork's tag or contact leaked";
+  expectNoActiveCalls();
+}
+
+}  // namespace
+}  // namespace sbc::test
