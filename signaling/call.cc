@@ -447,7 +447,23 @@ void Call::programStreams(const SdpDescription& access, const SdpDescription& co
   }
 }
 
+void Call::closeStreamsOfPendingOffer() {
+  for (const std::size_t i : streamsOfPendingOffer_) {
+    if (i >= streams_.size() || !streams_[i]) continue;
+    environment_.relay->closeStream(streams_[i]->id);
+    environment_.streamClosed(streams_[i]->id);
+    streams_[i].reset();
+  }
+  streamsOfPendingOffer_.clear();
+  // The m= lines the last completed exchange knew are all the call has.
+  const auto& described = described_[static_cast<std::size_t>(dataplane::Realm::access)];
+  if (described && streams_.size() > described->streams.size()) {
+    streams_.resize(described->streams.size());
+  }
+}
+
 void Call::restoreMedia() {
+  closeStreamsOfPendingOffer();
   pendingOffer_.reset();
   const auto& access = described_[static_cast<std::size_t>(dataplane::Realm::access)];
   const auto& core = described_[static_cast<std::size_t>(dataplane::Realm::core)];
@@ -465,9 +481,25 @@ bool Call::reoffer(dataplane::Realm from, const sip_t* sip, std::string& rewritt
   const std::string_view body(sip->sip_payload->pl_data, sip->sip_payload->pl_len);
   auto offer = parseSdp(body, error);
   if (!offer) return false;
-  if (offer->streams.size() != streams_.size()) {
-    error = "the offer's m= lines do not match the call's streams";
+  if (offer->streams.size() < streams_.size()) {
+    // RFC 3264 8: a new offer keeps every m= line; a stream ends by port 0, not removal.
+    error = "the offer drops m= lines";
     return false;
+  }
+  // Streams added at the end, or a rejected m= line taken up again, get relay endpoints
+  // of their own; they are closed again if the exchange fails.
+  streams_.resize(offer->streams.size());
+  for (std::size_t i = 0; i < streams_.size(); ++i) {
+    if (streams_[i] || offer->streams[i].rejected) continue;
+    auto endpoints = environment_.relay->openStream(trunk_);
+    if (!endpoints) {
+      closeStreamsOfPendingOffer();
+      error = "no media ports left";
+      return false;
+    }
+    environment_.streamOpened(endpoints->id, id_);
+    streams_[i] = endpoints;
+    streamsOfPendingOffer_.push_back(i);
   }
   std::vector<std::uint16_t> ports;
   for (std::size_t i = 0; i < streams_.size(); ++i) {
@@ -476,12 +508,19 @@ bool Call::reoffer(dataplane::Realm from, const sip_t* sip, std::string& rewritt
   }
   const auto& media = mediaOf(to);
   auto sdp = rewriteSdp(body, media, ports, id_, ++sdpVersion_, error);
-  if (!sdp) return false;
-  // The offerer's side moves now (new address, hold); the answer settles both sides.
+  if (!sdp) {
+    closeStreamsOfPendingOffer();
+    return false;
+  }
+  // The offerer's side moves now (new address, hold); the answer settles both sides. A new
+  // stream has no earlier answer: until the answer, its offer alone describes it.
   for (std::size_t i = 0; i < streams_.size(); ++i) {
     if (!streams_[i]) continue;
-    environment_.relay->updateLeg(streams_[i]->id, from,
-                                  legMedia(from, offer->streams[i], previous->streams[i]));
+    const auto& offered = offer->streams[i];
+    const bool known = i < previous->streams.size();
+    auto leg = legMedia(from, offered, known ? previous->streams[i] : offered);
+    if (!known) leg.rtcpMux = false;
+    environment_.relay->updateLeg(streams_[i]->id, from, leg);
   }
   pendingOffer_ = std::move(offer);
   pendingOfferFrom_ = from;
@@ -521,6 +560,16 @@ bool Call::reanswer(dataplane::Realm from, const sip_t* sip, std::string& rewrit
     access = std::move(*pendingOffer_);
   }
   pendingOffer_.reset();
+  // A stream the answer refuses (port 0) needs no relay endpoints.
+  for (const std::size_t i : streamsOfPendingOffer_) {
+    if (i < streams_.size() && streams_[i] &&
+        (access->streams[i].rejected || core->streams[i].rejected)) {
+      environment_.relay->closeStream(streams_[i]->id);
+      environment_.streamClosed(streams_[i]->id);
+      streams_[i].reset();
+    }
+  }
+  streamsOfPendingOffer_.clear();
   programStreams(*access, *core);
   rewritten = std::move(*sdp);
   return true;

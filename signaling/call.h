@@ -155,6 +155,8 @@ class Call {
                 std::string& error);
   void programStreams(const SdpDescription& access, const SdpDescription& core);
   void restoreMedia();
+  // Closes the relay streams a pending re-offer opened (new m= lines) and forgets them.
+  void closeStreamsOfPendingOffer();
   dataplane::LegMedia legMedia(dataplane::Realm realm, const SdpStream& own,
                                const SdpStream& other) const;
   nta_leg_t* legOf(dataplane::Realm realm) const {
@@ -188,6 +190,7 @@ class Call {
   dataplane::Realm pendingOfferFrom_ = dataplane::Realm::access;
   std::vector<std::unique_ptr<Relay>> relays_;
   std::vector<std::optional<dataplane::StreamEndpoints>> streams_;  // per m= line
+  std::vector<std::size_t> streamsOfPendingOffer_;  // indices opened by the offer in flight
   std::uint64_t sdpVersion_ = 1;
   std::string answerForCaller_;  // the rewritten SDP of the callee's latest answer
   State state_ = State::calling;

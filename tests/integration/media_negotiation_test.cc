@@ -1,0 +1,59 @@
+// What the SDP of a call may do beyond one audio stream, with SIPp as trunk and core: a
+// re-INVITE from the core that adds a video stream, a switch to T.38 fax, rtcp-mux kept
+// where both sides offer it; and a call whose media stays silent ended by the media
+// timeout. Every test ends by checking that no call slot leaked.
+
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "tests/integration/trunk_fixture.h"
+#include "tests/support/test_env.h"
+
+namespace sbc::test {
+namespace {
+
+using MediaNegotiation = TrunkFixture;
+
+// Proves: a re-INVITE from the core (after the answer) that adds a video m= line reaches the
+// trunk with both streams anchored on the SBC's access address (the new stream with relay
+// ports of its own), and the trunk's answer reaches the core anchored on the SBC's core
+// address; the call then ends with the core's BYE and every relay stream is closed.
+TEST_F(MediaNegotiation, CoreReInviteAddsAVideoStream) {
+  startSbc(10);
+  callThrough("uas_reinvite_video.xml", "uac_wait_reinvite_video.xml");
+  expectNoActiveCalls();
+  EXPECT_TRUE(daemon_->waitForMetric("sbc_media_flows", 0)) << daemon_->scrape();
+}
+
+// Proves: a re-INVITE from the core switching the call to T.38 fax (m=image udptl t38) is
+// anchored like any stream, with the T.38 attributes passed through untouched both ways.
+TEST_F(MediaNegotiation, CoreSwitchesTheCallToT38) {
+  startSbc(10);
+  callThrough("uas_reinvite_t38.xml", "uac_wait_reinvite_t38.xml");
+  expectNoActiveCalls();
+}
+
+// Proves: when the trunk offers rtcp-mux and the core accepts it, the offer to the core and
+// the answer to the trunk both keep a=rtcp-mux on the SBC's addresses.
+TEST_F(MediaNegotiation, RtcpMuxIsKeptWhereBothSidesOfferIt) {
+  startSbc(10);
+  callThrough("uas_rtcp_mux.xml", "uac_rtcp_mux.xml");
+  expectNoActiveCalls();
+}
+
+// Proves: an answered call whose media never flows is ended by the SBC after
+// media.timeout_s with a BYE to both sides (both SIPp scenarios wait for it), counted as
+// media_timeout, and its slot is freed.
+TEST_F(MediaNegotiation, SilentMediaEndsTheCall) {
+  extraConfig_ = "media = { timeout_s = 1; };";
+  startSbc(10);
+  callThrough("uas_answer.xml", "uac_wait_bye.xml");
+  expectNoActiveCalls();
+  EXPECT_TRUE(daemon_->waitForMetric(
+      R"(sbc_calls_total{direction="from_trunk",result="media_timeout",trunk="alpha"})", 1))
+      << daemon_->scrape();
+}
+
+}  // namespace
+}  // namespace sbc::test
