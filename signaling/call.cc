@@ -126,7 +126,10 @@ Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
   }
 
   std::string mediaError;
-  if (!anchorOffer(sip, calleeOffer_, mediaError)) {
+  // A late offer (no SDP in the INVITE) comes from the callee in its answer and is
+  // answered in the caller's ACK; both are anchored then.
+  lateOffer_ = !hasBody(sip);
+  if (!lateOffer_ && !anchorOffer(callerRealm_, sip, calleeOffer_, mediaError)) {
     log::warning("call", "call ", id_, " (trunk ", trunk_, ", from the ",
                  dataplane::toString(callerRealm_), ") refused: ", mediaError);
     const bool noPorts = mediaError == "no media ports left";
@@ -300,7 +303,9 @@ void Call::replyCaller(int status, const char* phrase, const sip_t* response,
   bool unusableAnswer = false;
   if (response != nullptr && response->sip_payload != nullptr && status > 100 && status < 300) {
     std::string error;
-    if (!anchorAnswer(response, body, error)) {
+    const bool anchored = lateOffer_ ? anchorOffer(calleeRealm(), response, body, error)
+                                     : anchorAnswer(calleeRealm(), response, body, error);
+    if (!anchored) {
       unusableAnswer = true;
       log::warning("call", "call ", id_, ": unusable SDP from the core: ", error);
       status = 502;
@@ -348,71 +353,78 @@ void Call::replyCaller(int status, const char* phrase, const sip_t* response,
   if (unusableAnswer) finish(metrics::CallResult::aborted, "bad_sdp_answer");
 }
 
-bool Call::anchorOffer(const sip_t* invite, std::string& rewritten, std::string& error) {
-  if (invite->sip_payload == nullptr || invite->sip_payload->pl_len == 0) {
-    // A late offer (SDP in the 200 and the ACK) is not anchored yet: refuse it rather than
-    // let the peers' media addresses through.
-    error = "INVITE without SDP (late offer) is not supported yet";
-    return false;
-  }
-  const std::string_view body(invite->sip_payload->pl_data, invite->sip_payload->pl_len);
+bool Call::anchorOffer(dataplane::Realm offerer, const sip_t* message, std::string& rewritten,
+                       std::string& error) {
+  const dataplane::Realm answerer = dataplane::otherRealm(offerer);
+  const std::string_view body(message->sip_payload->pl_data, message->sip_payload->pl_len);
   auto description = parseSdp(body, error);
   if (!description) return false;
-  std::vector<std::uint16_t> calleePorts;
-  for (const auto& stream : description->streams) {
+  // A late offer may come again in a later response of the same INVITE: the streams it
+  // opened the first time are kept if the m= lines still match.
+  const bool reuse = !streams_.empty() && streams_.size() == description->streams.size();
+  if (!reuse) releaseMedia();
+  if (!reuse) streams_.clear();
+  std::vector<std::uint16_t> answererPorts;
+  for (std::size_t i = 0; i < description->streams.size(); ++i) {
+    const auto& stream = description->streams[i];
+    if (!reuse) streams_.emplace_back(std::nullopt);
     if (stream.rejected) {
-      streams_.emplace_back(std::nullopt);
-      calleePorts.push_back(0);
+      answererPorts.push_back(0);
       continue;
     }
-    auto endpoints = environment_.relay->openStream(trunk_);
-    if (!endpoints) {
-      error = "no media ports left";
-      return false;
+    if (!streams_[i]) {
+      auto endpoints = environment_.relay->openStream(trunk_);
+      if (!endpoints) {
+        error = "no media ports left";
+        return false;
+      }
+      environment_.streamOpened(endpoints->id, id_);
+      streams_[i] = endpoints;
     }
-    environment_.streamOpened(endpoints->id, id_);
-    streams_.emplace_back(endpoints);
-    dataplane::LegMedia caller = legMedia(callerRealm_, stream, stream);
-    caller.rtcpMux = false;
-    caller.silenceExpected = !sends(stream.direction);
-    environment_.relay->updateLeg(endpoints->id, callerRealm_, caller);
-    calleePorts.push_back(endpoints->rtp[static_cast<std::size_t>(calleeRealm())].port);
+    dataplane::LegMedia leg = legMedia(offerer, stream, stream);
+    leg.rtcpMux = false;
+    leg.silenceExpected = !sends(stream.direction);
+    environment_.relay->updateLeg(streams_[i]->id, offerer, leg);
+    answererPorts.push_back(streams_[i]->rtp[static_cast<std::size_t>(answerer)].port);
   }
-  auto sdp = rewriteSdp(body, mediaOf(calleeRealm()), calleePorts, id_, sdpVersion_, error);
+  auto sdp = rewriteSdp(body, mediaOf(answerer), answererPorts, id_,
+                        reuse ? ++sdpVersion_ : sdpVersion_, error);
   if (!sdp) return false;
   offer_ = std::move(description);
   rewritten = std::move(*sdp);
   return true;
 }
 
-bool Call::anchorAnswer(const sip_t* response, std::string& rewritten, std::string& error) {
-  const std::string_view body(response->sip_payload->pl_data, response->sip_payload->pl_len);
+bool Call::anchorAnswer(dataplane::Realm answerer, const sip_t* message,
+                        std::string& rewritten, std::string& error) {
+  const dataplane::Realm offerer = dataplane::otherRealm(answerer);
+  const std::string_view body(message->sip_payload->pl_data, message->sip_payload->pl_len);
   const auto answer = parseSdp(body, error);
   if (!answer) return false;
   if (!offer_ || answer->streams.size() != streams_.size()) {
     error = "the answer's m= lines do not match the offer's";
     return false;
   }
-  std::vector<std::uint16_t> callerPorts;
+  std::vector<std::uint16_t> offererPorts;
   for (std::size_t i = 0; i < streams_.size(); ++i) {
     const auto& stream = answer->streams[i];
     if (!streams_[i] || stream.rejected) {
-      callerPorts.push_back(0);
+      offererPorts.push_back(0);
       continue;
     }
     const auto& offered = offer_->streams[i];
     const auto id = streams_[i]->id;
-    // The callee's media comes from where its SDP says (a media server may not be the
+    // Each side's media comes from where its SDP says (a media server may not be the
     // signalling next hop); a trunk's from its prefixes.
-    environment_.relay->updateLeg(id, calleeRealm(), legMedia(calleeRealm(), stream, offered));
-    environment_.relay->updateLeg(id, callerRealm_, legMedia(callerRealm_, offered, stream));
-    callerPorts.push_back(streams_[i]->rtp[static_cast<std::size_t>(callerRealm_)].port);
+    environment_.relay->updateLeg(id, answerer, legMedia(answerer, stream, offered));
+    environment_.relay->updateLeg(id, offerer, legMedia(offerer, offered, stream));
+    offererPorts.push_back(streams_[i]->rtp[static_cast<std::size_t>(offerer)].port);
   }
-  auto sdp = rewriteSdp(body, mediaOf(callerRealm_), callerPorts, id_, ++sdpVersion_, error);
+  auto sdp = rewriteSdp(body, mediaOf(offerer), offererPorts, id_, ++sdpVersion_, error);
   if (!sdp) return false;
   rewritten = std::move(*sdp);
-  described_[static_cast<std::size_t>(callerRealm_)] = *offer_;
-  described_[static_cast<std::size_t>(calleeRealm())] = *answer;
+  described_[static_cast<std::size_t>(offerer)] = *offer_;
+  described_[static_cast<std::size_t>(answerer)] = *answer;
   return true;
 }
 
@@ -690,7 +702,19 @@ int Call::onCallerAckOrCancel(void* magic, nta_incoming_t*, const sip_t* sip) {
   if (sip->sip_request->rq_method == sip_method_ack) {
     if (call.state_ != State::answered) return 0;
     call.state_ = State::confirmed;
-    call.sendAck(call.calleeLeg_, call.calleeInvite_);
+    std::string answer;
+    std::string error = "no SDP";
+    if (call.lateOffer_ &&
+        (!hasBody(sip) || !isSdp(sip) ||
+         !call.anchorAnswer(call.callerRealm_, sip, answer, error))) {
+      // The callee waits for an answer the SBC cannot give: acknowledged, then ended.
+      log::warning("call", "call ", call.id_, ": the ACK does not answer the late offer: ",
+                   error);
+      call.sendAck(call.calleeLeg_, call.calleeInvite_);
+      call.terminate(metrics::CallResult::aborted, "bad_sdp_answer");
+      return 0;
+    }
+    call.sendAck(call.calleeLeg_, call.calleeInvite_, answer);
     return 0;
   }
   if (sip->sip_request->rq_method == sip_method_cancel) {

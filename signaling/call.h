@@ -142,8 +142,10 @@ class Call {
   // Media anchoring. The caller's offer opens one relay stream per accepted m= line and is
   // rewritten for the core; the callee's answer completes the streams and is rewritten for
   // the trunk. False (with `error`) when the SDP is unusable or no ports are left.
-  bool anchorOffer(const sip_t* invite, std::string& rewritten, std::string& error);
-  bool anchorAnswer(const sip_t* response, std::string& rewritten, std::string& error);
+  bool anchorOffer(dataplane::Realm offerer, const sip_t* message, std::string& rewritten,
+                   std::string& error);
+  bool anchorAnswer(dataplane::Realm answerer, const sip_t* message, std::string& rewritten,
+                    std::string& error);
   void releaseMedia();
   // Renegotiation inside the dialog. An offer from `from` updates that side of each stream
   // (its address, its hold state) and is rewritten for the other realm; the answer to it
@@ -211,6 +213,7 @@ class Call {
   std::string callingUser_;
   unsigned long hopsLeft_ = 70;  // Max-Forwards of the caller's INVITE
   bool callerTakesReliable_ = false;  // the caller's INVITE supports or requires 100rel
+  bool lateOffer_ = false;  // the caller's INVITE had no SDP: the callee offers
   bool calleeTagged_ = false;  // an early dialog with the callee is set up for PRACK
   bool challengeAnswered_ = false;  // credentials were sent to the current hop
   Retry retry_ = Retry::none;

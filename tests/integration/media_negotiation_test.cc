@@ -1,6 +1,6 @@
 // What the SDP of a call may do beyond one audio stream, with SIPp as trunk and core: a
 // re-INVITE from the core that adds a video stream, a switch to T.38 fax, rtcp-mux kept
-// where both sides offer it; and a call whose media stays silent ended by the media
+// where both sides offer it, a late offer (SDP in the 200 and the ACK); and a call whose media stays silent ended by the media
 // timeout. Every test ends by checking that no call slot leaked.
 
 #include <string>
@@ -40,6 +40,16 @@ TEST_F(MediaNegotiation, RtcpMuxIsKeptWhereBothSidesOfferIt) {
   startSbc(10);
   callThrough("uas_rtcp_mux.xml", "uac_rtcp_mux.xml");
   expectNoActiveCalls();
+}
+
+// Proves: a late offer (INVITE without SDP) is relayed without SDP; the core's offer in its
+// 200 reaches the trunk anchored on the SBC's access address, and the trunk's answer in its
+// ACK reaches the core anchored on the SBC's core address.
+TEST_F(MediaNegotiation, LateOfferIsAnchoredBothWays) {
+  startSbc(10);
+  callThrough("uas_late_offer.xml", "uac_late_offer.xml");
+  expectNoActiveCalls();
+  EXPECT_TRUE(daemon_->waitForMetric("sbc_media_flows", 0)) << daemon_->scrape();
 }
 
 // Proves: an answered call whose media never flows is ended by the SBC after
