@@ -87,6 +87,10 @@ Daemon::Daemon(std::string configPath, config::Config config)
   for (const char* realm : {"access", "core"}) {
     metrics_.counter(metrics::FamilyId::sipUnansweredTotal)
         .Add({{"realm", realm}, {"reason", "unknown_source"}});
+    for (const char* reason : {"not_sip", "bad_request", "bad_user"}) {
+      metrics_.counter(metrics::FamilyId::sipMalformedTotal)
+          .Add({{"realm", realm}, {"reason", reason}});
+    }
   }
   const std::string metricsBound = metrics_.serve(config_.metricsListen);
   control_ = std::make_unique<ControlServer>(io_, config_.controlSocket, controlCommands());

@@ -52,6 +52,11 @@ enum class Source : unsigned char { stored, sampled };
   X(sipUnansweredTotal, "sbc_sip_unanswered_total", counter, stored, "realm,reason",         \
     "SIP requests dropped without a response, by reason: unknown_source (the source's "     \
     "response budget was spent)")                                                            \
+  X(sipMalformedTotal, "sbc_sip_malformed_total", counter, stored, "realm,reason",          \
+    "SIP messages refused as malformed, by reason: not_sip (no request or status line: "    \
+    "dropped), bad_request (refused by the SIP parser or its sanity checks: 400, 413 or "   \
+    "505 when a usable Via allows a response, dropped otherwise), bad_user (a Request-URI " \
+    "or From user part that is not RFC 3261's: 400)")                                      \
   X(mediaPacketsTotal, "sbc_media_packets_total", counter, sampled, "trunk,direction",        \
     "Media packets (RTP and RTCP) forwarded on a trunk's streams, by direction: "            \
     "access_to_core or core_to_access")                                                      \

@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "signaling/call.h"
 #include "signaling/dial_plan.h"
+#include "signaling/request_checks.h"
 #include "signaling/sofia.h"
 #include "signaling/source_limiter.h"
 #include "signaling/trunk_auth.h"
@@ -33,6 +34,9 @@ struct RealmAgent {
   const char* name = "";  // "access" or "core"
   bool isAccess = false;
   nta_agent_t* agent = nullptr;
+  // nta's statistics at the last look: what has been added to sbc_sip_malformed_total.
+  usize_t countedNotSip = 0;
+  usize_t countedBadRequests = 0;
 };
 
 namespace {
@@ -41,6 +45,14 @@ namespace {
 // dropped silently and counted, so a flood cannot turn the SBC into a reflector.
 constexpr double kUnknownSourceResponsesPerSecond = 5;
 constexpr double kUnknownSourceResponseBurst = 20;
+
+// The largest SIP message read (a stream transport's larger ones get 413): far above any
+// real request, far below what a hostile TCP peer could make nta buffer otherwise (2 MB).
+constexpr unsigned kMaxSipMessageBytes = 65536;
+
+// How often nta's own counts of the malformed messages it refused are carried into the
+// metrics (nta answers or drops those itself, before any callback of ours).
+constexpr unsigned kParserStatsIntervalMs = 250;
 
 std::string listenUrl(const config::SipListen& listen) {
   const bool v6 = listen.address.find(':') != std::string::npos;
@@ -55,6 +67,16 @@ std::string withoutBrackets(const char* host) {
     text = text.substr(1, text.size() - 2);
   }
   return text;
+}
+
+// The Request-URI's and the From's user parts, where present, are RFC 3261 user parts.
+bool hasWellFormedUsers(const sip_t* sip) {
+  const url_t* target = sip->sip_request->rq_url;
+  if (target != nullptr && target->url_user != nullptr && !isUriUser(target->url_user)) {
+    return false;
+  }
+  const url_t* from = sip->sip_from != nullptr ? sip->sip_from->a_url : nullptr;
+  return from == nullptr || from->url_user == nullptr || isUriUser(from->url_user);
 }
 
 std::optional<policy::IpAddress> sourceOf(msg_t* msg) {
@@ -127,6 +149,12 @@ struct SignalingPlane::Impl {
     } else {
       failure = createAgent(realms[0], settings.access);
       if (failure.empty()) failure = createAgent(realms[1], settings.core);
+      parserStatsTimer = su_timer_create(su_root_task(root), kParserStatsIntervalMs);
+      if (failure.empty() &&
+          (parserStatsTimer == nullptr ||
+           su_timer_set_for_ever(parserStatsTimer, &Impl::onParserStatsTimer, this) != 0)) {
+        failure = "signaling: cannot start the parser statistics timer";
+      }
     }
     if (failure.empty()) {
       // A trunk challenge without a realm of its own uses the SBC's first access address.
@@ -171,7 +199,7 @@ struct SignalingPlane::Impl {
     realm.agent = nta_agent_create(
         root, URL_STRING_MAKE(first.c_str()), &Impl::onMessage, &realm, NTATAG_UA(1),
         NTATAG_SIP_T1(settings.sipTimers.t1Ms), NTATAG_SIP_T1X64(settings.sipTimers.t1x64Ms),
-        NTATAG_SERVER_RPORT(1), TAG_END());
+        NTATAG_SERVER_RPORT(1), NTATAG_MAXSIZE(kMaxSipMessageBytes), TAG_END());
     if (realm.agent == nullptr) {
       return std::string("cannot listen for SIP on ") + realm.name + " " + first + ": " +
              std::strerror(errno);
@@ -194,6 +222,8 @@ struct SignalingPlane::Impl {
   }
 
   void teardown() {
+    if (parserStatsTimer != nullptr) su_timer_destroy(parserStatsTimer);
+    parserStatsTimer = nullptr;
     for (auto& realm : realms) {
       if (realm.agent != nullptr) nta_agent_destroy(realm.agent);
       realm.agent = nullptr;
@@ -218,6 +248,31 @@ struct SignalingPlane::Impl {
     }
     for (auto& task : tasks) task();
     return 0;
+  }
+
+  // Malformed messages nta refused by itself since the last look, per realm: messages with
+  // neither a request nor a status line (received, but neither request nor response), and
+  // requests its parser or sanity checks refused.
+  static void onParserStatsTimer(void* magic, su_timer_t*, su_timer_arg_t*) {
+    Impl& self = *static_cast<Impl*>(magic);
+    for (auto& realm : self.realms) {
+      if (realm.agent == nullptr) continue;
+      usize_t received = 0, requests = 0, responses = 0, badRequests = 0;
+      nta_agent_get_stats(realm.agent, NTATAG_S_RECV_MSG_REF(received),
+                          NTATAG_S_RECV_REQUEST_REF(requests),
+                          NTATAG_S_RECV_RESPONSE_REF(responses),
+                          NTATAG_S_BAD_REQUEST_REF(badRequests), TAG_END());
+      const usize_t notSip = received - requests - responses;
+      const auto add = [&](const char* reason, usize_t now, usize_t& counted) {
+        if (now <= counted) return;
+        self.metrics.counter(metrics::FamilyId::sipMalformedTotal)
+            .Add({{"realm", realm.name}, {"reason", reason}})
+            .Increment(static_cast<double>(now - counted));
+        counted = now;
+      };
+      add("not_sip", notSip, realm.countedNotSip);
+      add("bad_request", badRequests, realm.countedBadRequests);
+    }
   }
 
   // The relay reports streams whose media went silent: their calls are ended.
@@ -280,6 +335,17 @@ struct SignalingPlane::Impl {
                    " carries one of our own Via sent-by addresses: 482 Loop Detected");
       self.countResponse(*realm, 482);
       nta_msg_treply(agent, msg, 482, "Loop Detected", TAG_END());
+      return 0;
+    }
+    const bool initialInvite = sip->sip_request->rq_method == sip_method_invite &&
+                               sip->sip_to != nullptr && sip->sip_to->a_tag == nullptr;
+    if (initialInvite && !hasWellFormedUsers(sip)) {
+      // The dialled and calling users are copied onto the other leg: garbage stays here.
+      self.metrics.counter(metrics::FamilyId::sipMalformedTotal)
+          .Add({{"realm", realm->name}, {"reason", "bad_user"}})
+          .Increment();
+      self.countResponse(*realm, 400);
+      nta_msg_treply(agent, msg, 400, "Bad User Part", TAG_END());
       return 0;
     }
     if (realm->isAccess && sip->sip_request->rq_method == sip_method_invite &&
@@ -505,6 +571,7 @@ struct SignalingPlane::Impl {
   metrics::CallSeriesCache callSeries;  // signaling thread only
   RealmAgent realms[2];
   su_root_t* root = nullptr;
+  su_timer_t* parserStatsTimer = nullptr;
   su_wait_t wakeWait{};
   su_wait_t timeoutWait{};
   int wakeFd = -1;

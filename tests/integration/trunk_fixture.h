@@ -57,7 +57,7 @@ class TrunkFixture : public ::testing::Test {
     return R"(
 realms = {
   access = { sip = ( { address = "127.0.0.10"; port = 0; transport = ")" + accessTransport_ +
-                               R"("; } );
+                               R"("; } )" + accessListenExtra_ + R"( );
              media = { address = "127.0.0.10"; port_min = 20000; port_max = 20999; }; };
   core = { sip = ( { address = "127.0.0.11"; port = 0; transport = ")" + coreTransport_ +
                                R"("; } );
@@ -198,6 +198,8 @@ control = { socket = ")" + dir_.file("sbcd.sock") +
   // sbcConfig(): tests that need more settings set these before startSbc().
   std::string trunkExtra_;
   std::string sipExtra_;
+  // Appended to the access realm's list of SIP listen groups (e.g. a TCP one).
+  std::string accessListenExtra_;
   std::string extraConfig_;
   // More trunks after alpha, each written as `, { name = ...; }`.
   std::string extraTrunks_;

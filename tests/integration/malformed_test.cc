@@ -1,0 +1,251 @@
+// Malformed SIP from a trunk (127.0.0.2) and from unknown sources (127.0.0.50 and up, one
+// address each so the 403 budget of one source never decides a case), over UDP and, for
+// some cases, TCP. Each corpus file under tests/integration/malformed/<category>/ is a raw
+// message; {via}, {transport} and {case} are filled in before sending (the Via names the
+// sending socket with ;rport, so a response can come back). Expectations per case: 400
+// where a response can be sent (nta answers most itself; the SBC answers bad user parts),
+// dropped where it cannot (no request line, no usable Via), the categories counted in
+// sbc_sip_malformed_total. Afterwards the daemon still serves a normal call and no call
+// slot is left taken.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "tests/integration/sbcd_process.h"
+#include "tests/integration/trunk_fixture.h"
+#include "tests/support/test_env.h"
+
+namespace sbc::test {
+namespace {
+
+const std::string kCorpusDir = std::string(SBC_SOURCE_ROOT) + "/tests/integration/malformed";
+
+constexpr int kNotSent = -1;
+constexpr int kNoResponse = 0;
+
+// What a case adds to sbc_sip_malformed_total (per send that reaches that check).
+enum class Counted { nothing, notSip, badRequest, badUser };
+
+struct Case {
+  const char* file;
+  int fromTrunk;    // expected status over UDP from the trunk (kNoResponse: dropped)
+  int fromUnknown;  // the same from an unknown source
+  int overTcp;      // from the trunk over TCP (kNotSent: not tried)
+  Counted counted;
+};
+
+// clang-format off
+const Case kCases[] = {
+    // No request line: nothing to answer (nta drops what is neither request nor response).
+    {"bad_start_line/garbage.sip",            0,   0,   kNotSent, Counted::notSip},
+    {"bad_start_line/no_request_uri.sip",     0,   0,   kNotSent, Counted::notSip},
+    {"bad_start_line/space_in_uri.sip",       0,   0,   kNotSent, Counted::notSip},
+    {"bad_start_line/binary_method.sip",      0,   0,   kNotSent, Counted::notSip},
+    {"bad_start_line/unknown_version.sip",    505, 505, 505,      Counted::badRequest},
+    // Mandatory headers: 400 from nta's sanity check; without a Via no response can go.
+    {"missing_headers/no_via.sip",            0,   0,   kNotSent, Counted::badRequest},
+    {"missing_headers/no_call_id.sip",        400, 400, 400,      Counted::badRequest},
+    {"missing_headers/no_cseq.sip",           400, 400, kNotSent, Counted::badRequest},
+    {"missing_headers/no_from.sip",           400, 400, kNotSent, Counted::badRequest},
+    {"missing_headers/no_to.sip",             400, 400, kNotSent, Counted::badRequest},
+    {"missing_headers/cseq_method_mismatch.sip", 400, 400, kNotSent, Counted::badRequest},
+    // Content-Length: a datagram shorter than it says is incomplete (400); one longer than
+    // it says is cut at Content-Length (here inside the SDP: 488).
+    {"bad_content_length/longer_than_body.sip", 400, 400, kNotSent, Counted::badRequest},
+    {"bad_content_length/negative.sip",       400, 400, 400,      Counted::badRequest},
+    {"bad_content_length/not_a_number.sip",   400, 400, kNotSent, Counted::badRequest},
+    {"bad_content_length/huge.sip",           400, 400, kNotSent, Counted::badRequest},
+    {"bad_content_length/shorter_sdp.sip",    488, 403, kNotSent, Counted::nothing},
+    // Size: under 64 KiB is served; a TCP message over it closes the connection unanswered.
+    {"oversized/udp_60k_header.sip",          200, 403, kNotSent, Counted::nothing},
+    {"oversized/tcp_100k_header.sip",         kNotSent, kNotSent, 0, Counted::nothing},
+    // Injection: NUL bytes are refused; Sofia ends a line at a bare CR (two headers, neither
+    // crossing to the core); escaped CR LF and folded lines are legal SIP.
+    {"header_injection/nul_in_value.sip",     400, 400, kNotSent, Counted::badRequest},
+    {"header_injection/nul_in_call_id.sip",   400, 400, kNotSent, Counted::badRequest},
+    {"header_injection/bare_cr_in_value.sip", 200, 403, kNotSent, Counted::nothing},
+    {"header_injection/encoded_crlf_in_uri.sip", 200, 403, kNotSent, Counted::nothing},
+    {"header_injection/folded_via.sip",       200, 403, kNotSent, Counted::nothing},
+    {"header_injection/bad_via.sip",          0,   0,   kNotSent, Counted::badRequest},
+    // SDP the SBC cannot anchor: 488 from a trunk (after admission; the slot is freed).
+    {"broken_sdp/garbage_body.sip",           488, 403, 488,      Counted::nothing},
+    {"broken_sdp/no_media.sip",               488, 403, kNotSent, Counted::nothing},
+    {"broken_sdp/host_name_address.sip",      488, 403, kNotSent, Counted::nothing},
+    {"broken_sdp/non_token_format.sip",       488, 403, kNotSent, Counted::nothing},
+    {"broken_sdp/nul_in_body.sip",            488, 403, kNotSent, Counted::nothing},
+    // Raw non-UTF-8 bytes: harmless where nothing is copied (display name, an OPTIONS to the
+    // SBC, an unknown header), 400 in the user parts an INVITE would carry to the core.
+    {"non_utf8/display_name.sip",             200, 403, kNotSent, Counted::nothing},
+    {"non_utf8/request_uri_user.sip",         200, 403, kNotSent, Counted::nothing},
+    {"non_utf8/header_name.sip",              200, 403, kNotSent, Counted::nothing},
+    {"non_utf8/invite_request_uri_user.sip",  400, 403, 400,      Counted::badUser},
+    {"non_utf8/invite_from_user.sip",         400, 403, kNotSent, Counted::badUser},
+    // Truncated datagrams: cut in the start line (not SIP), in the headers (mandatory ones
+    // missing: 400), just before the blank line (complete headers: served), in the body
+    // (shorter than Content-Length: 400).
+    {"truncated/in_start_line.sip",           0,   0,   kNotSent, Counted::notSip},
+    {"truncated/in_headers.sip",              400, 400, kNotSent, Counted::badRequest},
+    {"truncated/before_blank_line.sip",       200, 403, kNotSent, Counted::nothing},
+    {"truncated/in_sdp_body.sip",             400, 400, kNotSent, Counted::badRequest},
+};
+// clang-format on
+
+std::string readCorpus(const std::string& name) {
+  std::ifstream in(kCorpusDir + "/" + name, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+void replaceAll(std::string& text, const std::string& from, const std::string& to) {
+  for (auto at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
+    text.replace(at, from.size(), to);
+  }
+}
+
+// The corpus message as sent from `source:port` over `transport`; `tag` makes its Call-ID
+// and branch unique to this send.
+std::string filledIn(std::string message, const std::string& source, int port,
+                     const char* transport, const std::string& tag) {
+  replaceAll(message, "{via}", source + ":" + std::to_string(port) + ";rport");
+  replaceAll(message, "{transport}", transport);
+  replaceAll(message, "{case}", tag);
+  return message;
+}
+
+// The status code of a response's first line; 0 if it is not one.
+int statusOf(const std::string& response) {
+  if (response.rfind("SIP/2.0 ", 0) != 0 || response.size() < 11) return 0;
+  return std::atoi(response.substr(8, 3).c_str());
+}
+
+// Sends `message` in one datagram from `source` and returns the first response's status
+// (kNoResponse if none came within `wait`).
+int sendUdp(const std::string& message, const std::string& source, int sbcPort,
+            const std::string& tag, std::chrono::milliseconds wait) {
+  UdpSocket socket(source.c_str(), 0);
+  if (!socket.bound()) return -2;
+  socket.sendTo(filledIn(message, source, socket.port(), "UDP", tag), "127.0.0.10", sbcPort);
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (const auto response = socket.receive()) return statusOf(response->first);
+  }
+  return kNoResponse;
+}
+
+// Sends `message` over a new TCP connection from `source`; the first response's status, or
+// kNoResponse when none came within `wait` (or the SBC closed the connection unanswered).
+int sendTcp(const std::string& message, const std::string& source, int sbcPort,
+            const std::string& tag, std::chrono::milliseconds wait) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in local{};
+  local.sin_family = AF_INET;
+  ::inet_pton(AF_INET, source.c_str(), &local.sin_addr);
+  sockaddr_in remote{};
+  remote.sin_family = AF_INET;
+  remote.sin_port = htons(static_cast<std::uint16_t>(sbcPort));
+  ::inet_pton(AF_INET, "127.0.0.10", &remote.sin_addr);
+  socklen_t length = sizeof local;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0 ||
+      ::connect(fd, reinterpret_cast<sockaddr*>(&remote), sizeof remote) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length) != 0) {
+    ::close(fd);
+    return -2;
+  }
+  timeval timeout{0, 100000};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  const std::string data = filledIn(message, source, ntohs(local.sin_port), "TCP", tag);
+  for (std::size_t sent = 0; sent < data.size();) {
+    const auto n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;  // the SBC may close the connection on an oversized message
+    sent += static_cast<std::size_t>(n);
+  }
+  std::string received;
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  while (std::chrono::steady_clock::now() < deadline && received.find("\r\n") == std::string::npos) {
+    char buffer[2048];
+    const auto n = ::recv(fd, buffer, sizeof buffer, 0);
+    if (n == 0) break;  // closed
+    if (n > 0) received.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return statusOf(received);
+}
+
+class MalformedSip : public TrunkFixture {
+ protected:
+  void SetUp() override {
+    TrunkFixture::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    accessListenExtra_ = R"(, { address = "127.0.0.10"; port = 0; transport = "tcp"; })";
+    startSbc(10);
+    const std::string& bound = daemon_->boundLine();
+    const auto at = bound.find("sip.access=tcp:127.0.0.10:");
+    ASSERT_NE(at, std::string::npos) << bound;
+    accessTcpPort_ = std::stoi(bound.substr(at + 26));
+  }
+
+  int accessTcpPort_ = 0;
+};
+
+// Proves: every corpus case gets its expected answer (400/505 where a response can be sent,
+// nothing where it cannot, 488 for SDP the SBC cannot anchor, 403 to unknown sources where
+// the SBC itself decides), each category is counted in sbc_sip_malformed_total, no slot or
+// crash results, and a normal call completes afterwards.
+TEST_F(MalformedSip, CorpusIsAnsweredOrDroppedAndCounted) {
+  // An answer, when one comes, takes a few milliseconds; silence is judged after this long.
+  constexpr auto kWait = 400ms;
+  std::map<Counted, int> expected;
+  int unknownHost = 50;
+  for (const Case& c : kCases) {
+    SCOPED_TRACE(c.file);
+    const std::string message = readCorpus(c.file);
+    ASSERT_FALSE(message.empty()) << "corpus file missing";
+    const std::string tag = std::to_string(&c - kCases);
+    if (c.fromTrunk != kNotSent) {
+      EXPECT_EQ(sendUdp(message, "127.0.0.2", accessPort_, tag + "-trunk", kWait), c.fromTrunk)
+          << "from the trunk over UDP";
+      ++expected[c.counted];
+    }
+    if (c.fromUnknown != kNotSent) {
+      const std::string stranger = "127.0.0." + std::to_string(unknownHost++);
+      EXPECT_EQ(sendUdp(message, stranger, accessPort_, tag + "-unknown", kWait), c.fromUnknown)
+          << "from " << stranger << " over UDP";
+      // The front door refuses an unknown source before it looks at user parts.
+      if (c.counted != Counted::badUser) ++expected[c.counted];
+    }
+    if (c.overTcp != kNotSent) {
+      EXPECT_EQ(sendTcp(message, "127.0.0.2", accessTcpPort_, tag + "-tcp", kWait), c.overTcp)
+          << "from the trunk over TCP";
+      if (c.file != std::string("oversized/tcp_100k_header.sip")) ++expected[c.counted];
+    }
+  }
+  EXPECT_TRUE(daemon_->waitForMetric(
+      "sbc_sip_malformed_total{realm=\"access\",reason=\"not_sip\"}", expected[Counted::notSip]))
+      << daemon_->scrape();
+  EXPECT_TRUE(daemon_->waitForMetric(
+      "sbc_sip_malformed_total{realm=\"access\",reason=\"bad_request\"}",
+      expected[Counted::badRequest]))
+      << daemon_->scrape();
+  EXPECT_TRUE(daemon_->waitForMetric(
+      "sbc_sip_malformed_total{realm=\"access\",reason=\"bad_user\"}", expected[Counted::badUser]))
+      << daemon_->scrape();
+  expectNoActiveCalls();
+
+  // Still serving: a normal call through, and its slot freed.
+  callThrough("uas_answer.xml", "uac_hold.xml");
+  expectNoActiveCalls();
+  EXPECT_FALSE(daemon_->process().waitForExit(0ms).has_value()) << "sbcd exited";
+}
+
+}  // namespace
+}  // namespace sbc::test
