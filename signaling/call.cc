@@ -944,7 +944,9 @@ void Call::relayResponse(Relay& relay, const sip_t* sip) {
   const bool carryBody = !negotiates(relay.method) && hasBody(sip);
   const std::string passed = allowedHeaderLines(sip, passedHeaders_);
   nta_agent_t* agent = agentOf(relay.from);
-  environment_.countResponse(dataplane::toString(relay.from), status);
+  // RFC 4320: no 408 to a non-INVITE request; nta sends nothing and the sender's own
+  // Timer F ends its transaction. Only responses that leave are counted.
+  if (status != 408 || invite) environment_.countResponse(dataplane::toString(relay.from), status);
   std::string sessionExpires;
   if (success && negotiates(relay.method)) {
     sessionTimers_->refreshed(to, sip);
@@ -965,7 +967,19 @@ void Call::relayResponse(Relay& relay, const sip_t* sip) {
       TAG_IF(!passed.empty(), SIPTAG_HEADER_STR(passed.c_str())), TAG_END());
   if (!success) {
     if (relay.offerInRequest) restoreMedia();
+    const sip_method_t method = relay.method;
     freeRelay(relay);
+    // RFC 3261 12.2.1.2: a 408 (our own Timer F or B, or the peer's) or a 481 to a request
+    // inside the dialog means the other side's dialog is gone. The sender has its answer
+    // (or, for a non-INVITE's 408, its own timeout); the SBC ends the call on both legs
+    // rather than keep a half-dead one.
+    if (status == 408 || status == 481) {
+      log::warning("call", "call ", id_, ": ", sip_method_name(method, "request"),
+                   " to the ", dataplane::toString(to), " answered ", status,
+                   "; ending the call");
+      terminate(metrics::CallResult::aborted,
+                status == 408 ? "in_dialog_timeout" : "in_dialog_481");
+    }
     return;
   }
   if (invite) {
