@@ -1,0 +1,42 @@
+// libFuzzer target: arbitrary bytes as one SIP datagram through what the daemon does with
+// it before any state is made: Sofia-SIP's message parser (as nta parses with the default
+// SIP message class), then the front door's pure checks (user parts) and the header
+// allow-list that copies headers onto the other leg. Refusals are fine; crashes, leaks and
+// UB are not, and no copied header line may hold a CR, LF or NUL of its own.
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "signaling/header_allow_list.h"
+#include "signaling/request_checks.h"
+
+#include <sofia-sip/msg.h>
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  msg_t* msg = msg_make(sip_default_mclass(), 0, data, static_cast<isize_t>(size));
+  if (msg == nullptr) return 0;
+  const sip_t* sip = sip_object(msg);
+  if (sip != nullptr) {
+    if (sip->sip_request != nullptr && sip->sip_request->rq_url->url_user != nullptr) {
+      sbc::signaling::isUriUser(sip->sip_request->rq_url->url_user);
+    }
+    if (sip->sip_from != nullptr && sip->sip_from->a_url->url_user != nullptr) {
+      sbc::signaling::isUriUser(sip->sip_from->a_url->url_user);
+    }
+    static const std::vector<std::string> kNames = {"X-Account-Code", "Subject",
+                                                    "P-Asserted-Identity", "Priority"};
+    const std::string lines = sbc::signaling::allowedHeaderLines(sip, kNames);
+    // Every line is "Name: value\r\n" with nothing else that ends a line.
+    for (std::size_t at = 0; at < lines.size();) {
+      const std::size_t end = lines.find("\r\n", at);
+      if (end == std::string::npos) __builtin_trap();
+      const std::string line = lines.substr(at, end - at);
+      if (line.find_first_of(std::string("\r\n\0", 3)) != std::string::npos) __builtin_trap();
+      at = end + 2;
+    }
+  }
+  msg_destroy(msg);
+  return 0;
+}
