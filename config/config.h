@@ -82,6 +82,18 @@ struct SipTimers {
   friend bool operator==(const SipTimers&, const SipTimers&) = default;
 };
 
+enum class UnknownSourceAction : std::uint8_t { forbidden, drop };
+
+// What the SBC answers when it refuses a request at the door.
+struct Refusals {
+  // A request from a source in no trunk's prefixes (access) or no next hop (core): 403
+  // (rate limited per source) or no response at all.
+  UnknownSourceAction unknownSource = UnknownSourceAction::forbidden;
+  std::uint16_t overLimitStatus = 503;  // a call over a trunk's concurrent or rate ceiling
+  std::uint32_t retryAfterS = 5;        // Retry-After with it (and with drain's 503); 0: none
+  friend bool operator==(const Refusals&, const Refusals&) = default;
+};
+
 struct DpdkPort {
   std::string device;  // an EAL device name, e.g. "net_af_packet0"
   std::string realm;   // "access" or "core"
@@ -121,6 +133,7 @@ struct Config {
   std::string metricsListen = "127.0.0.1:9469";
   std::string controlSocket = "/run/sbc/sbcd.sock";
   std::uint32_t drainTimeoutS = 30;
+  Refusals refusals;
 };
 
 struct ConfigError {

@@ -247,6 +247,8 @@ constexpr EnumName<LogLevel> kLogLevels[] = {{"debug", LogLevel::debug},
                                              {"warning", LogLevel::warning},
                                              {"error", LogLevel::error}};
 constexpr EnumName<Transport> kTransports[] = {{"udp", Transport::udp}, {"tcp", Transport::tcp}};
+constexpr EnumName<UnknownSourceAction> kUnknownSourceActions[] = {
+    {"forbidden", UnknownSourceAction::forbidden}, {"drop", UnknownSourceAction::drop}};
 constexpr EnumName<MediaDriver> kDrivers[] = {{"socket", MediaDriver::socket},
                                               {"dpdk", MediaDriver::dpdk}};
 
@@ -524,7 +526,7 @@ class Parser {
     config.sourceFile = v_.file();
     const Node node{&root, ""};
     v_.group(node, {"log_level", "realms", "core", "media", "dpdk", "sip", "trunks", "lines",
-                    "metrics", "control", "drain"});
+                    "metrics", "control", "drain", "refusals"});
     if (const auto level = Validator::member(node, "log_level")) {
       if (const auto value = v_.enumeration(*level, kLogLevels)) {
         config.logLevel = *value;
@@ -543,6 +545,7 @@ class Parser {
     parseMetrics(node, config.metricsListen);
     parseControl(node, config.controlSocket);
     parseDrain(node, config.drainTimeoutS);
+    parseRefusals(node, config.refusals);
     return config;
   }
 
@@ -1278,6 +1281,27 @@ class Parser {
       return;
     }
     v_.readInteger(*drain, "timeout_s", 0, 3600, out);
+  }
+
+  void parseRefusals(const Node& root, Refusals& out) {
+    const auto refusals = Validator::member(root, "refusals");
+    if (!refusals ||
+        !v_.group(*refusals, {"unknown_source", "over_limit_status", "retry_after_s"})) {
+      return;
+    }
+    readEnum(*refusals, "unknown_source", kUnknownSourceActions, out.unknownSource);
+    // A final failure the caller understands as "not now": 4xx-6xx but 407 (which asks for
+    // credentials) and 401.
+    if (const auto node = Validator::member(*refusals, "over_limit_status")) {
+      if (const auto value = v_.integer(*node, 400, 699)) {
+        if (*value == 401 || *value == 407) {
+          v_.fail(*node, "401 and 407 ask for credentials; choose another status");
+        } else {
+          out.overLimitStatus = static_cast<std::uint16_t>(*value);
+        }
+      }
+    }
+    v_.readInteger(*refusals, "retry_after_s", 0, 86400, out.retryAfterS);
   }
 
   using ListenKey =

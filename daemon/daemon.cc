@@ -41,6 +41,7 @@ std::vector<std::string> restartOnlyChanges(const config::Config& running,
   note(running.core.media != loaded.core.media, "realms.core.media");
   note(running.coreNextHops != loaded.coreNextHops, "core.next_hops");
   note(running.coreFailoverTimeoutMs != loaded.coreFailoverTimeoutMs, "core.failover_timeout_ms");
+  note(running.refusals != loaded.refusals, "refusals");
   note(running.media != loaded.media, "media");
   note(running.dpdk.ealArgs != loaded.dpdk.ealArgs, "dpdk.eal_args");
   note(running.dpdk.ports != loaded.dpdk.ports, "dpdk.ports");

@@ -323,6 +323,8 @@ void Call::replyCaller(int status, const char* phrase, const sip_t* response,
   const bool relayed = response != nullptr && response->sip_status != nullptr &&
                        response->sip_status->st_status == status;
   const std::string passed = relayed ? allowedHeaderLines(response, passedHeaders_) : "";
+  const std::uint32_t retryAfterS = environment_.settings->refusals.retryAfterS;
+  const std::string retryAfter = std::to_string(retryAfterS);
   std::string sessionExpires;
   if (status >= 200 && status < 300 && sessionTimers_ != nullptr) {
     sessionTimers_->callerAnswered();
@@ -348,7 +350,9 @@ void Call::replyCaller(int status, const char* phrase, const sip_t* response,
                       TAG_IF(timers && sessionTimers_->callerRefreshes(), SIPTAG_REQUIRE_STR("timer")),
                       TAG_IF(!body.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
                       TAG_IF(!body.empty(), SIPTAG_PAYLOAD_STR(body.c_str())),
-                      TAG_IF(status == 503, SIPTAG_RETRY_AFTER_STR("5")), TAG_END());
+                      TAG_IF(status == 503 && retryAfterS > 0,
+                             SIPTAG_RETRY_AFTER_STR(retryAfter.c_str())),
+                      TAG_END());
   if (status >= 200) observeSetup();
   if (unusableAnswer) finish(metrics::CallResult::aborted, "bad_sdp_answer");
 }

@@ -312,7 +312,10 @@ struct SignalingPlane::Impl {
         nta_msg_discard(agent, msg);  // never answered, so never "unanswered"
         return 0;
       }
-      if (!source || !self.limiter.allow(*source)) {
+      // refusals.unknown_source = "drop": a scanner learns nothing, not even that a SIP
+      // server listens here.
+      if (!source || self.settings.refusals.unknownSource == config::UnknownSourceAction::drop ||
+          !self.limiter.allow(*source)) {
         self.metrics.counter(metrics::FamilyId::sipUnansweredTotal)
             .Add({{"realm", realm->name}, {"reason", "unknown_source"}})
             .Increment();
@@ -401,8 +404,13 @@ struct SignalingPlane::Impl {
       countRefusedCall(trunk, metrics::CallDirection::fromTrunk, received);
       nta_incoming_t* request = nta_incoming_create(agent, nullptr, msg, sip, TAG_END());
       if (request == nullptr) return;
-      countResponse(realms[0], 503);
-      nta_incoming_treply(request, 503, "Service Unavailable", SIPTAG_RETRY_AFTER_STR("5"),
+      const auto& refusal = settings.refusals;
+      countResponse(realms[0], refusal.overLimitStatus);
+      const std::string retryAfter = std::to_string(refusal.retryAfterS);
+      nta_incoming_treply(request, refusal.overLimitStatus,
+                          sip_status_phrase(refusal.overLimitStatus),
+                          TAG_IF(refusal.retryAfterS > 0,
+                                 SIPTAG_RETRY_AFTER_STR(retryAfter.c_str())),
                           TAG_END());
       nta_incoming_destroy(request);
       return;
@@ -429,8 +437,11 @@ struct SignalingPlane::Impl {
       nta_incoming_t* request = nta_incoming_create(agent, nullptr, msg, sip, TAG_END());
       if (request == nullptr) return;
       countResponse(realms[1], status);
+      const std::string retryAfter = std::to_string(settings.refusals.retryAfterS);
       nta_incoming_treply(request, status, phrase,
-                          TAG_IF(retry, SIPTAG_RETRY_AFTER_STR("5")), TAG_END());
+                          TAG_IF(retry && settings.refusals.retryAfterS > 0,
+                                 SIPTAG_RETRY_AFTER_STR(retryAfter.c_str())),
+                          TAG_END());
       nta_incoming_destroy(request);
     };
     const auto unrouted = [&](const char* reason) {
@@ -475,7 +486,8 @@ struct SignalingPlane::Impl {
         .Increment();
     if (admission.result != policy::AdmissionResult::admitted) {
       countRefusedCall(configured->name, metrics::CallDirection::toTrunk, received);
-      refuse(503, "Service Unavailable", true);
+      refuse(settings.refusals.overLimitStatus,
+             sip_status_phrase(settings.refusals.overLimitStatus), true);
       return;
     }
     const std::uint64_t id = nextCallId++;

@@ -165,6 +165,9 @@ TEST(Defaults, MinimalConfigGetsEveryDefault) {
   EXPECT_EQ(c.metricsListen, "127.0.0.1:9469");
   EXPECT_EQ(c.controlSocket, "/run/sbc/sbcd.sock");
   EXPECT_EQ(c.drainTimeoutS, 30u);
+  EXPECT_EQ(c.refusals.unknownSource, UnknownSourceAction::forbidden);
+  EXPECT_EQ(c.refusals.overLimitStatus, 503);
+  EXPECT_EQ(c.refusals.retryAfterS, 5u);
 }
 
 // A trunk with only its required settings gets the documented limits.
@@ -210,6 +213,7 @@ lines = { max_calls = 100; register_expires_s = 86400; max_bindings = 10000000; 
 metrics = { listen = "[::1]:0"; };
 control = { socket = "/tmp/sbcd-test.sock"; };
 drain = { timeout_s = 0; };
+refusals = { unknown_source = "drop"; over_limit_status = 486; retry_after_s = 0; };
 )");
   EXPECT_EQ(c.logLevel, LogLevel::debug);
   EXPECT_EQ(c.access.sip[0].address, "::1");
@@ -262,6 +266,9 @@ drain = { timeout_s = 0; };
   EXPECT_EQ(c.metricsListen, "[::1]:0");
   EXPECT_EQ(c.controlSocket, "/tmp/sbcd-test.sock");
   EXPECT_EQ(c.drainTimeoutS, 0u);
+  EXPECT_EQ(c.refusals.unknownSource, UnknownSourceAction::drop);
+  EXPECT_EQ(c.refusals.overLimitStatus, 486);
+  EXPECT_EQ(c.refusals.retryAfterS, 0u);
 }
 
 // max_calls_per_second takes an integer or a float; integers are read exactly.

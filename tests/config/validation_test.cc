@@ -865,5 +865,19 @@ TEST(AllErrors, HostileTextIsRefusedCleanly) {
   }
 }
 
+// A refusal status that asks for credentials, one out of range and an unknown action are
+// each refused with the setting named.
+TEST(Refusals, BadValuesAreNamed) {
+  const auto errors = errorsOf(withMinimal(
+      "refusals = { unknown_source = \"ignore\"; over_limit_status = 407; };\n"));
+  ASSERT_EQ(errors.size(), 2u) << dump(errors);
+  EXPECT_EQ(errors[0].setting, "refusals.unknown_source");
+  EXPECT_EQ(errors[1].setting, "refusals.over_limit_status");
+  EXPECT_NE(errors[1].reason.find("credentials"), std::string::npos) << errors[1].reason;
+  const auto range = errorsOf(withMinimal("refusals = { over_limit_status = 399; };\n"));
+  ASSERT_EQ(range.size(), 1u) << dump(range);
+  EXPECT_EQ(range[0].setting, "refusals.over_limit_status");
+}
+
 }  // namespace
 }  // namespace sbc::config

@@ -183,6 +183,50 @@ TEST_F(TrunkCalls, ReloadedTrunkTargetIsUsed) {
 }
 
 
+// Proves: refusals.over_limit_status and retry_after_s replace the 503 and its Retry-After
+// for a call over the trunk's ceiling.
+TEST_F(TrunkCalls, OverLimitStatusIsConfigurable) {
+  extraConfig_ = "refusals = { over_limit_status = 486; retry_after_s = 0; };";
+  startSbc(1);
+  auto core = startCore("uas_answer.xml", 1);
+  const std::string trace = dir_.file("trunk-messages.log");
+  auto args = trunkArgs("uac_hold.xml", 2, 2);
+  args.insert(args.end() - 1, {"-trace_msg", "-message_file", trace});
+  runCommand(args, std::chrono::seconds(40));  // the refused call fails the scenario
+  EXPECT_EQ(metric("sbc_sip_responses_total{code=\"486\",realm=\"access\"}"), 1)
+      << daemon_->scrape();
+  EXPECT_EQ(metric("sbc_sip_responses_total{code=\"503\",realm=\"access\"}"), -1);
+  std::ifstream in(trace);
+  const std::string messages((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
+  EXPECT_NE(messages.find("SIP/2.0 486 Busy Here"), std::string::npos) << messages;
+  EXPECT_EQ(messages.find("Retry-After"), std::string::npos) << messages;
+  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  expectNoActiveCalls();
+}
+
+// Proves: with refusals.unknown_source = "drop" a request from a source in no trunk's
+// prefixes gets no response at all (the default answers 403), and is counted unanswered.
+TEST_F(TrunkCalls, UnknownSourcesCanBeDroppedSilently) {
+  extraConfig_ = R"(refusals = { unknown_source = "drop"; };)";
+  startSbc(1);
+  UdpSocket stranger("127.0.0.4", 0);
+  ASSERT_TRUE(stranger.bound());
+  const std::string via = "127.0.0.4:" + std::to_string(stranger.port());
+  const std::string options =
+      "OPTIONS sip:127.0.0.10:" + std::to_string(accessPort_) + " SIP/2.0\r\n"
+      "Via: SIP/2.0/UDP " + via + ";branch=z9hG4bK-drop-1\r\n"
+      "Max-Forwards: 70\r\nFrom: <sip:scan@127.0.0.4>;tag=1\r\n"
+      "To: <sip:127.0.0.10>\r\nCall-ID: drop-test-1\r\nCSeq: 1 OPTIONS\r\n"
+      "Content-Length: 0\r\n\r\n";
+  stranger.sendTo(options, "127.0.0.10", accessPort_);
+  EXPECT_FALSE(stranger.receive().has_value());
+  EXPECT_TRUE(daemon_->waitForMetric(
+      R"(sbc_sip_unanswered_total{realm="access",reason="unknown_source"})", 1))
+      << daemon_->scrape();
+  EXPECT_EQ(metric("sbc_sip_responses_total{code=\"403\",realm=\"access\"}"), -1);
+}
+
 // Proves: an answered call's media crosses the relay both ways from the SBC's access
 // address (the core echoes it), the SDP the trunk sees names only the SBC, and media from
 // a source outside the trunk's prefixes is dropped and counted.
