@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string>
 #include <strings.h>
+#include <random>
 #include <utility>
 
 #include "common/log.h"
@@ -11,6 +12,13 @@
 
 namespace sbc::signaling {
 namespace {
+
+// The SDP o= session id of a call: random, so the far side cannot count the SBC's calls
+// from it (the call's own number would tell).
+std::uint64_t randomSessionId() {
+  thread_local std::mt19937_64 generator{std::random_device{}()};
+  return generator() >> 2;  // 62 bits: any SDP parser takes it as a decimal number
+}
 
 std::string hostForUri(const std::string& host) {
   return host.find(':') != std::string::npos ? "[" + host + "]" : host;
@@ -77,6 +85,7 @@ Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
            bool trustedTrunk)
     : environment_(environment),
       id_(id),
+      sdpSessionId_(randomSessionId()),
       trunk_(std::move(trunk)),
       trunkPrefixes_(std::move(trunkPrefixes)),
       callerRealm_(callerRealm),
@@ -391,7 +400,7 @@ bool Call::anchorOffer(dataplane::Realm offerer, const sip_t* message, std::stri
     environment_.relay->updateLeg(streams_[i]->id, offerer, leg);
     answererPorts.push_back(streams_[i]->rtp[static_cast<std::size_t>(answerer)].port);
   }
-  auto sdp = rewriteSdp(body, mediaOf(answerer), answererPorts, id_,
+  auto sdp = rewriteSdp(body, mediaOf(answerer), answererPorts, sdpSessionId_,
                         reuse ? ++sdpVersion_ : sdpVersion_, error);
   if (!sdp) return false;
   offer_ = std::move(description);
@@ -424,7 +433,8 @@ bool Call::anchorAnswer(dataplane::Realm answerer, const sip_t* message,
     environment_.relay->updateLeg(id, offerer, legMedia(offerer, offered, stream));
     offererPorts.push_back(streams_[i]->rtp[static_cast<std::size_t>(offerer)].port);
   }
-  auto sdp = rewriteSdp(body, mediaOf(offerer), offererPorts, id_, ++sdpVersion_, error);
+  auto sdp = rewriteSdp(body, mediaOf(offerer), offererPorts, sdpSessionId_, ++sdpVersion_,
+                        error);
   if (!sdp) return false;
   rewritten = std::move(*sdp);
   described_[static_cast<std::size_t>(offerer)] = *offer_;
@@ -523,7 +533,7 @@ bool Call::reoffer(dataplane::Realm from, const sip_t* sip, std::string& rewritt
     ports.push_back(open ? streams_[i]->rtp[static_cast<std::size_t>(to)].port : 0);
   }
   const auto& media = mediaOf(to);
-  auto sdp = rewriteSdp(body, media, ports, id_, ++sdpVersion_, error);
+  auto sdp = rewriteSdp(body, media, ports, sdpSessionId_, ++sdpVersion_, error);
   if (!sdp) {
     closeStreamsOfPendingOffer();
     return false;
@@ -564,7 +574,7 @@ bool Call::reanswer(dataplane::Realm from, const sip_t* sip, std::string& rewrit
     ports.push_back(open ? streams_[i]->rtp[static_cast<std::size_t>(offerer)].port : 0);
   }
   const auto& media = mediaOf(offerer);
-  auto sdp = rewriteSdp(body, media, ports, id_, ++sdpVersion_, error);
+  auto sdp = rewriteSdp(body, media, ports, sdpSessionId_, ++sdpVersion_, error);
   if (!sdp) return false;
   auto& access = described_[static_cast<std::size_t>(dataplane::Realm::access)];
   auto& core = described_[static_cast<std::size_t>(dataplane::Realm::core)];

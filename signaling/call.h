@@ -174,6 +174,7 @@ class Call {
 
   CallEnvironment& environment_;
   const std::uint64_t id_;
+  const std::uint64_t sdpSessionId_;  // o= session id in the SDP the SBC sends
   const std::string trunk_;
   const std::vector<policy::IpPrefix> trunkPrefixes_;
   const dataplane::Realm callerRealm_;  // where the initial INVITE came from

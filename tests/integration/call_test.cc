@@ -256,6 +256,9 @@ TEST_F(TrunkCalls, MediaIsAnchoredOnTheRelay) {
   ASSERT_TRUE(answered.has_value()) << messages;
   EXPECT_EQ(answered->address, "127.0.0.10");
   EXPECT_EQ(messages.find("127.0.0.3"), std::string::npos) << "core address leaked";
+  // The o= session id is random, not the SBC's call counter (this is its first call).
+  EXPECT_NE(messages.find("o=sbc "), std::string::npos) << messages;
+  EXPECT_EQ(messages.find("o=sbc 1 "), std::string::npos) << messages;
   const int sbcPort = answered->port;
 
   constexpr int kPackets = 40;
