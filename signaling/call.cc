@@ -756,21 +756,29 @@ int Call::relayInDialog(bool fromCaller, nta_incoming_t* request, const sip_t* s
   if (method == sip_method_bye) {
     environment_.countResponse(realm, 200);
     if (state_ == State::over) return 200;
-    const auto result = wasAnswered() ? metrics::CallResult::answered
+    const bool answered = wasAnswered();
+    const auto result = answered ? metrics::CallResult::answered
                         : fromCaller  ? metrics::CallResult::cancelled
                                       : metrics::CallResult::failed;
-    if (fromCaller) {
-      if (wasAnswered()) {
-        sendBye(calleeLeg_, sip);
-      } else if (calleeInvite_ != nullptr) {
+    if (answered) {
+      sendBye(fromCaller ? calleeLeg_ : callerLeg_, sip);
+    } else {
+      // A BYE before the answer ends an early dialog (RFC 3261 15): the caller's INVITE
+      // still needs its final response, the callee's INVITE a CANCEL; no BYE goes on a
+      // leg whose dialog is not confirmed. The BYE is answered first.
+      nta_incoming_treply(request, 200, "OK", TAG_END());
+      nta_incoming_destroy(request);
+      if (fromCaller) {
+        replyCaller(487, "Request Terminated", nullptr);
+      } else {
+        replyCaller(480, "Temporarily Unavailable", nullptr);
+      }
+      if (calleeInvite_ != nullptr && nta_outgoing_status(calleeInvite_) < 200) {
         nta_outgoing_cancel(calleeInvite_);
       }
-      finish(result, "bye_from_caller");
-    } else {
-      sendBye(callerLeg_, sip);
-      finish(result, "bye_from_callee");
     }
-    return 200;
+    finish(result, fromCaller ? "bye_from_caller" : "bye_from_callee");
+    return answered ? 200 : 0;
   }
   if (method == sip_method_ack) {
     // The ACK of a relayed re-INVITE's 2xx normally reaches the bound transaction; one that

@@ -92,6 +92,17 @@ TEST_F(TrunkCalls, ByeFromTheCore) {
   expectNoActiveCalls();
 }
 
+// Proves: a BYE from the core in its early dialog (before any answer) gets 200, the core's
+// INVITE is CANCELled and the trunk gets a final 480 for its INVITE (no BYE on its
+// unconfirmed dialog); the slot is freed.
+TEST_F(TrunkCalls, ByeFromTheCoreBeforeTheAnswer) {
+  startSbc(10);
+  callThrough("uas_early_bye.xml", "uac_480.xml");
+  EXPECT_EQ(metric("sbc_sip_responses_total{code=\"480\",realm=\"access\"}"), 1)
+      << daemon_->scrape();
+  expectNoActiveCalls();
+}
+
 // Proves: SIGTERM refuses new calls, and when the drain time is over the SBC ends the
 // remaining call with BYE on both legs, then exits 0.
 TEST_F(TrunkCalls, DrainEndsRemainingCallsWithBye) {
