@@ -22,19 +22,6 @@ namespace {
 
 class CallSetup : public TrunkFixture {
  protected:
-  // A SIPp UAS playing `scenario` on address:port, returned once it listens.
-  std::unique_ptr<ChildProcess> startUas(const std::string& scenario, const char* address,
-                                         int port, int calls = 1) {
-    auto uas = std::make_unique<ChildProcess>(std::vector<std::string>{
-        "/usr/bin/sipp", "-sf", kSippDir + "/" + scenario, "-i", address, "-bind_local", "-p",
-        std::to_string(port), "-m", std::to_string(calls), "-nostdin"});
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (std::chrono::steady_clock::now() < deadline && !udpPortInUse(port, address)) {
-      std::this_thread::sleep_for(20ms);
-    }
-    return uas;
-  }
-
   // A second core next hop on 127.0.0.4, after the fixture's on 127.0.0.3.
   int addSecondHop() {
     const int port = freeUdpPort("127.0.0.4");
@@ -62,18 +49,13 @@ TEST_F(CallSetup, FailsOverToTheNextHopOn503) {
 // Proves: a next hop that takes the INVITE and says nothing (not even 100 Trying) is passed
 // over after core.failover_timeout_ms, before Timer B, and the next hop gets the call.
 TEST_F(CallSetup, PassesOverASilentHop) {
-  const int silent = ::socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<std::uint16_t>(corePort_));
-  ::inet_pton(AF_INET, "127.0.0.3", &address.sin_addr);
-  ASSERT_EQ(::bind(silent, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  const UdpSocket silent("127.0.0.3", corePort_);  // takes the INVITEs, never answers
+  ASSERT_TRUE(silent.bound());
   const int secondPort = addSecondHop();
   coreExtra_ = "failover_timeout_ms = 300;";
   startSbc(10);
   auto up = startUas("uas_answer.xml", "127.0.0.4", secondPort);
   const auto trunk = trunkCalls("uac_hold.xml", 1, 1);
-  ::close(silent);
   EXPECT_EQ(trunk.status, 0) << trunk.output;
   EXPECT_EQ(up->waitForExit(10s), 0) << up->output();
   // Timer B (t1x64_ms = 2000 here) would report "failed with 408" instead.

@@ -62,15 +62,10 @@ TEST_F(TrunkCalls, ConcurrentCeilingRefusesTheExcess) {
 TEST_F(TrunkCalls, SilentCoreTimesOutAndFreesTheSlot) {
   // A socket that takes the INVITEs and never answers (an unbound port would make the
   // kernel answer with ICMP, which is a different failure).
-  const int silent = ::socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<std::uint16_t>(corePort_));
-  ::inet_pton(AF_INET, "127.0.0.3", &address.sin_addr);
-  ASSERT_EQ(::bind(silent, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  const UdpSocket silent("127.0.0.3", corePort_);
+  ASSERT_TRUE(silent.bound());
   startSbc(10);
   const auto trunk = trunkCalls("uac_hold.xml", 1, 1);
-  ::close(silent);
   EXPECT_NE(trunk.status, 0);  // the scenario expects 200 or 503, gets 408
   EXPECT_GE(metric("sbc_sip_responses_total{code=\"408\",realm=\"access\"}"), 1)
       << daemon_->scrape();
@@ -244,14 +239,11 @@ TEST_F(TrunkCalls, UnknownSourcesCanBeDroppedSilently) {
 TEST_F(TrunkCalls, MediaIsAnchoredOnTheRelay) {
   startSbc(10);
   const int coreMediaPort = freeUdpPort("127.0.0.3");
-  auto core = std::make_unique<ChildProcess>(std::vector<std::string>{
-      "/usr/bin/sipp", "-sf", kSippDir + "/uas_answer.xml", "-i", "127.0.0.3", "-bind_local",
-      "-p", std::to_string(corePort_), "-m", "1", "-nostdin", "-mi", "127.0.0.3", "-mp",
-      std::to_string(coreMediaPort), "-rtp_echo"});
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (std::chrono::steady_clock::now() < deadline && !udpPortInUse(corePort_)) {
-    std::this_thread::sleep_for(20ms);
-  }
+  auto core = startListening(
+      {"/usr/bin/sipp", "-sf", kSippDir + "/uas_answer.xml", "-i", "127.0.0.3", "-bind_local",
+       "-p", std::to_string(corePort_), "-m", "1", "-nostdin", "-mi", "127.0.0.3", "-mp",
+       std::to_string(coreMediaPort), "-rtp_echo"},
+      "127.0.0.3", corePort_);
   UdpSocket trunkMedia("127.0.0.2", 0);
   ASSERT_TRUE(trunkMedia.bound());
   const std::string trace = dir_.file("trunk-messages.log");

@@ -23,14 +23,11 @@ class HeaderPassing : public TrunkFixture {
   // allow-listed header's presence and the other's absence); returns what the core received.
   std::string callWithHeaders() {
     const std::string trace = dir_.file("core-messages.log");
-    auto core = std::make_unique<ChildProcess>(std::vector<std::string>{
-        "/usr/bin/sipp", "-sf", kSippDir + "/uas_headers.xml", "-i", "127.0.0.3", "-bind_local",
-        "-p", std::to_string(corePort_), "-m", "1", "-nostdin", "-trace_msg", "-message_file",
-        trace});
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (std::chrono::steady_clock::now() < deadline && !udpPortInUse(corePort_)) {
-      std::this_thread::sleep_for(20ms);
-    }
+    auto core = startListening(
+        {"/usr/bin/sipp", "-sf", kSippDir + "/uas_headers.xml", "-i", "127.0.0.3", "-bind_local",
+         "-p", std::to_string(corePort_), "-m", "1", "-nostdin", "-trace_msg", "-message_file",
+         trace},
+        "127.0.0.3", corePort_);
     const auto trunk = trunkCalls("uac_headers.xml", 1, 1);
     EXPECT_EQ(trunk.status, 0) << trunk.output;
     EXPECT_EQ(core->waitForExit(10s), 0) << core->output();

@@ -29,14 +29,7 @@ class DialPrefixRouting : public TrunkFixture {
 
   // SIPp answering one call as a trunk on host:port, once it listens.
   std::unique_ptr<ChildProcess> startTrunkAnswering(const char* host, int port) {
-    auto trunk = std::make_unique<ChildProcess>(std::vector<std::string>{
-        "/usr/bin/sipp", "-sf", kSippDir + "/trunk_uas_answer.xml", "-i", host, "-bind_local",
-        "-p", std::to_string(port), "-m", "1", "-nostdin"});
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (std::chrono::steady_clock::now() < deadline && !udpPortInUse(port, host)) {
-      std::this_thread::sleep_for(20ms);
-    }
-    return trunk;
+    return startUas("trunk_uas_answer.xml", host, port);
   }
 
   // The core dials `number` with `scenario`; the scenario must complete.

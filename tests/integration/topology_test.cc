@@ -111,13 +111,7 @@ class TopologyHiding : public TrunkFixture {
   // Starts SIPp as the answering side and waits until it listens.
   std::unique_ptr<ChildProcess> startAnswering(const Side& side, const std::string& scenario,
                                                const std::string& trace) {
-    auto process = std::make_unique<ChildProcess>(sippArgs(side, scenario, trace));
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (std::chrono::steady_clock::now() < deadline &&
-           !udpPortInUse(side.sipPort, side.address)) {
-      std::this_thread::sleep_for(20ms);
-    }
-    return process;
+    return startListening(sippArgs(side, scenario, trace), side.address, side.sipPort);
   }
 
   Side trunk_;

@@ -95,23 +95,34 @@ control = { socket = ")" + dir_.file("sbcd.sock") +
     sbcCorePort_ = std::stoi(bound.substr(coreAt + core.size()));
   }
 
-  // Starts SIPp as the core and waits until it listens (a call sent earlier would meet an
-  // ICMP port-unreachable, which the SBC rightly turns into 503).
-  std::unique_ptr<ChildProcess> startCore(const std::string& scenario, int calls) {
-    auto core = std::make_unique<ChildProcess>(withTransport(
-        {"/usr/bin/sipp", "-sf", kSippDir + "/" + scenario, "-i", "127.0.0.3", "-bind_local",
-         "-p", std::to_string(corePort_), "-m", std::to_string(calls), "-nostdin"},
-        coreTransport_));
+  // Starts `args` (a SIPp that listens on host:port) and waits until it listens: a call sent
+  // earlier would meet an ICMP port-unreachable, which the SBC rightly turns into 503.
+  static std::unique_ptr<ChildProcess> startListening(std::vector<std::string> args,
+                                                      const char* host, int port,
+                                                      const std::string& transport = "udp") {
+    auto process = std::make_unique<ChildProcess>(std::move(args));
     const auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (std::chrono::steady_clock::now() < deadline &&
-           !portInUse(corePort_, "127.0.0.3", coreTransport_)) {
+    while (std::chrono::steady_clock::now() < deadline && !portInUse(port, host, transport)) {
       std::this_thread::sleep_for(20ms);
     }
-    return core;
+    return process;
   }
 
-  static bool udpPortInUse(int port, const char* host = "127.0.0.3") {
-    return portInUse(port, host, "udp");
+  // A SIPp UAS playing `scenario` for `calls` calls on host:port, once it listens.
+  static std::unique_ptr<ChildProcess> startUas(const std::string& scenario, const char* host,
+                                                int port, int calls = 1,
+                                                const std::string& transport = "udp") {
+    return startListening(
+        withTransport({"/usr/bin/sipp", "-sf", kSippDir + "/" + scenario, "-i", host,
+                       "-bind_local", "-p", std::to_string(port), "-m", std::to_string(calls),
+                       "-nostdin"},
+                      transport),
+        host, port, transport);
+  }
+
+  // SIPp as the core (127.0.0.3 on the core's next-hop port), once it listens.
+  std::unique_ptr<ChildProcess> startCore(const std::string& scenario, int calls) {
+    return startUas(scenario, "127.0.0.3", corePort_, calls, coreTransport_);
   }
 
   // Whether SIPp (or anyone) holds `port` on `host` for "udp" or "tcp".
@@ -160,15 +171,8 @@ control = { socket = ")" + dir_.file("sbcd.sock") +
   // false: the call is refused).
   void callFromCore(const std::string& trunkScenario = "trunk_uas_answer.xml",
                     bool coreMustComplete = true) {
-    ChildProcess trunkSide(withTransport(
-        {"/usr/bin/sipp", "-sf", kSippDir + "/" + trunkScenario, "-i", "127.0.0.2",
-         "-bind_local", "-p", std::to_string(trunkPort_), "-m", "1", "-nostdin"},
-        accessTransport_));
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (std::chrono::steady_clock::now() < deadline &&
-           !portInUse(trunkPort_, "127.0.0.2", accessTransport_)) {
-      std::this_thread::sleep_for(20ms);
-    }
+    const auto trunkSide =
+        startUas(trunkScenario, "127.0.0.2", trunkPort_, 1, accessTransport_);
     const auto coreSide = runCommand(
         withTransport({"/usr/bin/sipp", "-sf", kSippDir + "/core_uac_to_trunk.xml", "-i",
                        "127.0.0.3", "-bind_local", "-p", std::to_string(corePort_), "-m", "1",
@@ -181,7 +185,7 @@ control = { socket = ")" + dir_.file("sbcd.sock") +
     } else {
       EXPECT_NE(coreSide.status, 0) << coreSide.output;
     }
-    EXPECT_EQ(trunkSide.waitForExit(10s), 0) << trunkSide.output();
+    EXPECT_EQ(trunkSide->waitForExit(10s), 0) << trunkSide->output();
   }
 
   double metric(const std::string& series) {
