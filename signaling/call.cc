@@ -475,10 +475,7 @@ void Call::programStreams(const SdpDescription& access, const SdpDescription& co
 
 void Call::closeStreamsOfPendingOffer() {
   for (const std::size_t i : streamsOfPendingOffer_) {
-    if (i >= streams_.size() || !streams_[i]) continue;
-    environment_.relay->closeStream(streams_[i]->id);
-    environment_.streamClosed(streams_[i]->id);
-    streams_[i].reset();
+    if (i < streams_.size()) closeStream(streams_[i]);
   }
   streamsOfPendingOffer_.clear();
   // The m= lines the last completed exchange knew are all the call has.
@@ -588,11 +585,8 @@ bool Call::reanswer(dataplane::Realm from, const sip_t* sip, std::string& rewrit
   pendingOffer_.reset();
   // A stream the answer refuses (port 0) needs no relay endpoints.
   for (const std::size_t i : streamsOfPendingOffer_) {
-    if (i < streams_.size() && streams_[i] &&
-        (access->streams[i].rejected || core->streams[i].rejected)) {
-      environment_.relay->closeStream(streams_[i]->id);
-      environment_.streamClosed(streams_[i]->id);
-      streams_[i].reset();
+    if (i < streams_.size() && (access->streams[i].rejected || core->streams[i].rejected)) {
+      closeStream(streams_[i]);
     }
   }
   streamsOfPendingOffer_.clear();
@@ -601,13 +595,15 @@ bool Call::reanswer(dataplane::Realm from, const sip_t* sip, std::string& rewrit
   return true;
 }
 
+void Call::closeStream(std::optional<dataplane::StreamEndpoints>& stream) {
+  if (!stream) return;
+  environment_.relay->closeStream(stream->id);
+  environment_.streamClosed(stream->id);
+  stream.reset();
+}
+
 void Call::releaseMedia() {
-  for (auto& stream : streams_) {
-    if (!stream) continue;
-    environment_.relay->closeStream(stream->id);
-    environment_.streamClosed(stream->id);
-    stream.reset();
-  }
+  for (auto& stream : streams_) closeStream(stream);
 }
 
 int Call::onCalleeResponse(void* magic, nta_outgoing_t* request, const sip_t* sip) {

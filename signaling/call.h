@@ -147,6 +147,8 @@ class Call {
   bool anchorAnswer(dataplane::Realm answerer, const sip_t* message, std::string& rewritten,
                     std::string& error);
   void releaseMedia();
+  // Closes one relay stream (if open) and forgets it.
+  void closeStream(std::optional<dataplane::StreamEndpoints>& stream);
   // Renegotiation inside the dialog. An offer from `from` updates that side of each stream
   // (its address, its hold state) and is rewritten for the other realm; the answer to it
   // programs both sides and is rewritten for the offerer's realm. On failure of the
