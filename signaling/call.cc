@@ -74,9 +74,7 @@ struct Call::Relay {
 };
 
 void CallEnvironment::countResponse(const char* realm, int code) const {
-  metrics->counter(metrics::FamilyId::sipResponsesTotal)
-      .Add({{"realm", realm}, {"code", std::to_string(code)}})
-      .Increment();
+  sipSeries->countResponse(realm, code);
 }
 
 Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,

@@ -15,6 +15,7 @@
 #include "config/config.h"
 #include "dataplane/media_relay.h"
 #include "metrics/call_series.h"
+#include "metrics/sip_series.h"
 #include "metrics/metrics.h"
 #include "policy/admission.h"
 #include "signaling/sdp.h"
@@ -31,6 +32,7 @@ struct CallEnvironment {
   const config::Config* settings = nullptr;
   metrics::Metrics* metrics = nullptr;
   metrics::CallSeriesCache* callSeries = nullptr;
+  metrics::SipMessageSeries* sipSeries = nullptr;
   dataplane::MediaRelay* relay = nullptr;
   policy::IpAddress accessMedia;  // the SBC's media address in each realm
   policy::IpAddress coreMedia;

@@ -50,6 +50,13 @@ constexpr double kUnknownSourceResponseBurst = 20;
 // real request, far below what a hostile TCP peer could make nta buffer otherwise (2 MB).
 constexpr unsigned kMaxSipMessageBytes = 65536;
 
+// Receive queue of each SIP UDP socket. The kernel's default (about 208 KiB, some 300
+// INVITEs) overflowed whenever the signaling thread was descheduled for a few milliseconds
+// at a few hundred calls/s; every dropped request then came back as a retransmission that
+// cost more work. A limit, not an allocation: memory is used only while datagrams queue.
+// As root nta sets it with SO_RCVBUFFORCE; otherwise net.core.rmem_max caps it.
+constexpr unsigned kSipReceiveBufferBytes = 8u << 20;
+
 // How often nta's own counts of the malformed messages it refused are carried into the
 // metrics (nta answers or drops those itself, before any callback of ours).
 constexpr unsigned kParserStatsIntervalMs = 250;
@@ -110,7 +117,8 @@ struct SignalingPlane::Impl {
         metrics(metricsIn),
         relay(std::move(relayIn)),
         limiter(kUnknownSourceResponsesPerSecond, kUnknownSourceResponseBurst),
-        callSeries(metricsIn) {
+        callSeries(metricsIn),
+        sipSeries(metricsIn) {
     realms[0].plane = this;
     realms[0].name = "access";
     realms[0].isAccess = true;
@@ -174,6 +182,7 @@ struct SignalingPlane::Impl {
     environment.settings = &settings;
     environment.metrics = &metrics;
     environment.callSeries = &callSeries;
+    environment.sipSeries = &sipSeries;
     environment.relay = relay.get();
     environment.accessMedia = *policy::IpAddress::parse(settings.access.media.address);
     environment.coreMedia = *policy::IpAddress::parse(settings.core.media.address);
@@ -199,14 +208,16 @@ struct SignalingPlane::Impl {
     realm.agent = nta_agent_create(
         root, URL_STRING_MAKE(first.c_str()), &Impl::onMessage, &realm, NTATAG_UA(1),
         NTATAG_SIP_T1(settings.sipTimers.t1Ms), NTATAG_SIP_T1X64(settings.sipTimers.t1x64Ms),
-        NTATAG_SERVER_RPORT(1), NTATAG_MAXSIZE(kMaxSipMessageBytes), TAG_END());
+        NTATAG_SERVER_RPORT(1), NTATAG_MAXSIZE(kMaxSipMessageBytes),
+        TPTAG_UDP_RMEM(kSipReceiveBufferBytes), TAG_END());
     if (realm.agent == nullptr) {
       return std::string("cannot listen for SIP on ") + realm.name + " " + first + ": " +
              std::strerror(errno);
     }
     for (std::size_t i = 1; i < listens.sip.size(); ++i) {
       const std::string url = listenUrl(listens.sip[i]);
-      if (nta_agent_add_tport(realm.agent, URL_STRING_MAKE(url.c_str()), TAG_END()) != 0) {
+      if (nta_agent_add_tport(realm.agent, URL_STRING_MAKE(url.c_str()),
+                              TPTAG_UDP_RMEM(kSipReceiveBufferBytes), TAG_END()) != 0) {
         return std::string("cannot listen for SIP on ") + realm.name + " " + url + ": " +
                std::strerror(errno);
       }
@@ -299,9 +310,7 @@ struct SignalingPlane::Impl {
       return 0;
     }
     const char* method = sip->sip_request->rq_method_name;
-    self.metrics.counter(metrics::FamilyId::sipRequestsTotal)
-        .Add({{"realm", realm->name}, {"method", method}})
-        .Increment();
+    self.sipSeries.countRequest(realm->name, method);
 
     const auto source = sourceOf(msg);
     if (!source || !self.isKnownSource(*realm, *source)) {
@@ -566,9 +575,7 @@ struct SignalingPlane::Impl {
   }
 
   void countResponse(const RealmAgent& realm, int code) {
-    metrics.counter(metrics::FamilyId::sipResponsesTotal)
-        .Add({{"realm", realm.name}, {"code", std::to_string(code)}})
-        .Increment();
+    sipSeries.countResponse(realm.name, code);
   }
 
   const config::Config settings;  // as at start-up; reloads change only `trunks` below
@@ -581,6 +588,7 @@ struct SignalingPlane::Impl {
   std::vector<policy::IpAddress> coreAddresses;  // the next hops, as request sources
   SourceLimiter limiter;
   metrics::CallSeriesCache callSeries;  // signaling thread only
+  metrics::SipMessageSeries sipSeries;  // signaling thread only
   RealmAgent realms[2];
   su_root_t* root = nullptr;
   su_timer_t* parserStatsTimer = nullptr;
