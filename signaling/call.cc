@@ -710,6 +710,11 @@ int Call::onCallerAckOrCancel(void* magic, nta_incoming_t*, const sip_t* sip) {
   if (sip->sip_request->rq_method == sip_method_ack) {
     if (call.state_ != State::answered) return 0;
     call.state_ = State::confirmed;
+    // The INVITE transaction has done its work: nta absorbs ACK retransmissions until
+    // Timer I and frees it then. Let go of it now rather than at the call's end, so a long
+    // call does not hold the INVITE and its 2xx (a few KiB each) for its whole life.
+    nta_incoming_destroy(call.callerInvite_);
+    call.callerInvite_ = nullptr;
     std::string answer;
     std::string error = "no SDP";
     if (call.lateOffer_ &&
