@@ -215,6 +215,16 @@ void Call::onRetryTimer(void*, su_timer_t*, void* arg) { static_cast<Call*>(arg)
 
 void Call::retry() {
   const Retry retry = std::exchange(retry_, Retry::none);
+  if (retry == Retry::releaseInvite) {
+    // 64*T1 after our ACK the callee has stopped retransmitting its 2xx (RFC 3261 13.3.1.4),
+    // so the INVITE transaction (our INVITE and the 2xx, a few KiB) is no longer needed for
+    // the rest of a call that may last hours.
+    if (state_ == State::confirmed && calleeInvite_ != nullptr) {
+      nta_outgoing_destroy(calleeInvite_);
+      calleeInvite_ = nullptr;
+    }
+    return;
+  }
   if (calleeInvite_ == nullptr || (state_ != State::calling && state_ != State::early)) return;
   const int status = nta_outgoing_status(calleeInvite_);
   if (retry == Retry::nextHop) {
@@ -728,6 +738,7 @@ int Call::onCallerAckOrCancel(void* magic, nta_incoming_t*, const sip_t* sip) {
       return 0;
     }
     call.sendAck(call.calleeLeg_, call.calleeInvite_, answer);
+    call.scheduleRetry(Retry::releaseInvite, call.environment_.settings->sipTimers.t1x64Ms);
     return 0;
   }
   if (sip->sip_request->rq_method == sip_method_cancel) {

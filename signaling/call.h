@@ -88,7 +88,9 @@ class Call {
   bool sendCalleeInvite(const msg_header_t* credentials);
   // Retries are run from a timer, never inside the callback of the transaction they
   // replace: the next hop after a failure or silence, or the same hop with credentials.
-  enum class Retry { none, nextHop, withCredentials };
+  // What retryTimer_ does when it fires. After the answer it has one more job: letting go of
+  // the callee's INVITE transaction once its 2xx can no longer be retransmitted.
+  enum class Retry { none, nextHop, withCredentials, releaseInvite };
   void scheduleRetry(Retry retry, std::uint32_t delayMs);
   static void onRetryTimer(void* rootMagic, su_timer_t* timer, void* arg);
   void retry();
