@@ -46,7 +46,7 @@ enum class Source : unsigned char { stored, sampled };
   X(unknownSourceTotal, "sbc_unknown_source_total", counter, stored, "realm",                \
     "SIP requests whose source address is in no trunk's prefixes (and no registered line)")  \
   X(sipRequestsTotal, "sbc_sip_requests_total", counter, stored, "realm,method",             \
-    "SIP requests received outside any transaction of the SBC, by realm and method")                   \
+    "SIP requests received (new, in a call, ACK and CANCEL), by realm and method")           \
   X(sipResponsesTotal, "sbc_sip_responses_total", counter, stored, "realm,code",             \
     "SIP responses sent by the SBC, by realm and status code")                               \
   X(sipUnansweredTotal, "sbc_sip_unanswered_total", counter, stored, "realm,reason",         \

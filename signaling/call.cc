@@ -60,6 +60,15 @@ bool negotiates(sip_method_t method) {
   return method == sip_method_invite || method == sip_method_update;
 }
 
+// Whether a body of a request or response of `method` crosses to the other leg as it is:
+// only with a Content-Type that names it, and never SDP outside an offer/answer exchange
+// the SBC anchors (an OPTIONS answer's capabilities, say): its c= and o= lines name the
+// sender's media address.
+bool carriesOpaqueBody(sip_method_t method, const sip_t* sip) {
+  return !negotiates(method) && hasBody(sip) && sip->sip_content_type != nullptr &&
+         sip->sip_content_type->c_type != nullptr && !isSdp(sip);
+}
+
 }  // namespace
 
 struct Call::Relay {
@@ -72,6 +81,10 @@ struct Call::Relay {
   bool offerInResponse = false;  // a re-INVITE without SDP: the 2xx offers, the ACK answers
   bool awaitingAck = false;      // a re-INVITE's 2xx was relayed; its ACK is next
 };
+
+void CallEnvironment::countRequest(const char* realm, const char* method) const {
+  sipSeries->countRequest(realm, method != nullptr ? method : "");
+}
 
 void CallEnvironment::countResponse(const char* realm, int code) const {
   sipSeries->countResponse(realm, code);
@@ -717,6 +730,8 @@ int Call::onCallerAckOrCancel(void* magic, nta_incoming_t*, const sip_t* sip) {
     call.terminate(metrics::CallResult::aborted, "no_ack");
     return 0;
   }
+  call.environment_.countRequest(dataplane::toString(call.callerRealm_),
+                                 sip->sip_request->rq_method_name);
   if (sip->sip_request->rq_method == sip_method_ack) {
     if (call.state_ != State::answered) return 0;
     call.state_ = State::confirmed;
@@ -763,6 +778,7 @@ int Call::relayInDialog(bool fromCaller, nta_incoming_t* request, const sip_t* s
   const dataplane::Realm from = fromCaller ? callerRealm_ : calleeRealm();
   const char* realm = dataplane::toString(from);
   const sip_method_t method = sip->sip_request->rq_method;
+  environment_.countRequest(realm, sip->sip_request->rq_method_name);
   if (method == sip_method_bye) {
     environment_.countResponse(realm, 200);
     if (state_ == State::over) return 200;
@@ -854,7 +870,7 @@ int Call::relayInDialog(bool fromCaller, nta_incoming_t* request, const sip_t* s
   nta_agent_t* agent = agentOf(to);
   // Only the method, the body and its Content-Type cross (and what makes a NOTIFY one), and
   // the allow-listed headers.
-  const bool carryBody = !negotiates(method) && hasBody(sip);
+  const bool carryBody = carriesOpaqueBody(method, sip);
   const std::string passed = allowedHeaderLines(sip, passedHeaders_);
   const bool notify = method == sip_method_notify;
   // Owned before the request goes out, in case nta reports a failure from inside
@@ -910,6 +926,8 @@ int Call::onRelayAckOrCancel(void* magic, nta_incoming_t*, const sip_t* sip) {
     call.relayAck(relay, nullptr);
     return 0;
   }
+  call.environment_.countRequest(dataplane::toString(relay.from),
+                                 sip->sip_request->rq_method_name);
   if (sip->sip_request->rq_method == sip_method_ack) {
     call.relayAck(relay, sip);
   } else if (sip->sip_request->rq_method == sip_method_cancel) {
@@ -973,7 +991,7 @@ void Call::relayResponse(Relay& relay, const sip_t* sip) {
     terminate(metrics::CallResult::aborted, "bad_sdp_answer");
     return;
   }
-  const bool carryBody = !negotiates(relay.method) && hasBody(sip);
+  const bool carryBody = carriesOpaqueBody(relay.method, sip);
   const std::string passed = allowedHeaderLines(sip, passedHeaders_);
   nta_agent_t* agent = agentOf(relay.from);
   // RFC 4320: no 408 to a non-INVITE request; nta sends nothing and the sender's own

@@ -44,6 +44,9 @@ struct CallEnvironment {
   // callback).
   std::function<void(std::uint64_t callId)> ended;
   void countResponse(const char* realm, int code) const;
+  // A request that reached a call (in-dialog, or the ACK or CANCEL of a transaction) rather
+  // than the agent's front door, which counts the others.
+  void countRequest(const char* realm, const char* method) const;
 };
 
 // Where a call's INVITE goes in the other realm.

@@ -1,0 +1,96 @@
+// In-dialog requests the B2BUA relays inside an established call, both ways: OPTIONS,
+// NOTIFY and MESSAGE. SIPp plays the trunk (127.0.0.2) and the core (127.0.0.3); each side's
+// scenario checks what arrives (the method, what of it must cross, and nothing of the other
+// side: its addresses, host names, tags, User-Agent, a header not allow-listed, an SDP body
+// outside an offer/answer).
+
+#include <chrono>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "tests/integration/trunk_fixture.h"
+#include "tests/support/test_env.h"
+
+namespace sbc::test {
+namespace {
+
+class InDialogRequests : public TrunkFixture {
+ protected:
+  // The requests of `method` sbcd received in `realm` (a series not there counts 0).
+  double requestsCounted(const std::string& method, const std::string& realm) {
+    return metricValue(daemon_->scrape(), "sbc_sip_requests_total{method=\"" + method +
+                                              "\",realm=\"" + realm + "\"}")
+        .value_or(0);
+  }
+  void expectRequestsCounted(const std::string& method, double access, double core) {
+    EXPECT_EQ(requestsCounted(method, "access"), access) << method;
+    EXPECT_EQ(requestsCounted(method, "core"), core) << method;
+  }
+};
+
+// Proves: an OPTIONS inside a call is relayed trunk -> core and core -> trunk, its 200
+// relayed back each time, and the other leg's Call-ID, tags, Contact, Via, User-Agent and
+// the SDP capabilities in the 200 (c=/o= of the other side) never cross; each OPTIONS is
+// counted in sbc_sip_requests_total in the realm it came from.
+TEST_F(InDialogRequests, OptionsBothWays) {
+  startSbc(10);
+  callThrough("uas_options.xml", "uac_options.xml");
+  expectNoActiveCalls();
+  expectRequestsCounted("OPTIONS", 1, 1);
+  expectRequestsCounted("BYE", 1, 0);
+}
+
+// Proves: a NOTIFY inside a call is relayed core -> trunk (Event: refer, Subscription-State,
+// a message/sipfrag body) and trunk -> core (Event: dialog, a dialog-info body), Event and
+// Subscription-State crossing as written though they are not on the allow-list, nothing of
+// the other side crossing; counted per realm.
+TEST_F(InDialogRequests, NotifyBothWays) {
+  startSbc(10);
+  callThrough("uas_notify.xml", "uac_notify.xml");
+  expectNoActiveCalls();
+  expectRequestsCounted("NOTIFY", 1, 1);
+}
+
+// Proves: a MESSAGE inside a call is relayed trunk -> core and core -> trunk with its
+// text/plain body and Content-Type, its 200 relayed back, nothing of the other side
+// crossing; counted per realm.
+TEST_F(InDialogRequests, MessageBothWays) {
+  startSbc(10);
+  callThrough("uas_message.xml", "uac_message.xml");
+  expectNoActiveCalls();
+  expectRequestsCounted("MESSAGE", 1, 1);
+}
+
+// Proves: a CANCEL of a re-INVITE the core has not answered yet is relayed as a CANCEL of
+// the core leg's re-INVITE (the core's scenario waits for it, answers 487 and waits for its
+// ACK); the trunk's CANCEL gets 200 and its re-INVITE 487; the call stays up: a second
+// re-INVITE is relayed and answered (a leftover exchange would give 491), the BYE ends the
+// call and the slot is freed. The CANCEL is counted, the 487 too.
+TEST_F(InDialogRequests, CancelledReinviteLeavesTheCallUp) {
+  startSbc(10);
+  callThrough("uas_reinvite_cancel.xml", "uac_reinvite_cancel.xml");
+  expectNoActiveCalls();
+  expectRequestsCounted("CANCEL", 1, 0);
+  EXPECT_EQ(metric("sbc_sip_responses_total{code=\"487\",realm=\"access\"}"), 1)
+      << daemon_->scrape();
+  EXPECT_TRUE(daemon_->waitForMetric(
+      "sbc_calls_total{direction=\"from_trunk\",result=\"answered\",trunk=\"alpha\"}", 1))
+      << daemon_->scrape();
+}
+
+// Proves: when the core answers a cancelled re-INVITE 200 anyway (its answer crossed the
+// CANCEL), the SBC acknowledges that 200 (the core's scenario waits for the ACK), the trunk
+// still gets 487, and the call stays consistent: a second re-INVITE is relayed and
+// answered, the BYE ends the call, the slot is freed.
+TEST_F(InDialogRequests, ReinviteAnsweredAfterItsCancelIsAcknowledged) {
+  startSbc(10);
+  callThrough("uas_reinvite_cancel_race.xml", "uac_reinvite_cancel.xml");
+  expectNoActiveCalls();
+  EXPECT_TRUE(daemon_->waitForMetric(
+      "sbc_calls_total{direction=\"from_trunk\",result=\"answered\",trunk=\"alpha\"}", 1))
+      << daemon_->scrape();
+}
+
+}  // namespace
+}  // namespace sbc::test
