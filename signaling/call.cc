@@ -322,6 +322,7 @@ Call::~Call() {
   if (callerLeg_ != nullptr) nta_leg_destroy(callerLeg_);
   if (calleeLeg_ != nullptr) nta_leg_destroy(calleeLeg_);
   if (retryTimer_ != nullptr) su_timer_destroy(retryTimer_);
+  if (cancelledTimer_ != nullptr) su_timer_destroy(cancelledTimer_);
   if (authHome_ != nullptr) su_home_unref(authHome_);
 }
 
@@ -936,9 +937,43 @@ int Call::onRelayAckOrCancel(void* magic, nta_incoming_t*, const sip_t* sip) {
     call.environment_.countResponse(dataplane::toString(relay.from), 487);
     if (relay.outgoing != nullptr && nta_outgoing_status(relay.outgoing) < 200) {
       nta_outgoing_cancel(relay.outgoing);
+      call.awaitCancelledFinal();
     }
   }
   return 0;
+}
+
+void Call::awaitCancelledFinal() {
+  if (cancelledTimer_ == nullptr) {
+    cancelledTimer_ = su_timer_create(su_root_task(environment_.root), 0);
+    if (cancelledTimer_ == nullptr) return;  // nta's Timer C still ends it, minutes later
+  }
+  su_timer_reset(cancelledTimer_);
+  su_timer_set_interval(cancelledTimer_, &Call::onCancelledTimer, this,
+                        environment_.settings->sipTimers.t1x64Ms);
+}
+
+void Call::onCancelledTimer(void*, su_timer_t*, void* arg) {
+  static_cast<Call*>(arg)->abandonCancelled();
+}
+
+void Call::abandonCancelled() {
+  // RFC 3261 9.1: no final response 64*T1 after the CANCEL, the re-INVITE is over. Kept
+  // any longer it would hold the call's one offer/answer exchange, and every later
+  // re-INVITE or UPDATE would get 491 until nta's Timer C (minutes).
+  const auto cancelled = std::find_if(relays_.begin(), relays_.end(), [](const auto& relay) {
+    return relay->method == sip_method_invite && relay->incoming != nullptr &&
+           nta_incoming_status(relay->incoming) >= 200 && relay->outgoing != nullptr &&
+           nta_outgoing_status(relay->outgoing) < 200;
+  });
+  if (cancelled == relays_.end()) return;
+  Relay& relay = **cancelled;
+  log::warning("call", "call ", id_, ": no final response from the ",
+               dataplane::toString(dataplane::otherRealm(relay.from)),
+               " to a cancelled re-INVITE; abandoning it");
+  const bool offer = relay.offerInRequest;
+  freeRelay(relay);  // destroying the pending client transaction sends nothing more
+  if (offer) restoreMedia();
 }
 
 void Call::relayResponse(Relay& relay, const sip_t* sip) {

@@ -120,6 +120,11 @@ class Call {
   void relayResponse(Relay& relay, const sip_t* sip);
   void relayAck(Relay& relay, const sip_t* sip);
   void freeRelay(Relay& relay);
+  // After relaying a CANCEL of a re-INVITE: the other side has 64*T1 to give its final
+  // response, else the re-INVITE is abandoned (at most one is pending: glare gives 491).
+  void awaitCancelledFinal();
+  static void onCancelledTimer(void* rootMagic, su_timer_t* timer, void* arg);
+  void abandonCancelled();
   void dropRelays();  // answers what is still pending (487/481) and frees every relay
   bool offerPending() const;
   void replyCaller(int status, const char* phrase, const sip_t* response,
@@ -228,6 +233,7 @@ class Call {
   bool challengeAnswered_ = false;  // credentials were sent to the current hop
   Retry retry_ = Retry::none;
   su_timer_t* retryTimer_ = nullptr;
+  su_timer_t* cancelledTimer_ = nullptr;  // see awaitCancelledFinal()
   su_home_t* authHome_ = nullptr;  // the digest client state and the credentials headers
   auth_client_t* authClient_ = nullptr;
   msg_header_t* pendingCredentials_ = nullptr;

@@ -27,6 +27,17 @@ class InDialogRequests : public TrunkFixture {
     EXPECT_EQ(requestsCounted(method, "access"), access) << method;
     EXPECT_EQ(requestsCounted(method, "core"), core) << method;
   }
+
+  // uac_reinvite_cancel.xml as the trunk against `coreScenario`, the trunk's resume
+  // re-INVITE sent `resumeAfterMs` after its cancelled one has its 487.
+  void cancelReinvite(const std::string& coreScenario, int resumeAfterMs) {
+    auto core = startCore(coreScenario, 1);
+    auto args = trunkArgs("uac_reinvite_cancel.xml", 1, 1);
+    args.insert(args.end() - 1, {"-d", std::to_string(resumeAfterMs)});
+    const auto trunk = runCommand(args, std::chrono::seconds(40));
+    EXPECT_EQ(trunk.status, 0) << trunk.output;
+    EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  }
 };
 
 // Proves: an OPTIONS inside a call is relayed trunk -> core and core -> trunk, its 200
@@ -69,7 +80,7 @@ TEST_F(InDialogRequests, MessageBothWays) {
 // call and the slot is freed. The CANCEL is counted, the 487 too.
 TEST_F(InDialogRequests, CancelledReinviteLeavesTheCallUp) {
   startSbc(10);
-  callThrough("uas_reinvite_cancel.xml", "uac_reinvite_cancel.xml");
+  cancelReinvite("uas_reinvite_cancel.xml", 300);
   expectNoActiveCalls();
   expectRequestsCounted("CANCEL", 1, 0);
   EXPECT_EQ(metric("sbc_sip_responses_total{code=\"487\",realm=\"access\"}"), 1)
@@ -85,11 +96,23 @@ TEST_F(InDialogRequests, CancelledReinviteLeavesTheCallUp) {
 // answered, the BYE ends the call, the slot is freed.
 TEST_F(InDialogRequests, ReinviteAnsweredAfterItsCancelIsAcknowledged) {
   startSbc(10);
-  callThrough("uas_reinvite_cancel_race.xml", "uac_reinvite_cancel.xml");
+  cancelReinvite("uas_reinvite_cancel_race.xml", 300);
   expectNoActiveCalls();
   EXPECT_TRUE(daemon_->waitForMetric(
       "sbc_calls_total{direction=\"from_trunk\",result=\"answered\",trunk=\"alpha\"}", 1))
       << daemon_->scrape();
+}
+
+// Proves: when the core never gives a final response to a re-INVITE the SBC CANCELled, the
+// SBC gives it up 64*T1 (2 s here) after the CANCEL (RFC 3261 9.1): a resume re-INVITE
+// sent 2.6 s after the 487 is relayed and answered 200, where it got 491 (the abandoned
+// exchange held the call's one offer/answer until nta's Timer C, minutes later).
+TEST_F(InDialogRequests, CancelledReinviteNeverAnsweredIsGivenUp) {
+  startSbc(10);
+  cancelReinvite("uas_reinvite_cancel_silent.xml", 2600);
+  expectNoActiveCalls();
+  EXPECT_EQ(metric("sbc_sip_responses_total{code=\"491\",realm=\"access\"}"), -1)
+      << daemon_->scrape();  // no such series: never refused
 }
 
 }  // namespace
