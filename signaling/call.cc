@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <strings.h>
 #include <random>
 #include <utility>
@@ -67,6 +69,21 @@ bool negotiates(sip_method_t method) {
 bool carriesOpaqueBody(sip_method_t method, const sip_t* sip) {
   return !negotiates(method) && hasBody(sip) && sip->sip_content_type != nullptr &&
          sip->sip_content_type->c_type != nullptr && !isSdp(sip);
+}
+
+// A message/sipfrag body (a REFER's progress, in a NOTIFY) may quote the far side's
+// response whole, its Contact, Via and Server headers included: only its status line
+// crosses. nullopt for any other body.
+std::optional<std::string> sipfragStatusLine(const sip_t* sip) {
+  if (sip->sip_content_type == nullptr || sip->sip_content_type->c_type == nullptr ||
+      ::strcasecmp(sip->sip_content_type->c_type, "message/sipfrag") != 0 ||
+      sip->sip_payload == nullptr || sip->sip_payload->pl_data == nullptr) {
+    return std::nullopt;
+  }
+  const std::string_view body(sip->sip_payload->pl_data, sip->sip_payload->pl_len);
+  std::string line(body.substr(0, body.find_first_of("\r\n")));
+  line.erase(std::remove(line.begin(), line.end(), '\0'), line.end());
+  return line + "\r\n";
 }
 
 }  // namespace
@@ -872,6 +889,7 @@ int Call::relayInDialog(bool fromCaller, nta_incoming_t* request, const sip_t* s
   // Only the method, the body and its Content-Type cross (and what makes a NOTIFY one), and
   // the allow-listed headers.
   const bool carryBody = carriesOpaqueBody(method, sip);
+  const std::optional<std::string> fragment = carryBody ? sipfragStatusLine(sip) : std::nullopt;
   const std::string passed = allowedHeaderLines(sip, passedHeaders_);
   const bool notify = method == sip_method_notify;
   // Owned before the request goes out, in case nta reports a failure from inside
@@ -888,7 +906,8 @@ int Call::relayInDialog(bool fromCaller, nta_incoming_t* request, const sip_t* s
       TAG_IF(offer, SIPTAG_PAYLOAD_STR(body.c_str())),
       TAG_IF(carryBody && sip->sip_content_type != nullptr,
              SIPTAG_CONTENT_TYPE(sip->sip_content_type)),
-      TAG_IF(carryBody, SIPTAG_PAYLOAD(sip->sip_payload)),
+      TAG_IF(carryBody && !fragment, SIPTAG_PAYLOAD(sip->sip_payload)),
+      TAG_IF(fragment.has_value(), SIPTAG_PAYLOAD_STR(fragment ? fragment->c_str() : "")),
       TAG_IF(notify && sip->sip_event != nullptr, SIPTAG_EVENT(sip->sip_event)),
       TAG_IF(notify && sip->sip_subscription_state != nullptr,
              SIPTAG_SUBSCRIPTION_STATE(sip->sip_subscription_state)),

@@ -55,7 +55,8 @@ TEST_F(InDialogRequests, OptionsBothWays) {
 // Proves: a NOTIFY inside a call is relayed core -> trunk (Event: refer, Subscription-State,
 // a message/sipfrag body) and trunk -> core (Event: dialog, a dialog-info body), Event and
 // Subscription-State crossing as written though they are not on the allow-list, nothing of
-// the other side crossing; counted per realm.
+// the other side crossing (the sipfrag's quoted Contact and Server are cut: only its status
+// line crosses); counted per realm.
 TEST_F(InDialogRequests, NotifyBothWays) {
   startSbc(10);
   callThrough("uas_notify.xml", "uac_notify.xml");
