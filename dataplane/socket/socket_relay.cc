@@ -9,7 +9,11 @@
 //
 // Command queue: a mutex-protected vector plus an eventfd. The worker takes the mutex once
 // per command batch (it swaps the whole vector out), never per packet; signaling holds it
-// for one push_back. A lock-free SPSC ring would need a policy for "ring full" on the
+// for one push_back. Only `close` wakes the worker (its sockets and ports must come back):
+// `open` and `update` wait until the worker wakes anyway, because it applies waiting
+// commands before it reads any socket or checks silence, and a new stream's sockets are in
+// its epoll set from the start (signaling adds them). Waking it for every command cost a
+// context switch each, about a tenth of a call's CPU time at a few hundred calls/s. A lock-free SPSC ring would need a policy for "ring full" on the
 // signaling side (wait or fail the call); the vector never fills, and commands are rare
 // next to packets. Closed streams come back to signaling through a second vector under the
 // same mutex, so signaling frees ports and memory only after the worker let go of them.
@@ -185,6 +189,7 @@ struct Stream {
   std::array<LegState, kRealmCount> legs;
   Nanos lastChange = 0;  // open or last update: silence is measured from here at least
   bool timeoutReported = false;
+  bool installed = false;  // the worker has applied its `open`
   bool closed = false;
   std::size_t activeIndex = 0;  // position in the worker's list of open streams
 };
@@ -272,7 +277,7 @@ class SocketRelay final : public MediaRelay {
     wake();
     worker_.join();
     // The worker is gone: finish its queue here, then free what is left.
-    processCommands(nowNanos());
+    processCommands(nowNanos(), true);
     handBack();
     reclaim();
     for (auto& [id, stream] : streams_) {
@@ -317,7 +322,16 @@ class SocketRelay final : public MediaRelay {
     }
     Stream* raw = stream.get();
     streams_.emplace(out.id, std::move(stream));
-    post(Command{Command::Type::open, raw, Realm::access, {}});
+    // Queued before its sockets can wake the worker: a packet on them finds `open` waiting.
+    post(Command{Command::Type::open, raw, Realm::access, {}}, false);
+    for (auto& realm : raw->endpoints) {
+      for (auto& endpoint : realm) {
+        epoll_event event{};
+        event.events = EPOLLIN;
+        event.data.ptr = &endpoint;
+        ::epoll_ctl(epollFd_, EPOLL_CTL_ADD, endpoint.fd, &event);
+      }
+    }
     return out;
   }
 
@@ -325,7 +339,7 @@ class SocketRelay final : public MediaRelay {
     reclaim();
     const auto it = streams_.find(id);
     if (it == streams_.end()) return false;
-    post(Command{Command::Type::update, it->second.get(), realm, leg});
+    post(Command{Command::Type::update, it->second.get(), realm, leg}, false);
     return true;
   }
 
@@ -335,7 +349,7 @@ class SocketRelay final : public MediaRelay {
     if (it == streams_.end()) return;
     Stream* raw = it->second.release();  // owned by the queue until the worker hands it back
     streams_.erase(it);
-    post(Command{Command::Type::close, raw, Realm::access, {}});
+    post(Command{Command::Type::close, raw, Realm::access, {}}, true);
   }
 
   std::optional<StreamCounters> streamCounters(StreamId id) const override {
@@ -419,15 +433,16 @@ class SocketRelay final : public MediaRelay {
     return counters;
   }
 
-  void post(Command&& command) {
-    bool wasEmpty = false;
+  void post(Command&& command, bool wakeWorker) {
+    bool needsWake = false;
     {
       std::lock_guard lock(mutex_);
-      wasEmpty = commands_.empty();
       commands_.push_back(std::move(command));
-      commandsWaiting_.store(true, std::memory_order_relaxed);
+      commandsWaiting_.store(true, std::memory_order_release);
+      needsWake = wakeWorker && !wakePending_;
+      wakePending_ = wakePending_ || wakeWorker;
     }
-    if (wasEmpty) wake();
+    if (needsWake) wake();
   }
 
   void wake() {
@@ -468,15 +483,19 @@ class SocketRelay final : public MediaRelay {
       // Commands first: a packet sent after updateLeg() or closeStream() returned is always
       // judged by the new state. A stream closed here is skipped below and handed back to
       // signaling (which frees it) only at the end of the round.
+      bool commandEvent = false;
       for (int i = 0; i < n; ++i) {
-        if (events[static_cast<std::size_t>(i)].data.ptr == nullptr) {
-          processCommands(now);
-          break;
-        }
+        commandEvent = commandEvent || events[static_cast<std::size_t>(i)].data.ptr == nullptr;
+      }
+      if (commandEvent || commandsWaiting_.load(std::memory_order_acquire)) {
+        processCommands(now, commandEvent);
       }
       for (int i = 0; i < n; ++i) {
         auto* endpoint = static_cast<Endpoint*>(events[static_cast<std::size_t>(i)].data.ptr);
-        if (endpoint != nullptr && !endpoint->stream->closed) drain(*endpoint, now);
+        if (endpoint == nullptr) continue;
+        // Its sockets were in the epoll set before the flag above could be seen set.
+        if (!endpoint->stream->installed) processCommands(now, false);
+        if (endpoint->stream->installed && !endpoint->stream->closed) drain(*endpoint, now);
       }
       if (timeout > 0 && now >= nextScan) {
         scanTimeouts(now, timeout);
@@ -495,13 +514,16 @@ class SocketRelay final : public MediaRelay {
     pthread_setaffinity_np(pthread_self(), sizeof cpus, &cpus);
   }
 
-  void processCommands(Nanos now) {
-    std::uint64_t value = 0;
-    [[maybe_unused]] const auto n = ::read(commandFd_, &value, sizeof value);
+  void processCommands(Nanos now, bool readWake) {
+    if (readWake) {
+      std::uint64_t value = 0;
+      [[maybe_unused]] const auto n = ::read(commandFd_, &value, sizeof value);
+    }
     {
       std::lock_guard lock(mutex_);
       pending_.swap(commands_);
       commandsWaiting_.store(false, std::memory_order_relaxed);
+      wakePending_ = false;
     }
     for (Command& command : pending_) {
       Stream& stream = *command.stream;
@@ -517,14 +539,7 @@ class SocketRelay final : public MediaRelay {
 
   void install(Stream& stream, Nanos now) {
     stream.lastChange = now;
-    for (auto& realm : stream.endpoints) {
-      for (auto& endpoint : realm) {
-        epoll_event event{};
-        event.events = EPOLLIN;
-        event.data.ptr = &endpoint;
-        ::epoll_ctl(epollFd_, EPOLL_CTL_ADD, endpoint.fd, &event);
-      }
-    }
+    stream.installed = true;  // its sockets joined the epoll set in openStream()
     stream.activeIndex = active_.size();
     active_.push_back(&stream);
     bump(counters_.flows, kRealmCount * kKinds);
@@ -614,7 +629,7 @@ class SocketRelay final : public MediaRelay {
     for (int burst = 0; burst < kBurstsPerEvent; ++burst) {
       // A close or update posted meanwhile applies before the next burst (one relaxed load
       // per burst): the grace period after closeStream() is one burst, not one round.
-      if (commandsWaiting_.load(std::memory_order_relaxed)) processCommands(now);
+      if (commandsWaiting_.load(std::memory_order_relaxed)) processCommands(now, false);
       if (endpoint.stream->closed) return;
       if (forwardBurst(endpoint, now) < kBatch) return;
     }
@@ -775,6 +790,7 @@ class SocketRelay final : public MediaRelay {
   int timeoutFd_ = -1;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> commandsWaiting_{false};  // set under mutex_ by post(), cleared by the swap
+  bool wakePending_ = false;  // under mutex_: the eventfd was written since the last swap
   std::thread worker_;
 };
 
