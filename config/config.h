@@ -79,6 +79,8 @@ struct SipTimers {
   std::uint32_t nonceExpiresS = 300;  // lifetime of a digest nonce in a trunk challenge
   std::uint32_t sessionExpiresS = 1800;  // RFC 4028 interval the SBC asks for; 0 = off
   std::uint32_t minSeS = 90;             // the smallest interval the SBC accepts
+  // The longest interval the SBC agrees to when a callee's 422 asks for more than it asked.
+  std::uint32_t maxSessionExpiresS = 7200;
   friend bool operator==(const SipTimers&, const SipTimers&) = default;
 };
 

@@ -891,7 +891,7 @@ class Parser {
   void parseSip(const Node& root, SipTimers& out) {
     const auto sip = Validator::member(root, "sip");
     if (!sip || !v_.group(*sip, {"t1_ms", "t1x64_ms", "nonce_expires_s", "header_allow_list",
-                                 "session_expires_s", "min_se_s"})) {
+                                 "session_expires_s", "min_se_s", "max_session_expires_s"})) {
       return;
     }
     v_.readInteger(*sip, "nonce_expires_s", 1, 86400, out.nonceExpiresS);
@@ -910,6 +910,19 @@ class Parser {
       v_.fail(*sip, "the default session_expires_s (" + std::to_string(out.sessionExpiresS) +
                         ") is below min_se_s (" + std::to_string(out.minSeS) +
                         "): set session_expires_s");
+    }
+    if (const auto node = Validator::member(*sip, "max_session_expires_s")) {
+      if (const auto value = v_.integer(*node, 1, 86400)) {
+        if (*value < out.sessionExpiresS) {
+          v_.fail(*node, "below session_expires_s (" + std::to_string(out.sessionExpiresS) +
+                             "): " + std::to_string(*value));
+        } else {
+          out.maxSessionExpiresS = static_cast<std::uint32_t>(*value);
+        }
+      }
+    } else {
+      // Never below the interval sbcd asks for itself.
+      out.maxSessionExpiresS = std::max(out.maxSessionExpiresS, out.sessionExpiresS);
     }
     v_.readInteger(*sip, "t1_ms", 1, 10000, out.t1Ms);
     if (const auto node = Validator::member(*sip, "t1x64_ms")) {

@@ -57,6 +57,13 @@ unsigned long hopsLeftIn(const sip_t* sip) {
   return std::min<unsigned long>(sip->sip_max_forwards->mf_count, 255);
 }
 
+// Whether a peer can be refreshed by UPDATE: its Allow lists UPDATE, or it sent no Allow
+// (then the first refusal tells).
+bool takesUpdate(const sip_t* sip) {
+  return sip == nullptr || sip->sip_allow == nullptr ||
+         sip_is_allowed(sip->sip_allow, sip_method_update, "UPDATE");
+}
+
 // Methods whose body is an SDP offer or answer the SBC anchors.
 bool negotiates(sip_method_t method) {
   return method == sip_method_invite || method == sip_method_update;
@@ -97,6 +104,8 @@ struct Call::Relay {
   bool offerInRequest = false;   // the request carried an SDP offer
   bool offerInResponse = false;  // a re-INVITE without SDP: the 2xx offers, the ACK answers
   bool awaitingAck = false;      // a re-INVITE's 2xx was relayed; its ACK is next
+  std::string offerSent;         // the SDP offer the SBC sent on, to the other leg
+  std::string offerReturned;     // the SDP offer in the 2xx sent back (offerInResponse)
 };
 
 void CallEnvironment::countRequest(const char* realm, const char* method) const {
@@ -148,10 +157,12 @@ Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
   sessionTimers_ = std::make_unique<SessionTimers>(
       environment_.root,
       SessionTimerSettings{environment_.settings->sipTimers.sessionExpiresS,
-                           environment_.settings->sipTimers.minSeS},
+                           environment_.settings->sipTimers.minSeS,
+                           environment_.settings->sipTimers.maxSessionExpiresS},
       callerRealm_, [this](dataplane::Realm leg) { refreshSession(leg); },
       [this](dataplane::Realm leg) { sessionExpired(leg); });
   sessionTimers_->callerOffered(sip);
+  refreshByInvite_[static_cast<std::size_t>(callerRealm_)] = !takesUpdate(sip);
   callerTakesReliable_ = sip_has_feature(sip->sip_supported, "100rel") ||
                          sip_has_feature(sip->sip_require, "100rel");
 
@@ -229,6 +240,7 @@ bool Call::sendCalleeInvite(const msg_header_t* credentials) {
       TAG_IF(!calleeOffer_.empty(), SIPTAG_PAYLOAD_STR(calleeOffer_.c_str())), TAG_END());
   if (invite == nullptr) return false;
   calleeInvite_ = invite;
+  sdpSentOn_[static_cast<std::size_t>(calleeRealm())] = calleeOffer_;
   if (route_.silentHopTimeoutMs > 0 && hop_ + 1 < route_.targets.size() &&
       retry_ == Retry::none) {
     scheduleRetry(Retry::nextHop, route_.silentHopTimeoutMs);
@@ -275,7 +287,7 @@ void Call::retry() {
     if (authHome_ != nullptr) su_home_unref(authHome_);
     authHome_ = nullptr;
     authClient_ = nullptr;
-  } else if (retry == Retry::withCredentials) {
+  } else if (retry == Retry::withCredentials || retry == Retry::longerInterval) {
     nta_outgoing_destroy(calleeInvite_);
     calleeInvite_ = nullptr;
   } else {
@@ -367,6 +379,7 @@ void Call::replyCaller(int status, const char* phrase, const sip_t* response,
     }
   }
   environment_.countResponse(dataplane::toString(callerRealm_), status);
+  if (!body.empty()) sdpSentOn_[static_cast<std::size_t>(callerRealm_)] = body;
   const bool dialogue = status > 100 && status < 300;
   const bool relayed = response != nullptr && response->sip_status != nullptr &&
                        response->sip_status->st_status == status;
@@ -673,6 +686,7 @@ int Call::onCalleeResponse(void* magic, nta_outgoing_t* request, const sip_t* si
     nta_leg_rtag(call.calleeLeg_, sip->sip_to->a_tag);
     nta_leg_client_reroute(call.calleeLeg_, sip->sip_record_route, sip->sip_contact, 1);
     call.state_ = State::answered;
+    call.refreshByInvite_[static_cast<std::size_t>(call.calleeRealm())] = !takesUpdate(sip);
     call.sessionTimers_->calleeAnswered(sip);
     call.replyCaller(status, phraseOf(status), sip);
     return 0;
@@ -689,6 +703,26 @@ int Call::onCalleeResponse(void* magic, nta_outgoing_t* request, const sip_t* si
   }
   if ((status == 401 || status == 407) && call.prepareCredentials(status, sip)) {
     call.scheduleRetry(Retry::withCredentials, 0);
+    return 0;
+  }
+  if (status == 422 && call.sessionTimers_->enabled()) {
+    // RFC 4028 section 6: asked again once, same dialog, next CSeq, with the callee's
+    // Min-SE. Not after a reliable provisional set up an early dialog (the new INVITE
+    // would carry its tag). The 422 is about the callee's leg only: the caller, whose
+    // own interval was fine, hears 502 if the callee cannot be satisfied.
+    if (!call.calleeTagged_ && call.sessionTimers_->raiseCalleeInterval(sip)) {
+      call.countSessionTimer("interval_raised");
+      call.scheduleRetry(Retry::longerInterval, 0);
+      return 0;
+    }
+    log::warning("call", "call ", call.id_, ": the callee refused the session interval (422, ",
+                 "Min-SE ", sip != nullptr && sip->sip_min_se != nullptr
+                                 ? std::to_string(sip->sip_min_se->min_delta)
+                                 : std::string("none"),
+                 ")");
+    call.countSessionTimer("interval_refused");
+    call.replyCaller(502, "Bad Gateway", nullptr);
+    call.finish(metrics::CallResult::failed, "session_interval_refused");
     return 0;
   }
   call.replyCaller(status, phraseOf(status), sip);
@@ -771,6 +805,7 @@ int Call::onCallerAckOrCancel(void* magic, nta_incoming_t*, const sip_t* sip) {
       return 0;
     }
     call.sendAck(call.calleeLeg_, call.calleeInvite_, answer);
+    if (!answer.empty()) call.sdpSentOn_[static_cast<std::size_t>(call.calleeRealm())] = answer;
     call.scheduleRetry(Retry::releaseInvite, call.environment_.settings->sipTimers.t1x64Ms);
     return 0;
   }
@@ -848,8 +883,9 @@ int Call::relayInDialog(bool fromCaller, nta_incoming_t* request, const sip_t* s
   if (state_ != State::answered && state_ != State::confirmed) {
     return refuse(negotiates(method) ? 491 : 480);
   }
-  // Glare: one offer/answer exchange at a time across the call.
-  if (negotiates(method) && offerPending()) return refuse(491);
+  // Glare: one offer/answer exchange at a time across the call (the SBC's own refresh
+  // re-INVITE included).
+  if (negotiates(method) && (offerPending() || refreshPending())) return refuse(491);
   // Relaying is forwarding: the hop limit counts down across the SBC as across a proxy.
   const unsigned long hopsLeft = hopsLeftIn(sip);
   if (hopsLeft == 0) return refuse(483);
@@ -877,6 +913,7 @@ int Call::relayInDialog(bool fromCaller, nta_incoming_t* request, const sip_t* s
   relay->method = method;
   relay->incoming = request;
   relay->offerInRequest = offer;
+  if (offer) relay->offerSent = body;
   const dataplane::Realm to = dataplane::otherRealm(from);
   // A re-INVITE or UPDATE refreshes the sessions of both legs once answered 2xx.
   std::string sessionExpires;
@@ -1053,6 +1090,12 @@ void Call::relayResponse(Relay& relay, const sip_t* sip) {
   if (status != 408 || invite) environment_.countResponse(dataplane::toString(relay.from), status);
   std::string sessionExpires;
   if (success && negotiates(relay.method)) {
+    if (relay.offerInRequest) {
+      sdpSentOn_[static_cast<std::size_t>(to)] = relay.offerSent;
+      sdpSentOn_[static_cast<std::size_t>(relay.from)] = body;
+    } else if (relay.offerInResponse) {
+      relay.offerReturned = body;  // completed by the ACK's answer
+    }
     sessionTimers_->refreshed(to, sip);
     sessionTimers_->refreshed(relay.from, nullptr);
     sessionExpires = sessionTimers_->sessionExpires(relay.from, false);
@@ -1107,6 +1150,10 @@ void Call::relayAck(Relay& relay, const sip_t* sip) {
     }
   }
   sendAck(legOf(dataplane::otherRealm(relay.from)), relay.outgoing, body);
+  if (relay.offerInResponse && !body.empty()) {
+    sdpSentOn_[static_cast<std::size_t>(relay.from)] = relay.offerReturned;
+    sdpSentOn_[static_cast<std::size_t>(dataplane::otherRealm(relay.from))] = body;
+  }
   freeRelay(relay);
 }
 
@@ -1207,28 +1254,67 @@ bool Call::calleePending() const {
 void Call::refreshSession(dataplane::Realm leg) {
   SessionRefresh& refresh = sessionRefreshes_[static_cast<std::size_t>(leg)];
   if (state_ != State::answered && state_ != State::confirmed) return;
-  if (refresh.request != nullptr) return;  // the last one is still under way
-  // A re-INVITE or UPDATE relayed right now refreshes both legs when answered.
-  if (offerPending()) {
+  if (refresh.request != nullptr && !refresh.acknowledged) return;  // still under way
+  // A re-INVITE or UPDATE relayed right now refreshes both legs when answered; the other
+  // leg's refresh re-INVITE is an offer too (one exchange at a time).
+  if (offerPending() || refreshPending()) {
     sessionTimers_->retryRefresh(leg);
     return;
   }
+  if (refresh.request != nullptr) nta_outgoing_destroy(refresh.request);
+  refresh.request = nullptr;
+  refresh.acknowledged = false;
   refresh.call = this;
   refresh.leg = leg;
+  const std::string& sdp = sdpSentOn_[static_cast<std::size_t>(leg)];
+  refresh.byInvite = refreshByInvite_[static_cast<std::size_t>(leg)] && !sdp.empty();
   const std::string sessionExpires = sessionTimers_->sessionExpires(leg, true);
   // UPDATE without a body (RFC 4028 section 9): no offer, so nothing of the media moves.
+  // A re-INVITE offers the session as it stands (same o= version: nothing changed).
   nta_outgoing_t* request = nta_outgoing_tcreate(
-      legOf(leg), &Call::onSessionRefreshResponse, &refresh, nullptr, SIP_METHOD_UPDATE,
-      nullptr, SIPTAG_CONTACT(nta_agent_contact(agentOf(leg))), SIPTAG_SUPPORTED_STR("timer"),
-      SIPTAG_SESSION_EXPIRES_STR(sessionExpires.c_str()), TAG_END());
+      legOf(leg), &Call::onSessionRefreshResponse, &refresh, nullptr,
+      refresh.byInvite ? sip_method_invite : sip_method_update,
+      refresh.byInvite ? "INVITE" : "UPDATE", nullptr,
+      SIPTAG_CONTACT(nta_agent_contact(agentOf(leg))), SIPTAG_SUPPORTED_STR("timer"),
+      SIPTAG_SESSION_EXPIRES_STR(sessionExpires.c_str()),
+      TAG_IF(refresh.byInvite, SIPTAG_CONTENT_TYPE_STR("application/sdp")),
+      TAG_IF(refresh.byInvite, SIPTAG_PAYLOAD_STR(sdp.c_str())), TAG_END());
   if (request == nullptr) {
     sessionTimers_->retryRefresh(leg);
   } else if (nta_outgoing_status(request) >= 200) {
-    // nta answered it from inside nta_outgoing_tcreate (the callback has run).
-    nta_outgoing_destroy(request);
+    // nta answered it from inside nta_outgoing_tcreate (the callback has run and kept it
+    // only if it acknowledged a 2xx).
+    if (refresh.request != request) nta_outgoing_destroy(request);
   } else {
     refresh.request = request;
   }
+}
+
+bool Call::refreshPending() const {
+  return std::any_of(sessionRefreshes_.begin(), sessionRefreshes_.end(), [](const auto& refresh) {
+    return refresh.request != nullptr && refresh.byInvite && !refresh.acknowledged;
+  });
+}
+
+bool Call::recheckRefreshAnswer(dataplane::Realm leg, const sip_t* sip) {
+  if (!hasBody(sip) || !isSdp(sip)) return false;
+  auto& described = described_[static_cast<std::size_t>(leg)];
+  const auto& other = described_[static_cast<std::size_t>(dataplane::otherRealm(leg))];
+  if (!described || !other) return false;
+  std::string error;
+  auto answer = parseSdp(std::string_view(sip->sip_payload->pl_data, sip->sip_payload->pl_len),
+                         error);
+  if (!answer || answer->streams.size() != described->streams.size()) return false;
+  // Our offer was the session unchanged: a stream the peer had accepted stays accepted,
+  // the relay ports stay; only the peer's own address or direction may have moved.
+  for (std::size_t i = 0; i < answer->streams.size(); ++i) {
+    if (answer->streams[i].rejected != described->streams[i].rejected) return false;
+  }
+  described = std::move(answer);
+  const auto& access = described_[static_cast<std::size_t>(dataplane::Realm::access)];
+  const auto& core = described_[static_cast<std::size_t>(dataplane::Realm::core)];
+  programStreams(*access, *core);
+  return true;
 }
 
 int Call::onSessionRefreshResponse(void* magic, nta_outgoing_t* request, const sip_t* sip) {
@@ -1236,10 +1322,28 @@ int Call::onSessionRefreshResponse(void* magic, nta_outgoing_t* request, const s
   Call& call = *refresh.call;
   const int status = nta_outgoing_status(request);
   if (status < 200) return 0;
-  if (refresh.request == request) nta_outgoing_destroy(request);  // else still in tcreate
-  refresh.request = nullptr;
+  if (refresh.acknowledged) return 0;  // a retransmitted 2xx: nta re-sends the ACK
+  const bool byInvite = refresh.byInvite;
+  if (byInvite && status < 300 && call.state_ != State::over) {
+    // The 2xx of a re-INVITE is acknowledged on the leg; the transaction stays for its
+    // retransmissions.
+    call.sendAck(call.legOf(refresh.leg), request);
+    if (refresh.request == nullptr) refresh.request = request;  // from inside tcreate
+    refresh.acknowledged = true;
+  } else {
+    if (refresh.request == request) nta_outgoing_destroy(request);  // else still in tcreate
+    refresh.request = nullptr;
+  }
   if (call.state_ == State::over) return 0;
   if (status < 300) {
+    if (byInvite && !call.recheckRefreshAnswer(refresh.leg, sip)) {
+      log::warning("call", "call ", call.id_, ": the ", dataplane::toString(refresh.leg),
+                   "'s answer to a session refresh re-INVITE does not match the session; "
+                   "ending the call");
+      call.countSessionTimer("refresh_failed");
+      call.terminate(metrics::CallResult::aborted, "bad_sdp_answer");
+      return 0;
+    }
     call.countSessionTimer("refreshed");
     call.sessionTimers_->refreshed(refresh.leg, sip);
     return 0;
@@ -1252,16 +1356,26 @@ int Call::onSessionRefreshResponse(void* magic, nta_outgoing_t* request, const s
     call.terminate(metrics::CallResult::aborted, "session_refresh_failed");
     return 0;
   }
-  // A peer without UPDATE will refuse every refresh the same way: the SBC stops refreshing
-  // that leg (media timeouts still end a dead call). Anything else (491 glare, 500) is
-  // tried again a quarter interval later.
   if (status == 405 || status == 501) {
+    if (!byInvite && !call.sdpSentOn_[static_cast<std::size_t>(refresh.leg)].empty()) {
+      // A peer without UPDATE (RFC 4028 lets the refresher use either): it is refreshed by
+      // re-INVITE from now on, starting at once.
+      log::info("call", "call ", call.id_, ": the ", dataplane::toString(refresh.leg),
+                " does not take UPDATE (", status, "); refreshing it by re-INVITE");
+      call.countSessionTimer("update_refused");
+      call.refreshByInvite_[static_cast<std::size_t>(refresh.leg)] = true;
+      call.refreshSession(refresh.leg);
+      return 0;
+    }
+    // Not even a re-INVITE: that leg is no longer refreshed (media timeouts still end a
+    // dead call).
     log::info("call", "call ", call.id_, ": the ", dataplane::toString(refresh.leg),
-              " does not take UPDATE (", status, "); its session is no longer refreshed");
+              " refused a session refresh (", status, "); its session is no longer refreshed");
     call.countSessionTimer("unsupported");
     call.sessionTimers_->stopLeg(refresh.leg);
     return 0;
   }
+  // Anything else (491 glare, 500) is tried again a quarter interval later.
   call.sessionTimers_->retryRefresh(refresh.leg);
   return 0;
 }

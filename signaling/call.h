@@ -90,10 +90,11 @@ class Call {
   // if there is none), carrying `credentials` when answering a challenge.
   bool sendCalleeInvite(const msg_header_t* credentials);
   // Retries are run from a timer, never inside the callback of the transaction they
-  // replace: the next hop after a failure or silence, or the same hop with credentials.
-  // What retryTimer_ does when it fires. After the answer it has one more job: letting go of
-  // the callee's INVITE transaction once its 2xx can no longer be retransmitted.
-  enum class Retry { none, nextHop, withCredentials, releaseInvite };
+  // replace: the next hop after a failure or silence, the same hop with credentials, or
+  // the same hop with the longer session interval its 422 asked for. After the answer it
+  // has one more job: letting go of the callee's INVITE transaction once its 2xx can no
+  // longer be retransmitted.
+  enum class Retry { none, nextHop, withCredentials, longerInterval, releaseInvite };
   void scheduleRetry(Retry retry, std::uint32_t delayMs);
   static void onRetryTimer(void* rootMagic, su_timer_t* timer, void* arg);
   void retry();
@@ -137,15 +138,25 @@ class Call {
   void observeSetup();  // once: the caller's INVITE has its final response
   bool wasAnswered() const { return state_ == State::answered || state_ == State::confirmed; }
 
-  // Session timers (session_timer.h): the SBC's own refresh of a leg (UPDATE without SDP)
-  // and the end of a call whose peer did not refresh in time.
+  // Session timers (session_timer.h): the SBC's own refresh of a leg and the end of a call
+  // whose peer did not refresh in time. A refresh is an UPDATE without SDP, or, towards a
+  // peer that does not take UPDATE (its Allow lacks it, or it refused one 405/501), a
+  // re-INVITE offering the SDP the SBC last sent on that leg, unchanged (RFC 4028 9).
   struct SessionRefresh {
     Call* call = nullptr;
     dataplane::Realm leg = dataplane::Realm::access;
     nta_outgoing_t* request = nullptr;
+    bool byInvite = false;
+    // A re-INVITE's 2xx was acknowledged: the transaction is kept (it re-sends the ACK on a
+    // retransmitted 2xx) until the next refresh or the end of the call.
+    bool acknowledged = false;
   };
   static int onSessionRefreshResponse(void* magic, nta_outgoing_t* request, const sip_t* sip);
   void refreshSession(dataplane::Realm leg);
+  // The 2xx to a refresh re-INVITE: its answer must describe the same streams; it only
+  // re-programs that leg's side of them. False when it cannot be used.
+  bool recheckRefreshAnswer(dataplane::Realm leg, const sip_t* answer);
+  bool refreshPending() const;
   void sessionExpired(dataplane::Realm leg);
   void countSessionTimer(const char* result);
   void stopSessionTimers();
@@ -210,6 +221,11 @@ class Call {
   std::vector<std::size_t> streamsOfPendingOffer_;  // indices opened by the offer in flight
   std::uint64_t sdpVersion_ = 1;
   std::string answerForCaller_;  // the rewritten SDP of the callee's latest answer
+  // Per realm: the SDP of the last completed offer/answer as the SBC sent it on that leg,
+  // which a refresh re-INVITE offers again; and whether that leg's peer is refreshed by
+  // re-INVITE (it does not take UPDATE).
+  std::array<std::string, dataplane::kRealmCount> sdpSentOn_;
+  std::array<bool, dataplane::kRealmCount> refreshByInvite_{};
   State state_ = State::calling;
   nta_leg_t* callerLeg_ = nullptr;          // the caller realm's dialog (server side)
   nta_leg_t* calleeLeg_ = nullptr;          // the other realm's dialog (client side)

@@ -35,7 +35,8 @@ SessionTimers::SessionTimers(su_root_t* root, const SessionTimerSettings& settin
     : settings_(settings),
       callerRealm_(callerRealm),
       refresh_(std::move(refresh)),
-      expired_(std::move(expired)) {
+      expired_(std::move(expired)),
+      calleeAsked_(settings.expiresS) {
   for (std::size_t i = 0; i < legs_.size(); ++i) {
     legs_[i].owner = this;
     legs_[i].realm = static_cast<dataplane::Realm>(i);
@@ -62,11 +63,26 @@ void SessionTimers::callerOffered(const sip_t* invite) {
 }
 
 std::string SessionTimers::calleeSessionExpires() const {
-  return enabled() ? std::to_string(settings_.expiresS) : std::string();
+  return enabled() ? std::to_string(calleeAsked_) : std::string();
 }
 
 std::string SessionTimers::minSe() const {
-  return enabled() ? std::to_string(settings_.minSeS) : std::string();
+  // After a 422, the Min-SE the callee named (RFC 4028 section 6: the largest received).
+  if (!enabled()) return {};
+  return std::to_string(calleeIntervalRaised_ ? std::max(settings_.minSeS, calleeAsked_)
+                                              : settings_.minSeS);
+}
+
+bool SessionTimers::raiseCalleeInterval(const sip_t* response) {
+  if (!enabled() || stopped_ || calleeIntervalRaised_ || response == nullptr ||
+      response->sip_min_se == nullptr) {
+    return false;
+  }
+  const unsigned long asked = response->sip_min_se->min_delta;
+  if (asked <= calleeAsked_ || asked > settings_.maxExpiresS) return false;
+  calleeAsked_ = static_cast<std::uint32_t>(asked);
+  calleeIntervalRaised_ = true;
+  return true;
 }
 
 void SessionTimers::calleeAnswered(const sip_t* response) {
@@ -82,7 +98,7 @@ void SessionTimers::calleeAnswered(const sip_t* response) {
   } else {
     // A callee without session timers: the SBC refreshes anyway, so a callee that went
     // away is found by the refresh failing.
-    callee.intervalS = settings_.expiresS;
+    callee.intervalS = calleeAsked_;
     callee.sbcRefreshes = true;
   }
   armForInterval(callee);

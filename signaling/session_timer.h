@@ -1,7 +1,8 @@
 #pragma once
 // RFC 4028 session timers on the two dialogs of one call. Each leg is a session of its own:
 // on the caller's leg the SBC is the UAS, on the callee's leg the UAC. On a leg the SBC
-// refreshes, it asks for a refresh (the call sends an UPDATE without SDP) at half the
+// refreshes, it asks for a refresh (the call sends an UPDATE without SDP, or a re-INVITE
+// to a peer without UPDATE) at half the
 // interval; on a leg the peer refreshes, the call is ended when no refresh came within the
 // interval less min(32 s, interval / 3) (RFC 4028 section 10). A refresh is any re-INVITE
 // or UPDATE on the leg answered 2xx, the SBC's own or one relayed from the other leg.
@@ -20,6 +21,7 @@ namespace sbc::signaling {
 struct SessionTimerSettings {
   std::uint32_t expiresS = 0;  // the interval the SBC asks for; 0 = session timers off
   std::uint32_t minSeS = 90;   // the smallest interval the SBC accepts (Min-SE)
+  std::uint32_t maxExpiresS = 7200;  // the most it agrees to when a callee's 422 asks more
 };
 
 // The Min-SE to answer 422 with when `request` asks for a Session-Expires below the SBC's
@@ -45,6 +47,10 @@ class SessionTimers {
   // Headers of the SBC's INVITE to the callee ("" when off).
   std::string calleeSessionExpires() const;
   std::string minSe() const;
+  // The callee answered the INVITE 422 with `response`'s Min-SE (RFC 4028 section 6): true
+  // when the INVITE may be sent once more with Session-Expires and Min-SE raised to it
+  // (the first 422, a Min-SE above what was asked and within maxExpiresS).
+  bool raiseCalleeInterval(const sip_t* response);
   // The callee's 2xx: the interval and refresher it chose; arms the callee's leg.
   void calleeAnswered(const sip_t* response);
   // The SBC answers the caller 2xx: arms the caller's leg. The Session-Expires value for
@@ -90,6 +96,8 @@ class SessionTimers {
   std::function<void(dataplane::Realm)> expired_;
   std::array<Leg, dataplane::kRealmCount> legs_{};
   std::uint32_t callerAsked_ = 0;  // the caller's Session-Expires, 0 if none
+  std::uint32_t calleeAsked_ = 0;  // what the INVITE to the callee asks for (and its Min-SE)
+  bool calleeIntervalRaised_ = false;
   std::string callerRefresher_;    // its refresher parameter ("uac", "uas" or "")
   bool callerSupportsTimer_ = false;
   bool stopped_ = false;

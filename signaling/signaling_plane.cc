@@ -531,7 +531,8 @@ struct SignalingPlane::Impl {
   bool refuseShortSession(const RealmAgent& realm, nta_agent_t* agent, msg_t* msg,
                           sip_t* sip) {
     const SessionTimerSettings sessionTimers{settings.sipTimers.sessionExpiresS,
-                                             settings.sipTimers.minSeS};
+                                             settings.sipTimers.minSeS,
+                                             settings.sipTimers.maxSessionExpiresS};
     const std::uint32_t minSe = sessionIntervalTooSmall(sessionTimers, sip);
     if (minSe == 0) return false;
     nta_incoming_t* request = nta_incoming_create(agent, nullptr, msg, sip, TAG_END());

@@ -1,7 +1,8 @@
 // RFC 4028 session timers through the B2BUA, with a 4 s interval and a Min-SE of 2 s: peers
 // that refresh keep their call past the interval, the SBC refreshes the legs where it is
-// the refresher, a peer that does not refresh gets its call ended, a refresh answered 481
-// ends the call, and a too short interval is refused with 422. SIPp plays the trunk
+// the refresher (by re-INVITE where the peer takes no UPDATE), a peer that does not refresh
+// gets its call ended, a refresh answered 481 ends the call, a too short interval is
+// refused with 422, and a callee's 422 is answered by asking again with its Min-SE. SIPp plays the trunk
 // (127.0.0.2) and the core (127.0.0.3).
 
 #include <chrono>
@@ -71,15 +72,69 @@ TEST_F(SessionTimers, RefreshAnswered481EndsTheCall) {
   expectNoActiveCalls();
 }
 
-// Proves: a peer that answers the SBC's UPDATE refresh with 501 is not asked again (its
-// scenario fails on a second UPDATE) and keeps its call; the other leg is still refreshed.
-TEST_F(SessionTimers, PeerWithoutUpdateIsNotRefreshedAgain) {
+// Proves: a peer that answers the SBC's UPDATE refresh with 501 is refreshed by re-INVITE
+// from then on (RFC 4028 lets the refresher use either) instead of not at all: its scenario
+// requires a re-INVITE offering the session as it stood (same o= line and port, the SBC's
+// core address) and fails on a second UPDATE; the call goes on to the caller's BYE.
+TEST_F(SessionTimers, PeerRefusingUpdateIsRefreshedByReinvite) {
   startSbc(10);
   callThrough("uas_session_update_501.xml", "uac_refreshed_by_sbc.xml");
-  EXPECT_EQ(sessionTimer("unsupported"), 1);
-  EXPECT_EQ(sessionTimer("refreshed"), 2);  // the trunk's leg, at about 2 s and 4 s
+  EXPECT_EQ(sessionTimer("update_refused"), 1);
+  EXPECT_EQ(sessionTimer("unsupported"), -1);
+  // Two UPDATEs on the trunk's leg, at least one re-INVITE on the core's.
+  EXPECT_GE(sessionTimer("refreshed"), 3);
   EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"answered\",trunk=\"alpha\"}"),
             1);
+  expectNoActiveCalls();
+}
+
+// Proves: a peer whose Allow lacks UPDATE is refreshed by re-INVITE from the first refresh
+// on (its scenario fails on any UPDATE), the offer being the session unchanged; the call
+// goes on.
+TEST_F(SessionTimers, PeerWithoutUpdateInAllowIsRefreshedByReinvite) {
+  startSbc(10);
+  callThrough("uas_session_allow_no_update.xml", "uac_refreshed_by_sbc.xml");
+  EXPECT_EQ(sessionTimer("update_refused"), -1);
+  EXPECT_GE(sessionTimer("refreshed"), 3);
+  EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"answered\",trunk=\"alpha\"}"),
+            1);
+  expectNoActiveCalls();
+}
+
+// Proves: a callee answering the SBC's INVITE 422 with Min-SE 6 is asked again on the same
+// dialog (same Call-ID and From, next CSeq) with Session-Expires and Min-SE 6 (RFC 4028
+// section 6); the caller never sees the 422 (its scenario fails on anything but 200 and
+// still finds its own 4 s interval granted) and the call goes on.
+TEST_F(SessionTimers, CalleeTooSmallIsAskedAgainWithItsMinSe) {
+  startSbc(10);
+  callThrough("uas_session_422.xml", "uac_refreshed_by_sbc.xml");
+  EXPECT_EQ(sessionTimer("interval_raised"), 1);
+  EXPECT_EQ(metric("sbc_sip_responses_total{code=\"422\",realm=\"access\"}"), -1);
+  EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"answered\",trunk=\"alpha\"}"),
+            1);
+  expectNoActiveCalls();
+}
+
+// Proves: a second 422 from the callee is not retried again: the caller gets 502 (not the
+// 422), the call counts as failed and its slot is freed.
+TEST_F(SessionTimers, SecondTooSmallFailsTheCall) {
+  startSbc(10);
+  callThrough("uas_session_422_twice.xml", "uac_502.xml");
+  EXPECT_EQ(sessionTimer("interval_raised"), 1);
+  EXPECT_EQ(sessionTimer("interval_refused"), 1);
+  EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"failed\",trunk=\"alpha\"}"),
+            1);
+  expectNoActiveCalls();
+}
+
+// Proves: a callee's Min-SE above max_session_expires_s is not asked for: the caller gets
+// 502 at once (a retry would meet a core that is gone: 503), slot freed.
+TEST_F(SessionTimers, TooSmallAboveTheMaximumFailsTheCall) {
+  sipExtra_ += " max_session_expires_s = 10;";
+  startSbc(10);
+  callThrough("uas_session_422_too_long.xml", "uac_502.xml");
+  EXPECT_EQ(sessionTimer("interval_raised"), -1);
+  EXPECT_EQ(sessionTimer("interval_refused"), 1);
   expectNoActiveCalls();
 }
 

@@ -65,9 +65,10 @@ class SessionTimerTest : public ::testing::Test {
   }
 
   // A call from the trunk (access) to the core, the SBC asking for `expires` s.
-  SessionTimers& make(std::uint32_t expires = 1800, std::uint32_t minSe = 90) {
+  SessionTimers& make(std::uint32_t expires = 1800, std::uint32_t minSe = 90,
+                      std::uint32_t maxExpires = 7200) {
     timers_ = std::make_unique<SessionTimers>(
-        root_, SessionTimerSettings{expires, minSe}, Realm::access,
+        root_, SessionTimerSettings{expires, minSe, maxExpires}, Realm::access,
         [this](Realm leg) { refreshed_ = leg; }, [this](Realm leg) { expired_ = leg; });
     return *timers_;
   }
@@ -81,11 +82,11 @@ class SessionTimerTest : public ::testing::Test {
 // Proves: a Session-Expires below the SBC's Min-SE is refused with that Min-SE, one at or
 // above it (or none, or timers off) is not.
 TEST_F(SessionTimerTest, TooSmallIntervalIsRefusedWithTheMinSe) {
-  const SessionTimerSettings on{1800, 90};
+  const SessionTimerSettings on{1800, 90, 7200};
   EXPECT_EQ(sessionIntervalTooSmall(on, sipOf(invite("Session-Expires: 89\r\n"))), 90u);
   EXPECT_EQ(sessionIntervalTooSmall(on, sipOf(invite("Session-Expires: 90\r\n"))), 0u);
   EXPECT_EQ(sessionIntervalTooSmall(on, sipOf(invite(""))), 0u);
-  EXPECT_EQ(sessionIntervalTooSmall({0, 90}, sipOf(invite("Session-Expires: 10\r\n"))), 0u);
+  EXPECT_EQ(sessionIntervalTooSmall({0, 90, 7200}, sipOf(invite("Session-Expires: 10\r\n"))), 0u);
 }
 
 // Proves: a caller that supports timers and leaves the choice refreshes itself with its
@@ -131,6 +132,35 @@ TEST_F(SessionTimerTest, CalleeAnswerSetsItsLeg) {
   EXPECT_EQ(timers.sessionExpires(Realm::core, true), "90;refresher=uac");
   timers.calleeAnswered(sipOf(ok("")));
   EXPECT_EQ(timers.sessionExpires(Realm::core, true), "1800;refresher=uac");
+}
+
+Message tooSmall(const std::string& minSe) {
+  return parse(
+      "SIP/2.0 422 Session Interval Too Small\r\n"
+      "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n"
+      "From: <sip:200@pbx.example>;tag=1\r\n"
+      "To: <sip:100@sbc>;tag=2\r\n"
+      "Call-ID: abc@pbx.example\r\n"
+      "CSeq: 1 INVITE\r\n" +
+      (minSe.empty() ? std::string() : "Min-SE: " + minSe + "\r\n") +
+      "Content-Length: 0\r\n\r\n");
+}
+
+// Proves: a callee's 422 raises the interval (and Min-SE) of the next INVITE to its
+// Min-SE once (RFC 4028 section 6); a second 422, one without Min-SE, one not above what
+// was asked or above the configured maximum is not retried. A callee then answering
+// without Session-Expires is refreshed at the raised interval.
+TEST_F(SessionTimerTest, CalleeTooSmallRaisesTheIntervalOnce) {
+  auto& timers = make(1800, 90, 3600);
+  EXPECT_FALSE(timers.raiseCalleeInterval(sipOf(tooSmall(""))));
+  EXPECT_FALSE(timers.raiseCalleeInterval(sipOf(tooSmall("1800"))));
+  EXPECT_FALSE(timers.raiseCalleeInterval(sipOf(tooSmall("3601"))));
+  EXPECT_TRUE(timers.raiseCalleeInterval(sipOf(tooSmall("3600"))));
+  EXPECT_EQ(timers.calleeSessionExpires(), "3600");
+  EXPECT_EQ(timers.minSe(), "3600");
+  EXPECT_FALSE(timers.raiseCalleeInterval(sipOf(tooSmall("3600"))));
+  timers.calleeAnswered(sipOf(ok("")));
+  EXPECT_EQ(timers.sessionExpires(Realm::core, true), "3600;refresher=uac");
 }
 
 // Proves: a refresh request from a peer can hand the refresher role to the SBC
