@@ -347,6 +347,13 @@ Call::~Call() {
   dropRelays();
   releaseMedia();
   if (callerInvite_ != nullptr) nta_incoming_destroy(callerInvite_);
+  for (const auto& fork : forks_) {
+    if (fork.invite != nullptr && fork.invite != calleeInvite_) nta_outgoing_destroy(fork.invite);
+    if (fork.leg != calleeLeg_) nta_leg_destroy(fork.leg);
+  }
+  if (calleeUntagged_ != nullptr && calleeUntagged_ != calleeInvite_) {
+    nta_outgoing_destroy(calleeUntagged_);
+  }
   if (calleeInvite_ != nullptr) nta_outgoing_destroy(calleeInvite_);
   if (callerLeg_ != nullptr) nta_leg_destroy(callerLeg_);
   if (calleeLeg_ != nullptr) nta_leg_destroy(calleeLeg_);
@@ -661,7 +668,7 @@ void Call::releaseMedia() {
 int Call::onCalleeResponse(void* magic, nta_outgoing_t* request, const sip_t* sip) {
   Call& call = *static_cast<Call*>(magic);
   if (call.calleeInvite_ == nullptr) call.calleeInvite_ = request;  // from inside tcreate
-  if (request != call.calleeInvite_) return 0;  // a transaction already given up
+  if (!call.isCalleeInvite(request)) return 0;  // a transaction already given up
   const int status = nta_outgoing_status(request);
   if (status < 200) {
     if (status <= 100 || call.state_ == State::over) return 0;
@@ -673,18 +680,29 @@ int Call::onCalleeResponse(void* magic, nta_outgoing_t* request, const sip_t* si
     return 0;
   }
   if (status < 300) {
-    if (call.state_ == State::answered || call.state_ == State::confirmed) return 0;
+    if (sip == nullptr || sip->sip_to == nullptr || sip->sip_to->a_tag == nullptr) return 0;
+    EarlyFork* fork = call.openFork(sip, false);
+    if (fork == nullptr) return 0;
+    if (call.wasAnswered()) {
+      // Another fork answering after the first answer (one nta did not take care of): its
+      // dialog is acknowledged and ended at once.
+      if (fork->leg != call.calleeLeg_) {
+        call.sendAck(fork->leg, request);
+        call.sendBye(fork->leg);
+      }
+      return 0;
+    }
     if (call.state_ == State::over) {
       // Answered after the caller gave up: acknowledge and hang up at once.
-      nta_leg_rtag(call.calleeLeg_, sip->sip_to->a_tag);
-      nta_leg_client_reroute(call.calleeLeg_, sip->sip_record_route, sip->sip_contact, 1);
-      call.sendAck(call.calleeLeg_, request);
-      call.sendBye(call.calleeLeg_);
+      call.sendAck(fork->leg, request);
+      call.sendBye(fork->leg);
       call.environment_.ended(call.id_);
       return 0;
     }
-    nta_leg_rtag(call.calleeLeg_, sip->sip_to->a_tag);
-    nta_leg_client_reroute(call.calleeLeg_, sip->sip_record_route, sip->sip_contact, 1);
+    // The answered fork is the callee's dialog from now on; the INVITE that got the answer
+    // stands for it (its ACK, its status).
+    call.calleeLeg_ = fork->leg;
+    call.calleeInvite_ = request;
     call.state_ = State::answered;
     call.refreshByInvite_[static_cast<std::size_t>(call.calleeRealm())] = !takesUpdate(sip);
     call.sessionTimers_->calleeAnswered(sip);
@@ -693,6 +711,7 @@ int Call::onCalleeResponse(void* magic, nta_outgoing_t* request, const sip_t* si
   }
   // A final failure: nta acknowledges it; the caller hears the same status unless another
   // hop or an answer to the callee's challenge can still take the call.
+  if (call.wasAnswered()) return 0;  // a losing fork's answer to the BYE of its early dialog
   if (call.state_ == State::over) {
     call.environment_.ended(call.id_);  // the answer to our CANCEL: nothing left to wait for
     return 0;
@@ -701,7 +720,8 @@ int Call::onCalleeResponse(void* magic, nta_outgoing_t* request, const sip_t* si
     call.scheduleRetry(Retry::nextHop, 0);
     return 0;
   }
-  if ((status == 401 || status == 407) && call.prepareCredentials(status, sip)) {
+  if ((status == 401 || status == 407) && !call.calleeTagged_ &&
+      call.prepareCredentials(status, sip)) {
     call.scheduleRetry(Retry::withCredentials, 0);
     return 0;
   }
@@ -734,32 +754,87 @@ int Call::onCalleeResponse(void* magic, nta_outgoing_t* request, const sip_t* si
 
 bool Call::acknowledgeReliable(const sip_t* sip) {
   if (sip->sip_to == nullptr || sip->sip_to->a_tag == nullptr) return false;
-  if (!calleeTagged_) {
-    // The first reliable provisional response sets up the early dialog PRACKs belong to;
-    // the INVITE is narrowed to that fork, as nua does.
-    nta_leg_rtag(calleeLeg_, sip->sip_to->a_tag);
-    nta_leg_client_reroute(calleeLeg_, sip->sip_record_route, sip->sip_contact, 1);
-    nta_outgoing_t* tagged = nta_outgoing_tagged(calleeInvite_, &Call::onCalleeResponse, this,
-                                                 sip->sip_to->a_tag, sip->sip_rseq);
-    if (tagged == nullptr) return false;
-    nta_outgoing_destroy(calleeInvite_);
-    calleeInvite_ = tagged;
-    calleeTagged_ = true;
-  } else if (::strcasecmp(sip->sip_to->a_tag, nta_leg_get_rtag(calleeLeg_)) != 0) {
-    return true;  // another fork's: relayed, but only the first early dialog is PRACKed
-  }
-  // nta drops retransmitted and out-of-order reliable responses of a tagged INVITE before
-  // they reach us, and nta_outgoing_prack() refuses an RSeq already acknowledged. Nobody
-  // waits for the PRACK's answer: nta retransmits it on its own.
-  nta_outgoing_t* prack = nta_outgoing_prack(calleeLeg_, calleeInvite_, nullptr, nullptr,
+  EarlyFork* fork = openFork(sip, true);
+  if (fork == nullptr) return false;
+  // nta drops retransmitted and out-of-order reliable responses of a narrowed INVITE
+  // before they reach us, and nta_outgoing_prack() refuses an RSeq already acknowledged
+  // (a retransmission that reached the INVITE as sent). Nobody waits for the PRACK's
+  // answer: nta retransmits it on its own.
+  nta_outgoing_t* prack = nta_outgoing_prack(fork->leg, fork->invite, nullptr, nullptr,
                                              nullptr, sip, TAG_END());
-  if (prack == nullptr) {
-    log::warning("call", "call ", id_, ": cannot PRACK the callee's reliable ",
-                 sip->sip_status->st_status);
-    return false;
-  }
+  if (prack == nullptr) return false;
   nta_outgoing_destroy(prack);
   return true;
+}
+
+Call::EarlyFork* Call::forkOf(const char* tag) {
+  if (tag == nullptr) return nullptr;
+  for (auto& fork : forks_) {
+    if (::strcasecmp(fork.tag.c_str(), tag) == 0) return &fork;
+  }
+  return nullptr;
+}
+
+Call::EarlyFork* Call::openFork(const sip_t* response, bool narrow) {
+  const char* tag = response->sip_to->a_tag;
+  EarlyFork* fork = forkOf(tag);
+  if (fork == nullptr) {
+    const char* followed = nta_leg_get_rtag(calleeLeg_);
+    nta_leg_t* leg = nullptr;
+    if (followed == nullptr || ::strcasecmp(followed, tag) == 0) {
+      leg = calleeLeg_;
+    } else {
+      // Another early dialog of the same INVITE: same Call-ID, From tag and CSeq space.
+      msg_t* request = nta_outgoing_getrequest(calleeUntagged_ != nullptr ? calleeUntagged_
+                                                                          : calleeInvite_);
+      const sip_t* invite = sip_object(request);
+      if (invite != nullptr) {
+        leg = nta_leg_tcreate(agentOf(calleeRealm()), &Call::onCalleeRequest, this,
+                              SIPTAG_CALL_ID(invite->sip_call_id),
+                              SIPTAG_FROM(invite->sip_from), SIPTAG_TO(invite->sip_to),
+                              SIPTAG_CSEQ(invite->sip_cseq), TAG_END());
+      }
+      if (request != nullptr) msg_destroy(request);
+      if (leg == nullptr) return nullptr;
+    }
+    nta_leg_rtag(leg, tag);
+    nta_leg_client_reroute(leg, response->sip_record_route, response->sip_contact, 1);
+    forks_.push_back(EarlyFork{tag, leg, nullptr});
+    fork = &forks_.back();
+  }
+  if (narrow && fork->invite == nullptr) {
+    nta_outgoing_t* untagged = calleeUntagged_ != nullptr ? calleeUntagged_ : calleeInvite_;
+    fork->invite = nta_outgoing_tagged(untagged, &Call::onCalleeResponse, this, tag,
+                                       response->sip_rseq);
+    if (fork->invite == nullptr) {
+      log::warning("call", "call ", id_, ": cannot follow the callee's early dialog ", tag);
+      return nullptr;
+    }
+    if (calleeUntagged_ == nullptr) {
+      // The first narrowed fork stands for the INVITE (its status, CANCEL, ACK CSeq).
+      calleeUntagged_ = calleeInvite_;
+      calleeInvite_ = fork->invite;
+    }
+    calleeTagged_ = true;
+  }
+  return fork;
+}
+
+bool Call::isCalleeInvite(const nta_outgoing_t* request) const {
+  if (request == calleeInvite_ || (calleeUntagged_ != nullptr && request == calleeUntagged_)) {
+    return true;
+  }
+  return std::any_of(forks_.begin(), forks_.end(),
+                     [&](const EarlyFork& fork) { return fork.invite == request; });
+}
+
+void Call::endLosingForks() {
+  if (losingForksEnded_) return;
+  losingForksEnded_ = true;
+  for (const auto& fork : forks_) {
+    // RFC 3261 15: a UAC may end an early dialog with BYE.
+    if (fork.leg != calleeLeg_) sendBye(fork.leg);
+  }
 }
 
 int Call::onCallerPrack(void* magic, nta_reliable_t*, nta_incoming_t* prack, const sip_t*) {
@@ -805,6 +880,7 @@ int Call::onCallerAckOrCancel(void* magic, nta_incoming_t*, const sip_t* sip) {
       return 0;
     }
     call.sendAck(call.calleeLeg_, call.calleeInvite_, answer);
+    call.endLosingForks();
     if (!answer.empty()) call.sdpSentOn_[static_cast<std::size_t>(call.calleeRealm())] = answer;
     call.scheduleRetry(Retry::releaseInvite, call.environment_.settings->sipTimers.t1x64Ms);
     return 0;
@@ -1231,6 +1307,7 @@ void Call::observeSetup() {
 
 void Call::finish(metrics::CallResult result, const char* outcome) {
   if (state_ == State::over) return;
+  if (wasAnswered()) endLosingForks();
   state_ = State::over;
   // A call that ends before its INVITE has a final response (dropped, or a BYE in an
   // early dialog) still counts in the histogram, so its _count matches sbc_calls_total.

@@ -100,9 +100,28 @@ class Call {
   void retry();
   bool mayTryNextHop(int status) const;
   bool prepareCredentials(int status, const sip_t* challenge);
-  // A reliable provisional response from the callee (RFC 3262): acknowledged with PRACK on
-  // the callee leg. False for a retransmission or one out of order, which is not relayed.
+  // A reliable provisional response from the callee (RFC 3262): acknowledged with PRACK in
+  // the early dialog of its fork. False for a retransmission or one out of order, which is
+  // not relayed.
   bool acknowledgeReliable(const sip_t* sip);
+  // A forking callee: each To tag is an early dialog of its own (RFC 3261 12.1.2). The
+  // first follows calleeLeg_; each further one gets a leg of its own on the same Call-ID
+  // and From tag. A fork that sends reliable provisionals gets the INVITE narrowed to it
+  // (nta_outgoing_tagged), which PRACKs need; the INVITE as sent stays, so the other
+  // forks' responses keep reaching the call.
+  struct EarlyFork {
+    std::string tag;
+    nta_leg_t* leg = nullptr;
+    nta_outgoing_t* invite = nullptr;  // narrowed to this fork; null until it is needed
+  };
+  EarlyFork* forkOf(const char* tag);
+  // The fork with `response`'s To tag, made (with its dialog routed by `response`) if new;
+  // with `narrow`, its INVITE narrowed to it. Null if nta refuses.
+  EarlyFork* openFork(const sip_t* response, bool narrow);
+  bool isCalleeInvite(const nta_outgoing_t* request) const;
+  // The answered fork becomes the callee's dialog; the others are ended (BYE in their early
+  // dialog) once the answer is acknowledged.
+  void endLosingForks();
   static int onCallerAckOrCancel(void* magic, nta_incoming_t* request, const sip_t* sip);
   static int onCallerRequest(void* magic, nta_leg_t* leg, nta_incoming_t* request,
                              const sip_t* sip);
@@ -246,6 +265,9 @@ class Call {
   bool callerTakesReliable_ = false;  // the caller's INVITE supports or requires 100rel
   bool lateOffer_ = false;  // the caller's INVITE had no SDP: the callee offers
   bool calleeTagged_ = false;  // an early dialog with the callee is set up for PRACK
+  std::vector<EarlyFork> forks_;
+  nta_outgoing_t* calleeUntagged_ = nullptr;  // the INVITE as sent, once narrowed to forks
+  bool losingForksEnded_ = false;
   bool challengeAnswered_ = false;  // credentials were sent to the current hop
   Retry retry_ = Retry::none;
   su_timer_t* retryTimer_ = nullptr;

@@ -119,6 +119,27 @@ TEST_F(CallSetup, TrunkWithout100relGetsAnOrdinaryProvisional) {
   expectNoActiveCalls();
 }
 
+// Proves: with a forking core whose two early dialogs both send reliable 183s, each 183 is
+// PRACKed in its own early dialog (its To tag, its Contact, RAck 1: the core's scenario
+// checks each and fails when the second fork's PRACK never comes); the second fork answers
+// and wins (ACKed, the trunk's BYE reaches it), the first fork's early dialog is ended with
+// BYE and its 487 acknowledged; the trunk sees one dialog, nothing of the forks.
+TEST_F(CallSetup, EachForksReliableProvisionalIsPracked) {
+  startSbc(10);
+  auto core = startCore("uas_fork_prack.xml", 1);
+  const std::string trace = dir_.file("trunk-messages.log");
+  auto args = trunkArgs("uac_fork.xml", 1, 1);
+  args.insert(args.end() - 1, {"-trace_msg", "-message_file", trace});
+  const auto trunk = runCommand(args, std::chrono::seconds(40));
+  EXPECT_EQ(trunk.status, 0) << trunk.output;
+  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  EXPECT_EQ(receivedMessages(trace).find("fork"), std::string::npos)
+      << "a fork's tag or contact leaked";
+  EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"answered\",trunk=\"alpha\"}"),
+            1);
+  expectNoActiveCalls();
+}
+
 // Proves: with a forking core (two early dialogs, both answering), the trunk sees a single
 // dialog, the call goes on with the first answer, and the second answer is acknowledged and
 // ended with BYE.
