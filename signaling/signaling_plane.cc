@@ -57,6 +57,12 @@ constexpr unsigned kMaxSipMessageBytes = 65536;
 // As root nta sets it with SO_RCVBUFFORCE; otherwise net.core.rmem_max caps it.
 constexpr unsigned kSipReceiveBufferBytes = 8u << 20;
 
+// Header classes whose parse errors make a request malformed: nta's default for a UA
+// (everything but the response, proxy, registrar, preference and privacy headers) plus
+// the proxy headers, Max-Forwards among them.
+constexpr unsigned kRefusedHeaderErrors = ~static_cast<unsigned>(
+    sip_mask_response | sip_mask_registrar | sip_mask_pref | sip_mask_privacy);
+
 // How often nta's own counts of the malformed messages it refused are carried into the
 // metrics (nta answers or drops those itself, before any callback of ours).
 constexpr unsigned kParserStatsIntervalMs = 250;
@@ -209,7 +215,12 @@ struct SignalingPlane::Impl {
         root, URL_STRING_MAKE(first.c_str()), &Impl::onMessage, &realm, NTATAG_UA(1),
         NTATAG_SIP_T1(settings.sipTimers.t1Ms), NTATAG_SIP_T1X64(settings.sipTimers.t1x64Ms),
         NTATAG_SERVER_RPORT(1), NTATAG_MAXSIZE(kMaxSipMessageBytes),
-        TPTAG_UDP_RMEM(kSipReceiveBufferBytes), TAG_END());
+        TPTAG_UDP_RMEM(kSipReceiveBufferBytes),
+        // A request with a header Sofia could not parse comes to the front door, which
+        // answers by its source (nta would answer 400 to anyone, unknown sources too). Only
+        // the header errors are masked: nta still answers a bad version (505), missing or
+        // unparseable mandatory headers (400) and an unusable Via (dropped) itself.
+        NTATAG_BAD_REQ_MASK(0), TAG_END());
     if (realm.agent == nullptr) {
       return std::string("cannot listen for SIP on ") + realm.name + " " + first + ": " +
              std::strerror(errno);
@@ -313,6 +324,16 @@ struct SignalingPlane::Impl {
     self.sipSeries.countRequest(realm->name, method);
 
     const auto source = sourceOf(msg);
+    // A header Sofia's parser refused (nta leaves it to us, NTATAG_BAD_REQ_MASK): it is left
+    // out of `sip`, so nothing else would notice. Refused are the headers nta itself refuses
+    // by default and Max-Forwards (the SBC counts hops); one of no concern to a B2BUA (a
+    // registrar's, a preference or privacy header, an unknown one) is ignored, as nta did.
+    const bool badHeader = (msg_extract_errors(msg) & kRefusedHeaderErrors) != 0;
+    if (badHeader) {
+      self.metrics.counter(metrics::FamilyId::sipMalformedTotal)
+          .Add({{"realm", realm->name}, {"reason", "bad_header"}})
+          .Increment();
+    }
     if (!source || !self.isKnownSource(*realm, *source)) {
       self.metrics.counter(metrics::FamilyId::unknownSourceTotal)
           .Add({{"realm", realm->name}})
@@ -338,6 +359,12 @@ struct SignalingPlane::Impl {
 
     if (sip->sip_request->rq_method == sip_method_ack) {
       nta_msg_discard(agent, msg);  // an ACK outside any dialog of ours
+      return 0;
+    }
+    if (badHeader) {
+      // A fixed phrase: the header's name is the sender's text.
+      self.countResponse(*realm, 400);
+      nta_msg_treply(agent, msg, 400, "Bad Header", TAG_END());
       return 0;
     }
     if (self.passedThroughUs(sip)) {

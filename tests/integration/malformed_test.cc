@@ -3,10 +3,12 @@
 // some cases, TCP. Each corpus file under tests/integration/malformed/<category>/ is a raw
 // message; {via}, {transport} and {case} are filled in before sending (the Via names the
 // sending socket with ;rport, so a response can come back). Expectations per case: 400
-// where a response can be sent (nta answers most itself; the SBC answers bad user parts),
-// dropped where it cannot (no request line, no usable Via), the categories counted in
-// sbc_sip_malformed_total. Afterwards the daemon still serves a normal call and no call
-// slot is left taken.
+// where a response can be sent (nta answers a bad version and missing or broken mandatory
+// headers itself, to any source; the SBC answers bad header values and bad user parts, by
+// source), dropped where it cannot (no request line, no usable Via), the categories counted
+// in sbc_sip_malformed_total. Afterwards the daemon still serves a normal call and no call
+// slot is left taken. A second sbcd with refusals.unknown_source = "drop" shows what still
+// reaches an unknown source on the wire.
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -35,7 +37,7 @@ constexpr int kNotSent = -1;
 constexpr int kNoResponse = 0;
 
 // What a case adds to sbc_sip_malformed_total (per send that reaches that check).
-enum class Counted { nothing, notSip, badRequest, badUser };
+enum class Counted { nothing, notSip, badRequest, badUser, badHeader };
 
 struct Case {
   const char* file;
@@ -98,6 +100,13 @@ const Case kCases[] = {
     {"truncated/in_headers.sip",              400, 400, kNotSent, Counted::badRequest},
     {"truncated/before_blank_line.sip",       200, 403, kNotSent, Counted::nothing},
     {"truncated/in_sdp_body.sip",             400, 400, kNotSent, Counted::badRequest},
+    // A header value Sofia cannot parse (not a mandatory header): nta leaves the request
+    // to the front door, which answers by source (400 to a trunk, the refusals policy to
+    // anyone else). An unknown header's bad name is ignored (non_utf8/header_name.sip).
+    {"bad_header_value/max_forwards_not_a_number.sip", 400, 403, 400, Counted::badHeader},
+    {"bad_header_value/session_expires_garbage.sip", 400, 403, kNotSent, Counted::badHeader},
+    {"bad_header_value/rseq_negative.sip",    400, 403, kNotSent, Counted::badHeader},
+    {"bad_header_value/expires_garbage.sip",  400, 403, kNotSent, Counted::badHeader},
 };
 // clang-format on
 
@@ -239,11 +248,58 @@ TEST_F(MalformedSip, CorpusIsAnsweredOrDroppedAndCounted) {
   EXPECT_TRUE(daemon_->waitForMetric(
       "sbc_sip_malformed_total{realm=\"access\",reason=\"bad_user\"}", expected[Counted::badUser]))
       << daemon_->scrape();
+  EXPECT_TRUE(daemon_->waitForMetric(
+      "sbc_sip_malformed_total{realm=\"access\",reason=\"bad_header\"}",
+      expected[Counted::badHeader]))
+      << daemon_->scrape();
   expectNoActiveCalls();
 
   // Still serving: a normal call through, and its slot freed.
   callThrough("uas_answer.xml", "uac_hold.xml");
   expectNoActiveCalls();
+  EXPECT_FALSE(daemon_->process().waitForExit(0ms).has_value()) << "sbcd exited";
+}
+
+class MalformedSipDropping : public TrunkFixture {
+ protected:
+  void SetUp() override {
+    TrunkFixture::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    extraConfig_ = R"(refusals = { unknown_source = "drop"; };)";
+    startSbc(10);
+  }
+};
+
+// Proves: with refusals.unknown_source = "drop", an unknown source gets no answer for every
+// case the front door decides (a bad header value included: nta answered those 400 before
+// NTATAG_BAD_REQ_MASK(0)), each counted unanswered; what nta still answers by itself (a bad
+// SIP version 505, missing or unparseable mandatory headers 400) is pinned down here as it
+// is on the wire, since no agent setting hands those to sbcd.
+TEST_F(MalformedSipDropping, UnknownSourcesGetNothingTheFrontDoorDecides) {
+  constexpr auto kWait = 400ms;
+  int unknownHost = 50;
+  int dropped = 0;
+  int badHeaders = 0;
+  for (const Case& c : kCases) {
+    SCOPED_TRACE(c.file);
+    if (c.fromUnknown == kNotSent) continue;
+    const std::string message = readCorpus(c.file);
+    ASSERT_FALSE(message.empty()) << "corpus file missing";
+    // 403 is the front door's own refusal: dropping makes it silence. nta's 400/505 stay.
+    const int expected = c.fromUnknown == 403 ? kNoResponse : c.fromUnknown;
+    const std::string stranger = "127.0.0." + std::to_string(unknownHost++);
+    EXPECT_EQ(sendUdp(message, stranger, accessPort_, std::to_string(&c - kCases), kWait),
+              expected)
+        << "from " << stranger << " over UDP";
+    if (c.fromUnknown == 403) ++dropped;
+    if (c.counted == Counted::badHeader) ++badHeaders;
+  }
+  EXPECT_TRUE(daemon_->waitForMetric(
+      "sbc_sip_unanswered_total{realm=\"access\",reason=\"unknown_source\"}", dropped))
+      << daemon_->scrape();
+  EXPECT_TRUE(daemon_->waitForMetric(
+      "sbc_sip_malformed_total{realm=\"access\",reason=\"bad_header\"}", badHeaders))
+      << daemon_->scrape();
   EXPECT_FALSE(daemon_->process().waitForExit(0ms).has_value()) << "sbcd exited";
 }
 
