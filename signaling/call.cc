@@ -261,7 +261,19 @@ void Call::retry() {
     // 64*T1 after our ACK the callee has stopped retransmitting its 2xx (RFC 3261 13.3.1.4),
     // so the INVITE transaction (our INVITE and the 2xx, a few KiB) is no longer needed for
     // the rest of a call that may last hours.
+    // A forking callee's other INVITE transactions (the INVITE as sent, the ones narrowed
+    // to losing forks) go with it: their forks have been ended and acknowledged by now.
     if (state_ == State::confirmed && calleeInvite_ != nullptr) {
+      for (auto& fork : forks_) {
+        if (fork.invite != nullptr && fork.invite != calleeInvite_) {
+          nta_outgoing_destroy(fork.invite);
+        }
+        fork.invite = nullptr;
+      }
+      if (calleeUntagged_ != nullptr && calleeUntagged_ != calleeInvite_) {
+        nta_outgoing_destroy(calleeUntagged_);
+      }
+      calleeUntagged_ = nullptr;
       nta_outgoing_destroy(calleeInvite_);
       calleeInvite_ = nullptr;
     }
