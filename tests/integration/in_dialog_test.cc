@@ -104,6 +104,19 @@ TEST_F(InDialogRequests, ReinviteAnsweredAfterItsCancelIsAcknowledged) {
       << daemon_->scrape();
 }
 
+// Proves: the same the other way: a CANCEL from the core of its own pending re-INVITE
+// reaches the trunk as a CANCEL of the trunk leg's re-INVITE (the trunk's scenario waits
+// for it and answers 487), the core gets 200 and 487, and the call goes on to a BYE with
+// the slot freed; the CANCEL is counted in the core realm.
+TEST_F(InDialogRequests, CancelledReinviteFromTheCore) {
+  startSbc(10);
+  callThrough("uas_cancels_reinvite.xml", "uac_core_cancels_reinvite.xml");
+  expectNoActiveCalls();
+  expectRequestsCounted("CANCEL", 0, 1);
+  EXPECT_EQ(metric("sbc_sip_responses_total{code=\"487\",realm=\"core\"}"), 1)
+      << daemon_->scrape();
+}
+
 // Proves: when the core never gives a final response to a re-INVITE the SBC CANCELled, the
 // SBC gives it up 64*T1 (2 s here) after the CANCEL (RFC 3261 9.1): a resume re-INVITE
 // sent 2.6 s after the 487 is relayed and answered 200, where it got 491 (the abandoned
