@@ -32,6 +32,10 @@ struct MediaRange {
   std::string address;
   std::uint16_t portMin = 10000;  // even
   std::uint16_t portMax = 32767;
+  // For the dpdk driver, which has no routing table: peers outside `onLink` are reached
+  // through `gateway` ("" = none: every peer is on-link). The socket driver uses the kernel's.
+  std::string gateway;
+  std::vector<std::string> onLink;  // prefixes, same family as `address`
   friend bool operator==(const MediaRange&, const MediaRange&) = default;
 };
 

@@ -680,10 +680,54 @@ class Parser {
     }
   }
 
+  // media.gateway and media.on_link: where the dpdk driver sends media for off-link peers.
+  void parseMediaGateway(const Node& media, MediaRange& out,
+                         const std::optional<policy::IpAddress>& own) {
+    std::optional<policy::IpAddress> gateway;
+    const auto gatewayNode = Validator::member(media, "gateway");
+    if (gatewayNode) {
+      gateway = address(*gatewayNode);
+      if (gateway && own && gateway->family != own->family) {
+        v_.fail(*gatewayNode, "must be of the same family as the media address " +
+                                  quote(out.address));
+        gateway.reset();
+      } else if (gateway && own && gateway->bytes == own->bytes) {
+        v_.fail(*gatewayNode, "is the media address itself");
+        gateway.reset();
+      }
+      if (gateway) out.gateway = *v_.string(*gatewayNode);
+    }
+    const auto onLinkNode = Validator::member(media, "on_link");
+    if (!onLinkNode) return;
+    std::vector<policy::IpPrefix> prefixes;
+    if (const auto texts = v_.strings(*onLinkNode)) {
+      for (const auto& [node, text] : *texts) {
+        const auto prefix = policy::IpPrefix::parse(text);
+        if (!prefix) {
+          v_.fail(node, "not an address prefix (ADDRESS/LENGTH with no host bits set): " +
+                            quote(text));
+        } else if (own && prefix->address.family != own->family) {
+          v_.fail(node, "must be of the same family as the media address " + quote(out.address));
+        } else {
+          prefixes.push_back(*prefix);
+          out.onLink.push_back(text);
+        }
+      }
+    }
+    if (!gatewayNode) {
+      v_.fail(*onLinkNode, "needs a gateway: without one every peer is on-link already");
+    } else if (gateway && !prefixes.empty() &&
+               std::none_of(prefixes.begin(), prefixes.end(),
+                            [&](const policy::IpPrefix& p) { return p.contains(*gateway); })) {
+      v_.fail(*gatewayNode, "gateway " + quote(out.gateway) +
+                                " is in none of the on_link prefixes: it could not be reached");
+    }
+  }
+
   // True when the port range is usable (for the overlap check).
   bool parseMediaRange(const Node& media, MediaRange& out,
                        std::optional<policy::IpAddress>& parsedAddress) {
-    if (!v_.group(media, {"address", "port_min", "port_max"})) {
+    if (!v_.group(media, {"address", "port_min", "port_max", "gateway", "on_link"})) {
       return false;
     }
     if (const auto addressNode = v_.required(media, "address")) {
@@ -692,6 +736,7 @@ class Parser {
         out.address = *v_.string(*addressNode);
       }
     }
+    parseMediaGateway(media, out, parsedAddress);
     bool ok = true;
     const auto minNode = Validator::member(media, "port_min");
     const auto maxNode = Validator::member(media, "port_max");

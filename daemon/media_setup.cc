@@ -12,7 +12,15 @@ dataplane::RealmMedia realmMedia(const config::MediaRange& range) {
   const auto address = policy::IpAddress::parse(range.address);
   // config/ validated the address; a failure here is a bug, not an input problem.
   if (!address) throw std::logic_error("media address not validated: " + range.address);
-  return {*address, range.portMin, range.portMax};
+  dataplane::RealmMedia media;
+  media.address = *address;
+  media.portMin = range.portMin;
+  media.portMax = range.portMax;
+  if (!range.gateway.empty()) media.gateway = policy::IpAddress::parse(range.gateway);
+  for (const auto& text : range.onLink) {
+    if (const auto prefix = policy::IpPrefix::parse(text)) media.onLink.push_back(*prefix);
+  }
+  return media;
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,10 @@ struct RealmMedia {
   policy::IpAddress address;
   std::uint16_t portMin = 10000;  // even
   std::uint16_t portMax = 32767;
+  // dpdk driver only: peers outside `onLink` are reached through `gateway` (unset: every
+  // peer is on-link). The socket driver leaves routing to the kernel.
+  std::optional<policy::IpAddress> gateway{};
+  std::vector<policy::IpPrefix> onLink{};
 };
 
 struct RelaySettings {

@@ -292,12 +292,18 @@ inline Verdict processOne(rte_mbuf* m, unsigned rxPort, const FastPathContext& c
   RawAddress next;
   std::memcpy(next.bytes.data(), &d0, 8);
   std::memcpy(next.bytes.data() + 8, &d1, 8);
-  const std::uint64_t mac = !latchedDestination && rule->peerNeighbour != nullptr
-                                ? rule->peerNeighbour->mac.load(std::memory_order_acquire)
-                                : ctx.neighbours->lookup(next);
+  // The SDP address's neighbour (the peer or the realm's gateway) was resolved into the
+  // rule by the control thread; a latched address is routed here.
+  const bool viaRule = !latchedDestination && rule->peerNeighbour != nullptr;
+  const RawAddress& hop = viaRule ? rule->peerNeighbour->address : flows.nextHop(out, next);
+  const std::uint64_t mac = viaRule ? rule->peerNeighbour->mac.load(std::memory_order_acquire)
+                                    : ctx.neighbours->lookup(hop);
   if (mac == 0) {
-    if (ip4 != nullptr)
-      sendArpRequest(ctx, counters, wordV4(d0), flows.address4(out), egress, now, tx);
+    if (ip4 != nullptr) {
+      std::uint32_t target;
+      std::memcpy(&target, hop.bytes.data(), 4);
+      sendArpRequest(ctx, counters, target, flows.address4(out), egress, now, tx);
+    }
     countFlowDrop(fc, *rule, counters);
     return Verdict::unresolved;
   }

@@ -65,6 +65,14 @@ FlowTable::FlowTable(const RelaySettings& settings, unsigned maxWorkers)
     address_[r] = toRaw(realm.address);
     v4_[r] = realm.address.family == policy::IpFamily::v4;
     std::memcpy(&addr4_[r], realm.address.bytes.data(), 4);
+    if (realm.gateway) {
+      if (realm.onLink.size() > kMaxPrefixes)
+        throw std::invalid_argument("dpdk flow table: at most 16 on-link prefixes per realm");
+      routing_[r].hasGateway = true;
+      routing_[r].gateway = toRaw(*realm.gateway);
+      for (const policy::IpPrefix& prefix : realm.onLink)
+        routing_[r].onLink[routing_[r].onLinkCount++] = toMasked(prefix);
+    }
   }
   std::size_t size = rte_rcu_qsbr_get_memsize(maxWorkers);
   qsbr_ = static_cast<rte_rcu_qsbr*>(rte_zmalloc("sbc_flow_qsbr", size, RTE_CACHE_LINE_SIZE));
@@ -163,7 +171,7 @@ FlowRule* FlowTable::buildRule(const Stream& stream, Realm in, bool rtcp) const 
     rule->hasPeer = true;
     rule->peer = toRaw(target->address);
     rule->peerPortBe = htons(target->port);
-    if (neighbours_ != nullptr) rule->peerNeighbour = neighbours_->claim(rule->peer);
+    if (neighbours_ != nullptr) rule->peerNeighbour = neighbours_->claim(nextHop(o, rule->peer));
   }
   rule->entry = stream.entries[i][rtcp ? 1 : 0];
   rule->peerEntry = stream.entries[o][rtcp && !mux ? 1 : 0];

@@ -155,6 +155,18 @@ class FlowTable {
   const RawAddress& address(unsigned realm) const noexcept { return address_[realm]; }
   std::uint32_t address4(unsigned realm) const noexcept { return addr4_[realm]; }
   bool isV4(unsigned realm) const noexcept { return v4_[realm]; }
+  // The on-link neighbour packets to `destination` in `realm` go to: the destination itself,
+  // or the realm's gateway when one is set and the destination is outside its on-link
+  // prefixes. Any thread; no allocation (a few compares).
+  const RawAddress& nextHop(unsigned realm, const RawAddress& destination) const noexcept {
+    const Routing& routing = routing_[realm];
+    if (!routing.hasGateway) return destination;
+    const std::uint64_t d0 = destination.word(0), d1 = destination.word(1);
+    for (std::uint8_t i = 0; i < routing.onLinkCount; ++i) {
+      if (routing.onLink[i].contains(d0, d1)) return destination;
+    }
+    return routing.gateway;
+  }
 
   // --- control side: one thread at a time (the caller serialises); never waits on workers ---
   // Publishes the stream's RTP and RTCP entries on `ports` (the SBC's even RTP port per
@@ -205,6 +217,13 @@ class FlowTable {
   std::array<RawAddress, kRealmCount> address_;
   std::array<std::uint32_t, kRealmCount> addr4_{};
   std::array<bool, kRealmCount> v4_{};
+  struct Routing {
+    bool hasGateway = false;
+    RawAddress gateway;
+    std::uint8_t onLinkCount = 0;
+    std::array<MaskedPrefix, kMaxPrefixes> onLink{};
+  };
+  std::array<Routing, kRealmCount> routing_{};
   std::unordered_map<StreamId, Stream> streams_;
   std::uint32_t nextEpoch_ = 1;
   std::size_t flows_ = 0;

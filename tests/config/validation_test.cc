@@ -380,6 +380,32 @@ TEST(MediaRange, BoundsEvenAndOrder) {
             "port_max (5000) must be greater than port_min (10000)");
 }
 
+// media.gateway and media.on_link (the dpdk driver's route to off-link peers): parsed, and
+// refused when they could not work.
+TEST(MediaRange, GatewayAndOnLink) {
+  const Config config = parse(withAccessMedia(
+      "address = \"127.0.0.10\"; gateway = \"127.0.0.254\"; on_link = [ \"127.0.0.0/24\" ];"));
+  EXPECT_EQ(config.access.media.gateway, "127.0.0.254");
+  EXPECT_EQ(config.access.media.onLink, std::vector<std::string>{"127.0.0.0/24"});
+  EXPECT_TRUE(config.core.media.gateway.empty());
+  const auto reason = [](const std::string& media, const std::string& setting) {
+    return errorFor(errorsOf(withAccessMedia("address = \"127.0.0.10\"; " + media)), setting)
+        .reason;
+  };
+  EXPECT_EQ(reason("gateway = \"::1\";", "realms.access.media.gateway"),
+            "must be of the same family as the media address '127.0.0.10'");
+  EXPECT_EQ(reason("gateway = \"127.0.0.10\";", "realms.access.media.gateway"),
+            "is the media address itself");
+  EXPECT_EQ(reason("on_link = [ \"127.0.0.0/24\" ];", "realms.access.media.on_link"),
+            "needs a gateway: without one every peer is on-link already");
+  EXPECT_EQ(reason("gateway = \"10.9.9.9\"; on_link = [ \"127.0.0.0/24\" ];",
+                   "realms.access.media.gateway"),
+            "gateway '10.9.9.9' is in none of the on_link prefixes: it could not be reached");
+  EXPECT_EQ(reason("gateway = \"127.0.0.1\"; on_link = [ \"127.0.0.1/24\" ];",
+                   "realms.access.media.on_link.[0]"),
+            "not an address prefix (ADDRESS/LENGTH with no host bits set): '127.0.0.1/24'");
+}
+
 // Two realms on one media address must not share ports.
 TEST(MediaRange, OverlapOnSameAddressIsRefused) {
   const std::string text = R"(realms = {

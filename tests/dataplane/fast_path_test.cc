@@ -462,6 +462,41 @@ TEST_F(FastPath, ResolvesUnknownPeerByArp) {
              172, 63);
 }
 
+// A realm with a gateway: a peer outside its on-link prefixes is reached through the
+// gateway's MAC (resolved by ARP for the gateway, not for the peer) with its IP address
+// unchanged; a peer inside them is resolved and reached directly.
+TEST_F(FastPath, ReachesOffLinkPeersThroughTheGateway) {
+  RelaySettings settings = settings4();
+  settings.realms[1].gateway = *IpAddress::parse("10.1.0.254");
+  settings.realms[1].onLink = {*IpPrefix::parse("10.1.0.0/24")};
+  build(settings);
+  EXPECT_EQ(flows->nextHop(1, raw("198.51.100.20")), raw("10.1.0.254"));
+  EXPECT_EQ(flows->nextHop(1, raw("10.1.0.50")), raw("10.1.0.50"));
+  EXPECT_EQ(flows->nextHop(0, raw("198.51.100.20")), raw("198.51.100.20"));  // no gateway
+  openStream4();  // the core peer 198.51.100.20 is off-link
+  run(makeUdp4({}));
+  ASSERT_EQ(tx.count[kCorePort], 1);  // an ARP request, for the gateway
+  const auto* arp = rte_pktmbuf_mtod_offset(tx.pkts[kCorePort][0], const rte_arp_hdr*, 14);
+  EXPECT_EQ(arp->arp_opcode, htons(RTE_ARP_OP_REQUEST));
+  EXPECT_EQ(arp->arp_data.arp_tip, ip4("10.1.0.254"));
+  EXPECT_EQ(read(counters.unresolved), 1u);
+  clearTx();
+  const rte_ether_addr gatewayMac{{0x02, 0xcc, 0, 0, 0, 0xfe}};
+  run(makeArp(RTE_ARP_OP_REPLY, gatewayMac, "10.1.0.254", "10.1.0.1"), kCorePort);
+  run(makeUdp4({}));
+  ASSERT_EQ(tx.count[kCorePort], 1);
+  expectIpv4(tx.pkts[kCorePort][0], kCoreMac, gatewayMac, "10.1.0.1", 20000, "198.51.100.20",
+             5000, 172, 63);
+  clearTx();
+  // An on-link peer: its own MAC, never the gateway's.
+  ASSERT_TRUE(flows->updateLeg(1, Realm::core, leg("10.1.0.50", 5000, "10.1.0.0/24")));
+  neighbours.set(raw("10.1.0.50"), macToWord(kCorePeerMac));
+  run(makeUdp4({}));
+  ASSERT_EQ(tx.count[kCorePort], 1);
+  expectIpv4(tx.pkts[kCorePort][0], kCoreMac, kCorePeerMac, "10.1.0.1", 20000, "10.1.0.50", 5000,
+             172, 63);
+}
+
 // IPv6 media: addresses, ports, traffic class (DSCP), hop limit and UDP checksum rewritten.
 TEST_F(FastPath, ForwardsIpv6) {
   build(settings6());
