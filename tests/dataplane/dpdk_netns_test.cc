@@ -209,5 +209,62 @@ TEST_F(DpdkNetns, ForwardsBetweenKernelPeersWithArp) {
             droppedBefore + 1);
 }
 
+// A core peer off the DPDK port's link, behind a router: the core namespace plays the
+// router (10.60.0.254 on the link) and holds the peer's address 10.70.0.2 on its loopback.
+// It answers ARP only for addresses of the interface asked on (arp_ignore=1), so the peer's
+// own address is never resolvable on the link: media reaches it only if the relay sends it
+// to the gateway's MAC, with the peer's IP address kept.
+TEST_F(DpdkNetns, ReachesOffLinkPeerThroughGateway) {
+  ASSERT_EQ(sh("ip netns exec " + kCoreNs + " ip addr add 10.60.0.254/24 dev " + kCorePeerIf), 0);
+  ASSERT_EQ(sh("ip netns exec " + kCoreNs + " ip addr add 10.70.0.2/32 dev lo"), 0);
+  ASSERT_EQ(sh("ip netns exec " + kCoreNs + " sysctl -w net.ipv4.conf.all.arp_ignore=1"), 0);
+  ASSERT_EQ(sh("ip netns exec " + kCoreNs + " sysctl -w net.ipv4.conf." + kCorePeerIf +
+               ".arp_ignore=1"), 0);
+  RelaySettings settings;
+  settings.realms[0] = {*IpAddress::parse("10.50.0.1"), 30000, 30010};
+  settings.realms[1] = {*IpAddress::parse("10.60.0.1"), 40000, 40010};
+  settings.realms[1].gateway = *IpAddress::parse("10.60.0.254");
+  settings.realms[1].onLink = {*IpPrefix::parse("10.60.0.0/24")};
+  settings.mediaTimeout = 0ms;
+  DpdkSettings dpdk;
+  dpdk.ports = {{trunkDev, Realm::access}, {coreDev, Realm::core}};
+  relay = makeDpdkRelay(settings, dpdk);
+  const int trunk = track(socketIn(kTrunkNs, "10.50.0.2", 4000));
+  const int core = track(socketIn(kCoreNs, "10.70.0.2", 5000));
+  ASSERT_GE(trunk, 0);
+  ASSERT_GE(core, 0);
+  const auto s = relay->openStream("trunk");
+  ASSERT_TRUE(s);
+  LegMedia a, c;
+  a.rtp = MediaAddress{*IpAddress::parse("10.50.0.2"), 4000};
+  a.allowedSources = {*IpPrefix::parse("10.50.0.2/32")};
+  c.rtp = MediaAddress{*IpAddress::parse("10.70.0.2"), 5000};
+  c.allowedSources = {*IpPrefix::parse("10.70.0.2/32")};
+  ASSERT_TRUE(relay->updateLeg(s->id, Realm::access, a));
+  ASSERT_TRUE(relay->updateLeg(s->id, Realm::core, c));
+
+  std::string payload, from;
+  std::uint16_t fromPort = 0;
+  bool got = false;
+  for (int attempt = 0; attempt < 40 && !got; ++attempt) {
+    sendTo(trunk, s->rtp[0], "rtp-" + std::to_string(attempt));
+    got = receive(core, payload, from, fromPort, 100ms);
+  }
+  ASSERT_TRUE(got) << "nothing reached the off-link core peer";
+  EXPECT_EQ(payload.rfind("rtp-", 0), 0u);
+  EXPECT_EQ(from, "10.60.0.1");
+  EXPECT_EQ(fromPort, s->rtp[1].port);
+  // Back through the router: from the peer's address, to the SBC's core media address.
+  got = false;
+  for (int attempt = 0; attempt < 20 && !got; ++attempt) {
+    sendTo(core, s->rtp[1], "back");
+    got = receive(trunk, payload, from, fromPort, 100ms);
+  }
+  ASSERT_TRUE(got) << "the peer's answer did not come back";
+  EXPECT_EQ(payload, "back");
+  EXPECT_EQ(from, "10.50.0.1");
+  EXPECT_EQ(fromPort, s->rtp[0].port);
+}
+
 }  // namespace
 }  // namespace sbc::dataplane
