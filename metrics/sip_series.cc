@@ -24,8 +24,9 @@ void SipMessageSeries::countRequest(std::string_view realm, std::string_view met
   const std::size_t index = sipMethodIndex(method);
   prometheus::Counter*& counter = requests_[realmIndex(realm)][index];
   if (counter == nullptr) {
+    const std::string label(sipMethodLabel(method));
     counter = &metrics_.counter(FamilyId::sipRequestsTotal)
-                   .Add({{"realm", realmName(realm)}, {"method", std::string(sipMethodLabel(method))}});
+                   .Add({{"realm", realmName(realm)}, {"method", label}});
   }
   counter->Increment();
 }
