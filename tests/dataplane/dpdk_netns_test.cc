@@ -15,6 +15,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -101,6 +102,18 @@ bool receive(int fd, std::string& payload, std::string& from, std::uint16_t& fro
   return true;
 }
 
+// Sends `payload` from `fd` to `to` until a datagram arrives on `at`
+// (the first ones may wait for ARP on either side); false after `attempts` tries.
+bool sendUntilReceived(int fd, const MediaAddress& to, const std::string& payload, int at,
+                       int attempts, std::string& received, std::string& from,
+                       std::uint16_t& fromPort) {
+  for (int attempt = 0; attempt < attempts; ++attempt) {
+    sendTo(fd, to, payload);
+    if (receive(at, received, from, fromPort, 100ms)) return true;
+  }
+  return false;
+}
+
 class DpdkNetns : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -136,45 +149,58 @@ class DpdkNetns : public ::testing::Test {
     return fd;
   }
 
+  // A relay on both ports (access 10.50.0.1, core 10.60.0.1; `coreRouting` adds the core
+  // realm's gateway and on-link prefixes) and one stream between the trunk peer
+  // 10.50.0.2:4000 and the core peer `coreAddress`:5000, media allowed from `corePrefix`.
+  // Opens both peers' sockets into trunkFd/coreFd.
+  std::optional<StreamEndpoints> startCall(const std::string& coreAddress,
+                                           const std::string& corePrefix,
+                                           const RealmMedia& coreRouting = {}) {
+    RelaySettings settings;
+    settings.realms[0] = {*IpAddress::parse("10.50.0.1"), 30000, 30010};
+    settings.realms[1] = {*IpAddress::parse("10.60.0.1"), 40000, 40010};
+    settings.realms[1].gateway = coreRouting.gateway;
+    settings.realms[1].onLink = coreRouting.onLink;
+    settings.mediaTimeout = 0ms;
+    DpdkSettings dpdk;
+    dpdk.ports = {{trunkDev, Realm::access}, {coreDev, Realm::core}};
+    relay = makeDpdkRelay(settings, dpdk);
+    trunkFd = track(socketIn(kTrunkNs, "10.50.0.2", 4000));
+    coreFd = track(socketIn(kCoreNs, coreAddress, 5000));
+    if (trunkFd < 0 || coreFd < 0) return std::nullopt;
+    const auto stream = relay->openStream("trunk");
+    if (!stream) return std::nullopt;
+    LegMedia a, c;
+    a.rtp = MediaAddress{*IpAddress::parse("10.50.0.2"), 4000};
+    a.allowedSources = {*IpPrefix::parse("10.50.0.2/32")};
+    c.rtp = MediaAddress{*IpAddress::parse(coreAddress), 5000};
+    c.allowedSources = {*IpPrefix::parse(corePrefix)};
+    if (!relay->updateLeg(stream->id, Realm::access, a) ||
+        !relay->updateLeg(stream->id, Realm::core, c)) {
+      return std::nullopt;
+    }
+    return stream;
+  }
+
   std::string trunkDev, coreDev;
   std::unique_ptr<DpdkRelay> relay;
   std::vector<int> fds;
+  int trunkFd = -1, coreFd = -1;
 };
 
 // Real peers: the trunk's kernel resolves the relay's access address by ARP (the relay
 // answers), the relay resolves the core peer by ARP, and datagrams arrive intact from the
 // SBC's media address and port of each realm, both ways; an intruder's are dropped.
 TEST_F(DpdkNetns, ForwardsBetweenKernelPeersWithArp) {
-  RelaySettings settings;
-  settings.realms[0] = {*IpAddress::parse("10.50.0.1"), 30000, 30010};
-  settings.realms[1] = {*IpAddress::parse("10.60.0.1"), 40000, 40010};
-  settings.mediaTimeout = 0ms;
-  DpdkSettings dpdk;
-  dpdk.ports = {{trunkDev, Realm::access}, {coreDev, Realm::core}};
-  relay = makeDpdkRelay(settings, dpdk);
-  const int trunk = track(socketIn(kTrunkNs, "10.50.0.2", 4000));
-  const int core = track(socketIn(kCoreNs, "10.60.0.2", 5000));
-  ASSERT_GE(trunk, 0);
-  ASSERT_GE(core, 0);
-  const auto s = relay->openStream("trunk");
+  const auto s = startCall("10.60.0.2", "10.60.0.0/24");
   ASSERT_TRUE(s);
-  LegMedia a, c;
-  a.rtp = MediaAddress{*IpAddress::parse("10.50.0.2"), 4000};
-  a.allowedSources = {*IpPrefix::parse("10.50.0.2/32")};
-  c.rtp = MediaAddress{*IpAddress::parse("10.60.0.2"), 5000};
-  c.allowedSources = {*IpPrefix::parse("10.60.0.0/24")};
-  ASSERT_TRUE(relay->updateLeg(s->id, Realm::access, a));
-  ASSERT_TRUE(relay->updateLeg(s->id, Realm::core, c));
+  const int trunk = trunkFd, core = coreFd;
 
   // The first datagrams may wait for ARP (kernel → relay, then relay → core peer).
   std::string payload, from;
   std::uint16_t fromPort = 0;
-  bool got = false;
-  for (int attempt = 0; attempt < 40 && !got; ++attempt) {
-    sendTo(trunk, s->rtp[0], "rtp-" + std::to_string(attempt));
-    got = receive(core, payload, from, fromPort, 100ms);
-  }
-  ASSERT_TRUE(got) << "nothing reached the core peer";
+  ASSERT_TRUE(sendUntilReceived(trunk, s->rtp[0], "rtp-", core, 40, payload, from, fromPort))
+      << "nothing reached the core peer";
   EXPECT_EQ(payload.rfind("rtp-", 0), 0u);
   EXPECT_EQ(from, "10.60.0.1");
   EXPECT_EQ(fromPort, s->rtp[1].port);
@@ -189,12 +215,7 @@ TEST_F(DpdkNetns, ForwardsBetweenKernelPeersWithArp) {
     EXPECT_EQ(payload, "seq-" + std::to_string(i));
   }
   // Back: core → trunk, from the access media address.
-  got = false;
-  for (int attempt = 0; attempt < 20 && !got; ++attempt) {
-    sendTo(core, s->rtp[1], "back");
-    got = receive(trunk, payload, from, fromPort, 100ms);
-  }
-  ASSERT_TRUE(got);
+  ASSERT_TRUE(sendUntilReceived(core, s->rtp[1], "back", trunk, 20, payload, from, fromPort));
   EXPECT_EQ(payload, "back");
   EXPECT_EQ(from, "10.50.0.1");
   EXPECT_EQ(fromPort, s->rtp[0].port);
@@ -220,47 +241,22 @@ TEST_F(DpdkNetns, ReachesOffLinkPeerThroughGateway) {
   ASSERT_EQ(sh("ip netns exec " + kCoreNs + " sysctl -w net.ipv4.conf.all.arp_ignore=1"), 0);
   ASSERT_EQ(sh("ip netns exec " + kCoreNs + " sysctl -w net.ipv4.conf." + kCorePeerIf +
                ".arp_ignore=1"), 0);
-  RelaySettings settings;
-  settings.realms[0] = {*IpAddress::parse("10.50.0.1"), 30000, 30010};
-  settings.realms[1] = {*IpAddress::parse("10.60.0.1"), 40000, 40010};
-  settings.realms[1].gateway = *IpAddress::parse("10.60.0.254");
-  settings.realms[1].onLink = {*IpPrefix::parse("10.60.0.0/24")};
-  settings.mediaTimeout = 0ms;
-  DpdkSettings dpdk;
-  dpdk.ports = {{trunkDev, Realm::access}, {coreDev, Realm::core}};
-  relay = makeDpdkRelay(settings, dpdk);
-  const int trunk = track(socketIn(kTrunkNs, "10.50.0.2", 4000));
-  const int core = track(socketIn(kCoreNs, "10.70.0.2", 5000));
-  ASSERT_GE(trunk, 0);
-  ASSERT_GE(core, 0);
-  const auto s = relay->openStream("trunk");
+  RealmMedia routing;
+  routing.gateway = *IpAddress::parse("10.60.0.254");
+  routing.onLink = {*IpPrefix::parse("10.60.0.0/24")};
+  const auto s = startCall("10.70.0.2", "10.70.0.2/32", routing);
   ASSERT_TRUE(s);
-  LegMedia a, c;
-  a.rtp = MediaAddress{*IpAddress::parse("10.50.0.2"), 4000};
-  a.allowedSources = {*IpPrefix::parse("10.50.0.2/32")};
-  c.rtp = MediaAddress{*IpAddress::parse("10.70.0.2"), 5000};
-  c.allowedSources = {*IpPrefix::parse("10.70.0.2/32")};
-  ASSERT_TRUE(relay->updateLeg(s->id, Realm::access, a));
-  ASSERT_TRUE(relay->updateLeg(s->id, Realm::core, c));
 
   std::string payload, from;
   std::uint16_t fromPort = 0;
-  bool got = false;
-  for (int attempt = 0; attempt < 40 && !got; ++attempt) {
-    sendTo(trunk, s->rtp[0], "rtp-" + std::to_string(attempt));
-    got = receive(core, payload, from, fromPort, 100ms);
-  }
-  ASSERT_TRUE(got) << "nothing reached the off-link core peer";
+  ASSERT_TRUE(sendUntilReceived(trunkFd, s->rtp[0], "rtp-", coreFd, 40, payload, from, fromPort))
+      << "nothing reached the off-link core peer";
   EXPECT_EQ(payload.rfind("rtp-", 0), 0u);
   EXPECT_EQ(from, "10.60.0.1");
   EXPECT_EQ(fromPort, s->rtp[1].port);
   // Back through the router: from the peer's address, to the SBC's core media address.
-  got = false;
-  for (int attempt = 0; attempt < 20 && !got; ++attempt) {
-    sendTo(core, s->rtp[1], "back");
-    got = receive(trunk, payload, from, fromPort, 100ms);
-  }
-  ASSERT_TRUE(got) << "the peer's answer did not come back";
+  ASSERT_TRUE(sendUntilReceived(coreFd, s->rtp[1], "back", trunkFd, 20, payload, from, fromPort))
+      << "the peer's answer did not come back";
   EXPECT_EQ(payload, "back");
   EXPECT_EQ(from, "10.50.0.1");
   EXPECT_EQ(fromPort, s->rtp[0].port);
