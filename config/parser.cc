@@ -569,6 +569,16 @@ class Parser {
     return parsed;
   }
 
+  // `text` (an element of `node`'s list) as an address prefix; reported when it is none.
+  std::optional<policy::IpPrefix> prefix(const Node& node, const std::string& text) {
+    const auto parsed = policy::IpPrefix::parse(text);
+    if (!parsed) {
+      v_.fail(node, "not an address prefix (ADDRESS/LENGTH with no host bits set): " +
+                        quote(text));
+    }
+    return parsed;
+  }
+
   template <typename E, std::size_t N>
   void readEnum(const Node& group, std::string_view name, const EnumName<E> (&names)[N],
                 E& out) {
@@ -702,14 +712,12 @@ class Parser {
     std::vector<policy::IpPrefix> prefixes;
     if (const auto texts = v_.strings(*onLinkNode)) {
       for (const auto& [node, text] : *texts) {
-        const auto prefix = policy::IpPrefix::parse(text);
-        if (!prefix) {
-          v_.fail(node, "not an address prefix (ADDRESS/LENGTH with no host bits set): " +
-                            quote(text));
-        } else if (own && prefix->address.family != own->family) {
+        const auto parsed = prefix(node, text);
+        if (!parsed) continue;
+        if (own && parsed->address.family != own->family) {
           v_.fail(node, "must be of the same family as the media address " + quote(out.address));
         } else {
-          prefixes.push_back(*prefix);
+          prefixes.push_back(*parsed);
           out.onLink.push_back(text);
         }
       }
@@ -1163,13 +1171,9 @@ class Parser {
             v_.fail(*prefixNode, "needs at least one prefix: calls are matched by source address");
           }
           for (const auto& [node, text] : *texts) {
-            const auto prefix = policy::IpPrefix::parse(text);
-            if (!prefix) {
-              v_.fail(node, "not an address prefix (ADDRESS/LENGTH with no host bits set): " +
-                                quote(text));
-              continue;
-            }
-            const PrefixKey key{prefix->address.family, prefix->address.bytes, prefix->length};
+            const auto parsed = prefix(node, text);
+            if (!parsed) continue;
+            const PrefixKey key{parsed->address.family, parsed->address.bytes, parsed->length};
             const auto [it, inserted] =
                 prefixes.emplace(key, PrefixUse{&item, trunk.name, node.path});
             if (!inserted) {
@@ -1183,7 +1187,7 @@ class Parser {
               }
               continue;
             }
-            trunk.sourcePrefixes.push_back(*prefix);
+            trunk.sourcePrefixes.push_back(*parsed);
           }
         }
       }
