@@ -128,9 +128,7 @@ TEST_F(CallSetup, EachForksReliableProvisionalIsPracked) {
   startSbc(10);
   auto core = startCore("uas_fork_prack.xml", 1);
   const std::string trace = dir_.file("trunk-messages.log");
-  auto args = trunkArgs("uac_fork.xml", 1, 1);
-  args.insert(args.end() - 1, {"-trace_msg", "-message_file", trace});
-  const auto trunk = runCommand(args, std::chrono::seconds(40));
+  const auto trunk = runCommand(trunkArgs("uac_fork.xml", 1, 1, trace), std::chrono::seconds(40));
   EXPECT_EQ(trunk.status, 0) << trunk.output;
   EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
   EXPECT_EQ(receivedMessages(trace).find("fork"), std::string::npos)
@@ -147,9 +145,7 @@ TEST_F(CallSetup, ForkedSecondAnswerIsEnded) {
   startSbc(10);
   auto core = startCore("uas_fork.xml", 1);
   const std::string trace = dir_.file("trunk-messages.log");
-  auto args = trunkArgs("uac_fork.xml", 1, 1);
-  args.insert(args.end() - 1, {"-trace_msg", "-message_file", trace});
-  const auto trunk = runCommand(args, std::chrono::seconds(40));
+  const auto trunk = runCommand(trunkArgs("uac_fork.xml", 1, 1, trace), std::chrono::seconds(40));
   EXPECT_EQ(trunk.status, 0) << trunk.output;
   EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
   std::ifstream in(trace);

@@ -36,9 +36,8 @@ TEST_F(InDialogTimeout, InfoToASilentCoreEndsTheCallWithoutA408) {
   startSbc(10);
   const auto started = std::chrono::steady_clock::now();
   auto core = startCore("uas_info_silent.xml", 1);
-  auto args = trunkArgs("uac_info_timeout.xml", 1, 1);
-  args.insert(args.end() - 1, {"-trace_msg", "-message_file", dir_.file("trunk.log")});
-  const auto trunk = runCommand(args, std::chrono::seconds(40));
+  const auto trunk = runCommand(trunkArgs("uac_info_timeout.xml", 1, 1, dir_.file("trunk.log")),
+                                std::chrono::seconds(40));
   EXPECT_EQ(trunk.status, 0) << trunk.output << readText(dir_.file("trunk.log"));
   EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
   EXPECT_GE(std::chrono::steady_clock::now() - started, 2s);  // not before Timer F

@@ -144,11 +144,15 @@ control = { socket = ")" + dir_.file("sbcd.sock") +
     return args;
   }
 
-  std::vector<std::string> trunkArgs(const std::string& scenario, int calls, int simultaneous) {
-    return withTransport({"/usr/bin/sipp", "-sf", kSippDir + "/" + scenario, "-i", "127.0.0.2",
-            "-bind_local", "-m", std::to_string(calls), "-l", std::to_string(simultaneous),
-            "-r", "100", "-timeout", "20s", "-timeout_error", "-nostdin",
-            "127.0.0.10:" + std::to_string(accessPort_)}, accessTransport_);
+  // With `traceFile`, SIPp writes every message it sends and receives there.
+  std::vector<std::string> trunkArgs(const std::string& scenario, int calls, int simultaneous,
+                                     const std::string& traceFile = "") {
+    auto args = withTransport({"/usr/bin/sipp", "-sf", kSippDir + "/" + scenario, "-i",
+            "127.0.0.2", "-bind_local", "-m", std::to_string(calls), "-l",
+            std::to_string(simultaneous), "-r", "100", "-timeout", "20s", "-timeout_error",
+            "-nostdin", "127.0.0.10:" + std::to_string(accessPort_)}, accessTransport_);
+    if (!traceFile.empty()) args.insert(args.end() - 1, {"-trace_msg", "-message_file", traceFile});
+    return args;
   }
 
   CommandResult trunkCalls(const std::string& scenario, int calls, int simultaneous) {
