@@ -300,8 +300,11 @@ void Call::retry() {
     authHome_ = nullptr;
     authClient_ = nullptr;
   } else if (retry == Retry::withCredentials || retry == Retry::longerInterval) {
-    nta_outgoing_destroy(calleeInvite_);
-    calleeInvite_ = nullptr;
+    if (!forgetEarlyDialogs()) {
+      replyCaller(500, "Internal Server Error", nullptr);
+      finish(metrics::CallResult::aborted, "internal_error");
+      return;
+    }
   } else {
     return;
   }
@@ -310,6 +313,47 @@ void Call::retry() {
     replyCaller(500, "Internal Server Error", nullptr);
     finish(metrics::CallResult::aborted, "internal_error");
   }
+}
+
+bool Call::forgetEarlyDialogs() {
+  if (forks_.empty() && calleeUntagged_ == nullptr) {
+    nta_outgoing_destroy(calleeInvite_);
+    calleeInvite_ = nullptr;
+    return true;
+  }
+  // The final response ended every early dialog of the INVITE (RFC 3261 13.2.2.3): their
+  // legs, their narrowed INVITEs and their PRACK state go. The new INVITE is a new
+  // transaction outside any dialog: same Call-ID and From tag, no To tag, a CSeq above
+  // every request sent so far (the PRACKs included), as RFC 3261 22.2 and RFC 4028 6 have
+  // the retry written.
+  nta_outgoing_t* asSent = calleeUntagged_ != nullptr ? calleeUntagged_ : calleeInvite_;
+  msg_t* request = nta_outgoing_getrequest(asSent);
+  const sip_t* invite = sip_object(request);
+  std::uint32_t sequence = nta_leg_get_seq(calleeLeg_);
+  for (const auto& fork : forks_) {
+    sequence = std::max(sequence, nta_leg_get_seq(fork.leg));
+    if (fork.invite != nullptr && fork.invite != calleeInvite_ && fork.invite != asSent) {
+      nta_outgoing_destroy(fork.invite);
+    }
+    if (fork.leg != calleeLeg_) nta_leg_destroy(fork.leg);
+  }
+  forks_.clear();
+  if (calleeInvite_ != asSent) nta_outgoing_destroy(calleeInvite_);
+  nta_outgoing_destroy(asSent);
+  calleeInvite_ = nullptr;
+  calleeUntagged_ = nullptr;
+  nta_leg_destroy(calleeLeg_);
+  calleeLeg_ = nullptr;
+  if (invite != nullptr && invite->sip_call_id != nullptr && invite->sip_from != nullptr &&
+      invite->sip_to != nullptr) {
+    const std::string cseq = std::to_string(sequence) + " INVITE";
+    calleeLeg_ = nta_leg_tcreate(agentOf(calleeRealm()), &Call::onCalleeRequest, this,
+                                 SIPTAG_CALL_ID(invite->sip_call_id),
+                                 SIPTAG_FROM(invite->sip_from), SIPTAG_TO(invite->sip_to),
+                                 SIPTAG_CSEQ_STR(cseq.c_str()), TAG_END());
+  }
+  if (request != nullptr) msg_destroy(request);
+  return calleeLeg_ != nullptr;
 }
 
 bool Call::mayTryNextHop(int status) const {
@@ -732,17 +776,17 @@ int Call::onCalleeResponse(void* magic, nta_outgoing_t* request, const sip_t* si
     call.scheduleRetry(Retry::nextHop, 0);
     return 0;
   }
-  if ((status == 401 || status == 407) && !call.calleeTagged_ &&
-      call.prepareCredentials(status, sip)) {
+  // A challenge or a 422 may come after reliable provisionals set up early dialogs: the
+  // retry forgets them (forgetEarlyDialogs) while the caller keeps its own early dialog.
+  if ((status == 401 || status == 407) && call.prepareCredentials(status, sip)) {
     call.scheduleRetry(Retry::withCredentials, 0);
     return 0;
   }
   if (status == 422 && call.sessionTimers_->enabled()) {
-    // RFC 4028 section 6: asked again once, same dialog, next CSeq, with the callee's
-    // Min-SE. Not after a reliable provisional set up an early dialog (the new INVITE
-    // would carry its tag). The 422 is about the callee's leg only: the caller, whose
-    // own interval was fine, hears 502 if the callee cannot be satisfied.
-    if (!call.calleeTagged_ && call.sessionTimers_->raiseCalleeInterval(sip)) {
+    // RFC 4028 section 6: asked again once, same Call-ID and From tag, next CSeq, with
+    // the callee's Min-SE. The 422 is about the callee's leg only: the caller, whose own
+    // interval was fine, hears 502 if the callee cannot be satisfied.
+    if (call.sessionTimers_->raiseCalleeInterval(sip)) {
       call.countSessionTimer("interval_raised");
       call.scheduleRetry(Retry::longerInterval, 0);
       return 0;
@@ -827,7 +871,6 @@ Call::EarlyFork* Call::openFork(const sip_t* response, bool narrow) {
       calleeUntagged_ = calleeInvite_;
       calleeInvite_ = fork->invite;
     }
-    calleeTagged_ = true;
   }
   return fork;
 }
@@ -1280,12 +1323,54 @@ bool Call::offerPending() const {
 void Call::sendAck(nta_leg_t* leg, nta_outgoing_t* invite, const std::string& sdp) {
   // The ACK of a 2xx carries its INVITE's CSeq number: the leg's latest number may be a
   // PRACK's or an in-dialog request's sent meanwhile.
-  const std::string cseq = std::to_string(nta_outgoing_cseq(invite)) + " ACK";
+  const std::uint32_t number = nta_outgoing_cseq(invite);
+  const std::string cseq = std::to_string(number) + " ACK";
+  lastAck_[static_cast<std::size_t>(leg == callerLeg_ ? callerRealm_ : calleeRealm())] =
+      SentAck{number, sdp};
   nta_outgoing_t* ack = nta_outgoing_tcreate(
       leg, nullptr, nullptr, nullptr, SIP_METHOD_ACK, nullptr, SIPTAG_CSEQ_STR(cseq.c_str()),
       TAG_IF(!sdp.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
       TAG_IF(!sdp.empty(), SIPTAG_PAYLOAD_STR(sdp.c_str())), TAG_END());
   if (ack != nullptr) nta_outgoing_destroy(ack);
+}
+
+bool Call::acknowledgeStrayAnswer(nta_agent_t* agent, const sip_t* sip) {
+  if (sip->sip_status == nullptr || sip->sip_status->st_status < 200 ||
+      sip->sip_status->st_status >= 300 || sip->sip_cseq == nullptr ||
+      sip->sip_cseq->cs_method != sip_method_invite || sip->sip_call_id == nullptr ||
+      sip->sip_from == nullptr || sip->sip_from->a_tag == nullptr || sip->sip_to == nullptr ||
+      sip->sip_to->a_tag == nullptr) {
+    return false;
+  }
+  // Our request's To tag is the dialog's remote tag, its From tag our own.
+  nta_leg_t* leg = nta_leg_by_dialog(agent, nullptr, sip->sip_call_id, sip->sip_to->a_tag,
+                                     nullptr, sip->sip_from->a_tag, nullptr);
+  if (leg == nullptr) return false;
+  void* magic = nta_leg_magic(leg, &Call::onCalleeRequest);
+  if (magic == nullptr) magic = nta_leg_magic(leg, &Call::onCallerRequest);
+  if (magic == nullptr) return false;
+  static_cast<Call*>(magic)->acknowledgeAgain(leg, sip);
+  return true;
+}
+
+void Call::acknowledgeAgain(nta_leg_t* leg, const sip_t* answer) {
+  const SentAck& last =
+      lastAck_[static_cast<std::size_t>(leg == callerLeg_ ? callerRealm_ : calleeRealm())];
+  const std::uint32_t number = answer->sip_cseq->cs_seq;
+  const std::string sdp = last.cseq == number ? last.sdp : std::string();
+  const std::string cseq = std::to_string(number) + " ACK";
+  // With the 2xx's own branch nta neither looks for the INVITE transaction (gone) nor
+  // sends ACK with it; it keeps the ACK for 64*T1 and re-sends it on further
+  // retransmissions itself.
+  const char* branch = answer->sip_via != nullptr ? answer->sip_via->v_branch : nullptr;
+  if (branch == nullptr) return;
+  nta_outgoing_t* ack = nta_outgoing_tcreate(
+      leg, nullptr, nullptr, nullptr, SIP_METHOD_ACK, nullptr, SIPTAG_CSEQ_STR(cseq.c_str()),
+      NTATAG_ACK_BRANCH(branch),
+      TAG_IF(!sdp.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
+      TAG_IF(!sdp.empty(), SIPTAG_PAYLOAD_STR(sdp.c_str())), TAG_END());
+  if (ack != nullptr) nta_outgoing_destroy(ack);
+  log::debug("call", "call ", id_, ": acknowledged a retransmitted 2xx (CSeq ", number, ")");
 }
 
 void Call::sendBye(nta_leg_t* leg, const sip_t* relayedBye) {

@@ -73,6 +73,12 @@ class Call {
   Call(const Call&) = delete;
   Call& operator=(const Call&) = delete;
 
+  // A 2xx to an INVITE that no client transaction took (nta let go of it: the SBC releases
+  // an answered INVITE 64*T1 after its ACK, a re-INVITE's once its ACK is sent) but that
+  // belongs to a call's dialog on `agent`: the call acknowledges it again, as RFC 3261
+  // 13.2.2.4 has a UAC do for every 2xx retransmission. False when no call's dialog has it.
+  static bool acknowledgeStrayAnswer(nta_agent_t* agent, const sip_t* sip);
+
   std::uint64_t id() const { return id_; }
   bool over() const { return state_ == State::over; }
   // Ends a call the SBC itself wants gone (drain, media timeout): BYE or CANCEL on both
@@ -98,6 +104,10 @@ class Call {
   void scheduleRetry(Retry retry, std::uint32_t delayMs);
   static void onRetryTimer(void* rootMagic, su_timer_t* timer, void* arg);
   void retry();
+  // Before the same hop is asked again (credentials, a longer session interval): lets go
+  // of the failed INVITE and of the early dialogs its reliable provisionals set up. False
+  // when nta cannot make the new leg.
+  bool forgetEarlyDialogs();
   bool mayTryNextHop(int status) const;
   bool prepareCredentials(int status, const sip_t* challenge);
   // A reliable provisional response from the callee (RFC 3262): acknowledged with PRACK in
@@ -153,6 +163,9 @@ class Call {
   // it), if any.
   void sendBye(nta_leg_t* leg, const sip_t* relayedBye = nullptr);
   void sendAck(nta_leg_t* leg, nta_outgoing_t* invite, const std::string& sdp = "");
+  // The ACK of a 2xx retransmitted after its INVITE transaction is gone: the same CSeq and
+  // body as the ACK sent for it, if that is the last one sent on the leg.
+  void acknowledgeAgain(nta_leg_t* leg, const sip_t* answer);
   void finish(metrics::CallResult result, const char* why);
   void observeSetup();  // once: the caller's INVITE has its final response
   bool wasAnswered() const { return state_ == State::answered || state_ == State::confirmed; }
@@ -240,6 +253,13 @@ class Call {
   std::vector<std::size_t> streamsOfPendingOffer_;  // indices opened by the offer in flight
   std::uint64_t sdpVersion_ = 1;
   std::string answerForCaller_;  // the rewritten SDP of the callee's latest answer
+  // Per leg (indexed by realm): the CSeq and SDP of the last 2xx ACK sent, which a 2xx
+  // retransmitted after its transaction is gone gets again.
+  struct SentAck {
+    std::uint32_t cseq = 0;
+    std::string sdp;
+  };
+  std::array<SentAck, dataplane::kRealmCount> lastAck_{};
   // Per realm: the SDP of the last completed offer/answer as the SBC sent it on that leg,
   // which a refresh re-INVITE offers again; and whether that leg's peer is refreshed by
   // re-INVITE (it does not take UPDATE).
@@ -264,7 +284,6 @@ class Call {
   unsigned long hopsLeft_ = 70;  // Max-Forwards of the caller's INVITE
   bool callerTakesReliable_ = false;  // the caller's INVITE supports or requires 100rel
   bool lateOffer_ = false;  // the caller's INVITE had no SDP: the callee offers
-  bool calleeTagged_ = false;  // an early dialog with the callee is set up for PRACK
   std::vector<EarlyFork> forks_;
   nta_outgoing_t* calleeUntagged_ = nullptr;  // the INVITE as sent, once narrowed to forks
   bool losingForksEnded_ = false;

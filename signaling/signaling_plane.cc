@@ -317,7 +317,10 @@ struct SignalingPlane::Impl {
     RealmAgent* realm = static_cast<RealmAgent*>(magic);
     Impl& self = *realm->plane;
     if (sip == nullptr || sip->sip_request == nullptr) {
-      nta_msg_discard(agent, msg);  // a stray response: no transaction of ours wants it
+      // A stray response: no transaction of ours wants it. A 2xx retransmitted after its
+      // INVITE transaction is gone still gets its ACK if it belongs to a call's dialog.
+      if (sip != nullptr) Call::acknowledgeStrayAnswer(agent, sip);
+      nta_msg_discard(agent, msg);
       return 0;
     }
     const char* method = sip->sip_request->rq_method_name;

@@ -92,6 +92,23 @@ TEST_F(CallSetup, AnswersTheTrunksChallenge) {
   expectNoActiveCalls();
 }
 
+// Proves: a trunk that challenges (401) after its reliable 183 was PRACKed gets a new INVITE
+// outside that early dialog (same Call-ID, no To tag, CSeq above the PRACK's) with
+// credentials, and answers it; the core keeps the one early dialog its 183 opened and
+// hears the answer in it, never the 401. Before: the challenge after an early dialog
+// reached the core as 401.
+TEST_F(CallSetup, ChallengeAfterReliableProvisionalIsAnswered) {
+  trunkExtra_ = R"(answer = { username = "sbc"; password = "s3cret"; realm = "trunk.example.net"; };)";
+  startSbc(10);
+  callFromCore("trunk_uas_prack_challenge.xml", true, "core_uac_early.xml");
+  EXPECT_EQ(metric("sbc_sip_responses_total{code=\"401\",realm=\"core\"}"), -1)
+      << daemon_->scrape();
+  EXPECT_EQ(metric("sbc_calls_total{direction=\"to_trunk\",result=\"answered\",trunk=\"alpha\"}"),
+            1)
+      << daemon_->scrape();
+  expectNoActiveCalls();
+}
+
 // Proves: wrong credentials are sent once: the trunk's refusal (403) reaches the core and the
 // slot is freed.
 TEST_F(CallSetup, WrongCredentialsAreRefusedOnce) {
@@ -135,6 +152,34 @@ TEST_F(CallSetup, EachForksReliableProvisionalIsPracked) {
       << "a fork's tag or contact leaked";
   EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"answered\",trunk=\"alpha\"}"),
             1);
+  expectNoActiveCalls();
+}
+
+// Proves: every retransmission of the core's 200 is acknowledged (RFC 3261 13.2.2.4), one
+// that crosses the SBC's ACK and one that comes 2.5 s later, after the SBC has let go of the
+// INVITE transaction (64*T1 = 2 s after its ACK); the core's scenario fails on an ACK that
+// does not come within a second. The trunk hears the answer once: a retransmitted 200 is
+// not a new answer and is not relayed.
+TEST_F(CallSetup, RetransmittedAnswerIsAcknowledgedEachTime) {
+  startSbc(10);
+  // -nr: SIPp's own retransmission handling would take the second ACK for a retransmission
+  // of the first and answer it with the 200 again, endlessly.
+  auto core = startListening({"/usr/bin/sipp", "-sf", kSippDir + "/uas_answer_retransmitted.xml",
+                              "-i", "127.0.0.3", "-bind_local", "-p", std::to_string(corePort_),
+                              "-m", "1", "-nr", "-nostdin"},
+                             "127.0.0.3", corePort_);
+  const std::string trace = dir_.file("trunk-messages.log");
+  const auto trunk =
+      runCommand(trunkArgs("uac_wait_bye.xml", 1, 1, trace), std::chrono::seconds(40));
+  EXPECT_EQ(trunk.status, 0) << trunk.output;
+  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  const std::string received = receivedMessages(trace);
+  std::size_t answers = 0;
+  for (auto at = received.find("SIP/2.0 200"); at != std::string::npos;
+       at = received.find("SIP/2.0 200", at + 1)) {
+    ++answers;
+  }
+  EXPECT_EQ(answers, 1u) << received;
   expectNoActiveCalls();
 }
 

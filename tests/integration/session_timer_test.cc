@@ -115,6 +115,21 @@ TEST_F(SessionTimers, CalleeTooSmallIsAskedAgainWithItsMinSe) {
   expectNoActiveCalls();
 }
 
+// Proves: a 422 that comes after the callee's reliable 183 was PRACKed is retried too, as a
+// new transaction outside the early dialog the 422 ended (same Call-ID and From, no To
+// tag, a CSeq above the PRACK's, Session-Expires and Min-SE 6); the caller, which had the
+// 183 reliably and PRACKed it, gets the answer and never the 422. Before: the caller got
+// 502 and the call failed.
+TEST_F(SessionTimers, CalleeTooSmallAfterReliableProvisionalIsAskedAgain) {
+  startSbc(10);
+  callThrough("uas_session_422_after_prack.xml", "uac_prack.xml");
+  EXPECT_EQ(sessionTimer("interval_raised"), 1);
+  EXPECT_EQ(metric("sbc_sip_responses_total{code=\"502\",realm=\"access\"}"), -1);
+  EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"answered\",trunk=\"alpha\"}"),
+            1);
+  expectNoActiveCalls();
+}
+
 // Proves: a second 422 from the callee is not retried again: the caller gets 502 (not the
 // 422), the call counts as failed and its slot is freed.
 TEST_F(SessionTimers, SecondTooSmallFailsTheCall) {

@@ -172,13 +172,14 @@ control = { socket = ")" + dir_.file("sbcd.sock") +
   // One core → trunk call (Request-URI ;trunk=alpha): SIPp answers as the trunk at its
   // configured target with `trunkScenario`, SIPp calls as the core; the trunk must complete
   // its scenario, the core must complete its own (or fail it, when `coreMustComplete` is
-  // false: the call is refused).
+  // false: the call is refused). `coreScenario` replaces the core's plain call.
   void callFromCore(const std::string& trunkScenario = "trunk_uas_answer.xml",
-                    bool coreMustComplete = true) {
+                    bool coreMustComplete = true,
+                    const std::string& coreScenario = "core_uac_to_trunk.xml") {
     const auto trunkSide =
         startUas(trunkScenario, "127.0.0.2", trunkPort_, 1, accessTransport_);
     const auto coreSide = runCommand(
-        withTransport({"/usr/bin/sipp", "-sf", kSippDir + "/core_uac_to_trunk.xml", "-i",
+        withTransport({"/usr/bin/sipp", "-sf", kSippDir + "/" + coreScenario, "-i",
                        "127.0.0.3", "-bind_local", "-p", std::to_string(corePort_), "-m", "1",
                        "-timeout", "20s", "-timeout_error", "-nostdin",
                        "127.0.0.11:" + std::to_string(sbcCorePort_)},
