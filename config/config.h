@@ -136,6 +136,10 @@ struct Config {
   // sip.header_allow_list: headers copied from one leg of a call to the other (nothing else
   // crosses), as written in the file; names are unique case-insensitively.
   std::vector<std::string> headerAllowList;
+  // sip.body_types: the content types ("type/subtype", lower case) of bodies that cross
+  // between the legs in requests and responses other than an offer/answer's SDP.
+  std::vector<std::string> bodyTypes = {"application/dtmf-relay", "application/dtmf",
+                                        "text/plain"};
   std::string metricsListen = "127.0.0.1:9469";
   std::string controlSocket = "/run/sbc/sbcd.sock";
   std::uint32_t drainTimeoutS = 30;

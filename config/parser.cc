@@ -39,6 +39,7 @@ constexpr std::size_t kMaxConfigBytes = std::size_t{16} << 20;
 constexpr std::size_t kMaxTrunkNameLength = 64;
 constexpr std::size_t kMaxDialPrefixLength = 32;
 constexpr std::size_t kMaxHeaderNameLength = 64;
+constexpr std::size_t kMaxMediaTypeLength = 127;
 constexpr std::size_t kMaxCredentialLength = 256;
 // A trunk's limits when the file gives none (Trunk's own defaults are "no limit set").
 constexpr std::uint32_t kDefaultTrunkMaxCalls = 100;
@@ -540,6 +541,7 @@ class Parser {
     }
     parseSip(node, config.sipTimers);
     parseHeaderAllowList(node, config.headerAllowList);
+    parseBodyTypes(node, config.bodyTypes);
     parseTrunks(node, config.trunks);
     parseLines(node, config.lines);
     parseMetrics(node, config.metricsListen);
@@ -944,7 +946,8 @@ class Parser {
   void parseSip(const Node& root, SipTimers& out) {
     const auto sip = Validator::member(root, "sip");
     if (!sip || !v_.group(*sip, {"t1_ms", "t1x64_ms", "nonce_expires_s", "header_allow_list",
-                                 "session_expires_s", "min_se_s", "max_session_expires_s"})) {
+                                 "body_types", "session_expires_s", "min_se_s",
+                                 "max_session_expires_s"})) {
       return;
     }
     v_.readInteger(*sip, "nonce_expires_s", 1, 86400, out.nonceExpiresS);
@@ -1056,6 +1059,54 @@ class Parser {
       }
       lowered.push_back(std::move(key));
       out.push_back(name);
+    }
+  }
+
+  // A media type as RFC 2045 writes it: "type/subtype", each an RFC 2045 token.
+  static bool validMediaType(std::string_view type) {
+    const auto token = [](std::string_view part) {
+      return !part.empty() && std::all_of(part.begin(), part.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) ||
+               std::string_view("!#$%&'*+-.^_`{|}~").find(c) != std::string_view::npos;
+      });
+    };
+    const auto slash = type.find('/');
+    return type.size() <= kMaxMediaTypeLength && slash != std::string_view::npos &&
+           token(type.substr(0, slash)) && token(type.substr(slash + 1));
+  }
+
+  void parseBodyTypes(const Node& root, std::vector<std::string>& out) {
+    const auto sip = Validator::member(root, "sip");
+    if (!sip || !(*sip)->isGroup()) return;
+    const auto list = Validator::member(*sip, "body_types");
+    if (!list) return;
+    const auto types = v_.strings(*list);
+    if (!types) return;
+    out.clear();
+    for (const auto& [node, type] : *types) {
+      std::string lowered(type);
+      std::transform(lowered.begin(), lowered.end(), lowered.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      if (!validMediaType(type)) {
+        v_.fail(node, "not a media type (type/subtype, at most " +
+                          std::to_string(kMaxMediaTypeLength) +
+                          " characters, no parameters): " + quote(type));
+        continue;
+      }
+      if (lowered == "application/sdp" || lowered == "message/sipfrag") {
+        v_.fail(node, quote(type) + " is rewritten by the SBC itself and cannot be listed");
+        continue;
+      }
+      if (lowered.rfind("multipart/", 0) == 0) {
+        v_.fail(node, quote(type) + ": a multipart body crosses when each of its parts' "
+                                    "types is listed; list those");
+        continue;
+      }
+      if (std::find(out.begin(), out.end(), lowered) != out.end()) {
+        v_.fail(node, quote(type) + " is listed twice (types are case-insensitive)");
+        continue;
+      }
+      out.push_back(std::move(lowered));
     }
   }
 

@@ -47,6 +47,7 @@ std::vector<std::string> restartOnlyChanges(const config::Config& running,
   note(running.dpdk.ports != loaded.dpdk.ports, "dpdk.ports");
   note(running.sipTimers != loaded.sipTimers, "sip");
   note(running.headerAllowList != loaded.headerAllowList, "sip.header_allow_list");
+  note(running.bodyTypes != loaded.bodyTypes, "sip.body_types");
   note(running.metricsListen != loaded.metricsListen, "metrics.listen");
   note(running.controlSocket != loaded.controlSocket, "control.socket");
   return changed;

@@ -57,6 +57,11 @@ enum class Source : unsigned char { stored, sampled };
     "dropped), bad_request (refused by the SIP parser or its sanity checks: 400, 413 or "   \
     "505 when a usable Via allows a response, dropped otherwise), bad_user (a Request-URI " \
     "or From user part that is not RFC 3261's: 400)")                                      \
+  X(sipBodiesRefusedTotal, "sbc_sip_bodies_refused_total", counter, stored,                  \
+    "realm,message,reason",                                                                  \
+    "Message bodies inside a call whose type sip.body_types does not list, by the realm "   \
+    "they came from, message (request: answered 415; response: relayed without its body) "  \
+    "and reason: content_type, multipart")                                                  \
   X(mediaPacketsTotal, "sbc_media_packets_total", counter, sampled, "trunk,direction",        \
     "Media packets (RTP and RTCP) forwarded on a trunk's streams, by direction: "            \
     "access_to_core or core_to_access")                                                      \

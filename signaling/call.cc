@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "common/log.h"
+#include "signaling/body_filter.h"
 #include "signaling/header_allow_list.h"
 
 namespace sbc::signaling {
@@ -1022,6 +1023,21 @@ int Call::relayInDialog(bool fromCaller, nta_incoming_t* request, const sip_t* s
   if (hopsLeft == 0) return refuse(483);
   const std::string maxForwards = std::to_string(hopsLeft - 1);
 
+  // A body of a type not on sip.body_types could name this side (RFC 3261 21.4.13: 415,
+  // with what would be taken). SDP outside an offer/answer exchange is left out as before.
+  if (!negotiates(method) && hasBody(sip) &&
+      (sip->sip_content_type == nullptr || !isSdp(sip))) {
+    const BodyVerdict verdict = checkBody(sip, environment_.settings->bodyTypes);
+    if (verdict == BodyVerdict::refusedType || verdict == BodyVerdict::refusedMultipart) {
+      countRefusedBody(from, "request", verdict);
+      const std::string accept = acceptedTypes(environment_.settings->bodyTypes);
+      environment_.countResponse(realm, 415);
+      nta_incoming_treply(request, 415, "Unsupported Media Type",
+                          SIPTAG_ACCEPT_STR(accept.c_str()), TAG_END());
+      nta_incoming_destroy(request);
+      return 0;
+    }
+  }
   const bool offer = negotiates(method) && hasBody(sip);
   std::string body;
   if (offer) {
@@ -1213,7 +1229,15 @@ void Call::relayResponse(Relay& relay, const sip_t* sip) {
     terminate(metrics::CallResult::aborted, "bad_sdp_answer");
     return;
   }
-  const bool carryBody = carriesOpaqueBody(relay.method, sip);
+  bool carryBody = carriesOpaqueBody(relay.method, sip);
+  if (carryBody) {
+    // A response cannot be refused: it crosses without a body the list does not allow.
+    const BodyVerdict verdict = checkBody(sip, environment_.settings->bodyTypes);
+    if (verdict == BodyVerdict::refusedType || verdict == BodyVerdict::refusedMultipart) {
+      countRefusedBody(to, "response", verdict);
+      carryBody = false;
+    }
+  }
   const std::string passed = allowedHeaderLines(sip, passedHeaders_);
   nta_agent_t* agent = agentOf(relay.from);
   // RFC 4320: no 408 to a non-INVITE request; nta sends nothing and the sender's own
@@ -1560,6 +1584,14 @@ void Call::sessionExpired(dataplane::Realm leg) {
             " did not refresh its session in time; ending the call");
   countSessionTimer("expired");
   terminate(metrics::CallResult::aborted, "session_expired");
+}
+
+void Call::countRefusedBody(dataplane::Realm from, const char* message, BodyVerdict verdict) {
+  environment_.metrics->counter(metrics::FamilyId::sipBodiesRefusedTotal)
+      .Add({{"realm", dataplane::toString(from)},
+            {"message", message},
+            {"reason", refusalReason(verdict)}})
+      .Increment();
 }
 
 void Call::countSessionTimer(const char* result) {

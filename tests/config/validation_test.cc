@@ -875,6 +875,37 @@ TEST(HeaderAllowList, NamesAreValidated) {
   EXPECT_EQ(errors.size(), 6u) << dump(errors);
 }
 
+// Proves: sip.body_types defaults to DTMF and plain text, keeps valid types in lower case,
+// may be empty, and refuses, each at its own element, a non-type, a type with parameters,
+// the types sbcd rewrites itself, a multipart type and a case-insensitive repeat.
+TEST(BodyTypes, TypesAreValidated) {
+  EXPECT_EQ(parse(kMinimal).bodyTypes,
+            (std::vector<std::string>{"application/dtmf-relay", "application/dtmf",
+                                      "text/plain"}));
+  const Config ok = parse(withMinimal(
+      "sip = { body_types = [ \"Application/DTMF-Relay\", \"application/dialog-info+xml\" ]; };\n"));
+  EXPECT_EQ(ok.bodyTypes,
+            (std::vector<std::string>{"application/dtmf-relay", "application/dialog-info+xml"}));
+  EXPECT_TRUE(parse(withMinimal("sip = { body_types = [ ]; };\n")).bodyTypes.empty());
+
+  const auto errors = errorsOf(withMinimal(
+      "sip = { body_types = [ \"text\", \"text/plain;charset=UTF-8\", \"application/sdp\",\n"
+      "  \"message/sipfrag\", \"multipart/mixed\", \"text/plain\", \"TEXT/plain\" ]; };\n"));
+  EXPECT_NE(errorFor(errors, "sip.body_types.[0]").reason.find("not a media type"),
+            std::string::npos);
+  EXPECT_NE(errorFor(errors, "sip.body_types.[1]").reason.find("not a media type"),
+            std::string::npos);
+  EXPECT_NE(errorFor(errors, "sip.body_types.[2]").reason.find("rewritten by the SBC"),
+            std::string::npos);
+  EXPECT_NE(errorFor(errors, "sip.body_types.[3]").reason.find("rewritten by the SBC"),
+            std::string::npos);
+  EXPECT_NE(errorFor(errors, "sip.body_types.[4]").reason.find("multipart"),
+            std::string::npos);
+  EXPECT_NE(errorFor(errors, "sip.body_types.[6]").reason.find("listed twice"),
+            std::string::npos);
+  EXPECT_EQ(errors.size(), 6u) << dump(errors);
+}
+
 // Hostile text ends in ConfigException, never a crash or another exception.
 TEST(AllErrors, HostileTextIsRefusedCleanly) {
   const std::vector<std::string> inputs = {

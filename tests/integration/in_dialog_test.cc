@@ -1,8 +1,8 @@
 // In-dialog requests the B2BUA relays inside an established call, both ways: OPTIONS,
-// NOTIFY and MESSAGE. SIPp plays the trunk (127.0.0.2) and the core (127.0.0.3); each side's
-// scenario checks what arrives (the method, what of it must cross, and nothing of the other
-// side: its addresses, host names, tags, User-Agent, a header not allow-listed, an SDP body
-// outside an offer/answer).
+// NOTIFY and MESSAGE, and which of their bodies cross (sip.body_types). SIPp plays the
+// trunk (127.0.0.2) and the core (127.0.0.3); each side's scenario checks what arrives (the
+// method, what of it must cross, and nothing of the other side: its addresses, host names,
+// tags, User-Agent, a header not allow-listed, an SDP body outside an offer/answer).
 
 #include <chrono>
 #include <string>
@@ -58,10 +58,33 @@ TEST_F(InDialogRequests, OptionsBothWays) {
 // the other side crossing (the sipfrag's quoted Contact and Server are cut: only its status
 // line crosses); counted per realm.
 TEST_F(InDialogRequests, NotifyBothWays) {
+  // The trunk's dialog-info body crosses only because it is listed (it is not by default).
+  sipExtra_ = R"(body_types = [ "application/dialog-info+xml" ];)";
   startSbc(10);
   callThrough("uas_notify.xml", "uac_notify.xml");
   expectNoActiveCalls();
   expectRequestsCounted("NOTIFY", 1, 1);
+}
+
+// Proves: sip.body_types (its default here) decides which bodies cross: the trunk's DTMF
+// INFO reaches the core intact; the core's 200 to it carries an application/pidf+xml body
+// naming the core, which the trunk gets without (no Content-Type, Content-Length 0); the
+// trunk's pidf MESSAGE and the core's dialog-info NOTIFY are each answered 415 with Accept
+// listing the allowed types, by the SBC, and never reach the other side (each scenario
+// fails on an unexpected request). Each is counted. Before: all three bodies crossed.
+TEST_F(InDialogRequests, BodiesOffTheListDoNotCross) {
+  startSbc(10);
+  callThrough("uas_bodies.xml", "uac_bodies.xml");
+  const auto refused = [&](const char* realm, const char* message) {
+    return metric(std::string("sbc_sip_bodies_refused_total{message=\"") + message +
+                  "\",realm=\"" + realm + "\",reason=\"content_type\"}");
+  };
+  EXPECT_EQ(refused("access", "request"), 1) << daemon_->scrape();
+  EXPECT_EQ(refused("core", "request"), 1);
+  EXPECT_EQ(refused("core", "response"), 1);
+  EXPECT_EQ(metric("sbc_sip_responses_total{code=\"415\",realm=\"access\"}"), 1);
+  EXPECT_EQ(metric("sbc_sip_responses_total{code=\"415\",realm=\"core\"}"), 1);
+  expectNoActiveCalls();
 }
 
 // Proves: a MESSAGE inside a call is relayed trunk -> core and core -> trunk with its

@@ -1,0 +1,98 @@
+// Which bodies cross between the legs of a call (sip.body_types): parsed by Sofia-SIP as nta
+// parses them.
+
+#include "signaling/body_filter.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include <sofia-sip/msg.h>
+
+namespace sbc::signaling {
+namespace {
+
+struct MessageDeleter {
+  void operator()(msg_t* msg) const { msg_destroy(msg); }
+};
+using Message = std::unique_ptr<msg_t, MessageDeleter>;
+
+const std::vector<std::string> kAllowed = {"application/dtmf-relay", "application/dtmf",
+                                           "text/plain"};
+
+// An INFO with `contentType` (none when empty) and `body`.
+Message info(const std::string& contentType, const std::string& body) {
+  const std::string text =
+      "INFO sip:100@sbc SIP/2.0\r\n"
+      "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n"
+      "From: <sip:200@pbx.example>;tag=1\r\n"
+      "To: <sip:100@sbc>;tag=2\r\n"
+      "Call-ID: abc@pbx.example\r\n"
+      "CSeq: 2 INFO\r\n" +
+      (contentType.empty() ? "" : "Content-Type: " + contentType + "\r\n") +
+      "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  return Message(msg_make(sip_default_mclass(), 0, text.data(), text.size()));
+}
+
+BodyVerdict verdictOn(const std::string& contentType, const std::string& body) {
+  const Message message = info(contentType, body);
+  EXPECT_NE(message, nullptr);
+  return checkBody(sip_object(message.get()), kAllowed);
+}
+
+const std::string kMultipartType = "multipart/mixed;boundary=unique-boundary-1";
+std::string multipart(const std::string& secondType) {
+  return "--unique-boundary-1\r\n"
+         "Content-Type: application/dtmf-relay\r\n\r\n"
+         "Signal=5\r\nDuration=160\r\n"
+         "--unique-boundary-1\r\n"
+         "Content-Type: " + secondType + "\r\n\r\n"
+         "<presence entity=\"sip:200@pbx.example\"/>\r\n"
+         "--unique-boundary-1--\r\n";
+}
+
+// Proves: a listed type is allowed whatever its case and parameters; no body is no verdict.
+TEST(BodyFilter, ListedTypesAreAllowed) {
+  EXPECT_EQ(verdictOn("application/dtmf-relay", "Signal=5\r\n"), BodyVerdict::allowed);
+  EXPECT_EQ(verdictOn("Text/Plain;charset=UTF-8", "hello"), BodyVerdict::allowed);
+  EXPECT_EQ(verdictOn("", ""), BodyVerdict::none);
+}
+
+// Proves: message/sipfrag is allowed without being listed (sbcd rewrites it itself).
+TEST(BodyFilter, SipfragIsAlwaysAllowed) {
+  EXPECT_EQ(verdictOn("message/sipfrag", "SIP/2.0 200 OK\r\n"), BodyVerdict::allowed);
+}
+
+// Proves: a type off the list, and a body without Content-Type, are refused.
+TEST(BodyFilter, OtherTypesAreRefused) {
+  EXPECT_EQ(verdictOn("application/pidf+xml", "<presence/>"), BodyVerdict::refusedType);
+  EXPECT_EQ(verdictOn("application/dialog-info+xml", "<dialog-info/>"),
+            BodyVerdict::refusedType);
+  EXPECT_EQ(verdictOn("", "Signal=5\r\n"), BodyVerdict::refusedType);
+}
+
+// Proves: a multipart body is allowed when every part's type is listed, and refused when one
+// part's is not, when it nests a multipart, or when it cannot be split into parts.
+TEST(BodyFilter, MultipartNeedsEveryPartListed) {
+  EXPECT_EQ(verdictOn(kMultipartType, multipart("text/plain")), BodyVerdict::allowed);
+  EXPECT_EQ(verdictOn(kMultipartType, multipart("application/pidf+xml")),
+            BodyVerdict::refusedMultipart);
+  EXPECT_EQ(verdictOn(kMultipartType, multipart("multipart/mixed;boundary=x")),
+            BodyVerdict::refusedMultipart);
+  EXPECT_EQ(verdictOn(kMultipartType, "no boundary anywhere"), BodyVerdict::refusedMultipart);
+}
+
+// Proves: the 415's Accept lists the configured types and message/sipfrag, and each refusal
+// has its label.
+TEST(BodyFilter, AcceptAndReasons) {
+  EXPECT_EQ(acceptedTypes(kAllowed),
+            "application/dtmf-relay, application/dtmf, text/plain, message/sipfrag");
+  EXPECT_EQ(acceptedTypes({}), "message/sipfrag");
+  EXPECT_STREQ(refusalReason(BodyVerdict::refusedType), "content_type");
+  EXPECT_STREQ(refusalReason(BodyVerdict::refusedMultipart), "multipart");
+}
+
+}  // namespace
+}  // namespace sbc::signaling
