@@ -37,11 +37,16 @@ struct alignas(64) WorkerCounters {
   unsigned workerId;  // index of this worker's per-flow counters and RCU reader id
   std::array<Counter, kDropReasons> dropped{};
   Counter forwarded{};
-  Counter unresolved{};      // dropped: next hop's MAC not known yet (an ARP request went out)
+  Counter unresolved{};      // dropped: next hop's MAC not known yet (an ARP/ND request went out)
   Counter arpReplied{};      // ARP requests for our addresses answered
   Counter arpLearnt{};       // neighbour entries learnt from ARP
   Counter arpRequested{};    // ARP requests sent to resolve a next hop
   Counter arpIgnored{};      // ARP not for us
+  Counter ndAnswered{};      // IPv6 Neighbor Solicitations for our addresses answered
+  Counter ndLearnt{};        // neighbour entries learnt from ND
+  Counter ndRequested{};     // Neighbor Solicitations sent to resolve a next hop
+  Counter ndIgnored{};       // valid ND not for us (other target or destination, unasked)
+  Counter ndInvalid{};       // ND failing RFC 4861 7.1 validation (hop limit, checksum...)
   Counter ttlExpired{};      // also counted as malformed
   alignas(64) std::array<LabelCounters, kMaxLabels> labels{};
 };

@@ -26,6 +26,7 @@
 #include "dataplane/dpdk/eal.h"
 #include "dataplane/dpdk/fast_path.h"
 #include "dataplane/dpdk/flow_table.h"
+#include "dataplane/dpdk/neighbour_discovery.h"
 #include "dataplane/dpdk/neighbour_table.h"
 #include "dataplane/port_allocator.h"
 
@@ -35,6 +36,24 @@ namespace {
 using namespace dpdk;
 
 std::atomic<unsigned> relaySerial{0};
+
+// Neighbor Solicitations for our IPv6 media addresses go to their solicited-node groups
+// (33:33:ff:..), which a NIC's multicast filter drops unless told (promiscuous mode may
+// not cover multicast, or may be unavailable): the port accepts those groups and all-nodes
+// (unsolicited advertisements), or, where the PMD has no multicast list, all multicast.
+void listenToNeighbourDiscovery(std::uint16_t id, unsigned port, const RelaySettings& settings,
+                                const std::array<std::uint8_t, kRealmCount>& egressPort) {
+  std::vector<rte_ether_addr> groups{multicastMac(allNodesGroup())};
+  for (std::size_t r = 0; r < kRealmCount; ++r) {
+    if (settings.realms[r].address.family != policy::IpFamily::v6 || egressPort[r] != port)
+      continue;
+    groups.push_back(multicastMac(solicitedNodeGroup(toRaw(settings.realms[r].address))));
+  }
+  if (groups.size() == 1) return;  // no IPv6 media address on this port
+  const auto count = static_cast<std::uint32_t>(groups.size());
+  if (rte_eth_dev_set_mc_addr_list(id, groups.data(), count) != 0)
+    rte_eth_allmulticast_enable(id);  // best effort, like promiscuous mode
+}
 
 // Threads made after rte_eal_init must not inherit the main lcore's single CPU.
 void allowAllCpus() {
@@ -164,6 +183,7 @@ DpdkRelayImpl::DpdkRelayImpl(const RelaySettings& settings, const DpdkSettings& 
     if (rte_eth_dev_start(id) != 0) throw std::runtime_error("dpdk: cannot start port " + std::to_string(id));
     rte_eth_promiscuous_enable(id);  // best effort (not every PMD has it)
     rte_eth_macaddr_get(id, &ctx_.portMac[p]);
+    listenToNeighbourDiscovery(id, static_cast<unsigned>(p), settings, ctx_.egressPort);
   }
 
   flows_ = std::make_unique<FlowTable>(settings, workerCount);
@@ -414,6 +434,11 @@ DpdkStats DpdkRelayImpl::dpdkStats() const {
     out.arpRequested += read(c.arpRequested);
     out.arpLearnt += read(c.arpLearnt);
     out.arpIgnored += read(c.arpIgnored);
+    out.ndAnswered += read(c.ndAnswered);
+    out.ndLearnt += read(c.ndLearnt);
+    out.ndRequested += read(c.ndRequested);
+    out.ndIgnored += read(c.ndIgnored);
+    out.ndInvalid += read(c.ndInvalid);
     out.ttlExpired += read(c.ttlExpired);
   }
   out.workers = static_cast<unsigned>(workers_.size());

@@ -22,7 +22,7 @@ namespace sbc::dataplane {
 struct DpdkTuning {
   std::uint32_t idleSpins = 512;             // empty polls (rte_pause) before sleeping
   std::chrono::microseconds idleSleep{100};  // then sleep this long per empty poll; 0: spin
-  std::chrono::milliseconds arpRetry{200};   // at most one ARP request per next hop this often
+  std::chrono::milliseconds arpRetry{200};   // at most one ARP/ND request per next hop this often
   std::chrono::milliseconds housekeeping{20};  // reclaim + media-timeout scan period
   unsigned mbufs = 8191;                     // mbuf pool size
 };
@@ -32,6 +32,9 @@ struct DpdkStats {
   std::uint64_t forwarded = 0;
   std::uint64_t unresolved = 0;  // dropped while the next hop's MAC was unknown
   std::uint64_t arpReplied = 0, arpRequested = 0, arpLearnt = 0, arpIgnored = 0;
+  // IPv6 neighbour discovery: solicitations answered, neighbours learnt, solicitations
+  // sent, messages not for us, messages failing validation.
+  std::uint64_t ndAnswered = 0, ndLearnt = 0, ndRequested = 0, ndIgnored = 0, ndInvalid = 0;
   std::uint64_t ttlExpired = 0;
   unsigned workers = 0;
 };
@@ -39,7 +42,7 @@ struct DpdkStats {
 class DpdkRelay : public MediaRelay {
  public:
   virtual DpdkStats dpdkStats() const = 0;
-  // A static neighbour (next hop) entry; ARP learns the others. Control thread.
+  // A static neighbour (next hop) entry; ARP and ND learn the others. Control thread.
   virtual bool setNeighbour(const policy::IpAddress& address, const rte_ether_addr& mac) = 0;
 };
 

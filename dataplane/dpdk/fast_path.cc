@@ -1,5 +1,6 @@
 #include "dataplane/dpdk/fast_path.h"
 
+#include <netinet/in.h>
 #include <rte_arp.h>
 #include <rte_byteorder.h>
 #include <rte_ip.h>
@@ -7,6 +8,8 @@
 #include <rte_udp.h>
 
 #include <cstring>
+
+#include "dataplane/dpdk/neighbour_discovery.h"
 
 namespace sbc::dataplane::dpdk {
 namespace {
@@ -21,7 +24,7 @@ constexpr std::uint8_t kUdp = 17;
 // What happened to one packet.
 enum class Verdict : std::uint8_t {
   forwarded,   // in tx
-  consumed,    // ARP: in tx or already freed
+  consumed,    // ARP or ND: in tx or already freed
   unresolved,  // dropped: next hop unknown (counted apart from DropReason)
   noFlow,
   sourceNotAllowed,
@@ -121,10 +124,8 @@ void sendArpRequest(const FastPathContext& ctx, WorkerCounters& counters, std::u
   RawAddress raw;
   std::memcpy(raw.bytes.data(), &target, 4);
   NeighbourTable::Slot* slot = ctx.neighbours->claim(raw);
-  if (slot == nullptr || ctx.arpPool == nullptr) return;
-  std::uint64_t last = slot->lastRequest.load(std::memory_order_relaxed);
-  if (last != 0 && now - last < ctx.arpRetryCycles) return;
-  slot->lastRequest.store(now, std::memory_order_relaxed);
+  if (slot == nullptr || ctx.arpPool == nullptr || !slot->requestDue(now, ctx.arpRetryCycles))
+    return;
   rte_mbuf* m = rte_pktmbuf_alloc(ctx.arpPool);
   if (m == nullptr) return;
   constexpr std::uint16_t kFrame = RTE_ETHER_MIN_LEN - RTE_ETHER_CRC_LEN;  // 60
@@ -193,6 +194,18 @@ Verdict handleArp(rte_mbuf* m, const Packet& p, unsigned rxPort, const FastPathC
   return Verdict::consumed;
 }
 
+// ICMPv6: neighbour discovery is answered or learnt from like ARP; other ICMPv6 is not media.
+Verdict neighbourDiscovery(rte_mbuf* m, const Packet& p, unsigned rxPort,
+                           const FastPathContext& ctx, WorkerCounters& counters,
+                           TxBatch& tx) noexcept {
+  switch (handleNeighbourDiscovery(m, p.l2, rxPort, ctx, counters, tx)) {
+    case NdOutcome::consumed: return Verdict::consumed;
+    case NdOutcome::txFull: return Verdict::txFull;
+    case NdOutcome::notNd: break;
+  }
+  return Verdict::notUdp;
+}
+
 inline void countFlowDrop(FlowCounters& fc, const FlowRule& rule, WorkerCounters& counters) noexcept {
   bump(fc.dropped);
   bump(counters.labels[rule.label].dropped);
@@ -247,6 +260,7 @@ inline Verdict processOne(rte_mbuf* m, unsigned rxPort, const FastPathContext& c
     if ((rte_be_to_cpu_32(ip6->vtc_flow) >> 28) != 6 ||
         p.l2 + sizeof(rte_ipv6_hdr) + payload > p.len)
       return Verdict::malformed;
+    if (ip6->proto == IPPROTO_ICMPV6) return neighbourDiscovery(m, p, rxPort, ctx, counters, tx);
     // Extension headers (fragments included) are not media: not parsed.
     if (ip6->proto != kUdp) return Verdict::notUdp;
     if (payload < sizeof(rte_udp_hdr)) return Verdict::malformed;
@@ -303,6 +317,8 @@ inline Verdict processOne(rte_mbuf* m, unsigned rxPort, const FastPathContext& c
       std::uint32_t target;
       std::memcpy(&target, hop.bytes.data(), 4);
       sendArpRequest(ctx, counters, target, flows.address4(out), egress, now, tx);
+    } else {
+      sendNeighbourSolicitation(ctx, counters, hop, flows.address(out), egress, now, tx);
     }
     countFlowDrop(fc, *rule, counters);
     return Verdict::unresolved;

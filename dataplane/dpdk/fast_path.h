@@ -39,13 +39,15 @@ struct FastPathContext {
   std::array<std::uint8_t, kRealmCount> egressPort{};  // per realm: index into the ports
   std::array<rte_ether_addr, kMaxPorts> portMac{};
   std::uint8_t dscp = 46;
-  rte_mempool* arpPool = nullptr;       // where ARP requests come from; nullptr: none sent
-  std::uint64_t arpRetryCycles = 0;     // at most one ARP request per neighbour this often
+  rte_mempool* arpPool = nullptr;       // where ARP requests and ND solicitations come from;
+                                        // nullptr: none sent
+  std::uint64_t arpRetryCycles = 0;     // at most one ARP/ND request per neighbour this often
 };
 
 // Called on a worker lcore; lock-free, no heap allocation, no syscall, no exception.
 // Takes ownership of pkts[0..n): each is either appended to `tx` (forwarded, or an ARP
-// reply on the receiving port) or freed and counted. `rxPort` indexes ctx.portMac.
+// reply or ND advertisement on the receiving port) or freed and counted. `rxPort` indexes
+// ctx.portMac.
 void forwardBurst(rte_mbuf** pkts, std::uint16_t n, unsigned rxPort, const FastPathContext& ctx,
                   WorkerCounters& counters, std::uint64_t now, TxBatch& tx) noexcept;
 

@@ -2,7 +2,7 @@
 // IP → Ethernet address of on-link neighbours (peers or next hops), for the fast path.
 // Open addressing over a fixed array, never resized, entries never removed (a neighbour's
 // MAC may change: it is overwritten in place). Lock-free: a slot is claimed once with a
-// compare-and-swap on its state (rare: control thread or a worker learning from ARP), its
+// compare-and-swap on its state (rare: control thread or a worker learning from ARP or ND), its
 // address is written before the state is published (release), and readers (workers, per
 // packet) do acquire loads only. The MAC is one atomic 64-bit word (bit 63 = valid).
 
@@ -38,7 +38,16 @@ class NeighbourTable {
     std::atomic<std::uint32_t> state{0};  // 0 free, 1 being claimed, 2 ready
     RawAddress address;                   // immutable once ready
     std::atomic<std::uint64_t> mac{0};    // 48-bit MAC | kValid, 0 = unresolved
-    std::atomic<std::uint64_t> lastRequest{0};  // TSC of the last ARP request (a hint)
+    std::atomic<std::uint64_t> lastRequest{0};  // TSC of the last ARP/ND request (a hint)
+
+    // Any worker; whether a request for this neighbour may go out at `now` (and if so, it
+    // is noted as sent). Racing workers may both send one: harmless.
+    bool requestDue(std::uint64_t now, std::uint64_t interval) noexcept {
+      const std::uint64_t last = lastRequest.load(std::memory_order_relaxed);
+      if (last != 0 && now - last < interval) return false;
+      lastRequest.store(now, std::memory_order_relaxed);
+      return true;
+    }
   };
 
   NeighbourTable() : slots_(std::make_unique<Slot[]>(kSlots)) {}

@@ -171,6 +171,71 @@ TEST_F(DpdkRelayTest, AnswersAndResolvesArp) {
   rte_pktmbuf_free(out);
 }
 
+// Proves: with IPv6 media addresses the relay's worker answers a Neighbor Solicitation
+// for our core address on the core port, solicits an unknown IPv6 peer, and once the
+// advertisement is in, media flows to the learnt MAC; the counters agree.
+TEST_F(DpdkRelayTest, AnswersAndResolvesNeighbourDiscovery) {
+  settings.realms[0] = {*IpAddress::parse("2001:db8::1"), 10000, 10010};
+  settings.realms[1] = {*IpAddress::parse("2001:db8:100::1"), 20000, 20010};
+  start();
+  auto s = relay->openStream("trunk-a");
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(relay->updateLeg(s->id, Realm::access, leg("2001:db8:1::10", 4000, "2001:db8:1::/48")));
+  ASSERT_TRUE(relay->updateLeg(s->id, Realm::core, leg("2001:db8:100::20", 5000, "2001:db8:100::/48")));
+  const rte_ether_addr router{{0x02, 0x77, 0, 0, 0, 0x01}};
+  NdSpec ns;
+  ns.src = "2001:db8:100::fe";
+  ns.target = "2001:db8:100::1";
+  ns.mac = router;
+  ASSERT_TRUE(core.inject(makeNd(ns)));
+  rte_mbuf* answer = core.capture();
+  ASSERT_NE(answer, nullptr);
+  const auto* eth = rte_pktmbuf_mtod(answer, const rte_ether_hdr*);
+  EXPECT_TRUE(rte_is_same_ether_addr(&eth->dst_addr, &router));
+  const auto* ip = rte_pktmbuf_mtod_offset(answer, const rte_ipv6_hdr*, 14);
+  const auto* nd = rte_pktmbuf_mtod_offset(answer, const std::uint8_t*, 54);
+  EXPECT_EQ(nd[0], kNdAdvertisement);
+  EXPECT_EQ(0, std::memcmp(nd + 8, ip6("2001:db8:100::1").data(), 16));
+  EXPECT_EQ(rte_ipv6_udptcp_cksum_verify(ip, nd), 0);
+  rte_pktmbuf_free(answer);
+  EXPECT_EQ(access.capture(50ms), nullptr) << "answered on the receiving port only";
+
+  Udp6Spec media;
+  media.dstPort = s->rtp[0].port;
+  ASSERT_TRUE(access.inject(makeUdp6(media)));
+  rte_mbuf* solicitation = core.capture();
+  ASSERT_NE(solicitation, nullptr);
+  nd = rte_pktmbuf_mtod_offset(solicitation, const std::uint8_t*, 54);
+  EXPECT_EQ(nd[0], kNdSolicitation);
+  EXPECT_EQ(0, std::memcmp(nd + 8, ip6("2001:db8:100::20").data(), 16));
+  rte_pktmbuf_free(solicitation);
+  NdSpec na;
+  na.type = kNdAdvertisement;
+  na.src = "2001:db8:100::20";
+  na.target = "2001:db8:100::20";
+  na.dst = "2001:db8:100::1";
+  na.flags = 0x60000000;
+  na.mac = kCorePeerMac;
+  ASSERT_TRUE(core.inject(makeNd(na)));
+  // The advertisement is learnt asynchronously by the worker: retry until media flows.
+  rte_mbuf* out = nullptr;
+  for (int attempt = 0; attempt < 50 && out == nullptr; ++attempt) {
+    access.inject(makeUdp6(media));
+    out = core.capture(50ms);
+  }
+  ASSERT_NE(out, nullptr);
+  eth = rte_pktmbuf_mtod(out, const rte_ether_hdr*);
+  EXPECT_TRUE(rte_is_same_ether_addr(&eth->dst_addr, &kCorePeerMac));
+  EXPECT_EQ(rte_pktmbuf_mtod_offset(out, const rte_ipv6_hdr*, 14)->proto, IPPROTO_UDP);
+  rte_pktmbuf_free(out);
+  const DpdkStats stats = relay->dpdkStats();
+  EXPECT_EQ(stats.ndAnswered, 1u);
+  EXPECT_GE(stats.ndRequested, 1u);  // one per 200 ms at most: more if the worker lagged
+  EXPECT_EQ(stats.ndLearnt, 2u);  // the router (its solicitation's option) and the peer
+  EXPECT_GE(stats.unresolved, 1u);
+  EXPECT_EQ(stats.ndIgnored + stats.ndInvalid, 0u);
+}
+
 // After closeStream and the grace period nothing is forwarded; the ports rest in
 // quarantine (the next stream gets other ports).
 TEST_F(DpdkRelayTest, CloseStopsForwardingAndQuarantinesPorts) {

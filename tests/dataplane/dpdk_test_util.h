@@ -11,6 +11,7 @@
 #include <rte_ring.h>
 #include <rte_udp.h>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <thread>
@@ -156,6 +157,85 @@ inline rte_mbuf* makeArp(std::uint16_t op, const rte_ether_addr& sha, const std:
   arp->arp_data.arp_sha = sha;
   arp->arp_data.arp_sip = ip4(sip);
   arp->arp_data.arp_tip = ip4(tip);
+  return m;
+}
+
+// An IPv6 neighbour discovery message (RFC 4861 4.3 / 4.4) with an optional link-layer
+// option (source for a solicitation, target for an advertisement).
+struct NdSpec {
+  std::uint8_t type = 135;  // 135 solicitation, 136 advertisement
+  std::string src = "2001:db8::50";
+  std::string dst;  // empty: the target's solicited-node group
+  std::string target = "2001:db8::1";
+  std::uint8_t hopLimit = 255;
+  std::uint8_t code = 0;
+  std::uint32_t flags = 0;  // host order: 0x40000000 solicited, 0x20000000 override
+  bool linkLayerOption = true;
+  std::uint8_t optionUnits = 1;  // the option's length field (units of 8 bytes)
+  rte_ether_addr mac = kPeerMac;  // Ethernet source and the option's address
+  bool corruptChecksum = false;
+  bool vlan = false;
+};
+
+inline constexpr std::uint8_t kNdSolicitation = 135;
+inline constexpr std::uint8_t kNdAdvertisement = 136;
+
+inline std::array<std::uint8_t, 16> ip6(const std::string& text) {
+  std::array<std::uint8_t, 16> a{};
+  inet_pton(AF_INET6, text.c_str(), a.data());
+  return a;
+}
+
+inline rte_mbuf* makeNd(const NdSpec& spec, rte_mempool* pool = testPool()) {
+  rte_mbuf* m = rte_pktmbuf_alloc(pool);
+  if (m == nullptr) return nullptr;
+  const std::size_t l2 = sizeof(rte_ether_hdr) + (spec.vlan ? sizeof(rte_vlan_hdr) : 0);
+  const std::size_t icmp = 24 + (spec.linkLayerOption ? 8 : 0);
+  const std::size_t len = l2 + sizeof(rte_ipv6_hdr) + icmp;
+  auto* data = reinterpret_cast<std::uint8_t*>(rte_pktmbuf_append(m, static_cast<std::uint16_t>(len)));
+  if (data == nullptr) {
+    rte_pktmbuf_free(m);
+    return nullptr;
+  }
+  std::memset(data, 0, len);
+  const auto target = ip6(spec.target);
+  std::array<std::uint8_t, 16> dst = ip6(spec.dst);
+  if (spec.dst.empty()) {
+    dst = ip6("ff02::1:ff00:0");
+    std::memcpy(dst.data() + 13, target.data() + 13, 3);
+  }
+  auto* eth = reinterpret_cast<rte_ether_hdr*>(data);
+  eth->src_addr = spec.mac;
+  eth->dst_addr = rte_ether_addr{{0x33, 0x33, dst[12], dst[13], dst[14], dst[15]}};
+  if (spec.vlan) {
+    eth->ether_type = htons(RTE_ETHER_TYPE_VLAN);
+    auto* vlan = reinterpret_cast<rte_vlan_hdr*>(data + sizeof(rte_ether_hdr));
+    vlan->vlan_tci = htons(42);
+    vlan->eth_proto = htons(RTE_ETHER_TYPE_IPV6);
+  } else {
+    eth->ether_type = htons(RTE_ETHER_TYPE_IPV6);
+  }
+  auto* ip = reinterpret_cast<rte_ipv6_hdr*>(data + l2);
+  ip->vtc_flow = htonl(0x60000000u);
+  ip->payload_len = htons(static_cast<std::uint16_t>(icmp));
+  ip->proto = IPPROTO_ICMPV6;
+  ip->hop_limits = spec.hopLimit;
+  inet_pton(AF_INET6, spec.src.c_str(), ip->src_addr);
+  std::memcpy(ip->dst_addr, dst.data(), 16);
+  std::uint8_t* nd = data + l2 + sizeof(rte_ipv6_hdr);
+  nd[0] = spec.type;
+  nd[1] = spec.code;
+  const std::uint32_t flags = htonl(spec.flags);
+  std::memcpy(nd + 4, &flags, 4);
+  std::memcpy(nd + 8, target.data(), 16);
+  if (spec.linkLayerOption) {
+    nd[24] = spec.type == kNdSolicitation ? 1 : 2;
+    nd[25] = spec.optionUnits;
+    std::memcpy(nd + 26, spec.mac.addr_bytes, 6);
+  }
+  std::uint16_t checksum = rte_ipv6_udptcp_cksum(ip, nd);
+  if (spec.corruptChecksum) checksum = static_cast<std::uint16_t>(checksum ^ 0x0100);
+  std::memcpy(nd + 2, &checksum, 2);
   return m;
 }
 

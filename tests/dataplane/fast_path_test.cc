@@ -535,6 +535,339 @@ TEST_F(FastPath, ForwardsIpv6) {
   EXPECT_EQ(tx.count[kCorePort], 1);
 }
 
+// Checks an ND message the relay sent, field by field: Ethernet, IPv6 (hop limit 255,
+// next header 58, 32 bytes of payload), ICMPv6 type, code 0, flags, target, one link-layer
+// option of `optionType` with `optionMac`, and a valid checksum.
+void expectNd(const rte_mbuf* m, const rte_ether_addr& ethSrc, const rte_ether_addr& ethDst,
+              const std::string& src, const std::string& dst, std::uint8_t type,
+              std::uint32_t flags, const std::string& target, std::uint8_t optionType,
+              const rte_ether_addr& optionMac, bool vlan = false) {
+  const std::size_t l2 = vlan ? 18 : 14;
+  ASSERT_EQ(rte_pktmbuf_data_len(m), l2 + 40 + 32);
+  ASSERT_EQ(rte_pktmbuf_pkt_len(m), l2 + 40 + 32);
+  const auto* eth = rte_pktmbuf_mtod(m, const rte_ether_hdr*);
+  EXPECT_TRUE(rte_is_same_ether_addr(&eth->src_addr, &ethSrc));
+  EXPECT_TRUE(rte_is_same_ether_addr(&eth->dst_addr, &ethDst));
+  if (vlan) {
+    EXPECT_EQ(eth->ether_type, htons(RTE_ETHER_TYPE_VLAN));
+    const auto* tag = rte_pktmbuf_mtod_offset(m, const rte_vlan_hdr*, 14);
+    EXPECT_EQ(ntohs(tag->vlan_tci), 42);
+    EXPECT_EQ(tag->eth_proto, htons(RTE_ETHER_TYPE_IPV6));
+  } else {
+    EXPECT_EQ(eth->ether_type, htons(RTE_ETHER_TYPE_IPV6));
+  }
+  const auto* ip = rte_pktmbuf_mtod_offset(m, const rte_ipv6_hdr*, l2);
+  EXPECT_EQ(ntohl(ip->vtc_flow) >> 28, 6u);
+  EXPECT_EQ(ntohs(ip->payload_len), 32);
+  EXPECT_EQ(ip->proto, IPPROTO_ICMPV6);
+  EXPECT_EQ(ip->hop_limits, 255);
+  EXPECT_EQ(0, std::memcmp(ip->src_addr, ip6(src).data(), 16)) << "source";
+  EXPECT_EQ(0, std::memcmp(ip->dst_addr, ip6(dst).data(), 16)) << "destination";
+  const auto* nd = rte_pktmbuf_mtod_offset(m, const std::uint8_t*, l2 + 40);
+  EXPECT_EQ(nd[0], type);
+  EXPECT_EQ(nd[1], 0);
+  std::uint32_t wireFlags;
+  std::memcpy(&wireFlags, nd + 4, 4);
+  EXPECT_EQ(ntohl(wireFlags), flags);
+  EXPECT_EQ(0, std::memcmp(nd + 8, ip6(target).data(), 16)) << "target";
+  EXPECT_EQ(nd[24], optionType);
+  EXPECT_EQ(nd[25], 1);
+  EXPECT_EQ(0, std::memcmp(nd + 26, optionMac.addr_bytes, 6)) << "link-layer option";
+  EXPECT_EQ(rte_ipv6_udptcp_cksum_verify(ip, nd), 0) << "ICMPv6 checksum invalid";
+}
+
+constexpr std::uint32_t kSolicited = 0x40000000, kOverride = 0x20000000;
+const rte_ether_addr kAllNodesMac{{0x33, 0x33, 0, 0, 0, 0x01}};
+
+std::uint64_t ndIgnored(const WorkerCounters& c) { return read(c.ndIgnored); }
+std::uint64_t ndInvalid(const WorkerCounters& c) { return read(c.ndInvalid); }
+
+// Proves: a Neighbor Solicitation for our IPv6 media address (to its solicited-node group,
+// or unicast as the kernel's reachability probe sends it, or VLAN-tagged) is answered on
+// the receiving port with a solicited, override advertisement carrying our MAC, and the
+// solicitor's link-layer option is learnt.
+TEST_F(FastPath, AnswersNeighbourSolicitationForOurAddress) {
+  build(settings6());
+  const rte_ether_addr asker{{0x02, 0x55, 0, 0, 0, 0x01}};
+  NdSpec ns;
+  ns.mac = asker;
+  run(makeNd(ns));
+  ASSERT_EQ(tx.count[kAccessPort], 1);
+  EXPECT_EQ(tx.count[kCorePort], 0);
+  expectNd(tx.pkts[kAccessPort][0], kAccessMac, asker, "2001:db8::1", "2001:db8::50",
+           kNdAdvertisement, kSolicited | kOverride, "2001:db8::1", 2, kAccessMac);
+  EXPECT_EQ(neighbours.lookup(raw("2001:db8::50")), macToWord(asker) | NeighbourTable::kValid);
+  EXPECT_EQ(read(counters.ndAnswered), 1u);
+  EXPECT_EQ(read(counters.ndLearnt), 1u);
+  clearTx();
+  // Unicast, without a link-layer option (neighbour unreachability detection): answered to
+  // the frame's source; nothing learnt.
+  NdSpec probe;
+  probe.src = "2001:db8::60";
+  probe.dst = "2001:db8::1";
+  probe.linkLayerOption = false;
+  probe.mac = asker;
+  run(makeNd(probe));
+  ASSERT_EQ(tx.count[kAccessPort], 1);
+  expectNd(tx.pkts[kAccessPort][0], kAccessMac, asker, "2001:db8::1", "2001:db8::60",
+           kNdAdvertisement, kSolicited | kOverride, "2001:db8::1", 2, kAccessMac);
+  EXPECT_EQ(neighbours.lookup(raw("2001:db8::60")), 0u);
+  clearTx();
+  // The core address on the core port, VLAN-tagged: the tag is kept.
+  NdSpec tagged;
+  tagged.src = "2001:db8:100::fe";
+  tagged.target = "2001:db8:100::1";
+  tagged.vlan = true;
+  tagged.mac = kCorePeerMac;
+  run(makeNd(tagged), kCorePort);
+  ASSERT_EQ(tx.count[kCorePort], 1);
+  expectNd(tx.pkts[kCorePort][0], kCoreMac, kCorePeerMac, "2001:db8:100::1", "2001:db8:100::fe",
+           kNdAdvertisement, kSolicited | kOverride, "2001:db8:100::1", 2, kCoreMac, true);
+  EXPECT_EQ(read(counters.ndAnswered), 3u);
+  EXPECT_EQ(ndIgnored(counters) + ndInvalid(counters), 0u);
+  EXPECT_EQ(drops(DropReason::notUdp), 0u);
+}
+
+// Proves: duplicate address detection for our address (a solicitation from ::) is answered
+// to all-nodes, not as solicited (RFC 4861 7.2.4), and teaches nothing.
+TEST_F(FastPath, DefendsOurAddressAgainstDuplicateAddressDetection) {
+  build(settings6());
+  NdSpec dad;
+  dad.src = "::";
+  dad.linkLayerOption = false;
+  run(makeNd(dad));
+  ASSERT_EQ(tx.count[kAccessPort], 1);
+  expectNd(tx.pkts[kAccessPort][0], kAccessMac, kAllNodesMac, "2001:db8::1", "ff02::1",
+           kNdAdvertisement, kOverride, "2001:db8::1", 2, kAccessMac);
+  EXPECT_EQ(read(counters.ndLearnt), 0u);
+  EXPECT_EQ(neighbours.lookup(raw("::")), 0u);
+}
+
+// Proves: solicitations failing RFC 4861 7.1.1 are dropped and counted as invalid, none
+// answered, nothing learnt.
+TEST_F(FastPath, DropsInvalidNeighbourSolicitations) {
+  build(settings6());
+  std::uint64_t expected = 0;
+  auto check = [&](rte_mbuf* m, const char* what) {
+    run(m);
+    ++expected;
+    EXPECT_EQ(ndInvalid(counters), expected) << what;
+    EXPECT_EQ(totalTx(), 0u) << what;
+  };
+  NdSpec ns;
+  ns.hopLimit = 254;  // forwarded by a router: not from the link
+  check(makeNd(ns), "hop limit 254");
+  ns = {};
+  ns.hopLimit = 64;
+  check(makeNd(ns), "hop limit 64");
+  ns = {};
+  ns.corruptChecksum = true;
+  check(makeNd(ns), "bad checksum");
+  ns = {};
+  ns.code = 1;
+  check(makeNd(ns), "code 1");
+  ns = {};
+  ns.target = "ff02::1";
+  ns.dst = "2001:db8::1";
+  check(makeNd(ns), "multicast target");
+  ns = {};
+  ns.optionUnits = 0;
+  check(makeNd(ns), "option of length 0");
+  ns = {};
+  ns.optionUnits = 2;
+  check(makeNd(ns), "option beyond the message");
+  ns = {};
+  ns.src = "::";
+  check(makeNd(ns), "DAD with a source link-layer option");
+  ns = {};
+  ns.src = "::";
+  ns.linkLayerOption = false;
+  ns.dst = "ff02::1";
+  check(makeNd(ns), "DAD not to a solicited-node group");
+  ns = {};
+  ns.linkLayerOption = false;
+  rte_mbuf* m = makeNd(ns);  // 24 bytes: cut the target short, checksum recomputed
+  auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, 14);
+  ip->payload_len = htons(16);
+  rte_pktmbuf_trim(m, 8);
+  auto* icmp = rte_pktmbuf_mtod_offset(m, std::uint8_t*, 54);
+  icmp[2] = icmp[3] = 0;
+  const std::uint16_t sum = rte_ipv6_udptcp_cksum(ip, icmp);
+  std::memcpy(icmp + 2, &sum, 2);
+  check(m, "shorter than a solicitation");
+  EXPECT_EQ(read(counters.ndAnswered), 0u);
+  EXPECT_EQ(read(counters.ndLearnt), 0u);
+  EXPECT_EQ(neighbours.lookup(raw("2001:db8::50")), 0u);
+}
+
+// Proves: a solicitation for an address that is not ours on the receiving port (another
+// address; the other realm's address on this port; ours but sent to another node) is
+// ignored and counted: no answer, nothing learnt.
+TEST_F(FastPath, IgnoresNeighbourSolicitationsNotForUs) {
+  build(settings6());
+  NdSpec other;
+  other.target = "2001:db8::9";
+  run(makeNd(other));
+  NdSpec otherRealm;
+  otherRealm.target = "2001:db8:100::1";  // the core address, asked on the access port
+  run(makeNd(otherRealm));
+  NdSpec elsewhere;
+  elsewhere.dst = "2001:db8::77";  // unicast to another node (seen in promiscuous mode)
+  run(makeNd(elsewhere));
+  EXPECT_EQ(totalTx(), 0u);
+  EXPECT_EQ(ndIgnored(counters), 3u);
+  EXPECT_EQ(read(counters.ndAnswered), 0u);
+  EXPECT_EQ(neighbours.lookup(raw("2001:db8::50")), 0u);
+  // Other ICMPv6 (an echo request) is not media and not ND.
+  NdSpec echo;
+  echo.type = 128;
+  echo.linkLayerOption = false;
+  run(makeNd(echo));
+  EXPECT_EQ(drops(DropReason::notUdp), 1u);
+  EXPECT_EQ(ndIgnored(counters), 3u);
+}
+
+// Proves: an unresolved IPv6 peer gets one Neighbor Solicitation (rate limited) to its
+// solicited-node group from our core address, with our link-layer option; the media
+// packets wait as on the IPv4 path (dropped, counted unresolved); an advertisement answers
+// it and the next packet goes to the learnt MAC. An unsolicited advertisement for a
+// neighbour we never asked about, or one that would override without the override flag,
+// is not learnt.
+TEST_F(FastPath, ResolvesUnknownIpv6PeerByNeighbourDiscovery) {
+  build(settings6());
+  ASSERT_TRUE(flows->installStream(1, 0, {10000, 20000}));
+  ASSERT_TRUE(flows->updateLeg(1, Realm::access, leg("2001:db8:1::10", 4000, "2001:db8:1::/48")));
+  ASSERT_TRUE(flows->updateLeg(1, Realm::core, leg("2001:db8:100::99", 5000, "2001:db8:100::/48")));
+  run(makeUdp6({}));
+  run(makeUdp6({}));
+  ASSERT_EQ(tx.count[kCorePort], 1);  // one solicitation, no media
+  EXPECT_EQ(tx.count[kAccessPort], 0);
+  EXPECT_EQ(read(counters.unresolved), 2u);
+  EXPECT_EQ(read(counters.ndRequested), 1u);
+  expectNd(tx.pkts[kCorePort][0], kCoreMac, rte_ether_addr{{0x33, 0x33, 0xff, 0, 0, 0x99}},
+           "2001:db8:100::1", "ff02::1:ff00:99", kNdSolicitation, 0, "2001:db8:100::99", 1,
+           kCoreMac);
+  EXPECT_EQ(flows->streamCounters(1)->dropped[0], 2u);
+  clearTx();
+
+  const rte_ether_addr answer{{0x02, 0x99, 0, 0, 0, 0x99}};
+  NdSpec unasked;
+  unasked.type = kNdAdvertisement;
+  unasked.src = "2001:db8:100::77";
+  unasked.target = "2001:db8:100::77";
+  unasked.dst = "ff02::1";
+  unasked.flags = kOverride;
+  unasked.mac = answer;
+  run(makeNd(unasked), kCorePort);
+  EXPECT_EQ(neighbours.lookup(raw("2001:db8:100::77")), 0u);
+  EXPECT_EQ(ndIgnored(counters), 1u);
+  NdSpec na;
+  na.type = kNdAdvertisement;
+  na.src = "2001:db8:100::99";
+  na.target = "2001:db8:100::99";
+  na.dst = "2001:db8:100::1";
+  na.flags = kSolicited | kOverride;
+  na.mac = answer;
+  run(makeNd(na), kCorePort);
+  EXPECT_EQ(totalTx(), 0u);
+  EXPECT_EQ(read(counters.ndLearnt), 1u);
+  run(makeUdp6({}));
+  ASSERT_EQ(tx.count[kCorePort], 1);
+  const auto* eth = rte_pktmbuf_mtod(tx.pkts[kCorePort][0], const rte_ether_hdr*);
+  EXPECT_TRUE(rte_is_same_ether_addr(&eth->dst_addr, &answer));
+  EXPECT_TRUE(rte_is_same_ether_addr(&eth->src_addr, &kCoreMac));
+  const auto* ip = rte_pktmbuf_mtod_offset(tx.pkts[kCorePort][0], const rte_ipv6_hdr*, 14);
+  EXPECT_EQ(0, std::memcmp(ip->dst_addr, ip6("2001:db8:100::99").data(), 16));
+  clearTx();
+
+  // Without the override flag, a different MAC for a known neighbour is not taken.
+  NdSpec weak = na;
+  weak.flags = kSolicited;
+  weak.mac = rte_ether_addr{{0x02, 0x66, 0, 0, 0, 0x66}};
+  run(makeNd(weak), kCorePort);
+  EXPECT_EQ(neighbours.lookup(raw("2001:db8:100::99")), macToWord(answer) | NeighbourTable::kValid);
+  EXPECT_EQ(ndIgnored(counters), 2u);
+  // A solicited advertisement sent to a multicast group is invalid.
+  NdSpec bad = na;
+  bad.dst = "ff02::1";
+  run(makeNd(bad), kCorePort);
+  EXPECT_EQ(ndInvalid(counters), 1u);
+  EXPECT_EQ(read(counters.ndLearnt), 1u);
+}
+
+// Proves: with an IPv6 gateway, an off-link peer is reached through the gateway's MAC,
+// resolved by a solicitation for the gateway (not the peer), the peer's address kept.
+TEST_F(FastPath, ReachesOffLinkIpv6PeersThroughTheGateway) {
+  RelaySettings settings = settings6();
+  settings.realms[1].gateway = *IpAddress::parse("2001:db8:100::fe");
+  settings.realms[1].onLink = {*IpPrefix::parse("2001:db8:100::/64")};
+  build(settings);
+  ASSERT_TRUE(flows->installStream(1, 0, {10000, 20000}));
+  ASSERT_TRUE(flows->updateLeg(1, Realm::access, leg("2001:db8:1::10", 4000, "2001:db8:1::/48")));
+  ASSERT_TRUE(flows->updateLeg(1, Realm::core, leg("2001:db8:200::20", 5000, "2001:db8:200::/48")));
+  run(makeUdp6({}));
+  ASSERT_EQ(tx.count[kCorePort], 1);
+  expectNd(tx.pkts[kCorePort][0], kCoreMac, rte_ether_addr{{0x33, 0x33, 0xff, 0, 0, 0xfe}},
+           "2001:db8:100::1", "ff02::1:ff00:fe", kNdSolicitation, 0, "2001:db8:100::fe", 1,
+           kCoreMac);
+  EXPECT_EQ(read(counters.unresolved), 1u);
+  clearTx();
+  const rte_ether_addr gatewayMac{{0x02, 0xcc, 0, 0, 0, 0xfe}};
+  NdSpec na;
+  na.type = kNdAdvertisement;
+  na.src = "fe80::fe";  // routers answer from their link-local address
+  na.target = "2001:db8:100::fe";
+  na.dst = "2001:db8:100::1";
+  na.flags = kSolicited | kOverride;
+  na.mac = gatewayMac;
+  run(makeNd(na), kCorePort);
+  run(makeUdp6({}));
+  ASSERT_EQ(tx.count[kCorePort], 1);
+  const rte_mbuf* m = tx.pkts[kCorePort][0];
+  const auto* eth = rte_pktmbuf_mtod(m, const rte_ether_hdr*);
+  EXPECT_TRUE(rte_is_same_ether_addr(&eth->dst_addr, &gatewayMac));
+  const auto* ip = rte_pktmbuf_mtod_offset(m, const rte_ipv6_hdr*, 14);
+  EXPECT_EQ(0, std::memcmp(ip->dst_addr, ip6("2001:db8:200::20").data(), 16));
+  EXPECT_EQ(0, std::memcmp(ip->src_addr, ip6("2001:db8:100::1").data(), 16));
+  EXPECT_EQ(rte_ipv6_udptcp_cksum_verify(ip, rte_pktmbuf_mtod_offset(m, const void*, 54)), 0);
+  EXPECT_EQ(neighbours.lookup(raw("2001:db8:200::20")), 0u);  // never asked for the peer
+}
+
+// Proves: a burst of IPv6 media waiting for resolution and ND messages of every outcome
+// (answered, learnt, ignored, invalid, other ICMPv6) gives every mbuf back to the pool.
+TEST_F(FastPath, NeighbourDiscoveryBurstLeaksNothing) {
+  build(settings6());
+  ASSERT_TRUE(flows->installStream(1, 0, {10000, 20000}));
+  ASSERT_TRUE(flows->updateLeg(1, Realm::access, leg("2001:db8:1::10", 4000, "2001:db8:1::/48")));
+  ASSERT_TRUE(flows->updateLeg(1, Realm::core, leg("2001:db8:100::99", 5000, "2001:db8:100::/48")));
+  const unsigned before = rte_mempool_avail_count(testPool());
+  std::array<rte_mbuf*, kBurst> burst;
+  for (unsigned i = 0; i < kBurst; ++i) {
+    NdSpec nd;
+    switch (i % 6) {
+      case 0: burst[i] = makeUdp6({}); continue;  // unresolved: one solicitation goes out
+      case 1: break;                              // answered
+      case 2: nd.hopLimit = 1; break;             // invalid
+      case 3: nd.target = "2001:db8::9"; break;   // ignored
+      case 4:                                     // learnt (the solicitor) and answered
+        nd.src = "2001:db8::" + std::to_string(100 + i);
+        break;
+      default: nd.type = 128; nd.linkLayerOption = false; break;  // not ND
+    }
+    burst[i] = makeNd(nd);
+  }
+  forwardBurst(burst.data(), kBurst, kAccessPort, ctx, counters, rte_rdtsc(), tx);
+  EXPECT_EQ(read(counters.ndRequested), 1u);
+  EXPECT_EQ(read(counters.unresolved), 6u);
+  EXPECT_EQ(read(counters.ndAnswered), 11u);
+  EXPECT_EQ(ndInvalid(counters), 5u);
+  EXPECT_EQ(ndIgnored(counters), 5u);
+  EXPECT_EQ(drops(DropReason::notUdp), 5u);
+  EXPECT_EQ(tx.count[kAccessPort] + tx.count[kCorePort], 12u);
+  clearTx();
+  EXPECT_EQ(rte_mempool_avail_count(testPool()), before);
+}
+
 // A burst mixing good, dropped and ARP packets: each ends up in exactly one place and the
 // pool gets every dropped mbuf back (nothing leaked).
 TEST_F(FastPath, MixedBurstLeaksNothing) {
