@@ -1395,6 +1395,8 @@ void Call::acknowledgeAgain(nta_leg_t* leg, const sip_t* answer) {
       TAG_IF(!sdp.empty(), SIPTAG_PAYLOAD_STR(sdp.c_str())), TAG_END());
   if (ack != nullptr) nta_outgoing_destroy(ack);
   log::debug("call", "call ", id_, ": acknowledged a retransmitted 2xx (CSeq ", number, ")");
+  // A losing fork's answer is not the call's dialog: ended again, as when it first came.
+  if (leg != callerLeg_ && leg != calleeLeg_) sendBye(leg);
 }
 
 void Call::sendBye(nta_leg_t* leg, const sip_t* relayedBye) {

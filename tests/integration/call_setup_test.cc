@@ -22,6 +22,25 @@ namespace {
 
 class CallSetup : public TrunkFixture {
  protected:
+  // SIPp as the core with -nr: SIPp's own retransmission handling would take the SBC's
+  // second ACK for a retransmission of the first and answer it with the 200 again, endlessly.
+  std::unique_ptr<ChildProcess> startRetransmittingCore(const std::string& scenario) {
+    return startListening({"/usr/bin/sipp", "-sf", kSippDir + "/" + scenario, "-i",
+                           "127.0.0.3", "-bind_local", "-p", std::to_string(corePort_), "-m",
+                           "1", "-nr", "-nostdin"},
+                          "127.0.0.3", corePort_);
+  }
+
+  // The 200s among `messages`.
+  static std::size_t answersIn(const std::string& messages) {
+    std::size_t answers = 0;
+    for (auto at = messages.find("SIP/2.0 200"); at != std::string::npos;
+         at = messages.find("SIP/2.0 200", at + 1)) {
+      ++answers;
+    }
+    return answers;
+  }
+
   // A second core next hop on 127.0.0.4, after the fixture's on 127.0.0.3.
   int addSecondHop() {
     const int port = freeUdpPort("127.0.0.4");
@@ -162,24 +181,28 @@ TEST_F(CallSetup, EachForksReliableProvisionalIsPracked) {
 // not a new answer and is not relayed.
 TEST_F(CallSetup, RetransmittedAnswerIsAcknowledgedEachTime) {
   startSbc(10);
-  // -nr: SIPp's own retransmission handling would take the second ACK for a retransmission
-  // of the first and answer it with the 200 again, endlessly.
-  auto core = startListening({"/usr/bin/sipp", "-sf", kSippDir + "/uas_answer_retransmitted.xml",
-                              "-i", "127.0.0.3", "-bind_local", "-p", std::to_string(corePort_),
-                              "-m", "1", "-nr", "-nostdin"},
-                             "127.0.0.3", corePort_);
+  auto core = startRetransmittingCore("uas_answer_retransmitted.xml");
   const std::string trace = dir_.file("trunk-messages.log");
   const auto trunk =
       runCommand(trunkArgs("uac_wait_bye.xml", 1, 1, trace), std::chrono::seconds(40));
   EXPECT_EQ(trunk.status, 0) << trunk.output;
   EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
-  const std::string received = receivedMessages(trace);
-  std::size_t answers = 0;
-  for (auto at = received.find("SIP/2.0 200"); at != std::string::npos;
-       at = received.find("SIP/2.0 200", at + 1)) {
-    ++answers;
-  }
-  EXPECT_EQ(answers, 1u) << received;
+  EXPECT_EQ(answersIn(receivedMessages(trace)), 1u) << receivedMessages(trace);
+  expectNoActiveCalls();
+}
+
+// Proves: a retransmission of the core's 200 to a relayed re-INVITE (hold) that comes 2.5 s
+// after the ACK, when the SBC has let go of that re-INVITE and nta of its ACK (64*T1 = 2 s),
+// is acknowledged again; the trunk hears each 200 once (the call's and the hold's).
+TEST_F(CallSetup, RetransmittedReinviteAnswerIsAcknowledgedAgain) {
+  startSbc(10);
+  auto core = startRetransmittingCore("uas_reinvite_answer_retransmitted.xml");
+  const std::string trace = dir_.file("trunk-messages.log");
+  const auto trunk =
+      runCommand(trunkArgs("uac_hold_wait_bye.xml", 1, 1, trace), std::chrono::seconds(40));
+  EXPECT_EQ(trunk.status, 0) << trunk.output;
+  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  EXPECT_EQ(answersIn(receivedMessages(trace)), 2u) << receivedMessages(trace);
   expectNoActiveCalls();
 }
 
