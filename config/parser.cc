@@ -692,6 +692,13 @@ class Parser {
     }
   }
 
+  // An IPv6 link-local address (fe80::/10) is on the link by definition (RFC 4291 2.5.6),
+  // and the one an IPv6 router is usually known by (it advertises itself from it).
+  static bool isLinkLocal(const policy::IpAddress& address) {
+    return address.family == policy::IpFamily::v6 && address.bytes[0] == 0xfe &&
+           (address.bytes[1] & 0xc0) == 0x80;
+  }
+
   // media.gateway and media.on_link: where the dpdk driver sends media for off-link peers.
   void parseMediaGateway(const Node& media, MediaRange& out,
                          const std::optional<policy::IpAddress>& own) {
@@ -726,7 +733,7 @@ class Parser {
     }
     if (!gatewayNode) {
       v_.fail(*onLinkNode, "needs a gateway: without one every peer is on-link already");
-    } else if (gateway && !prefixes.empty() &&
+    } else if (gateway && !prefixes.empty() && !isLinkLocal(*gateway) &&
                std::none_of(prefixes.begin(), prefixes.end(),
                             [&](const policy::IpPrefix& p) { return p.contains(*gateway); })) {
       v_.fail(*gatewayNode, "gateway " + quote(out.gateway) +

@@ -406,6 +406,20 @@ TEST(MediaRange, GatewayAndOnLink) {
             "not an address prefix (ADDRESS/LENGTH with no host bits set): '127.0.0.1/24'");
 }
 
+// Proves: an IPv6 gateway may be a link-local address outside on_link (routers are known by
+// theirs, and it is on the link by definition); a global one must still be inside on_link.
+TEST(MediaRange, Ipv6LinkLocalGatewayNeedsNoOnLinkPrefix) {
+  const Config config = parse(withAccessMedia(
+      "address = \"2001:db8::10\"; gateway = \"fe80::1\"; on_link = [ \"2001:db8::/64\" ];"));
+  EXPECT_EQ(config.access.media.gateway, "fe80::1");
+  EXPECT_EQ(config.access.media.onLink, std::vector<std::string>{"2001:db8::/64"});
+  EXPECT_EQ(errorFor(errorsOf(withAccessMedia("address = \"2001:db8::10\"; gateway = "
+                                              "\"2001:db8:9::1\"; on_link = [ \"2001:db8::/64\" ];")),
+                     "realms.access.media.gateway")
+                .reason,
+            "gateway '2001:db8:9::1' is in none of the on_link prefixes: it could not be reached");
+}
+
 // Two realms on one media address must not share ports.
 TEST(MediaRange, OverlapOnSameAddressIsRefused) {
   const std::string text = R"(realms = {

@@ -237,6 +237,36 @@ class DpdkNetns : public ::testing::Test {
     return stream;
   }
 
+  // An IPv6 core peer off the DPDK port's link, behind a router: the core namespace plays
+  // the router (`gateway` on the link, with a route back to the relay's link) and holds the
+  // peer's address 2001:db8:70::2 on its loopback, which its kernel never advertises on the
+  // link. Media reaches the peer only if the relay resolves the gateway by ND and sends to
+  // its MAC with the peer's address kept; the answer must come back.
+  void expectReachesOffLinkIpv6Peer(const std::string& gateway) {
+    ASSERT_TRUE(addIpv6(kTrunkNs, kTrunkPeerIf, "2001:db8:50::2/64"));
+    ASSERT_TRUE(addIpv6(kCoreNs, kCorePeerIf, gateway + "/64"));
+    ASSERT_EQ(sh("ip netns exec " + kCoreNs + " ip -6 route replace 2001:db8:60::/64 dev " +
+                 kCorePeerIf), 0);
+    ASSERT_EQ(sh("ip netns exec " + kCoreNs + " ip -6 addr add 2001:db8:70::2/128 dev lo"), 0);
+    RealmMedia routing;
+    routing.gateway = *IpAddress::parse(gateway);
+    routing.onLink = {*IpPrefix::parse("2001:db8:60::/64")};
+    const auto s = startCall("2001:db8:70::2", "2001:db8:70::2/128", routing, kIpv6);
+    ASSERT_TRUE(s);
+    std::string payload, from;
+    std::uint16_t fromPort = 0;
+    ASSERT_TRUE(sendUntilReceived(trunkFd, s->rtp[0], "rtp-", coreFd, 40, payload, from, fromPort))
+        << "nothing reached the off-link core peer through " << gateway;
+    EXPECT_EQ(payload.rfind("rtp-", 0), 0u);
+    EXPECT_EQ(from, "2001:db8:60::1");
+    EXPECT_EQ(fromPort, s->rtp[1].port);
+    ASSERT_TRUE(sendUntilReceived(coreFd, s->rtp[1], "back", trunkFd, 20, payload, from, fromPort))
+        << "the peer's answer did not come back";
+    EXPECT_EQ(payload, "back");
+    EXPECT_EQ(from, "2001:db8:50::1");
+    EXPECT_EQ(fromPort, s->rtp[0].port);
+  }
+
   std::string trunkDev, coreDev;
   std::unique_ptr<DpdkRelay> relay;
   std::vector<int> fds;
@@ -359,32 +389,15 @@ TEST_F(DpdkNetns, ForwardsBetweenKernelPeersWithNeighbourDiscovery) {
   EXPECT_EQ(fromPort, s->rtp[0].port);
 }
 
-// Proves: an IPv6 core peer off the DPDK port's link is reached through the configured
-// gateway. The core namespace plays the router (2001:db8:60::fe on the link) and holds the
-// peer's address 2001:db8:70::2 on its loopback, which the kernel never advertises on the
-// link: media reaches the peer only if the relay resolves the gateway by ND and sends to
-// its MAC with the peer's address kept; the answer comes back.
+// Proves: an IPv6 peer off the link is reached through a global gateway address.
 TEST_F(DpdkNetns, ReachesOffLinkIpv6PeerThroughGateway) {
-  ASSERT_TRUE(addIpv6(kTrunkNs, kTrunkPeerIf, "2001:db8:50::2/64"));
-  ASSERT_TRUE(addIpv6(kCoreNs, kCorePeerIf, "2001:db8:60::fe/64"));
-  ASSERT_EQ(sh("ip netns exec " + kCoreNs + " ip -6 addr add 2001:db8:70::2/128 dev lo"), 0);
-  RealmMedia routing;
-  routing.gateway = *IpAddress::parse("2001:db8:60::fe");
-  routing.onLink = {*IpPrefix::parse("2001:db8:60::/64")};
-  const auto s = startCall("2001:db8:70::2", "2001:db8:70::2/128", routing, kIpv6);
-  ASSERT_TRUE(s);
-  std::string payload, from;
-  std::uint16_t fromPort = 0;
-  ASSERT_TRUE(sendUntilReceived(trunkFd, s->rtp[0], "rtp-", coreFd, 40, payload, from, fromPort))
-      << "nothing reached the off-link core peer";
-  EXPECT_EQ(payload.rfind("rtp-", 0), 0u);
-  EXPECT_EQ(from, "2001:db8:60::1");
-  EXPECT_EQ(fromPort, s->rtp[1].port);
-  ASSERT_TRUE(sendUntilReceived(coreFd, s->rtp[1], "back", trunkFd, 20, payload, from, fromPort))
-      << "the peer's answer did not come back";
-  EXPECT_EQ(payload, "back");
-  EXPECT_EQ(from, "2001:db8:50::1");
-  EXPECT_EQ(fromPort, s->rtp[0].port);
+  expectReachesOffLinkIpv6Peer("2001:db8:60::fe");
+}
+
+// Proves: the same through a gateway known by its link-local address (as IPv6 routers
+// usually are), solicited from the relay's global media address.
+TEST_F(DpdkNetns, ReachesOffLinkIpv6PeerThroughLinkLocalGateway) {
+  expectReachesOffLinkIpv6Peer("fe80::fe");
 }
 
 }  // namespace
