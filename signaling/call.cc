@@ -486,16 +486,17 @@ bool Call::anchorOffer(dataplane::Realm offerer, const sip_t* message, std::stri
                        std::string& error) {
   const dataplane::Realm answerer = dataplane::otherRealm(offerer);
   const std::string_view body(message->sip_payload->pl_data, message->sip_payload->pl_len);
-  auto description = parseSdp(body, error);
-  if (!description) return false;
+  auto parsed = ParsedSdp::parse(body, error);
+  if (!parsed) return false;
+  auto& description = parsed->description();
   // A late offer may come again in a later response of the same INVITE: the streams it
   // opened the first time are kept if the m= lines still match.
-  const bool reuse = !streams_.empty() && streams_.size() == description->streams.size();
+  const bool reuse = !streams_.empty() && streams_.size() == description.streams.size();
   if (!reuse) releaseMedia();
   if (!reuse) streams_.clear();
   std::vector<std::uint16_t> answererPorts;
-  for (std::size_t i = 0; i < description->streams.size(); ++i) {
-    const auto& stream = description->streams[i];
+  for (std::size_t i = 0; i < description.streams.size(); ++i) {
+    const auto& stream = description.streams[i];
     if (!reuse) streams_.emplace_back(std::nullopt);
     if (stream.rejected) {
       answererPorts.push_back(0);
@@ -516,8 +517,8 @@ bool Call::anchorOffer(dataplane::Realm offerer, const sip_t* message, std::stri
     environment_.relay->updateLeg(streams_[i]->id, offerer, leg);
     answererPorts.push_back(streams_[i]->rtp[static_cast<std::size_t>(answerer)].port);
   }
-  auto sdp = rewriteSdp(body, mediaOf(answerer), answererPorts, sdpSessionId_,
-                        reuse ? ++sdpVersion_ : sdpVersion_, error);
+  auto sdp = parsed->rewrite(mediaOf(answerer), answererPorts, sdpSessionId_,
+                             reuse ? ++sdpVersion_ : sdpVersion_, error);
   if (!sdp) return false;
   offer_ = std::move(description);
   rewritten = std::move(*sdp);
@@ -528,8 +529,9 @@ bool Call::anchorAnswer(dataplane::Realm answerer, const sip_t* message,
                         std::string& rewritten, std::string& error) {
   const dataplane::Realm offerer = dataplane::otherRealm(answerer);
   const std::string_view body(message->sip_payload->pl_data, message->sip_payload->pl_len);
-  const auto answer = parseSdp(body, error);
-  if (!answer) return false;
+  auto parsed = ParsedSdp::parse(body, error);
+  if (!parsed) return false;
+  const SdpDescription* answer = &parsed->description();
   if (!offer_ || answer->streams.size() != streams_.size()) {
     error = "the answer's m= lines do not match the offer's";
     return false;
@@ -549,12 +551,12 @@ bool Call::anchorAnswer(dataplane::Realm answerer, const sip_t* message,
     environment_.relay->updateLeg(id, offerer, legMedia(offerer, offered, stream));
     offererPorts.push_back(streams_[i]->rtp[static_cast<std::size_t>(offerer)].port);
   }
-  auto sdp = rewriteSdp(body, mediaOf(offerer), offererPorts, sdpSessionId_, ++sdpVersion_,
-                        error);
+  auto sdp =
+      parsed->rewrite(mediaOf(offerer), offererPorts, sdpSessionId_, ++sdpVersion_, error);
   if (!sdp) return false;
   rewritten = std::move(*sdp);
   described_[static_cast<std::size_t>(offerer)] = *offer_;
-  described_[static_cast<std::size_t>(answerer)] = *answer;
+  described_[static_cast<std::size_t>(answerer)] = std::move(parsed->description());
   return true;
 }
 
@@ -618,8 +620,9 @@ bool Call::reoffer(dataplane::Realm from, const sip_t* sip, std::string& rewritt
     return false;
   }
   const std::string_view body(sip->sip_payload->pl_data, sip->sip_payload->pl_len);
-  auto offer = parseSdp(body, error);
-  if (!offer) return false;
+  auto parsed = ParsedSdp::parse(body, error);
+  if (!parsed) return false;
+  SdpDescription* offer = &parsed->description();
   if (offer->streams.size() < streams_.size()) {
     // RFC 3264 8: a new offer keeps every m= line; a stream ends by port 0, not removal.
     error = "the offer drops m= lines";
@@ -645,8 +648,7 @@ bool Call::reoffer(dataplane::Realm from, const sip_t* sip, std::string& rewritt
     const bool open = streams_[i] && !offer->streams[i].rejected;
     ports.push_back(open ? streams_[i]->rtp[static_cast<std::size_t>(to)].port : 0);
   }
-  const auto& media = mediaOf(to);
-  auto sdp = rewriteSdp(body, media, ports, sdpSessionId_, ++sdpVersion_, error);
+  auto sdp = parsed->rewrite(mediaOf(to), ports, sdpSessionId_, ++sdpVersion_, error);
   if (!sdp) {
     closeStreamsOfPendingOffer();
     return false;
@@ -661,7 +663,7 @@ bool Call::reoffer(dataplane::Realm from, const sip_t* sip, std::string& rewritt
     if (!known) leg.rtcpMux = false;
     environment_.relay->updateLeg(streams_[i]->id, from, leg);
   }
-  pendingOffer_ = std::move(offer);
+  pendingOffer_ = std::move(*offer);
   pendingOfferFrom_ = from;
   rewritten = std::move(*sdp);
   return true;
@@ -675,8 +677,9 @@ bool Call::reanswer(dataplane::Realm from, const sip_t* sip, std::string& rewrit
     return false;
   }
   const std::string_view body(sip->sip_payload->pl_data, sip->sip_payload->pl_len);
-  auto answer = parseSdp(body, error);
-  if (!answer) return false;
+  auto parsed = ParsedSdp::parse(body, error);
+  if (!parsed) return false;
+  SdpDescription* answer = &parsed->description();
   if (answer->streams.size() != streams_.size()) {
     error = "the answer's m= lines do not match the offer's";
     return false;
@@ -686,8 +689,7 @@ bool Call::reanswer(dataplane::Realm from, const sip_t* sip, std::string& rewrit
     const bool open = streams_[i] && !answer->streams[i].rejected;
     ports.push_back(open ? streams_[i]->rtp[static_cast<std::size_t>(offerer)].port : 0);
   }
-  const auto& media = mediaOf(offerer);
-  auto sdp = rewriteSdp(body, media, ports, sdpSessionId_, ++sdpVersion_, error);
+  auto sdp = parsed->rewrite(mediaOf(offerer), ports, sdpSessionId_, ++sdpVersion_, error);
   if (!sdp) return false;
   auto& access = described_[static_cast<std::size_t>(dataplane::Realm::access)];
   auto& core = described_[static_cast<std::size_t>(dataplane::Realm::core)];

@@ -17,15 +17,10 @@ constexpr int kParseFlags = sdp_f_mode_manual;
 constexpr int kPrintFlags = sdp_f_mode_manual;
 constexpr std::size_t kMaxSdpBytes = 65536;
 
-struct HomeDeleter {
-  void operator()(su_home_t* home) const { su_home_unref(home); }
-};
-using Home = std::unique_ptr<su_home_t, HomeDeleter>;
-
 struct ParserDeleter {
   void operator()(sdp_parser_t* parser) const { sdp_parser_free(parser); }
 };
-using Parser = std::unique_ptr<sdp_parser_t, ParserDeleter>;
+using SofiaParser = std::unique_ptr<sdp_parser_t, ParserDeleter>;
 
 bool isIceAttribute(const char* name) {
   return std::strcmp(name, "candidate") == 0 || std::strncmp(name, "ice-", 4) == 0 ||
@@ -108,9 +103,10 @@ bool mediaLineIsWellFormed(const std::vector<std::string_view>& fields) {
 bool mediaLinesAreTokens(std::string_view body, std::string& error) {
   std::size_t start = 0;
   while (start < body.size()) {
-    // Sofia ends a line at CR or LF alone as well as at CRLF: split the same way.
-    std::size_t end = body.find_first_of("\r\n", start);
-    if (end == std::string_view::npos) end = body.size();
+    // Sofia ends a line at CR or LF alone as well as at CRLF: split the same way. (A plain
+    // loop: find_first_of with a two-character set calls memchr once per character.)
+    std::size_t end = start;
+    while (end < body.size() && body[end] != '\r' && body[end] != '\n') ++end;
     const std::string_view line = body.substr(start, end - start);
     start = end + 1;
     if (line.empty()) continue;
@@ -137,8 +133,9 @@ bool mediaLinesAreTokens(std::string_view body, std::string& error) {
   return true;
 }
 
-// Parses `body` into a session owned by the returned parser; nullptr with `error` set.
-Parser parse(su_home_t* home, std::string_view body, std::string& error) {
+// Parses `body` into a session owned by the returned parser (its own memory home, which
+// also holds the rewritten session and its printer); nullptr with `error` set.
+SofiaParser parseWithSofia(std::string_view body, std::string& error) {
   if (body.empty() || body.size() > kMaxSdpBytes) {
     error = body.empty() ? "empty SDP" : "SDP larger than 64 KiB";
     return nullptr;
@@ -148,7 +145,8 @@ Parser parse(su_home_t* home, std::string_view body, std::string& error) {
     return nullptr;
   }
   if (!mediaLinesAreTokens(body, error)) return nullptr;
-  Parser parser(sdp_parse(home, body.data(), static_cast<issize_t>(body.size()), kParseFlags));
+  SofiaParser parser(
+      sdp_parse(nullptr, body.data(), static_cast<issize_t>(body.size()), kParseFlags));
   if (!parser) {
     error = "SDP parser failed";
     return nullptr;
@@ -172,9 +170,18 @@ std::optional<policy::IpAddress> connectionAddress(const sdp_connection_t* conne
 
 }  // namespace
 
-std::optional<SdpDescription> parseSdp(std::string_view body, std::string& error) {
-  Home home(static_cast<su_home_t*>(su_home_new(sizeof(su_home_t))));
-  Parser parser = parse(home.get(), body, error);
+struct ParsedSdp::Parser {
+  SofiaParser sofia;
+};
+
+ParsedSdp::ParsedSdp(std::unique_ptr<Parser> parser, SdpDescription description)
+    : parser_(std::move(parser)), description_(std::move(description)) {}
+ParsedSdp::ParsedSdp(ParsedSdp&&) noexcept = default;
+ParsedSdp& ParsedSdp::operator=(ParsedSdp&&) noexcept = default;
+ParsedSdp::~ParsedSdp() = default;
+
+std::optional<ParsedSdp> ParsedSdp::parse(std::string_view body, std::string& error) {
+  SofiaParser parser = parseWithSofia(body, error);
   if (!parser) return std::nullopt;
   const sdp_session_t* session = sdp_session(parser.get());
   const SdpDirection sessionDirection =
@@ -225,18 +232,21 @@ std::optional<SdpDescription> parseSdp(std::string_view body, std::string& error
     }
     description.streams.push_back(std::move(stream));
   }
-  return description;
+  return ParsedSdp(std::make_unique<Parser>(Parser{std::move(parser)}), std::move(description));
 }
 
-std::optional<std::string> rewriteSdp(std::string_view body, const policy::IpAddress& address,
-                                      const std::vector<std::uint16_t>& relayPorts,
-                                      std::uint64_t sessionId, std::uint64_t version,
-                                      std::string& error) {
-  Home home(static_cast<su_home_t*>(su_home_new(sizeof(su_home_t))));
-  Parser parser = parse(home.get(), body, error);
-  if (!parser) return std::nullopt;
-  sdp_session_t* session = sdp_session(parser.get());
-  su_home_t* sdpHome = sdp_parser_home(parser.get());
+std::optional<std::string> ParsedSdp::rewrite(const policy::IpAddress& address,
+                                              const std::vector<std::uint16_t>& relayPorts,
+                                              std::uint64_t sessionId, std::uint64_t version,
+                                              std::string& error) {
+  if (!parser_) {
+    error = "SDP already rewritten";
+    return std::nullopt;
+  }
+  // Whatever happens below, the session is no longer the peer's: never rewrite it twice.
+  const std::unique_ptr<Parser> parser = std::move(parser_);
+  sdp_session_t* session = sdp_session(parser->sofia.get());
+  su_home_t* sdpHome = sdp_parser_home(parser->sofia.get());
 
   std::size_t streams = 0;
   for (const sdp_media_t* m = session->sdp_media; m != nullptr; m = m->m_next) ++streams;
@@ -305,7 +315,7 @@ std::optional<std::string> rewriteSdp(std::string_view body, const policy::IpAdd
     }
   }
 
-  sdp_printer_t* printer = sdp_print(home.get(), session, nullptr, 0, kPrintFlags);
+  sdp_printer_t* printer = sdp_print(sdpHome, session, nullptr, 0, kPrintFlags);
   if (printer == nullptr || sdp_printing_error(printer) != nullptr) {
     error = printer != nullptr ? std::string("cannot print SDP: ") + sdp_printing_error(printer)
                                : "cannot print SDP";
@@ -315,6 +325,21 @@ std::optional<std::string> rewriteSdp(std::string_view body, const policy::IpAdd
   std::string result(sdp_message(printer), sdp_message_size(printer));
   sdp_printer_free(printer);
   return result;
+}
+
+std::optional<SdpDescription> parseSdp(std::string_view body, std::string& error) {
+  auto parsed = ParsedSdp::parse(body, error);
+  if (!parsed) return std::nullopt;
+  return std::move(parsed->description());
+}
+
+std::optional<std::string> rewriteSdp(std::string_view body, const policy::IpAddress& address,
+                                      const std::vector<std::uint16_t>& relayPorts,
+                                      std::uint64_t sessionId, std::uint64_t version,
+                                      std::string& error) {
+  auto parsed = ParsedSdp::parse(body, error);
+  if (!parsed) return std::nullopt;
+  return parsed->rewrite(address, relayPorts, sessionId, version, error);
 }
 
 }  // namespace sbc::signaling

@@ -96,6 +96,26 @@ TEST(Sdp, RewriteHidesThePeer) {
   EXPECT_EQ(again->streams[2].rtp->port, 21004);
 }
 
+// Proves: one parse serves both the reading and the rewrite (what the B2BUA does with each
+// body): the description read before the rewrite is the peer's, the rewrite is the same as
+// rewriteSdp's, and the edited session cannot be rewritten a second time.
+TEST(Sdp, OneParseIsReadThenRewrittenOnce) {
+  std::string error;
+  auto parsed = ParsedSdp::parse(kOffer, error);
+  ASSERT_TRUE(parsed.has_value()) << error;
+  ASSERT_EQ(parsed->description().streams.size(), 3u);
+  const auto peerAddress = parsed->description().streams[0].rtp->address;
+  EXPECT_NE(peerAddress, kSbc);
+
+  const auto out = parsed->rewrite(kSbc, {21000, 21002, 21004}, 99, 3, error);
+  ASSERT_TRUE(out.has_value()) << error;
+  EXPECT_EQ(*out, rewriteSdp(kOffer, kSbc, {21000, 21002, 21004}, 99, 3, error).value());
+  EXPECT_EQ(parsed->description().streams[0].rtp->address, peerAddress);
+
+  EXPECT_FALSE(parsed->rewrite(kSbc, {21000, 21002, 21004}, 99, 4, error).has_value());
+  EXPECT_EQ(error, "SDP already rewritten");
+}
+
 // Proves: the rewrite prints the rtpmap lines the peer wrote and adds none of its own.
 TEST(Sdp, RewriteKeepsRtpmapsAsWritten) {
   const std::string offer =
