@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 #include <tuple>
 
 #include "tests/dataplane/relay_behaviour.h"
@@ -36,6 +37,43 @@ TEST_P(SocketRelay, SkipsPortsHeldByOtherSockets) {
   EXPECT_EQ(stream->rtp[1].port, first);
   EXPECT_TRUE(relay->openStream(""));
   EXPECT_FALSE(relay->openStream("")) << "the held pair must not count as free";
+}
+
+// Proves: a closed stream's sockets are reused for the same ports after the quarantine
+// (kept bound, not reopened), and nothing that reached them while they rested reaches the
+// new stream: those datagrams are discarded and counted as no_flow drops.
+TEST_P(SocketRelay, ReusedSocketsForgetWhatArrivedWhileResting) {
+  auto relay = make(settings(300ms, 0ms, 1));  // one RTP/RTCP pair per realm
+  UdpPeer trunk(target().trunk), core(target().core);
+  const auto first = relay->openStream("t");
+  ASSERT_TRUE(first);
+  ASSERT_TRUE(relay->updateLeg(first->id, Realm::access, legFor(trunk, target().trunk + "/32")));
+  ASSERT_TRUE(relay->updateLeg(first->id, Realm::core, legFor(core, target().core + "/32")));
+  expectForwarded(trunk, first->rtp[0], core, first->rtp[1], 0x1, 5);
+  relay->closeStream(first->id);
+  std::this_thread::sleep_for(target().grace);
+
+  // While resting: 5 datagrams to each of the four sockets, from the peers the next stream
+  // will allow again.
+  constexpr int kStray = 5;
+  for (std::uint16_t seq = 0; seq < kStray; ++seq) {
+    trunk.sendTo(first->rtp[0], rtpPacket(0xdead, seq));
+    trunk.sendTo(plusOne(first->rtp[0]), rtpPacket(0xdead, seq));
+    core.sendTo(first->rtp[1], rtpPacket(0xdead, seq));
+    core.sendTo(plusOne(first->rtp[1]), rtpPacket(0xdead, seq));
+  }
+  std::optional<StreamEndpoints> second;
+  ASSERT_TRUE(eventually([&] { return (second = relay->openStream("t")).has_value(); }, 3000ms));
+  EXPECT_EQ(second->rtp, first->rtp);
+  EXPECT_EQ(totalDropped(relay->stats(), DropReason::noFlow), 4u * kStray);
+
+  ASSERT_TRUE(relay->updateLeg(second->id, Realm::access, legFor(trunk, target().trunk + "/32")));
+  ASSERT_TRUE(relay->updateLeg(second->id, Realm::core, legFor(core, target().core + "/32")));
+  // The first datagram each peer receives is the new stream's own, in order.
+  expectForwarded(trunk, second->rtp[0], core, second->rtp[1], 0x2, 5);
+  expectForwarded(core, second->rtp[1], trunk, second->rtp[0], 0x3, 5);
+  EXPECT_TRUE(core.silentFor(50ms));
+  EXPECT_TRUE(trunk.silentFor(10ms));
 }
 
 // Proves: a datagram larger than the worker's buffer is dropped as malformed, not
