@@ -57,6 +57,12 @@ constexpr unsigned kMaxSipMessageBytes = 65536;
 // As root nta sets it with SO_RCVBUFFORCE; otherwise net.core.rmem_max caps it.
 constexpr unsigned kSipReceiveBufferBytes = 8u << 20;
 
+// Each SIP message's parsed headers are carved from one block of this size (plus the
+// datagram's length for a received one) instead of one malloc per header: measured with
+// callgrind, 5.7 % fewer instructions per call (docs/performance.md). Larger blocks gain
+// little more and are held by every message nta keeps for 64*T1.
+constexpr unsigned kSipMessagePreloadBytes = 2048;
+
 // Header classes whose parse errors make a request malformed: nta's default for a UA
 // (everything but the response, proxy, registrar, preference and privacy headers) plus
 // the proxy headers, Max-Forwards among them.
@@ -216,6 +222,7 @@ struct SignalingPlane::Impl {
         NTATAG_SIP_T1(settings.sipTimers.t1Ms), NTATAG_SIP_T1X64(settings.sipTimers.t1x64Ms),
         NTATAG_SERVER_RPORT(1), NTATAG_MAXSIZE(kMaxSipMessageBytes),
         TPTAG_UDP_RMEM(kSipReceiveBufferBytes),
+        NTATAG_PRELOAD(kSipMessagePreloadBytes),
         // A request with a header Sofia could not parse comes to the front door, which
         // answers by its source (nta would answer 400 to anyone, unknown sources too). Only
         // the header errors are masked: nta still answers a bad version (505), missing or
