@@ -868,6 +868,59 @@ TEST_F(FastPath, NeighbourDiscoveryBurstLeaksNothing) {
   EXPECT_EQ(rte_mempool_avail_count(testPool()), before);
 }
 
+// Proves: hostile ND input is handled: thousands of solicitations and advertisements with
+// random flags, targets, destinations, lengths and options (checksums made valid, so they
+// reach the option parser) crash nothing and give every mbuf back to the pool.
+TEST_F(FastPath, RandomNeighbourDiscoveryLeaksNothing) {
+  build(settings6());
+  ASSERT_TRUE(flows->installStream(1, 0, {10000, 20000}));
+  ASSERT_TRUE(flows->updateLeg(1, Realm::core, leg("2001:db8:100::99", 5000, "2001:db8:100::/48")));
+  const unsigned before = rte_mempool_avail_count(testPool());
+  std::uint32_t seed = 12345;
+  const auto next = [&seed] {
+    seed = seed * 1664525u + 1013904223u;
+    return seed >> 8;
+  };
+  const char* targets[] = {"2001:db8::1", "2001:db8:100::1", "2001:db8:100::99", "::", "ff02::1"};
+  const char* destinations[] = {"", "2001:db8::1", "ff02::1", "2001:db8::77"};
+  for (int round = 0; round < 200; ++round) {
+    std::array<rte_mbuf*, 16> burst;
+    for (auto& m : burst) {
+      NdSpec nd;
+      nd.type = next() % 2 == 0 ? kNdSolicitation : kNdAdvertisement;
+      nd.src = next() % 4 == 0 ? "::" : "2001:db8::50";
+      nd.target = targets[next() % 5];
+      nd.dst = destinations[next() % 4];
+      nd.flags = next() << 8;
+      nd.linkLayerOption = next() % 3 != 0;
+      nd.optionUnits = static_cast<std::uint8_t>(next() % 4);
+      m = makeNd(nd);
+      ASSERT_NE(m, nullptr);
+      // Random bytes over the option and a random IPv6 payload length within the frame,
+      // then a valid checksum over what the length now covers.
+      auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, 14);
+      auto* icmp = rte_pktmbuf_mtod_offset(m, std::uint8_t*, 54);
+      const std::uint32_t room = rte_pktmbuf_data_len(m) - 54;
+      for (std::uint32_t i = 24; i < room; ++i)
+        if (next() % 4 == 0) icmp[i] = static_cast<std::uint8_t>(next());
+      const auto length = static_cast<std::uint16_t>(next() % (room + 1));
+      ip->payload_len = htons(length);
+      if (length >= 4) {
+        icmp[2] = icmp[3] = 0;
+        const std::uint16_t sum = rte_ipv6_udptcp_cksum(ip, icmp);
+        std::memcpy(icmp + 2, &sum, 2);
+      }
+    }
+    forwardBurst(burst.data(), static_cast<std::uint16_t>(burst.size()),
+                 next() % 2 == 0 ? kAccessPort : kCorePort, ctx, counters, rte_rdtsc(), tx);
+    clearTx();
+  }
+  EXPECT_GT(read(counters.ndAnswered), 0u);
+  EXPECT_GT(ndInvalid(counters), 0u);
+  EXPECT_GT(ndIgnored(counters), 0u);
+  EXPECT_EQ(rte_mempool_avail_count(testPool()), before);
+}
+
 // A burst mixing good, dropped and ARP packets: each ends up in exactly one place and the
 // pool gets every dropped mbuf back (nothing leaked).
 TEST_F(FastPath, MixedBurstLeaksNothing) {
