@@ -121,8 +121,9 @@ NdOutcome drop(rte_mbuf* m, Counter& counter) noexcept {
   return NdOutcome::consumed;
 }
 
-// A solicitation for one of our addresses: learn the solicitor, answer in place (the
-// packet's Ethernet header and VLAN tag are kept, the rest rewritten).
+// A solicitation for one of our addresses: learn the solicitor if it is a neighbour we
+// know of, answer in place (the packet's Ethernet header and VLAN tag are kept, the rest
+// rewritten).
 NdOutcome answerSolicitation(rte_mbuf* m, std::uint32_t l3, const RawAddress& source,
                              const RawAddress& target, const rte_ether_addr* sourceLinkLayer,
                              unsigned rxPort, const FastPathContext& ctx,
@@ -136,7 +137,11 @@ NdOutcome answerSolicitation(rte_mbuf* m, std::uint32_t l3, const RawAddress& so
     to = multicastMac(allNodesGroup());
   } else if (sourceLinkLayer != nullptr) {
     to = *sourceLinkLayer;
-    if (ctx.neighbours->set(source, macToWord(to))) bump(counters.ndLearnt);
+    // Only into an entry that exists (a flow's next hop, a neighbour we solicited, a static
+    // one): the table never evicts, and anyone on the link can solicit from any number of
+    // addresses (RFC 4861 would create an entry; a cache with eviction can afford to).
+    if (ctx.neighbours->find(source) != nullptr && ctx.neighbours->set(source, macToWord(to)))
+      bump(counters.ndLearnt);
   }
   const std::uint32_t length = l3 + sizeof(rte_ipv6_hdr) + kNdLength;
   const std::uint32_t have = rte_pktmbuf_data_len(m);

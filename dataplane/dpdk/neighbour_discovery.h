@@ -2,8 +2,11 @@
 // IPv6 neighbour discovery (RFC 4861) for the DPDK fast path: what ARP is to IPv4. Answers
 // Neighbor Solicitations for the SBC's IPv6 media addresses, learns neighbours from
 // Neighbor Advertisements (and from the source link-layer option of solicitations sent to
-// us), and solicits the MAC of an unresolved peer or gateway. The neighbour table, its
-// rate limit per neighbour and the pool requests come from are the ones ARP uses.
+// us), and solicits the MAC of an unresolved peer or gateway. It learns only into entries
+// that exist (next hops of flows, neighbours it solicited, static ones): the table never
+// evicts, so nobody on the link may fill it by soliciting from many addresses. The
+// neighbour table, its rate limit per neighbour and the pool requests come from are the
+// ones ARP uses.
 
 #include <rte_ether.h>
 #include <rte_mbuf.h>

@@ -584,8 +584,9 @@ std::uint64_t ndInvalid(const WorkerCounters& c) { return read(c.ndInvalid); }
 
 // Proves: a Neighbor Solicitation for our IPv6 media address (to its solicited-node group,
 // or unicast as the kernel's reachability probe sends it, or VLAN-tagged) is answered on
-// the receiving port with a solicited, override advertisement carrying our MAC, and the
-// solicitor's link-layer option is learnt.
+// the receiving port with a solicited, override advertisement carrying our MAC; the
+// solicitor's link-layer option is learnt when it is a neighbour we know of (here one a
+// flow would claim), and makes no entry otherwise.
 TEST_F(FastPath, AnswersNeighbourSolicitationForOurAddress) {
   build(settings6());
   const rte_ether_addr asker{{0x02, 0x55, 0, 0, 0, 0x01}};
@@ -596,8 +597,14 @@ TEST_F(FastPath, AnswersNeighbourSolicitationForOurAddress) {
   EXPECT_EQ(tx.count[kCorePort], 0);
   expectNd(tx.pkts[kAccessPort][0], kAccessMac, asker, "2001:db8::1", "2001:db8::50",
            kNdAdvertisement, kSolicited | kOverride, "2001:db8::1", 2, kAccessMac);
-  EXPECT_EQ(neighbours.lookup(raw("2001:db8::50")), macToWord(asker) | NeighbourTable::kValid);
+  EXPECT_EQ(neighbours.find(raw("2001:db8::50")), nullptr) << "a stranger made an entry";
   EXPECT_EQ(read(counters.ndAnswered), 1u);
+  EXPECT_EQ(read(counters.ndLearnt), 0u);
+  clearTx();
+  ASSERT_NE(neighbours.claim(raw("2001:db8::50")), nullptr);  // as a flow's next hop
+  run(makeNd(ns));
+  ASSERT_EQ(tx.count[kAccessPort], 1);
+  EXPECT_EQ(neighbours.lookup(raw("2001:db8::50")), macToWord(asker) | NeighbourTable::kValid);
   EXPECT_EQ(read(counters.ndLearnt), 1u);
   clearTx();
   // Unicast, without a link-layer option (neighbour unreachability detection): answered to
@@ -623,7 +630,7 @@ TEST_F(FastPath, AnswersNeighbourSolicitationForOurAddress) {
   ASSERT_EQ(tx.count[kCorePort], 1);
   expectNd(tx.pkts[kCorePort][0], kCoreMac, kCorePeerMac, "2001:db8:100::1", "2001:db8:100::fe",
            kNdAdvertisement, kSolicited | kOverride, "2001:db8:100::1", 2, kCoreMac, true);
-  EXPECT_EQ(read(counters.ndAnswered), 3u);
+  EXPECT_EQ(read(counters.ndAnswered), 4u);
   EXPECT_EQ(ndIgnored(counters) + ndInvalid(counters), 0u);
   EXPECT_EQ(drops(DropReason::notUdp), 0u);
 }
@@ -849,7 +856,7 @@ TEST_F(FastPath, NeighbourDiscoveryBurstLeaksNothing) {
       case 1: break;                              // answered
       case 2: nd.hopLimit = 1; break;             // invalid
       case 3: nd.target = "2001:db8::9"; break;   // ignored
-      case 4:                                     // learnt (the solicitor) and answered
+      case 4:                                     // answered, the stranger not learnt
         nd.src = "2001:db8::" + std::to_string(100 + i);
         break;
       default: nd.type = 128; nd.linkLayerOption = false; break;  // not ND
@@ -863,6 +870,7 @@ TEST_F(FastPath, NeighbourDiscoveryBurstLeaksNothing) {
   EXPECT_EQ(ndInvalid(counters), 5u);
   EXPECT_EQ(ndIgnored(counters), 5u);
   EXPECT_EQ(drops(DropReason::notUdp), 5u);
+  EXPECT_EQ(read(counters.ndLearnt), 0u);
   EXPECT_EQ(tx.count[kAccessPort] + tx.count[kCorePort], 12u);
   clearTx();
   EXPECT_EQ(rte_mempool_avail_count(testPool()), before);
