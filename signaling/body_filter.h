@@ -17,7 +17,7 @@ enum class BodyVerdict {
   allowed,           // a listed type, or a multipart body whose every part is one
   refusedType,       // a type not listed, or a body without Content-Type
   refusedMultipart,  // a multipart body with a part not listed, a nested multipart, or one
-                     // Sofia cannot split into parts
+                     // that is not cleanly split by its boundary (RFC 2046 5.1.1)
 };
 
 // The verdict on `sip`'s body against `allowedTypes` (lower-case "type/subtype", compared

@@ -1,14 +1,16 @@
 // libFuzzer target: arbitrary bytes as one SIP datagram through what the daemon does with
 // it before any state is made: Sofia-SIP's message parser (as nta parses with the default
-// SIP message class), then the front door's pure checks (user parts) and the header
-// allow-list that copies headers onto the other leg. Refusals are fine; crashes, leaks and
-// UB are not, and no copied header line may hold a CR, LF or NUL of its own.
+// SIP message class), then the front door's pure checks (user parts), the header
+// allow-list that copies headers onto the other leg and the body filter (sip.body_types,
+// which splits multipart bodies with Sofia's MIME parser). Refusals are fine; crashes,
+// leaks and UB are not, and no copied header line may hold a CR, LF or NUL of its own.
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "signaling/body_filter.h"
 #include "signaling/header_allow_list.h"
 #include "signaling/request_checks.h"
 
@@ -25,6 +27,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (sip->sip_from != nullptr && sip->sip_from->a_url->url_user != nullptr) {
       sbc::signaling::isUriUser(sip->sip_from->a_url->url_user);
     }
+    static const std::vector<std::string> kBodyTypes = {"application/dtmf-relay", "text/plain"};
+    sbc::signaling::checkBody(sip, kBodyTypes);
     static const std::vector<std::string> kNames = {"X-Account-Code", "Subject",
                                                     "P-Asserted-Identity", "Priority"};
     const std::string lines = sbc::signaling::allowedHeaderLines(sip, kNames);

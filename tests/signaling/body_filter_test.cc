@@ -82,6 +82,38 @@ TEST(BodyFilter, MultipartNeedsEveryPartListed) {
   EXPECT_EQ(verdictOn(kMultipartType, multipart("multipart/mixed;boundary=x")),
             BodyVerdict::refusedMultipart);
   EXPECT_EQ(verdictOn(kMultipartType, "no boundary anywhere"), BodyVerdict::refusedMultipart);
+  EXPECT_EQ(verdictOn("multipart/mixed", multipart("text/plain")),
+            BodyVerdict::refusedMultipart);  // no boundary parameter
+}
+
+// Proves: nothing hides outside the parts of an allowed multipart body: text in the
+// preamble, the epilogue or a delimiter line refuses it, as does a part whose headers are
+// not plain lines or that is never closed.
+TEST(BodyFilter, MultipartRefusesTextOutsideItsParts) {
+  EXPECT_EQ(verdictOn(kMultipartType, "sip:secret@core.example\r\n" + multipart("text/plain")),
+            BodyVerdict::refusedMultipart);
+  EXPECT_EQ(verdictOn(kMultipartType, multipart("text/plain") + "sip:secret@core.example\r\n"),
+            BodyVerdict::refusedMultipart);
+  EXPECT_EQ(verdictOn(kMultipartType,
+                      "--unique-boundary-1 sip:secret@core.example\r\n\r\nhi\r\n"
+                      "--unique-boundary-1--\r\n"),
+            BodyVerdict::refusedMultipart);
+  EXPECT_EQ(verdictOn(kMultipartType,
+                      "--unique-boundary-1\r\nContent-Type: text/plain\r\n folded\r\n\r\nhi\r\n"
+                      "--unique-boundary-1--\r\n"),
+            BodyVerdict::refusedMultipart);
+  EXPECT_EQ(verdictOn(kMultipartType, "--unique-boundary-1\r\n\r\nhi\r\n"),
+            BodyVerdict::refusedMultipart);
+}
+
+// Proves: a body that made Sofia's own multipart parser abort the process (an assertion on
+// a part header it could not extract; found by sip_message_fuzz) is refused, not a crash.
+TEST(BodyFilter, MalformedMultipartIsRefusedWithoutCrashing) {
+  const std::string body(
+      "--b1\r\nContent-Type: application/dtmf-relay\r\n\xf5\nSignal=5\r\nDuration=1"
+      "\0\0\0\0\0\0\0\x1a\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b1--\r\n",
+      119);
+  EXPECT_EQ(verdictOn("multipart/mixed;boundary=b1", body), BodyVerdict::refusedMultipart);
 }
 
 // Proves: the 415's Accept lists the configured types and message/sipfrag, and each refusal
