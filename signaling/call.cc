@@ -425,7 +425,20 @@ void Call::replyCaller(int status, const char* phrase, const sip_t* response,
   // A response carrying the callee's SDP is anchored and rewritten for the trunk first.
   std::string body;
   bool unusableAnswer = false;
-  if (response != nullptr && response->sip_payload != nullptr && status > 100 && status < 300) {
+  // A provisional response's body of another type than SDP (a 180 with a presence
+  // document, the ISUP part of a multipart 183) is not anchored: it is left out, rather than
+  // failing the call as unusable SDP. A 2xx must answer (or offer): there it still is.
+  const bool foreignProvisionalBody =
+      response != nullptr && status > 100 && status < 200 && hasBody(response) &&
+      response->sip_content_type != nullptr && !isSdp(response);
+  if (foreignProvisionalBody) {
+    const BodyVerdict verdict = checkBody(response, environment_.settings->bodyTypes);
+    if (verdict == BodyVerdict::refusedType || verdict == BodyVerdict::refusedMultipart) {
+      countRefusedBody(calleeRealm(), "response", verdict);
+    }
+  }
+  if (response != nullptr && response->sip_payload != nullptr && status > 100 && status < 300 &&
+      !foreignProvisionalBody) {
     std::string error;
     const bool anchored = lateOffer_ ? anchorOffer(calleeRealm(), response, body, error)
                                      : anchorAnswer(calleeRealm(), response, body, error);

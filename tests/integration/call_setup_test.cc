@@ -155,6 +155,22 @@ TEST_F(CallSetup, TrunkWithout100relGetsAnOrdinaryProvisional) {
   expectNoActiveCalls();
 }
 
+// Proves: a provisional response whose body is not SDP (a 180 with an application/pidf+xml
+// document naming the core) reaches the trunk without that body and the call goes on to
+// its answer, counted as a refused response body. Before: the body was taken for unusable
+// SDP and the trunk got 502.
+TEST_F(CallSetup, ProvisionalWithForeignBodyCrossesWithoutIt) {
+  startSbc(10);
+  callThrough("uas_ringing_with_presence.xml", "uac_ringing_without_body.xml");
+  EXPECT_EQ(metric("sbc_sip_bodies_refused_total{message=\"response\",realm=\"core\","
+                   "reason=\"content_type\"}"),
+            1)
+      << daemon_->scrape();
+  EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"answered\",trunk=\"alpha\"}"),
+            1);
+  expectNoActiveCalls();
+}
+
 // Proves: with a forking core whose two early dialogs both send reliable 183s, each 183 is
 // PRACKed in its own early dialog (its To tag, its Contact, RAck 1: the core's scenario
 // checks each and fails when the second fork's PRACK never comes); the second fork answers
