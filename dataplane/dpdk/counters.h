@@ -39,7 +39,7 @@ struct alignas(64) WorkerCounters {
   Counter forwarded{};
   Counter unresolved{};      // dropped: next hop's MAC not known yet (an ARP/ND request went out)
   Counter arpReplied{};      // ARP requests for our addresses answered
-  Counter arpLearnt{};       // neighbour entries learnt from ARP
+  Counter arpLearnt{};       // neighbour entries (existing ones only) learnt from ARP
   Counter arpRequested{};    // ARP requests sent to resolve a next hop
   Counter arpIgnored{};      // ARP not for us
   Counter ndAnswered{};      // IPv6 Neighbor Solicitations for our addresses answered

@@ -155,7 +155,10 @@ void sendArpRequest(const FastPathContext& ctx, WorkerCounters& counters, std::u
   bump(counters.arpRequested);
 }
 
-// ARP on the port: answer requests for our media addresses, learn who asked or answered.
+// ARP on the port: answer requests for our media addresses; learn who asked or answered
+// only into a neighbour entry that exists (a flow's next hop, one we asked for, a static
+// one), as ND does: the table never evicts, and anyone on the link can ARP for our address
+// from any number of sender addresses and fill it, after which no next hop resolves.
 Verdict handleArp(rte_mbuf* m, const Packet& p, unsigned rxPort, const FastPathContext& ctx,
                   WorkerCounters& counters, TxBatch& tx) noexcept {
   if (p.len < p.l2 + sizeof(rte_arp_hdr)) return Verdict::malformed;
@@ -175,7 +178,8 @@ Verdict handleArp(rte_mbuf* m, const Packet& p, unsigned rxPort, const FastPathC
   if (sip != 0) {
     RawAddress raw;
     std::memcpy(raw.bytes.data(), &sip, 4);
-    if (ctx.neighbours->set(raw, macToWord(sha))) bump(counters.arpLearnt);
+    if (ctx.neighbours->find(raw) != nullptr && ctx.neighbours->set(raw, macToWord(sha)))
+      bump(counters.arpLearnt);
   }
   if (arp->arp_opcode != RTE_BE16(RTE_ARP_OP_REQUEST)) {
     rte_pktmbuf_free(m);

@@ -94,6 +94,14 @@ class NeighbourTable {
     return true;
   }
 
+  // Control thread or tests: how many addresses have an entry (a scan of every slot).
+  std::size_t entries() const noexcept {
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < kSlots; ++i)
+      n += slots_[i].state.load(std::memory_order_acquire) == 2 ? 1 : 0;
+    return n;
+  }
+
   // 0 when unknown, else the MAC | kValid.
   std::uint64_t lookup(const RawAddress& address) const noexcept {
     const Slot* slot = find(address);

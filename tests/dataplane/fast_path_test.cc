@@ -410,7 +410,9 @@ TEST_F(FastPath, SetsConfiguredDscpKeepsEcn) {
   EXPECT_EQ(rte_ipv4_cksum(ip), 0);
 }
 
-// An ARP request for our media address is answered on the port it came in on.
+// Proves: an ARP request for our media address is answered on the port it came in on; the
+// asker is learnt only when it is a neighbour we know of (here one a flow would claim), and
+// a stranger makes no entry.
 TEST_F(FastPath, AnswersArpForOurAddress) {
   const rte_ether_addr asker{{0x02, 0x55, 0, 0, 0, 0x01}};
   run(makeArp(RTE_ARP_OP_REQUEST, asker, "192.0.2.50", "10.0.0.1"));
@@ -426,12 +428,55 @@ TEST_F(FastPath, AnswersArpForOurAddress) {
   EXPECT_TRUE(rte_is_same_ether_addr(&tha, &asker));
   EXPECT_EQ(arp->arp_data.arp_sip, ip4("10.0.0.1"));
   EXPECT_EQ(arp->arp_data.arp_tip, ip4("192.0.2.50"));
+  EXPECT_EQ(neighbours.find(raw("192.0.2.50")), nullptr) << "a stranger made an entry";
+  EXPECT_EQ(read(counters.arpLearnt), 0u);
+  clearTx();
+  ASSERT_NE(neighbours.claim(raw("192.0.2.50")), nullptr);  // as a flow's next hop
+  run(makeArp(RTE_ARP_OP_REQUEST, asker, "192.0.2.50", "10.0.0.1"));
+  ASSERT_EQ(tx.count[kAccessPort], 1);
   EXPECT_EQ(neighbours.lookup(raw("192.0.2.50")), macToWord(asker) | NeighbourTable::kValid);
+  EXPECT_EQ(read(counters.arpLearnt), 1u);
   clearTx();
   run(makeArp(RTE_ARP_OP_REQUEST, asker, "192.0.2.50", "10.0.0.9"));  // not ours
   EXPECT_EQ(totalTx(), 0u);
-  EXPECT_EQ(read(counters.arpReplied), 1u);
+  EXPECT_EQ(read(counters.arpReplied), 2u);
   EXPECT_EQ(read(counters.arpIgnored), 1u);
+}
+
+// Proves: ARP cannot exhaust the neighbour table (it never evicts). 5,000 requests and 5,000
+// unsolicited replies for our address from distinct senders are all answered (requests) but
+// leave the table's entry count unchanged, and a real next hop still resolves afterwards.
+// Before the fix each sender took a slot and the probe windows filled.
+TEST_F(FastPath, ArpFromManySendersFillsNoNeighbourEntries) {
+  const std::size_t before = neighbours.entries();
+  ASSERT_EQ(before, 2u);  // the two static peers of SetUp
+  constexpr unsigned kSenders = 5000;
+  for (unsigned i = 0; i < kSenders; ++i) {
+    const rte_ether_addr mac{{0x02, 0x66, 0, 0, static_cast<std::uint8_t>(i >> 8),
+                              static_cast<std::uint8_t>(i)}};
+    const std::string sender = "172.16." + std::to_string(i / 250) + "." +
+                               std::to_string(i % 250 + 1);
+    run(makeArp(RTE_ARP_OP_REQUEST, mac, sender, "10.0.0.1"));
+    run(makeArp(RTE_ARP_OP_REPLY, mac, sender, "10.1.0.1"), kCorePort);
+    clearTx();
+  }
+  EXPECT_EQ(neighbours.entries(), before);
+  EXPECT_EQ(read(counters.arpReplied), kSenders);
+  EXPECT_EQ(read(counters.arpLearnt), 0u);
+  // A flow's next hop is still claimed, requested, learnt from the reply and used.
+  openStream4();
+  ASSERT_TRUE(flows->updateLeg(1, Realm::core, leg("198.51.100.99", 5000, "198.51.100.0/24")));
+  run(makeUdp4({}));
+  ASSERT_EQ(tx.count[kCorePort], 1);  // the ARP request for the new next hop
+  EXPECT_EQ(read(counters.arpRequested), 1u);
+  clearTx();
+  const rte_ether_addr answer{{0x02, 0x99, 0, 0, 0, 0x99}};
+  run(makeArp(RTE_ARP_OP_REPLY, answer, "198.51.100.99", "10.1.0.1"), kCorePort);
+  EXPECT_EQ(read(counters.arpLearnt), 1u);
+  run(makeUdp4({}));
+  ASSERT_EQ(tx.count[kCorePort], 1);
+  expectIpv4(tx.pkts[kCorePort][0], kCoreMac, answer, "10.1.0.1", 20000, "198.51.100.99", 5000,
+             172, 63);
 }
 
 // An unknown next hop: the packet is dropped and counted, one ARP request goes out (rate
