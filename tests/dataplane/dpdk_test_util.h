@@ -11,9 +11,12 @@
 #include <rte_ring.h>
 #include <rte_udp.h>
 
+#include <unistd.h>
+
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <thread>
 #include <cstring>
 #include <string>
@@ -23,6 +26,15 @@ namespace sbc::dataplane::dpdk::testing {
 
 // The one mbuf pool of the test binary (EAL is initialised by dpdk_test_main.cc).
 rte_mempool* testPool();
+
+// Why a test that makes network namespaces and veths cannot run here, "" when it can. The
+// caller fails under CI=true (runningInCi) and skips otherwise.
+inline std::string namespacesUnavailable() {
+  if (geteuid() != 0) return "needs root (network namespaces, veths, af_packet)";
+  if (!std::filesystem::exists("/usr/sbin/ip") && !std::filesystem::exists("/usr/bin/ip"))
+    return "iproute2's ip is not installed (tools/install-deps installs it)";
+  return "";
+}
 
 struct Udp4Spec {
   std::string src = "192.0.2.10";
