@@ -86,6 +86,16 @@ struct MediaStats {
   std::array<std::uint64_t, static_cast<std::size_t>(DropReason::count)> dropped{};
   std::vector<PerLabel> labels;
   std::uint64_t flows = 0;  // installed RTP/RTCP flows
+
+  // Address resolution by a driver that does its own (dpdk: ARP and IPv6 neighbour
+  // discovery on its ports); nullopt for one that leaves it to the kernel (socket).
+  struct Neighbours {
+    enum Event : std::size_t { answered, requested, learnt, ignored, invalid, eventCount };
+    std::array<std::uint64_t, eventCount> arp{};  // no `invalid`: malformed ARP is `malformed`
+    std::array<std::uint64_t, eventCount> nd{};
+    std::uint64_t unresolved = 0;  // media dropped: the next hop's MAC not known yet
+  };
+  std::optional<Neighbours> neighbours;
 };
 
 class MediaRelay {

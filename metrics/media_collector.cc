@@ -48,13 +48,35 @@ std::vector<prometheus::MetricFamily> MediaCollector::Collect() const {
         static_cast<double>(stats.dropped[reason])));
   }
 
+  // Only a driver that resolves neighbours itself has these (dpdk); the socket driver's
+  // kernel does, and the families keep no sample for it rather than a misleading zero.
+  auto neighbour = sampledFamily(FamilyId::mediaNeighbourTotal);
+  if (stats.neighbours) {
+    using Event = dataplane::MediaStats::Neighbours::Event;
+    constexpr const char* kEvents[Event::eventCount] = {"answered", "requested", "learnt",
+                                                       "ignored", "invalid"};
+    for (std::size_t event = 0; event < Event::eventCount; ++event) {
+      // Labels in name order, as the registry prints its own series.
+      if (event != Event::invalid) {
+        neighbour.metric.push_back(
+            counterSample({{"event", kEvents[event]}, {"protocol", "arp"}},
+                          static_cast<double>(stats.neighbours->arp[event])));
+      }
+      neighbour.metric.push_back(
+          counterSample({{"event", kEvents[event]}, {"protocol", "nd"}},
+                        static_cast<double>(stats.neighbours->nd[event])));
+    }
+    dropped.metric.push_back(counterSample(
+        {{"reason", "unresolved"}}, static_cast<double>(stats.neighbours->unresolved)));
+  }
+
   auto flows = sampledFamily(FamilyId::mediaFlows);
   prometheus::ClientMetric flowCount;
   flowCount.gauge.value = static_cast<double>(stats.flows);
   flows.metric.push_back(flowCount);
 
   return {std::move(packets), std::move(bytes), std::move(dropped), std::move(trunkDropped),
-          std::move(flows)};
+          std::move(neighbour), std::move(flows)};
 }
 
 }  // namespace sbc::metrics

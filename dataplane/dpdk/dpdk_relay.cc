@@ -421,6 +421,19 @@ MediaStats DpdkRelayImpl::stats() const {
     }
   }
   out.flows = flows_->flowCount();
+  const DpdkStats dpdk = dpdkStats();
+  MediaStats::Neighbours& n = out.neighbours.emplace();
+  using Event = MediaStats::Neighbours::Event;
+  n.arp[Event::answered] = dpdk.arpReplied;
+  n.arp[Event::requested] = dpdk.arpRequested;
+  n.arp[Event::learnt] = dpdk.arpLearnt;
+  n.arp[Event::ignored] = dpdk.arpIgnored;
+  n.nd[Event::answered] = dpdk.ndAnswered;
+  n.nd[Event::requested] = dpdk.ndRequested;
+  n.nd[Event::learnt] = dpdk.ndLearnt;
+  n.nd[Event::ignored] = dpdk.ndIgnored;
+  n.nd[Event::invalid] = dpdk.ndInvalid;
+  n.unresolved = dpdk.unresolved;
   return out;
 }
 

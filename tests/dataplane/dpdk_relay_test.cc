@@ -15,7 +15,10 @@
 #include <fstream>
 #include <thread>
 
+#include "metrics/media_collector.h"
+#include "metrics/metrics.h"
 #include "tests/dataplane/dpdk_test_util.h"
+#include "tests/support/test_env.h"
 
 namespace sbc::dataplane {
 namespace {
@@ -234,6 +237,98 @@ TEST_F(DpdkRelayTest, AnswersAndResolvesNeighbourDiscovery) {
   EXPECT_EQ(stats.ndLearnt, 1u);  // the peer; the router is no neighbour of ours
   EXPECT_GE(stats.unresolved, 1u);
   EXPECT_EQ(stats.ndIgnored + stats.ndInvalid, 0u);
+}
+
+// The relay's media counters as Prometheus scrapes them (the daemon's collector).
+class DpdkRelayMetricsTest : public DpdkRelayTest {
+ protected:
+  void start() {
+    DpdkRelayTest::start();
+    // The relay outlives the collector (both end with the test); no ownership to share.
+    registry.addCollector(std::make_shared<metrics::MediaCollector>(
+        std::shared_ptr<const MediaRelay>(relay.get(), [](const MediaRelay*) {})));
+  }
+  static std::string neighbourSeries(const char* protocol, const char* event) {
+    return std::string("sbc_media_neighbour_total{event=\"") + event + "\",protocol=\"" +
+           protocol + "\"}";
+  }
+  // The exposition once `series` reads `value` (workers count after queueing an answer),
+  // or after 5 s.
+  std::string scrapeWhen(const std::string& series, double value) {
+    std::string text = registry.render();
+    for (const auto deadline = std::chrono::steady_clock::now() + 5s;
+         test::metricValue(text, series) != value && std::chrono::steady_clock::now() < deadline;
+         text = registry.render()) {
+      std::this_thread::sleep_for(5ms);
+    }
+    return text;
+  }
+  metrics::Metrics registry;
+};
+
+// Proves: the dpdk driver's ARP reaches the Prometheus exposition: every series of
+// sbc_media_neighbour_total{protocol,event} is there at zero from the start (ARP has no
+// `invalid`), as is the dpdk-only sbc_media_dropped_total{reason="unresolved"}; an ARP
+// request for our address answered, one for another address ignored and an unresolved next
+// hop's request and drop show as scraped. Fails without the family and MediaStats::neighbours.
+TEST_F(DpdkRelayMetricsTest, ExportsArpCounters) {
+  start();
+  const std::string before = registry.render();
+  for (const char* event : {"answered", "requested", "learnt", "ignored", "invalid"}) {
+    EXPECT_EQ(test::metricValue(before, neighbourSeries("nd", event)), 0.0) << before;
+    if (std::string(event) == "invalid") {
+      EXPECT_FALSE(test::metricValue(before, neighbourSeries("arp", event)))
+          << "malformed ARP is a malformed drop, not a neighbour event";
+    } else {
+      EXPECT_EQ(test::metricValue(before, neighbourSeries("arp", event)), 0.0) << event;
+    }
+  }
+  EXPECT_EQ(test::metricValue(before, "sbc_media_dropped_total{reason=\"unresolved\"}"), 0.0);
+
+  const rte_ether_addr asker{{0x02, 0x55, 0, 0, 0, 0x01}};
+  ASSERT_TRUE(access.inject(makeArp(RTE_ARP_OP_REQUEST, asker, "192.0.2.50", "10.0.0.1")));
+  rte_mbuf* reply = access.capture();
+  ASSERT_NE(reply, nullptr);
+  rte_pktmbuf_free(reply);
+  ASSERT_TRUE(access.inject(makeArp(RTE_ARP_OP_REQUEST, asker, "192.0.2.50", "10.0.0.99")));
+  const StreamEndpoints s = openTrunkStream();  // its core peer is not resolved
+  ASSERT_TRUE(access.inject(makeUdp4(fromTrunk(s))));
+  rte_mbuf* request = core.capture();
+  ASSERT_NE(request, nullptr);
+  rte_pktmbuf_free(request);
+
+  const std::string text = scrapeWhen(neighbourSeries("arp", "ignored"), 1.0);
+  EXPECT_EQ(test::metricValue(text, neighbourSeries("arp", "ignored")), 1.0) << text;
+  EXPECT_EQ(test::metricValue(text, neighbourSeries("arp", "answered")), 1.0);
+  EXPECT_EQ(test::metricValue(text, neighbourSeries("arp", "requested")), 1.0);
+  EXPECT_EQ(test::metricValue(text, neighbourSeries("arp", "learnt")), 0.0)
+      << "a stranger is not learnt";
+  EXPECT_EQ(test::metricValue(text, "sbc_media_dropped_total{reason=\"unresolved\"}"), 1.0);
+}
+
+// Proves: with IPv6 media addresses a Neighbor Solicitation answered and one failing
+// validation (hop limit not 255) show in sbc_media_neighbour_total{protocol="nd"} as scraped.
+TEST_F(DpdkRelayMetricsTest, ExportsNeighbourDiscoveryCounters) {
+  settings.realms[0] = {*IpAddress::parse("2001:db8::1"), 10000, 10010};
+  settings.realms[1] = {*IpAddress::parse("2001:db8:100::1"), 20000, 20010};
+  start();
+  NdSpec ns;
+  ns.src = "2001:db8:100::fe";
+  ns.target = "2001:db8:100::1";
+  ns.mac = {{0x02, 0x77, 0, 0, 0, 0x01}};
+  ASSERT_TRUE(core.inject(makeNd(ns)));
+  rte_mbuf* advertisement = core.capture();
+  ASSERT_NE(advertisement, nullptr);
+  rte_pktmbuf_free(advertisement);
+  NdSpec forged = ns;
+  forged.hopLimit = 64;  // routed from off the link: RFC 4861 7.1.1 says drop
+  ASSERT_TRUE(core.inject(makeNd(forged)));
+
+  const std::string text = scrapeWhen(neighbourSeries("nd", "invalid"), 1.0);
+  EXPECT_EQ(test::metricValue(text, neighbourSeries("nd", "invalid")), 1.0) << text;
+  EXPECT_EQ(test::metricValue(text, neighbourSeries("nd", "answered")), 1.0);
+  EXPECT_EQ(test::metricValue(text, neighbourSeries("nd", "learnt")), 0.0);
+  EXPECT_EQ(test::metricValue(text, neighbourSeries("arp", "answered")), 0.0);
 }
 
 // After closeStream and the grace period nothing is forwarded; the ports rest in
