@@ -175,13 +175,16 @@ Verdict handleArp(rte_mbuf* m, const Packet& p, unsigned rxPort, const FastPathC
     return Verdict::consumed;
   }
   rte_ether_addr sha = arp->arp_data.arp_sha;
+  bool learnt = false;
   if (sip != 0) {
     RawAddress raw;
     std::memcpy(raw.bytes.data(), &sip, 4);
-    if (ctx.neighbours->find(raw) != nullptr && ctx.neighbours->set(raw, macToWord(sha)))
-      bump(counters.arpLearnt);
+    learnt = ctx.neighbours->find(raw) != nullptr && ctx.neighbours->set(raw, macToWord(sha));
+    if (learnt) bump(counters.arpLearnt);
   }
   if (arp->arp_opcode != RTE_BE16(RTE_ARP_OP_REQUEST)) {
+    // A reply about no neighbour of ours (a stranger's, unsolicited) is counted as ignored.
+    if (!learnt) bump(counters.arpIgnored);
     rte_pktmbuf_free(m);
     return Verdict::consumed;
   }
