@@ -242,6 +242,34 @@ class DpdkNetns : public ::testing::Test {
     return stream;
   }
 
+  // Sends `tag` from `fromFd` to the relay's `via` until a datagram reaches `toFd` (the first
+  // ones may wait for address resolution on either side): it must be `tag`, from the SBC's
+  // media address and port of the other realm (`sbcAddress`, `sbcPort`).
+  static void expectCrosses(int fromFd, const MediaAddress& via, const std::string& tag,
+                            int toFd, int attempts, const std::string& sbcAddress,
+                            std::uint16_t sbcPort, const std::string& failure) {
+    std::string payload, from;
+    std::uint16_t fromPort = 0;
+    ASSERT_TRUE(sendUntilReceived(fromFd, via, tag, toFd, attempts, payload, from, fromPort))
+        << failure;
+    EXPECT_EQ(payload, tag);
+    EXPECT_EQ(from, sbcAddress);
+    EXPECT_EQ(fromPort, sbcPort);
+  }
+
+  // Once the path is resolved: 20 numbered datagrams reach `toFd` intact and in order.
+  static void expectInOrder(int fromFd, const MediaAddress& via, int toFd) {
+    std::string payload, from;
+    std::uint16_t fromPort = 0;
+    while (receive(toFd, payload, from, fromPort, 50ms)) {
+    }
+    for (int i = 0; i < 20; ++i) sendTo(fromFd, via, "seq-" + std::to_string(i));
+    for (int i = 0; i < 20; ++i) {
+      ASSERT_TRUE(receive(toFd, payload, from, fromPort, 1000ms)) << i;
+      EXPECT_EQ(payload, "seq-" + std::to_string(i));
+    }
+  }
+
   // An IPv6 core peer off the DPDK port's link, behind a router: the core namespace plays
   // the router (`gateway` on the link, with a route back to the relay's link) and holds the
   // peer's address 2001:db8:70::2 on its loopback, which its kernel never advertises on the
@@ -258,18 +286,13 @@ class DpdkNetns : public ::testing::Test {
     routing.onLink = {*IpPrefix::parse("2001:db8:60::/64")};
     const auto s = startCall("2001:db8:70::2", "2001:db8:70::2/128", routing, kIpv6);
     ASSERT_TRUE(s);
-    std::string payload, from;
-    std::uint16_t fromPort = 0;
-    ASSERT_TRUE(sendUntilReceived(trunkFd, s->rtp[0], "rtp-", coreFd, 40, payload, from, fromPort))
-        << "nothing reached the off-link core peer through " << gateway;
-    EXPECT_EQ(payload.rfind("rtp-", 0), 0u);
-    EXPECT_EQ(from, "2001:db8:60::1");
-    EXPECT_EQ(fromPort, s->rtp[1].port);
-    ASSERT_TRUE(sendUntilReceived(coreFd, s->rtp[1], "back", trunkFd, 20, payload, from, fromPort))
-        << "the peer's answer did not come back";
-    EXPECT_EQ(payload, "back");
-    EXPECT_EQ(from, "2001:db8:50::1");
-    EXPECT_EQ(fromPort, s->rtp[0].port);
+    ASSERT_NO_FATAL_FAILURE(expectCrosses(trunkFd, s->rtp[0], "rtp-", coreFd, 40,
+                                          "2001:db8:60::1", s->rtp[1].port,
+                                          "nothing reached the off-link core peer through " +
+                                              gateway));
+    ASSERT_NO_FATAL_FAILURE(expectCrosses(coreFd, s->rtp[1], "back", trunkFd, 20,
+                                          "2001:db8:50::1", s->rtp[0].port,
+                                          "the peer's answer did not come back"));
   }
 
   std::string trunkDev, coreDev;
@@ -287,29 +310,17 @@ TEST_F(DpdkNetns, ForwardsBetweenKernelPeersWithArp) {
   const int trunk = trunkFd, core = coreFd;
 
   // The first datagrams may wait for ARP (kernel → relay, then relay → core peer).
-  std::string payload, from;
-  std::uint16_t fromPort = 0;
-  ASSERT_TRUE(sendUntilReceived(trunk, s->rtp[0], "rtp-", core, 40, payload, from, fromPort))
-      << "nothing reached the core peer";
-  EXPECT_EQ(payload.rfind("rtp-", 0), 0u);
-  EXPECT_EQ(from, "10.60.0.1");
-  EXPECT_EQ(fromPort, s->rtp[1].port);
+  ASSERT_NO_FATAL_FAILURE(expectCrosses(trunk, s->rtp[0], "rtp-", core, 40, "10.60.0.1",
+                                        s->rtp[1].port, "nothing reached the core peer"));
   EXPECT_GE(relay->dpdkStats().arpReplied, 1u);
   EXPECT_GE(relay->dpdkStats().arpLearnt, 1u);
-  // Now in order, every one intact.
-  while (receive(core, payload, from, fromPort, 50ms)) {
-  }
-  for (int i = 0; i < 20; ++i) sendTo(trunk, s->rtp[0], "seq-" + std::to_string(i));
-  for (int i = 0; i < 20; ++i) {
-    ASSERT_TRUE(receive(core, payload, from, fromPort, 1000ms)) << i;
-    EXPECT_EQ(payload, "seq-" + std::to_string(i));
-  }
+  ASSERT_NO_FATAL_FAILURE(expectInOrder(trunk, s->rtp[0], core));
   // Back: core → trunk, from the access media address.
-  ASSERT_TRUE(sendUntilReceived(core, s->rtp[1], "back", trunk, 20, payload, from, fromPort));
-  EXPECT_EQ(payload, "back");
-  EXPECT_EQ(from, "10.50.0.1");
-  EXPECT_EQ(fromPort, s->rtp[0].port);
+  ASSERT_NO_FATAL_FAILURE(expectCrosses(core, s->rtp[1], "back", trunk, 20, "10.50.0.1",
+                                        s->rtp[0].port, "nothing came back to the trunk"));
   // An intruder inside the trunk's namespace but outside the allowed /32.
+  std::string payload, from;
+  std::uint16_t fromPort = 0;
   ASSERT_EQ(sh("ip netns exec " + kTrunkNs + " ip addr add 10.50.0.9/24 dev " + kTrunkPeerIf), 0);
   const int intruder = track(socketIn(kTrunkNs, "10.50.0.9", 4000));
   ASSERT_GE(intruder, 0);
@@ -337,19 +348,12 @@ TEST_F(DpdkNetns, ReachesOffLinkPeerThroughGateway) {
   const auto s = startCall("10.70.0.2", "10.70.0.2/32", routing);
   ASSERT_TRUE(s);
 
-  std::string payload, from;
-  std::uint16_t fromPort = 0;
-  ASSERT_TRUE(sendUntilReceived(trunkFd, s->rtp[0], "rtp-", coreFd, 40, payload, from, fromPort))
-      << "nothing reached the off-link core peer";
-  EXPECT_EQ(payload.rfind("rtp-", 0), 0u);
-  EXPECT_EQ(from, "10.60.0.1");
-  EXPECT_EQ(fromPort, s->rtp[1].port);
+  ASSERT_NO_FATAL_FAILURE(expectCrosses(trunkFd, s->rtp[0], "rtp-", coreFd, 40, "10.60.0.1",
+                                        s->rtp[1].port,
+                                        "nothing reached the off-link core peer"));
   // Back through the router: from the peer's address, to the SBC's core media address.
-  ASSERT_TRUE(sendUntilReceived(coreFd, s->rtp[1], "back", trunkFd, 20, payload, from, fromPort))
-      << "the peer's answer did not come back";
-  EXPECT_EQ(payload, "back");
-  EXPECT_EQ(from, "10.50.0.1");
-  EXPECT_EQ(fromPort, s->rtp[0].port);
+  ASSERT_NO_FATAL_FAILURE(expectCrosses(coreFd, s->rtp[1], "back", trunkFd, 20, "10.50.0.1",
+                                        s->rtp[0].port, "the peer's answer did not come back"));
 }
 
 // Proves: IPv6 neighbour discovery both ways with real kernel stacks. The trunk's kernel
@@ -363,13 +367,9 @@ TEST_F(DpdkNetns, ForwardsBetweenKernelPeersWithNeighbourDiscovery) {
   ASSERT_TRUE(addIpv6(kCoreNs, kCorePeerIf, "2001:db8:60::2/64"));
   const auto s = startCall("2001:db8:60::2", "2001:db8:60::/64", {}, kIpv6);
   ASSERT_TRUE(s);
-  std::string payload, from;
-  std::uint16_t fromPort = 0;
-  ASSERT_TRUE(sendUntilReceived(trunkFd, s->rtp[0], "rtp-", coreFd, 40, payload, from, fromPort))
-      << "nothing reached the core peer";
-  EXPECT_EQ(payload.rfind("rtp-", 0), 0u);
-  EXPECT_EQ(from, "2001:db8:60::1");
-  EXPECT_EQ(fromPort, s->rtp[1].port);
+  ASSERT_NO_FATAL_FAILURE(expectCrosses(trunkFd, s->rtp[0], "rtp-", coreFd, 40,
+                                        "2001:db8:60::1", s->rtp[1].port,
+                                        "nothing reached the core peer"));
   const std::string neighbour = output("ip netns exec " + kTrunkNs + " ip -6 neigh show " +
                                        "2001:db8:50::1 dev " + kTrunkPeerIf);
   EXPECT_NE(neighbour.find("lladdr " + macOf(kTrunkIf)), std::string::npos) << neighbour;
@@ -378,20 +378,12 @@ TEST_F(DpdkNetns, ForwardsBetweenKernelPeersWithNeighbourDiscovery) {
   EXPECT_GE(nd.ndRequested, 1u);
   EXPECT_GE(nd.ndLearnt, 2u);  // the trunk's solicitation, the core peer's advertisement
   EXPECT_EQ(nd.ndInvalid, 0u);
-  // In order, every one intact.
-  while (receive(coreFd, payload, from, fromPort, 50ms)) {
-  }
-  for (int i = 0; i < 20; ++i) sendTo(trunkFd, s->rtp[0], "seq-" + std::to_string(i));
-  for (int i = 0; i < 20; ++i) {
-    ASSERT_TRUE(receive(coreFd, payload, from, fromPort, 1000ms)) << i;
-    EXPECT_EQ(payload, "seq-" + std::to_string(i));
-  }
+  ASSERT_NO_FATAL_FAILURE(expectInOrder(trunkFd, s->rtp[0], coreFd));
   // Back: core → trunk, from the access media address (the core's kernel learnt the
   // relay's MAC from its solicitation, or asks itself).
-  ASSERT_TRUE(sendUntilReceived(coreFd, s->rtp[1], "back", trunkFd, 20, payload, from, fromPort));
-  EXPECT_EQ(payload, "back");
-  EXPECT_EQ(from, "2001:db8:50::1");
-  EXPECT_EQ(fromPort, s->rtp[0].port);
+  ASSERT_NO_FATAL_FAILURE(expectCrosses(coreFd, s->rtp[1], "back", trunkFd, 20,
+                                        "2001:db8:50::1", s->rtp[0].port,
+                                        "nothing came back to the trunk"));
 }
 
 // Proves: an IPv6 peer off the link is reached through a global gateway address.
