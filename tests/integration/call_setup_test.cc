@@ -41,6 +41,21 @@ class CallSetup : public TrunkFixture {
     return answers;
   }
 
+  // One call from the trunk (`trunkScenario`) to a core (`coreScenario`) that retransmits
+  // its 200s and fails without an ACK for each; the trunk must hear `answers` 200s, no more.
+  void expectEveryAnswerAcknowledged(const std::string& coreScenario,
+                                     const std::string& trunkScenario, std::size_t answers) {
+    startSbc(10);
+    auto core = startRetransmittingCore(coreScenario);
+    const std::string trace = dir_.file("trunk-messages.log");
+    const auto trunk =
+        runCommand(trunkArgs(trunkScenario, 1, 1, trace), std::chrono::seconds(40));
+    EXPECT_EQ(trunk.status, 0) << trunk.output;
+    EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+    EXPECT_EQ(answersIn(receivedMessages(trace)), answers) << receivedMessages(trace);
+    expectNoActiveCalls();
+  }
+
   // A second core next hop on 127.0.0.4, after the fixture's on 127.0.0.3.
   int addSecondHop() {
     const int port = freeUdpPort("127.0.0.4");
@@ -196,30 +211,15 @@ TEST_F(CallSetup, EachForksReliableProvisionalIsPracked) {
 // does not come within a second. The trunk hears the answer once: a retransmitted 200 is
 // not a new answer and is not relayed.
 TEST_F(CallSetup, RetransmittedAnswerIsAcknowledgedEachTime) {
-  startSbc(10);
-  auto core = startRetransmittingCore("uas_answer_retransmitted.xml");
-  const std::string trace = dir_.file("trunk-messages.log");
-  const auto trunk =
-      runCommand(trunkArgs("uac_wait_bye.xml", 1, 1, trace), std::chrono::seconds(40));
-  EXPECT_EQ(trunk.status, 0) << trunk.output;
-  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
-  EXPECT_EQ(answersIn(receivedMessages(trace)), 1u) << receivedMessages(trace);
-  expectNoActiveCalls();
+  expectEveryAnswerAcknowledged("uas_answer_retransmitted.xml", "uac_wait_bye.xml", 1);
 }
 
 // Proves: a retransmission of the core's 200 to a relayed re-INVITE (hold) that comes 2.5 s
 // after the ACK, when the SBC has let go of that re-INVITE and nta of its ACK (64*T1 = 2 s),
 // is acknowledged again; the trunk hears each 200 once (the call's and the hold's).
 TEST_F(CallSetup, RetransmittedReinviteAnswerIsAcknowledgedAgain) {
-  startSbc(10);
-  auto core = startRetransmittingCore("uas_reinvite_answer_retransmitted.xml");
-  const std::string trace = dir_.file("trunk-messages.log");
-  const auto trunk =
-      runCommand(trunkArgs("uac_hold_wait_bye.xml", 1, 1, trace), std::chrono::seconds(40));
-  EXPECT_EQ(trunk.status, 0) << trunk.output;
-  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
-  EXPECT_EQ(answersIn(receivedMessages(trace)), 2u) << receivedMessages(trace);
-  expectNoActiveCalls();
+  expectEveryAnswerAcknowledged("uas_reinvite_answer_retransmitted.xml", "uac_hold_wait_bye.xml",
+                                2);
 }
 
 // Proves: with a forking core (two early dialogs, both answering), the trunk sees a single
