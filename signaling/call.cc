@@ -431,12 +431,7 @@ void Call::replyCaller(int status, const char* phrase, const sip_t* response,
   const bool foreignProvisionalBody =
       response != nullptr && status > 100 && status < 200 && hasBody(response) &&
       response->sip_content_type != nullptr && !isSdp(response);
-  if (foreignProvisionalBody) {
-    const BodyVerdict verdict = checkBody(response, environment_.settings->bodyTypes);
-    if (verdict == BodyVerdict::refusedType || verdict == BodyVerdict::refusedMultipart) {
-      countRefusedBody(calleeRealm(), "response", verdict);
-    }
-  }
+  if (foreignProvisionalBody) refusesBody(calleeRealm(), "response", response);
   if (response != nullptr && response->sip_payload != nullptr && status > 100 && status < 300 &&
       !foreignProvisionalBody) {
     std::string error;
@@ -1042,9 +1037,7 @@ int Call::relayInDialog(bool fromCaller, nta_incoming_t* request, const sip_t* s
   // with what would be taken). SDP outside an offer/answer exchange is left out as before.
   if (!negotiates(method) && hasBody(sip) &&
       (sip->sip_content_type == nullptr || !isSdp(sip))) {
-    const BodyVerdict verdict = checkBody(sip, environment_.settings->bodyTypes);
-    if (verdict == BodyVerdict::refusedType || verdict == BodyVerdict::refusedMultipart) {
-      countRefusedBody(from, "request", verdict);
+    if (refusesBody(from, "request", sip)) {
       const std::string accept = acceptedTypes(environment_.settings->bodyTypes);
       environment_.countResponse(realm, 415);
       nta_incoming_treply(request, 415, "Unsupported Media Type",
@@ -1244,15 +1237,9 @@ void Call::relayResponse(Relay& relay, const sip_t* sip) {
     terminate(metrics::CallResult::aborted, "bad_sdp_answer");
     return;
   }
-  bool carryBody = carriesOpaqueBody(relay.method, sip);
-  if (carryBody) {
-    // A response cannot be refused: it crosses without a body the list does not allow.
-    const BodyVerdict verdict = checkBody(sip, environment_.settings->bodyTypes);
-    if (verdict == BodyVerdict::refusedType || verdict == BodyVerdict::refusedMultipart) {
-      countRefusedBody(to, "response", verdict);
-      carryBody = false;
-    }
-  }
+  // A response cannot be refused: it crosses without a body the list does not allow.
+  const bool carryBody =
+      carriesOpaqueBody(relay.method, sip) && !refusesBody(to, "response", sip);
   const std::string passed = allowedHeaderLines(sip, passedHeaders_);
   nta_agent_t* agent = agentOf(relay.from);
   // RFC 4320: no 408 to a non-INVITE request; nta sends nothing and the sender's own
@@ -1603,12 +1590,17 @@ void Call::sessionExpired(dataplane::Realm leg) {
   terminate(metrics::CallResult::aborted, "session_expired");
 }
 
-void Call::countRefusedBody(dataplane::Realm from, const char* message, BodyVerdict verdict) {
+bool Call::refusesBody(dataplane::Realm from, const char* message, const sip_t* sip) {
+  const BodyVerdict verdict = checkBody(sip, environment_.settings->bodyTypes);
+  if (verdict != BodyVerdict::refusedType && verdict != BodyVerdict::refusedMultipart) {
+    return false;
+  }
   environment_.metrics->counter(metrics::FamilyId::sipBodiesRefusedTotal)
       .Add({{"realm", dataplane::toString(from)},
             {"message", message},
             {"reason", refusalReason(verdict)}})
       .Increment();
+  return true;
 }
 
 void Call::countSessionTimer(const char* result) {

@@ -18,7 +18,6 @@
 #include "metrics/sip_series.h"
 #include "metrics/metrics.h"
 #include "policy/admission.h"
-#include "signaling/body_filter.h"
 #include "signaling/sdp.h"
 #include "signaling/session_timer.h"
 #include "signaling/sofia.h"
@@ -192,8 +191,9 @@ class Call {
   bool refreshPending() const;
   void sessionExpired(dataplane::Realm leg);
   void countSessionTimer(const char* result);
-  // A body sip.body_types does not allow, from `from`, in a "request" or "response".
-  void countRefusedBody(dataplane::Realm from, const char* message, BodyVerdict verdict);
+  // True (and counted) when `sip`, a "request" or "response" from `from`, carries a body
+  // sip.body_types does not allow.
+  bool refusesBody(dataplane::Realm from, const char* message, const sip_t* sip);
   void stopSessionTimers();
   bool calleePending() const;
 
