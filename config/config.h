@@ -36,6 +36,8 @@ struct MediaRange {
   // through `gateway` ("" = none: every peer is on-link). The socket driver uses the kernel's.
   std::string gateway;
   std::vector<std::string> onLink;  // prefixes, same family as `address`
+  // dpdk driver: the 802.1Q VLAN id of the realm's media on its port (0 = untagged).
+  std::uint16_t vlan = 0;
   friend bool operator==(const MediaRange&, const MediaRange&) = default;
 };
 

@@ -744,7 +744,7 @@ class Parser {
   // True when the port range is usable (for the overlap check).
   bool parseMediaRange(const Node& media, MediaRange& out,
                        std::optional<policy::IpAddress>& parsedAddress) {
-    if (!v_.group(media, {"address", "port_min", "port_max", "gateway", "on_link"})) {
+    if (!v_.group(media, {"address", "port_min", "port_max", "gateway", "on_link", "vlan"})) {
       return false;
     }
     if (const auto addressNode = v_.required(media, "address")) {
@@ -754,6 +754,7 @@ class Parser {
       }
     }
     parseMediaGateway(media, out, parsedAddress);
+    v_.readInteger(media, "vlan", 1, 4094, out.vlan);  // 0 and 4095 are reserved (802.1Q)
     bool ok = true;
     const auto minNode = Validator::member(media, "port_min");
     const auto maxNode = Validator::member(media, "port_max");

@@ -20,6 +20,7 @@ dataplane::RealmMedia realmMedia(const config::MediaRange& range) {
   for (const auto& text : range.onLink) {
     if (const auto prefix = policy::IpPrefix::parse(text)) media.onLink.push_back(*prefix);
   }
+  media.vlan = range.vlan;
   return media;
 }
 

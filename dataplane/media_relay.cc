@@ -13,6 +13,7 @@ const char* toString(DropReason reason) noexcept {
     case DropReason::malformed: return "malformed";
     case DropReason::notUdp: return "not_udp";
     case DropReason::txFull: return "tx_full";
+    case DropReason::wrongVlan: return "wrong_vlan";
     case DropReason::count: break;
   }
   return "unknown";

@@ -71,6 +71,8 @@ enum class DropReason : std::uint8_t {
   malformed,         // truncated or inconsistent headers
   notUdp,            // not UDP (or not IP) on a media address
   txFull,            // the transmit queue or socket buffer was full
+  wrongVlan,         // dpdk: tagged with another VLAN than the realm's (or untagged for a
+                     // tagged realm, or tagged for an untagged one)
   count
 };
 const char* toString(DropReason reason) noexcept;  // "no_flow", "source_not_allowed", ...
@@ -94,6 +96,7 @@ struct MediaStats {
     std::array<std::uint64_t, eventCount> arp{};  // no `invalid`: malformed ARP is `malformed`
     std::array<std::uint64_t, eventCount> nd{};
     std::uint64_t unresolved = 0;  // media dropped: the next hop's MAC not known yet
+    std::uint64_t entries = 0;     // neighbour table entries in use (a gauge)
   };
   std::optional<Neighbours> neighbours;
 };

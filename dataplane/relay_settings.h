@@ -20,6 +20,9 @@ struct RealmMedia {
   // peer is on-link). The socket driver leaves routing to the kernel.
   std::optional<policy::IpAddress> gateway{};
   std::vector<policy::IpPrefix> onLink{};
+  // dpdk driver only: the 802.1Q VLAN id media of this realm is received with and sent with
+  // on its port; 0: untagged.
+  std::uint16_t vlan = 0;
 };
 
 struct RelaySettings {

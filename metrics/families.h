@@ -69,12 +69,15 @@ enum class Source : unsigned char { stored, sampled };
     "UDP payload bytes of the media packets forwarded on a trunk's streams, by direction")   \
   X(mediaDroppedTotal, "sbc_media_dropped_total", counter, sampled, "reason",                \
     "Media packets dropped by the relay, by reason: no_flow, source_not_allowed, "          \
-    "malformed, not_udp, tx_full, unresolved (dpdk driver only: the next hop's MAC is not " \
-    "known yet)")                                                                            \
+    "malformed, not_udp, tx_full, wrong_vlan (dpdk driver only: another VLAN than the "    \
+    "realm's), unresolved (dpdk driver only: the next hop's MAC is not known yet)")           \
   X(mediaNeighbourTotal, "sbc_media_neighbour_total", counter, sampled, "protocol,event",    \
     "Address resolution by the dpdk media driver on its ports, by protocol (arp, nd) and "  \
     "event: answered, requested, learnt, ignored, invalid (nd only); no samples with the "  \
     "socket driver")                                                                         \
+  X(mediaNeighbourEntries, "sbc_media_neighbour_entries", gauge, sampled, "",               \
+    "Entries in the dpdk media driver's neighbour table (65,536 slots): next hops of "      \
+    "installed flows, static neighbours and gateways; no sample with the socket driver")    \
   X(trunkMediaDroppedTotal, "sbc_trunk_media_dropped_total", counter, sampled, "trunk",      \
     "Media packets dropped on a trunk's streams (any reason)")                               \
   X(mediaFlows, "sbc_media_flows", gauge, sampled, "",                                       \

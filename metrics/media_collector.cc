@@ -70,13 +70,20 @@ std::vector<prometheus::MetricFamily> MediaCollector::Collect() const {
         {{"reason", "unresolved"}}, static_cast<double>(stats.neighbours->unresolved)));
   }
 
+  auto neighbourEntries = sampledFamily(FamilyId::mediaNeighbourEntries);
+  if (stats.neighbours) {
+    prometheus::ClientMetric entries;
+    entries.gauge.value = static_cast<double>(stats.neighbours->entries);
+    neighbourEntries.metric.push_back(entries);
+  }
+
   auto flows = sampledFamily(FamilyId::mediaFlows);
   prometheus::ClientMetric flowCount;
   flowCount.gauge.value = static_cast<double>(stats.flows);
   flows.metric.push_back(flowCount);
 
   return {std::move(packets), std::move(bytes), std::move(dropped), std::move(trunkDropped),
-          std::move(neighbour), std::move(flows)};
+          std::move(neighbour), std::move(neighbourEntries), std::move(flows)};
 }
 
 }  // namespace sbc::metrics

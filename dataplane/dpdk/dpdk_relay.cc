@@ -195,6 +195,7 @@ DpdkRelayImpl::DpdkRelayImpl(const RelaySettings& settings, const DpdkSettings& 
   ctx_.neighbours = &neighbours_;
   ctx_.portCount = static_cast<unsigned>(portIds_.size());
   ctx_.dscp = settings.dscp;
+  for (std::size_t r = 0; r < kRealmCount; ++r) ctx_.vlan[r] = settings.realms[r].vlan;
   ctx_.arpPool = pool_;
   ctx_.arpRetryCycles = rte_get_tsc_hz() / 1000 * static_cast<std::uint64_t>(tuning.arpRetry.count());
   idleSleepUs_ = static_cast<std::uint64_t>(tuning.idleSleep.count());
@@ -434,6 +435,7 @@ MediaStats DpdkRelayImpl::stats() const {
   n.nd[Event::ignored] = dpdk.ndIgnored;
   n.nd[Event::invalid] = dpdk.ndInvalid;
   n.unresolved = dpdk.unresolved;
+  n.entries = neighbours_.entries();
   return out;
 }
 

@@ -31,6 +31,7 @@ enum class Verdict : std::uint8_t {
   malformed,
   notUdp,
   txFull,
+  wrongVlan,
 };
 constexpr std::size_t reasonIndex(Verdict v) {
   switch (v) {
@@ -38,6 +39,7 @@ constexpr std::size_t reasonIndex(Verdict v) {
     case Verdict::sourceNotAllowed: return static_cast<std::size_t>(DropReason::sourceNotAllowed);
     case Verdict::malformed: return static_cast<std::size_t>(DropReason::malformed);
     case Verdict::notUdp: return static_cast<std::size_t>(DropReason::notUdp);
+    case Verdict::wrongVlan: return static_cast<std::size_t>(DropReason::wrongVlan);
     default: return static_cast<std::size_t>(DropReason::txFull);
   }
 }
@@ -76,8 +78,11 @@ inline std::uint16_t csumFold(std::uint32_t sum) noexcept {
 struct Packet {
   std::uint8_t* data;
   std::uint32_t len;
-  std::uint32_t l2;
+  std::uint32_t l2;    // 14, or 18 with an 802.1Q tag
+  std::uint16_t vlan;  // the tag's VLAN id; 0 untagged (or priority-tagged)
 };
+
+constexpr std::uint16_t kVlanIdMask = 0x0fff;
 
 // The source rules of `rule` for a packet from (a0, a1, portBe); learns it when latching.
 inline bool sourceAllowed(const FlowRule& rule, std::uint64_t a0,
@@ -119,11 +124,11 @@ inline bool destination(const FlowRule& rule, std::uint64_t& d0, std::uint64_t& 
   return true;
 }
 
-void sendArpRequest(const FastPathContext& ctx, WorkerCounters& counters, std::uint32_t target,
-                    std::uint32_t sender, unsigned port, std::uint64_t now, TxBatch& tx) noexcept {
-  RawAddress raw;
-  std::memcpy(raw.bytes.data(), &target, 4);
-  NeighbourTable::Slot* slot = ctx.neighbours->claim(raw);
+// `slot` is the target's neighbour entry (where the answer is learnt, and the rate limit).
+// `vlan`: the tag of the realm the target is in (0: none).
+void sendArpRequest(const FastPathContext& ctx, WorkerCounters& counters,
+                    NeighbourTable::Slot* slot, std::uint32_t sender, unsigned port,
+                    std::uint16_t vlan, std::uint64_t now, TxBatch& tx) noexcept {
   if (slot == nullptr || ctx.arpPool == nullptr || !slot->requestDue(now, ctx.arpRetryCycles))
     return;
   rte_mbuf* m = rte_pktmbuf_alloc(ctx.arpPool);
@@ -134,12 +139,11 @@ void sendArpRequest(const FastPathContext& ctx, WorkerCounters& counters, std::u
     rte_pktmbuf_free(m);
     return;
   }
-  std::memset(data, 0, kFrame);
-  auto* eth = reinterpret_cast<rte_ether_hdr*>(data);
-  std::memset(&eth->dst_addr, 0xff, RTE_ETHER_ADDR_LEN);
-  eth->src_addr = ctx.portMac[port];
-  eth->ether_type = kEthArp;
-  auto* arp = reinterpret_cast<rte_arp_hdr*>(data + sizeof(rte_ether_hdr));
+  std::memset(data, 0, kFrame);  // 60 bytes hold the tag too (18 + 28 + padding)
+  rte_ether_addr broadcast;
+  std::memset(&broadcast, 0xff, RTE_ETHER_ADDR_LEN);
+  const std::uint32_t l2 = writeEthernet(data, broadcast, ctx.portMac[port], vlan, kEthArp);
+  auto* arp = reinterpret_cast<rte_arp_hdr*>(data + l2);
   arp->arp_hardware = RTE_BE16(RTE_ARP_HRD_ETHER);
   arp->arp_protocol = kEthIpv4;
   arp->arp_hlen = RTE_ETHER_ADDR_LEN;
@@ -147,7 +151,7 @@ void sendArpRequest(const FastPathContext& ctx, WorkerCounters& counters, std::u
   arp->arp_opcode = RTE_BE16(RTE_ARP_OP_REQUEST);
   arp->arp_data.arp_sha = ctx.portMac[port];
   arp->arp_data.arp_sip = sender;
-  arp->arp_data.arp_tip = target;
+  std::memcpy(&arp->arp_data.arp_tip, slot->address.bytes.data(), 4);
   if (!tx.push(port, m)) {
     rte_pktmbuf_free(m);
     return;
@@ -165,9 +169,10 @@ Verdict handleArp(rte_mbuf* m, const Packet& p, unsigned rxPort, const FastPathC
   auto* arp = reinterpret_cast<rte_arp_hdr*>(p.data + p.l2);
   std::uint32_t tip = arp->arp_data.arp_tip;
   std::uint32_t sip = arp->arp_data.arp_sip;
+  // Ours on the VLAN it came on (another VLAN's ARP is not for us: it is ignored).
   bool ours = false;
   for (unsigned r = 0; r < kRealmCount; ++r)
-    ours = ours || (ctx.flows->isV4(r) && ctx.flows->address4(r) == tip);
+    ours = ours || (ctx.flows->isV4(r) && ctx.flows->address4(r) == tip && ctx.vlan[r] == p.vlan);
   if (arp->arp_hardware != RTE_BE16(RTE_ARP_HRD_ETHER) || arp->arp_protocol != kEthIpv4 ||
       arp->arp_hlen != RTE_ETHER_ADDR_LEN || arp->arp_plen != 4 || !ours) {
     bump(counters.arpIgnored);
@@ -179,7 +184,7 @@ Verdict handleArp(rte_mbuf* m, const Packet& p, unsigned rxPort, const FastPathC
   if (sip != 0) {
     RawAddress raw;
     std::memcpy(raw.bytes.data(), &sip, 4);
-    learnt = ctx.neighbours->find(raw) != nullptr && ctx.neighbours->set(raw, macToWord(sha));
+    learnt = ctx.neighbours->learn(raw, macToWord(sha));
     if (learnt) bump(counters.arpLearnt);
   }
   if (arp->arp_opcode != RTE_BE16(RTE_ARP_OP_REQUEST)) {
@@ -193,7 +198,7 @@ Verdict handleArp(rte_mbuf* m, const Packet& p, unsigned rxPort, const FastPathC
   arp->arp_data.arp_tip = sip;
   arp->arp_data.arp_sha = ctx.portMac[rxPort];
   arp->arp_data.arp_sip = tip;
-  auto* eth = reinterpret_cast<rte_ether_hdr*>(p.data);
+  auto* eth = reinterpret_cast<rte_ether_hdr*>(p.data);  // its tag (the realm's VLAN) is kept
   eth->dst_addr = sha;
   eth->src_addr = ctx.portMac[rxPort];
   if (!tx.push(rxPort, m)) return Verdict::txFull;
@@ -205,7 +210,7 @@ Verdict handleArp(rte_mbuf* m, const Packet& p, unsigned rxPort, const FastPathC
 Verdict neighbourDiscovery(rte_mbuf* m, const Packet& p, unsigned rxPort,
                            const FastPathContext& ctx, WorkerCounters& counters,
                            TxBatch& tx) noexcept {
-  switch (handleNeighbourDiscovery(m, p.l2, rxPort, ctx, counters, tx)) {
+  switch (handleNeighbourDiscovery(m, p.l2, p.vlan, rxPort, ctx, counters, tx)) {
     case NdOutcome::consumed: return Verdict::consumed;
     case NdOutcome::txFull: return Verdict::txFull;
     case NdOutcome::notNd: break;
@@ -218,16 +223,38 @@ inline void countFlowDrop(FlowCounters& fc, const FlowRule& rule, WorkerCounters
   bump(counters.labels[rule.label].dropped);
 }
 
+// The forwarded packet's 802.1Q tag made the egress realm's: `vlan` with the priority of
+// its DSCP class (DSCP >> 3: 5 for EF, voice), or no tag for an untagged realm, whatever
+// it came with. In software (the ring and af_packet PMDs have no VLAN insert offload):
+// DPDK's rte_vlan_insert / rte_vlan_strip shift the 12 bytes of MAC addresses within the
+// mbuf's headroom, no allocation. The new Ethernet header, or nullptr without headroom.
+inline rte_ether_hdr* retag(rte_mbuf* m, const Packet& p, std::uint16_t vlan,
+                            std::uint8_t dscp) noexcept {
+  const bool tagged = p.l2 != sizeof(rte_ether_hdr);
+  const auto tci = static_cast<std::uint16_t>((dscp >> 3) << 13 | vlan);
+  if (tagged && vlan != 0) {
+    reinterpret_cast<rte_vlan_hdr*>(p.data + sizeof(rte_ether_hdr))->vlan_tci = rte_cpu_to_be_16(tci);
+  } else if (tagged) {
+    rte_vlan_strip(m);
+  } else if (vlan != 0) {
+    m->vlan_tci = tci;
+    if (rte_vlan_insert(&m) != 0) return nullptr;  // the same mbuf (direct, not shared)
+  }
+  return rte_pktmbuf_mtod(m, rte_ether_hdr*);
+}
+
 // One packet. Returns what happened; the caller frees dropped packets.
 inline Verdict processOne(rte_mbuf* m, unsigned rxPort, const FastPathContext& ctx,
                           WorkerCounters& counters, std::uint64_t now, TxBatch& tx) noexcept {
-  Packet p{rte_pktmbuf_mtod(m, std::uint8_t*), rte_pktmbuf_data_len(m), sizeof(rte_ether_hdr)};
+  Packet p{rte_pktmbuf_mtod(m, std::uint8_t*), rte_pktmbuf_data_len(m), sizeof(rte_ether_hdr), 0};
   if (m->nb_segs != 1 || p.len < sizeof(rte_ether_hdr)) return Verdict::malformed;
   auto* eth = reinterpret_cast<rte_ether_hdr*>(p.data);
   std::uint16_t type = eth->ether_type;
   if (type == kEthVlan) {
     if (p.len < sizeof(rte_ether_hdr) + sizeof(rte_vlan_hdr)) return Verdict::malformed;
-    type = reinterpret_cast<const rte_vlan_hdr*>(p.data + sizeof(rte_ether_hdr))->eth_proto;
+    const auto* tag = reinterpret_cast<const rte_vlan_hdr*>(p.data + sizeof(rte_ether_hdr));
+    type = tag->eth_proto;
+    p.vlan = rte_be_to_cpu_16(tag->vlan_tci) & kVlanIdMask;
     p.l2 += sizeof(rte_vlan_hdr);
   }
   const FlowTable& flows = *ctx.flows;
@@ -251,6 +278,7 @@ inline Verdict processOne(rte_mbuf* m, unsigned rxPort, const FastPathContext& c
     const int r = flows.realmOf4(ip4->dst_addr);
     if (r < 0) return Verdict::noFlow;
     realm = static_cast<unsigned>(r);
+    if (p.vlan != ctx.vlan[realm]) return Verdict::wrongVlan;
     udp = reinterpret_cast<rte_udp_hdr*>(p.data + p.l2 + ihl);
     udpLen = rte_be_to_cpu_16(udp->dgram_len);
     if (udpLen != total - ihl) return Verdict::malformed;
@@ -276,6 +304,7 @@ inline Verdict processOne(rte_mbuf* m, unsigned rxPort, const FastPathContext& c
     const int r = flows.realmOf6(d0, d1);
     if (r < 0) return Verdict::noFlow;
     realm = static_cast<unsigned>(r);
+    if (p.vlan != ctx.vlan[realm]) return Verdict::wrongVlan;
     udp = reinterpret_cast<rte_udp_hdr*>(p.data + p.l2 + sizeof(rte_ipv6_hdr));
     udpLen = rte_be_to_cpu_16(udp->dgram_len);
     if (udpLen != payload) return Verdict::malformed;
@@ -320,12 +349,15 @@ inline Verdict processOne(rte_mbuf* m, unsigned rxPort, const FastPathContext& c
   const std::uint64_t mac = viaRule ? rule->peerNeighbour->mac.load(std::memory_order_acquire)
                                     : ctx.neighbours->lookup(hop);
   if (mac == 0) {
+    // The rule's own slot (the control thread holds it for the rule); a latched address's
+    // entry is made here, for the answer to be learnt into.
+    NeighbourTable::Slot* slot = viaRule ? const_cast<NeighbourTable::Slot*>(rule->peerNeighbour)
+                                         : ctx.neighbours->claim(hop);
     if (ip4 != nullptr) {
-      std::uint32_t target;
-      std::memcpy(&target, hop.bytes.data(), 4);
-      sendArpRequest(ctx, counters, target, flows.address4(out), egress, now, tx);
+      sendArpRequest(ctx, counters, slot, flows.address4(out), egress, ctx.vlan[out], now, tx);
     } else {
-      sendNeighbourSolicitation(ctx, counters, hop, flows.address(out), egress, now, tx);
+      sendNeighbourSolicitation(ctx, counters, slot, flows.address(out), egress, ctx.vlan[out],
+                                now, tx);
     }
     countFlowDrop(fc, *rule, counters);
     return Verdict::unresolved;
@@ -388,6 +420,8 @@ inline Verdict processOne(rte_mbuf* m, unsigned rxPort, const FastPathContext& c
     const std::uint16_t c = csumFold(usum);
     udp->dgram_cksum = c == 0 ? 0xffff : c;
   }
+  eth = retag(m, p, ctx.vlan[out], ctx.dscp);
+  if (eth == nullptr) return Verdict::txFull;  // no headroom for the tag (never from a PMD)
   eth->dst_addr = wordToMac(mac);
   eth->src_addr = ctx.portMac[egress];
   if (!tx.push(egress, m)) return Verdict::txFull;
@@ -405,10 +439,15 @@ inline Verdict processOne(rte_mbuf* m, unsigned rxPort, const FastPathContext& c
 // prefetching only; processOne validates everything). False when there is none.
 inline bool peekSlot(const rte_mbuf* m, const FlowTable& flows, unsigned& realm,
                      std::uint32_t& index) noexcept {
-  if (rte_pktmbuf_data_len(m) < 14 + 20 + 8) return false;
   const auto* data = rte_pktmbuf_mtod(m, const std::uint8_t*);
-  const auto* eth = reinterpret_cast<const rte_ether_hdr*>(data);
-  if (eth->ether_type != kEthIpv4) return false;
+  std::uint32_t length = rte_pktmbuf_data_len(m);
+  if (length < 14 + 20 + 8) return false;
+  if (reinterpret_cast<const rte_ether_hdr*>(data)->ether_type == kEthVlan) {
+    data += sizeof(rte_vlan_hdr);  // a realm's tag: the rest is 4 bytes on
+    length -= sizeof(rte_vlan_hdr);
+    if (length < 14 + 20 + 8) return false;
+  }
+  if (reinterpret_cast<const rte_ether_hdr*>(data)->ether_type != kEthIpv4) return false;
   const auto* ip = reinterpret_cast<const rte_ipv4_hdr*>(data + 14);
   if (ip->version_ihl != 0x45) return false;
   const int r = flows.realmOf4(ip->dst_addr);
@@ -420,6 +459,23 @@ inline bool peekSlot(const rte_mbuf* m, const FlowTable& flows, unsigned& realm,
 }
 
 }  // namespace
+
+std::uint32_t writeEthernet(std::uint8_t* data, const rte_ether_addr& dst,
+                            const rte_ether_addr& src, std::uint16_t vlan,
+                            std::uint16_t etherTypeBe) noexcept {
+  auto* eth = reinterpret_cast<rte_ether_hdr*>(data);
+  eth->dst_addr = dst;
+  eth->src_addr = src;
+  if (vlan == 0) {
+    eth->ether_type = etherTypeBe;
+    return sizeof(rte_ether_hdr);
+  }
+  eth->ether_type = kEthVlan;
+  auto* tag = reinterpret_cast<rte_vlan_hdr*>(eth + 1);
+  tag->vlan_tci = rte_cpu_to_be_16(vlan);
+  tag->eth_proto = etherTypeBe;
+  return sizeof(rte_ether_hdr) + sizeof(rte_vlan_hdr);
+}
 
 std::uint64_t macToWord(const rte_ether_addr& mac) noexcept {
   std::uint64_t word = 0;

@@ -39,6 +39,9 @@ struct FastPathContext {
   std::array<std::uint8_t, kRealmCount> egressPort{};  // per realm: index into the ports
   std::array<rte_ether_addr, kMaxPorts> portMac{};
   std::uint8_t dscp = 46;
+  // Per realm: the 802.1Q VLAN id its media and ARP/ND are received and sent with on its
+  // port; 0: untagged (a priority tag, VLAN id 0, is taken as untagged).
+  std::array<std::uint16_t, kRealmCount> vlan{};
   rte_mempool* arpPool = nullptr;       // where ARP requests and ND solicitations come from;
                                         // nullptr: none sent
   std::uint64_t arpRetryCycles = 0;     // at most one ARP/ND request per neighbour this often
@@ -50,6 +53,13 @@ struct FastPathContext {
 // ctx.portMac.
 void forwardBurst(rte_mbuf** pkts, std::uint16_t n, unsigned rxPort, const FastPathContext& ctx,
                   WorkerCounters& counters, std::uint64_t now, TxBatch& tx) noexcept;
+
+// Writes an Ethernet header at `data`, with an 802.1Q tag (priority 0) when `vlan` is not 0,
+// for frames the relay makes itself (ARP requests, neighbour solicitations). Returns its
+// length (14 or 18). `etherTypeBe` in network order.
+std::uint32_t writeEthernet(std::uint8_t* data, const rte_ether_addr& dst,
+                            const rte_ether_addr& src, std::uint16_t vlan,
+                            std::uint16_t etherTypeBe) noexcept;
 
 // 48-bit MAC <-> the neighbour table's word.
 std::uint64_t macToWord(const rte_ether_addr& mac) noexcept;

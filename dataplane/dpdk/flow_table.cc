@@ -14,7 +14,8 @@
 namespace sbc::dataplane::dpdk {
 namespace {
 
-enum RetiredKind : std::uint32_t { kRule = 0, kEntry = 1 };
+// A neighbour slot is retired with the rule that last carried it (see neighbour_table.h).
+enum RetiredKind : std::uint32_t { kRule = 0, kEntry = 1, kNeighbour = 2 };
 struct Retired {
   void* pointer;
   std::uint32_t kind;
@@ -98,6 +99,7 @@ FlowTable::FlowTable(const RelaySettings& settings, unsigned maxWorkers)
 }
 
 FlowTable::~FlowTable() {
+  neighbours_ = nullptr;  // it may be gone already, and its slots need no more freeing
   std::vector<StreamId> ids;
   for (const auto& [id, stream] : streams_) ids.push_back(id);
   for (StreamId id : ids) removeStream(id);
@@ -106,15 +108,36 @@ FlowTable::~FlowTable() {
   rte_free(qsbr_);
 }
 
-void FlowTable::freeRetired(void*, void* elements, unsigned int n) {
+void FlowTable::freeRetired(void* table, void* elements, unsigned int n) {
   auto* retired = static_cast<Retired*>(elements);
+  NeighbourTable* neighbours = static_cast<FlowTable*>(table)->neighbours_;
   for (unsigned i = 0; i < n; ++i) {
     if (retired[i].kind == kRule) {
       delete static_cast<const FlowRule*>(retired[i].pointer);
-    } else {
+    } else if (retired[i].kind == kEntry) {
       delete static_cast<FlowEntry*>(retired[i].pointer);
+    } else if (neighbours != nullptr) {
+      neighbours->recycle(static_cast<NeighbourTable::Slot*>(retired[i].pointer));
     }
   }
+}
+
+void FlowTable::retireRule(const FlowRule* rule) noexcept {
+  // The rule's neighbour reference goes now; the slot (if that was the last one) is freed
+  // with the rule, after the same grace period, so a worker still reading the rule never
+  // sees the slot reused under it.
+  if (rule->peerNeighbour != nullptr && neighbours_ != nullptr) {
+    auto* slot = const_cast<NeighbourTable::Slot*>(rule->peerNeighbour);
+    if (neighbours_->release(slot)) retire(slot, kNeighbour);
+  }
+  retire(const_cast<FlowRule*>(rule), kRule);
+}
+
+void FlowTable::setNeighbours(NeighbourTable* neighbours) noexcept {
+  neighbours_ = neighbours;
+  // A gateway stays resolved between calls: it is not one call's peer.
+  for (const Routing& routing : routing_)
+    if (routing.hasGateway) neighbours_->pin(routing.gateway);
 }
 
 void FlowTable::retire(void* pointer, std::uint32_t kind) noexcept {
@@ -171,7 +194,7 @@ FlowRule* FlowTable::buildRule(const Stream& stream, Realm in, bool rtcp) const 
     rule->hasPeer = true;
     rule->peer = toRaw(target->address);
     rule->peerPortBe = htons(target->port);
-    if (neighbours_ != nullptr) rule->peerNeighbour = neighbours_->claim(nextHop(o, rule->peer));
+    if (neighbours_ != nullptr) rule->peerNeighbour = neighbours_->acquire(nextHop(o, rule->peer));
   }
   rule->entry = stream.entries[i][rtcp ? 1 : 0];
   rule->peerEntry = stream.entries[o][rtcp && !mux ? 1 : 0];
@@ -188,7 +211,7 @@ void FlowTable::publishRules(Stream& stream) {
       const std::uint32_t index =
           static_cast<std::uint32_t>(stream.port[r]) - slots_[r].portMin + static_cast<std::uint32_t>(rtcp);
       const FlowRule* old = slots_[r].rules[index].exchange(rule, std::memory_order_acq_rel);
-      if (old != nullptr) retire(const_cast<FlowRule*>(old), kRule);
+      if (old != nullptr) retireRule(old);
     }
   }
 }
@@ -240,7 +263,7 @@ bool FlowTable::removeStream(StreamId id) {
     std::uint32_t index = static_cast<std::uint32_t>(stream.port[r]) - slots_[r].portMin;
     for (std::uint32_t k = 0; k < 2; ++k) {
       const FlowRule* old = slots_[r].rules[index + k].exchange(nullptr, std::memory_order_acq_rel);
-      if (old != nullptr) retire(const_cast<FlowRule*>(old), kRule);
+      if (old != nullptr) retireRule(old);
     }
   }
   for (std::size_t r = 0; r < kRealmCount; ++r)

@@ -186,9 +186,10 @@ class FlowTable {
   void synchronize() noexcept;
 
   rte_rcu_qsbr* qsbr() const noexcept { return qsbr_; }
-  // Rules built from now on carry their peer's neighbour slot (claimed here), so the fast
-  // path reads the MAC without a hash lookup. Control thread, before workers start.
-  void setNeighbours(NeighbourTable* neighbours) noexcept { neighbours_ = neighbours; }
+  // Rules built from now on carry their peer's neighbour slot (acquired here, released when
+  // the rule is retired, freed after the grace period), so the fast path reads the MAC
+  // without a hash lookup. Pins the realms' gateways. Control thread, before workers start.
+  void setNeighbours(NeighbourTable* neighbours) noexcept;
 
  private:
   struct Slots {
@@ -209,6 +210,7 @@ class FlowTable {
   FlowRule* buildRule(const Stream& stream, Realm in, bool rtcp) const;
   void publishRules(Stream& stream);
   void retire(void* pointer, std::uint32_t kind) noexcept;
+  void retireRule(const FlowRule* rule) noexcept;
   static void freeRetired(void* p, void* elements, unsigned int n);
 
   std::array<Slots, kRealmCount> slots_;

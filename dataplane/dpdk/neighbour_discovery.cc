@@ -48,10 +48,12 @@ RawAddress fromBytes(const std::uint8_t* bytes) noexcept {
 bool isMulticast(const RawAddress& a) noexcept { return a.bytes[0] == 0xff; }
 bool isUnspecified(const RawAddress& a) noexcept { return a.word(0) == 0 && a.word(1) == 0; }
 
-// Whether `a` is the IPv6 media address of a realm this port carries.
-bool ourAddressOnPort(const RawAddress& a, unsigned port, const FastPathContext& ctx) noexcept {
+// Whether `a` is the IPv6 media address of a realm this port carries on VLAN `vlan`.
+bool ourAddressOnPort(const RawAddress& a, unsigned port, std::uint16_t vlan,
+                      const FastPathContext& ctx) noexcept {
   for (unsigned r = 0; r < kRealmCount; ++r) {
-    if (!ctx.flows->isV4(r) && ctx.egressPort[r] == port && ctx.flows->address(r) == a)
+    if (!ctx.flows->isV4(r) && ctx.egressPort[r] == port && ctx.vlan[r] == vlan &&
+        ctx.flows->address(r) == a)
       return true;
   }
   return false;
@@ -59,10 +61,11 @@ bool ourAddressOnPort(const RawAddress& a, unsigned port, const FastPathContext&
 
 // Whether a packet to `dst` is for us on this port: one of our addresses, the
 // solicited-node group of one, or all-nodes (the groups we listen to).
-bool addressedToUs(const RawAddress& dst, unsigned port, const FastPathContext& ctx) noexcept {
+bool addressedToUs(const RawAddress& dst, unsigned port, std::uint16_t vlan,
+                   const FastPathContext& ctx) noexcept {
   if (dst == allNodesGroup()) return true;
   for (unsigned r = 0; r < kRealmCount; ++r) {
-    if (ctx.flows->isV4(r) || ctx.egressPort[r] != port) continue;
+    if (ctx.flows->isV4(r) || ctx.egressPort[r] != port || ctx.vlan[r] != vlan) continue;
     const RawAddress& ours = ctx.flows->address(r);
     if (dst == ours || dst == solicitedNodeGroup(ours)) return true;
   }
@@ -140,8 +143,7 @@ NdOutcome answerSolicitation(rte_mbuf* m, std::uint32_t l3, const RawAddress& so
     // Only into an entry that exists (a flow's next hop, a neighbour we solicited, a static
     // one): the table never evicts, and anyone on the link can solicit from any number of
     // addresses (RFC 4861 would create an entry; a cache with eviction can afford to).
-    if (ctx.neighbours->find(source) != nullptr && ctx.neighbours->set(source, macToWord(to)))
-      bump(counters.ndLearnt);
+    if (ctx.neighbours->learn(source, macToWord(to))) bump(counters.ndLearnt);
   }
   const std::uint32_t length = l3 + sizeof(rte_ipv6_hdr) + kNdLength;
   const std::uint32_t have = rte_pktmbuf_data_len(m);
@@ -164,8 +166,9 @@ NdOutcome answerSolicitation(rte_mbuf* m, std::uint32_t l3, const RawAddress& so
 // must exist), honouring the override flag.
 NdOutcome learnAdvertisement(rte_mbuf* m, const NdMessage& nd, const RawAddress& target,
                              const rte_ether_addr* targetLinkLayer, unsigned rxPort,
-                             const FastPathContext& ctx, WorkerCounters& counters) noexcept {
-  if (targetLinkLayer == nullptr || ourAddressOnPort(target, rxPort, ctx))
+                             std::uint16_t vlan, const FastPathContext& ctx,
+                             WorkerCounters& counters) noexcept {
+  if (targetLinkLayer == nullptr || ourAddressOnPort(target, rxPort, vlan, ctx))
     return drop(m, counters.ndIgnored);
   const NeighbourTable::Slot* slot = ctx.neighbours->find(target);
   if (slot == nullptr) return drop(m, counters.ndIgnored);
@@ -173,7 +176,7 @@ NdOutcome learnAdvertisement(rte_mbuf* m, const NdMessage& nd, const RawAddress&
   const std::uint64_t mac = macToWord(*targetLinkLayer);
   if ((nd.flags & kOverrideFlag) == 0 && known != 0 && known != (mac | NeighbourTable::kValid))
     return drop(m, counters.ndIgnored);
-  if (ctx.neighbours->set(target, mac)) bump(counters.ndLearnt);
+  if (ctx.neighbours->learn(target, mac)) bump(counters.ndLearnt);
   rte_pktmbuf_free(m);
   return NdOutcome::consumed;
 }
@@ -199,9 +202,9 @@ RawAddress allNodesGroup() noexcept {
   return group;
 }
 
-NdOutcome handleNeighbourDiscovery(rte_mbuf* m, std::uint32_t l3, unsigned rxPort,
-                                   const FastPathContext& ctx, WorkerCounters& counters,
-                                   TxBatch& tx) noexcept {
+NdOutcome handleNeighbourDiscovery(rte_mbuf* m, std::uint32_t l3, std::uint16_t vlan,
+                                   unsigned rxPort, const FastPathContext& ctx,
+                                   WorkerCounters& counters, TxBatch& tx) noexcept {
   auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, l3);
   const std::uint32_t length = rte_be_to_cpu_16(ip->payload_len);
   const auto* message = reinterpret_cast<const std::uint8_t*>(ip + 1);
@@ -227,36 +230,36 @@ NdOutcome handleNeighbourDiscovery(rte_mbuf* m, std::uint32_t l3, unsigned rxPor
     // solicited-node group and without a source link-layer option.
     if (isUnspecified(source) && (destination != solicitedNodeGroup(target) || linkLayer != nullptr))
       return drop(m, counters.ndInvalid);
-    if (!ourAddressOnPort(target, rxPort, ctx) || !addressedToUs(destination, rxPort, ctx))
+    if (!ourAddressOnPort(target, rxPort, vlan, ctx) ||
+        !addressedToUs(destination, rxPort, vlan, ctx))
       return drop(m, counters.ndIgnored);
     return answerSolicitation(m, l3, source, target, linkLayer, rxPort, ctx, counters, tx);
   }
   if (isMulticast(destination) && (nd.flags & kSolicitedFlag) != 0)
     return drop(m, counters.ndInvalid);
-  if (!addressedToUs(destination, rxPort, ctx)) return drop(m, counters.ndIgnored);
-  return learnAdvertisement(m, nd, target, linkLayer, rxPort, ctx, counters);
+  if (!addressedToUs(destination, rxPort, vlan, ctx)) return drop(m, counters.ndIgnored);
+  return learnAdvertisement(m, nd, target, linkLayer, rxPort, vlan, ctx, counters);
 }
 
 void sendNeighbourSolicitation(const FastPathContext& ctx, WorkerCounters& counters,
-                               const RawAddress& target, const RawAddress& source,
-                               unsigned port, std::uint64_t now, TxBatch& tx) noexcept {
-  NeighbourTable::Slot* slot = ctx.neighbours->claim(target);
+                               NeighbourTable::Slot* slot, const RawAddress& source,
+                               unsigned port, std::uint16_t vlan, std::uint64_t now,
+                               TxBatch& tx) noexcept {
   if (slot == nullptr || ctx.arpPool == nullptr || !slot->requestDue(now, ctx.arpRetryCycles))
     return;
   rte_mbuf* m = rte_pktmbuf_alloc(ctx.arpPool);
   if (m == nullptr) return;
-  constexpr std::uint16_t kFrame = sizeof(rte_ether_hdr) + sizeof(rte_ipv6_hdr) + kNdLength;
-  auto* data = reinterpret_cast<std::uint8_t*>(rte_pktmbuf_append(m, kFrame));
+  const std::uint16_t l2 = vlan == 0 ? sizeof(rte_ether_hdr) : sizeof(rte_ether_hdr) + sizeof(rte_vlan_hdr);
+  const std::uint16_t frame = l2 + sizeof(rte_ipv6_hdr) + kNdLength;
+  auto* data = reinterpret_cast<std::uint8_t*>(rte_pktmbuf_append(m, frame));
   if (data == nullptr) {
     rte_pktmbuf_free(m);
     return;
   }
+  const RawAddress target = slot->address;
   const RawAddress group = solicitedNodeGroup(target);
-  auto* eth = reinterpret_cast<rte_ether_hdr*>(data);
-  eth->dst_addr = multicastMac(group);
-  eth->src_addr = ctx.portMac[port];
-  eth->ether_type = RTE_BE16(RTE_ETHER_TYPE_IPV6);
-  auto* ip = reinterpret_cast<rte_ipv6_hdr*>(eth + 1);
+  writeEthernet(data, multicastMac(group), ctx.portMac[port], vlan, RTE_BE16(RTE_ETHER_TYPE_IPV6));
+  auto* ip = reinterpret_cast<rte_ipv6_hdr*>(data + l2);
   fillIpv6(ip, source, group);
   finishMessage(ip, kSolicitation, 0, target, kSourceLinkLayer, ctx.portMac[port]);
   if (!tx.push(port, m)) {

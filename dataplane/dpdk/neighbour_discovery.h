@@ -32,17 +32,20 @@ enum class NdOutcome : std::uint8_t {
 // Validates as RFC 4861 7.1.1 / 7.1.2 require (hop limit 255, ICMPv6 checksum, code 0,
 // length, target not multicast, option lengths, DAD from the unspecified address only to
 // a solicited-node group) and accepts only messages for the media addresses of the realms
-// the port carries (addressed to one of them, to its solicited-node group or to all-nodes).
-NdOutcome handleNeighbourDiscovery(rte_mbuf* m, std::uint32_t l3, unsigned rxPort,
-                                   const FastPathContext& ctx, WorkerCounters& counters,
-                                   TxBatch& tx) noexcept;
+// the port carries on the packet's VLAN `vlan` (0: untagged) (addressed to one of them, to
+// its solicited-node group or to all-nodes); others are ignored. An answer keeps the tag.
+NdOutcome handleNeighbourDiscovery(rte_mbuf* m, std::uint32_t l3, std::uint16_t vlan,
+                                   unsigned rxPort, const FastPathContext& ctx,
+                                   WorkerCounters& counters, TxBatch& tx) noexcept;
 
-// Called on a worker lcore; lock-free. Sends a Neighbor Solicitation for `target` from
-// `source` to the target's solicited-node group on `port`, with our source link-layer
-// option; at most one per neighbour every ctx.arpRetryCycles (shared with ARP).
+// Called on a worker lcore; lock-free. Sends a Neighbor Solicitation for the address of
+// `slot` (its neighbour entry; nullptr: none is sent) from `source` to that address's
+// solicited-node group on `port`, with our source link-layer option; at most one per
+// neighbour every ctx.arpRetryCycles (shared with ARP); tagged with `vlan` unless 0.
 void sendNeighbourSolicitation(const FastPathContext& ctx, WorkerCounters& counters,
-                               const RawAddress& target, const RawAddress& source,
-                               unsigned port, std::uint64_t now, TxBatch& tx) noexcept;
+                               NeighbourTable::Slot* slot, const RawAddress& source,
+                               unsigned port, std::uint16_t vlan, std::uint64_t now,
+                               TxBatch& tx) noexcept;
 
 // ff02::1:ffXX:XXXX, the group a node joins for each of its addresses (RFC 4291 2.7.1).
 RawAddress solicitedNodeGroup(const RawAddress& address) noexcept;

@@ -1,10 +1,22 @@
 #pragma once
 // IP → Ethernet address of on-link neighbours (peers or next hops), for the fast path.
-// Open addressing over a fixed array, never resized, entries never removed (a neighbour's
-// MAC may change: it is overwritten in place). Lock-free: a slot is claimed once with a
-// compare-and-swap on its state (rare: control thread or a worker learning from ARP or ND), its
-// address is written before the state is published (release), and readers (workers, per
-// packet) do acquire loads only. The MAC is one atomic 64-bit word (bit 63 = valid).
+// Open addressing over a fixed array, never resized. Lock-free for readers: a slot is
+// claimed with a compare-and-swap on its state (rare: control thread, or a worker resolving
+// a latched address), its address is written before the state is published (release), and
+// readers (workers, per packet) do acquire loads only. The MAC is one atomic 64-bit word
+// (bit 63 = valid); a neighbour's MAC may change and is overwritten in place.
+//
+// Why slots are freed, and how: every on-link SDP peer address takes a slot (rules carry
+// their peer's slot), so offers naming ever-new addresses would fill the table and no new
+// call's media could then be resolved. The control thread counts the rules referring to a
+// slot (workers never write the count); when the last one is retired the slot is marked
+// retiring (invisible to find and claim) and handed to the flow table's RCU deferred queue
+// with the rule, and only after that grace period, when no worker can still hold a pointer
+// to it, does it become a tombstone that claim reuses. Tombstones keep probe chains intact
+// (find passes over them), and claim reuses the first one on its chain, so churn never
+// fills the table. Pinned slots (static neighbours, the realms' gateways) are never freed.
+// Slots a worker claims for a latched destination (no rule refers to them) are not freed
+// either (see docs/operations.md).
 
 #include <array>
 #include <atomic>
@@ -34,11 +46,22 @@ class NeighbourTable {
   static constexpr std::size_t kSlots = 65536;  // power of two (4 MB)
   static constexpr std::size_t kMaxProbe = 32;
 
+  enum State : std::uint32_t {
+    kFree = 0,       // never used: ends every probe chain
+    kClaiming = 1,   // its address is being written
+    kReady = 2,      // an entry
+    kRetiring = 3,   // released, waiting for the grace period: skipped, not reusable
+    kTombstone = 4,  // released and graced: skipped by find, reused by claim
+  };
+
   struct alignas(64) Slot {
-    std::atomic<std::uint32_t> state{0};  // 0 free, 1 being claimed, 2 ready
-    RawAddress address;                   // immutable once ready
+    std::atomic<std::uint32_t> state{kFree};
+    RawAddress address;                   // immutable while ready
     std::atomic<std::uint64_t> mac{0};    // 48-bit MAC | kValid, 0 = unresolved
     std::atomic<std::uint64_t> lastRequest{0};  // TSC of the last ARP/ND request (a hint)
+    // Control thread only (workers never read or write them).
+    std::uint32_t references = 0;  // rules carrying this slot
+    bool pinned = false;           // a static neighbour or a gateway: never freed
 
     // Any worker; whether a request for this neighbour may go out at `now` (and if so, it
     // is noted as sent). Racing workers may both send one: harmless.
@@ -55,52 +78,107 @@ class NeighbourTable {
   // Called on a worker lcore or the control thread; lock-free. The slot for `address`, or
   // nullptr when it has none.
   const Slot* find(const RawAddress& address) const noexcept {
-    std::size_t i = hash(address);
+    std::size_t i = home(address);
     for (std::size_t probe = 0; probe < kMaxProbe; ++probe, i = (i + 1) & (kSlots - 1)) {
       const Slot& slot = slots_[i];
-      std::uint32_t state = slot.state.load(std::memory_order_acquire);
-      if (state == 0) return nullptr;
-      if (state == 2 && slot.address == address) return &slot;
+      const std::uint32_t state = slot.state.load(std::memory_order_acquire);
+      if (state == kFree) return nullptr;
+      if (state == kReady && slot.address == address) return &slot;
     }
     return nullptr;
   }
 
-  // Any thread; lock-free (one CAS when the address is new). nullptr when the probe window
-  // is full (the caller counts it).
+  // Any thread; lock-free (one CAS when the address is new). The address's entry, made in
+  // the first free slot or tombstone of its chain when there is none; nullptr when the probe
+  // window has neither (the caller counts it).
   Slot* claim(const RawAddress& address) noexcept {
-    std::size_t i = hash(address);
+    for (int attempt = 0; attempt < 4; ++attempt) {
+      Slot* candidate = nullptr;
+      std::uint32_t candidateState = kFree;
+      std::size_t i = home(address);
+      for (std::size_t probe = 0; probe < kMaxProbe; ++probe, i = (i + 1) & (kSlots - 1)) {
+        Slot& slot = slots_[i];
+        std::uint32_t state = slot.state.load(std::memory_order_acquire);
+        while (state == kClaiming) state = slot.state.load(std::memory_order_acquire);  // ns
+        if (state == kReady && slot.address == address) return &slot;
+        if ((state == kFree || state == kTombstone) && candidate == nullptr) {
+          candidate = &slot;
+          candidateState = state;
+        }
+        if (state == kFree) break;  // the chain ends: the address is not further on
+      }
+      if (candidate == nullptr) return nullptr;
+      std::uint32_t expected = candidateState;
+      if (candidate->state.compare_exchange_strong(expected, kClaiming,
+                                                   std::memory_order_acq_rel)) {
+        candidate->address = address;
+        candidate->mac.store(0, std::memory_order_relaxed);
+        candidate->lastRequest.store(0, std::memory_order_relaxed);
+        candidate->state.store(kReady, std::memory_order_release);
+        inUse_.fetch_add(1, std::memory_order_relaxed);  // rare (a new neighbour), not per packet
+        return candidate;
+      }
+      // Another thread took it, perhaps for this address: look again.
+    }
+    return nullptr;
+  }
+
+  // Any thread; lock-free. Learns `mac48` into the entries of `address` that exist (ARP and
+  // ND never make one: anyone on the link could otherwise fill the table). Every entry: a
+  // rare race (a claim while a tombstone appears earlier on the chain) can give an address
+  // two, and each must resolve. False when there is none.
+  bool learn(const RawAddress& address, std::uint64_t mac48) noexcept {
+    bool learnt = false;
+    std::size_t i = home(address);
     for (std::size_t probe = 0; probe < kMaxProbe; ++probe, i = (i + 1) & (kSlots - 1)) {
       Slot& slot = slots_[i];
-      std::uint32_t state = slot.state.load(std::memory_order_acquire);
-      if (state == 0) {
-        std::uint32_t expected = 0;
-        if (slot.state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
-          slot.address = address;
-          slot.state.store(2, std::memory_order_release);
-          return &slot;
-        }
-        state = expected;
+      const std::uint32_t state = slot.state.load(std::memory_order_acquire);
+      if (state == kFree) break;
+      if (state == kReady && slot.address == address) {
+        slot.mac.store((mac48 & 0xffffffffffffull) | kValid, std::memory_order_release);
+        learnt = true;
       }
-      while (state == 1) state = slot.state.load(std::memory_order_acquire);  // a few ns
-      if (slot.address == address) return &slot;
     }
-    return nullptr;
+    return learnt;
   }
 
+  // Control thread: a static neighbour, pinned (never freed).
   bool set(const RawAddress& address, std::uint64_t mac48) noexcept {
-    Slot* slot = claim(address);
+    Slot* slot = pin(address);
     if (slot == nullptr) return false;
     slot->mac.store((mac48 & 0xffffffffffffull) | kValid, std::memory_order_release);
     return true;
   }
-
-  // Control thread or tests: how many addresses have an entry (a scan of every slot).
-  std::size_t entries() const noexcept {
-    std::size_t n = 0;
-    for (std::size_t i = 0; i < kSlots; ++i)
-      n += slots_[i].state.load(std::memory_order_acquire) == 2 ? 1 : 0;
-    return n;
+  // Control thread: the entry of a neighbour that must never be freed (a gateway).
+  Slot* pin(const RawAddress& address) noexcept {
+    Slot* slot = claim(address);
+    if (slot != nullptr) slot->pinned = true;
+    return slot;
   }
+
+  // Control thread: a rule now carries `address`'s slot (nullptr when the table is full).
+  Slot* acquire(const RawAddress& address) noexcept {
+    Slot* slot = claim(address);
+    if (slot != nullptr) ++slot->references;
+    return slot;
+  }
+  // Control thread: a rule carrying `slot` has been retired. True when that was the last
+  // one and the slot is now retiring: the caller hands it to recycle() after a grace period.
+  bool release(Slot* slot) noexcept {
+    if (--slot->references != 0 || slot->pinned) return false;
+    slot->state.store(kRetiring, std::memory_order_release);
+    inUse_.fetch_sub(1, std::memory_order_relaxed);
+    return true;
+  }
+  // Control thread, once no worker can hold `slot` (a grace period after release()).
+  void recycle(Slot* slot) noexcept {
+    slot->mac.store(0, std::memory_order_relaxed);
+    slot->lastRequest.store(0, std::memory_order_relaxed);
+    slot->state.store(kTombstone, std::memory_order_release);
+  }
+
+  // Any thread: how many addresses have an entry (kept as entries are made and released).
+  std::size_t entries() const noexcept { return inUse_.load(std::memory_order_relaxed); }
 
   // 0 when unknown, else the MAC | kValid.
   std::uint64_t lookup(const RawAddress& address) const noexcept {
@@ -108,12 +186,17 @@ class NeighbourTable {
     return slot == nullptr ? 0 : slot->mac.load(std::memory_order_acquire);
   }
 
- private:
-  static std::size_t hash(const RawAddress& a) noexcept {
+  // Where `a`'s probe chain starts (tests place addresses with it).
+  static std::size_t home(const RawAddress& a) noexcept {
     std::uint64_t h = (a.word(0) * 0x9E3779B97F4A7C15ull) ^ (a.word(1) * 0xC2B2AE3D27D4EB4Full);
     return static_cast<std::size_t>(h >> 40) & (kSlots - 1);
   }
+  // Tests: the slot at `index`.
+  const Slot& at(std::size_t index) const noexcept { return slots_[index & (kSlots - 1)]; }
+
+ private:
   std::unique_ptr<Slot[]> slots_;
+  std::atomic<std::size_t> inUse_{0};
 };
 
 }  // namespace sbc::dataplane::dpdk

@@ -420,6 +420,23 @@ TEST(MediaRange, Ipv6LinkLocalGatewayNeedsNoOnLinkPrefix) {
             "gateway '2001:db8:9::1' is in none of the on_link prefixes: it could not be reached");
 }
 
+// Proves: media.vlan (the dpdk driver's 802.1Q VLAN of a realm) is read per realm, absent
+// means untagged (0), and only 1..4094 are accepted (0 and 4095 are reserved).
+TEST(MediaRange, Vlan) {
+  const Config config = parse(withAccessMedia("address = \"127.0.0.10\"; vlan = 100;"));
+  EXPECT_EQ(config.access.media.vlan, 100);
+  EXPECT_EQ(config.core.media.vlan, 0);
+  EXPECT_EQ(parse(withAccessMedia("address = \"127.0.0.10\"; vlan = 4094;")).access.media.vlan, 4094);
+  const auto reason = [](const std::string& media) {
+    return errorFor(errorsOf(withAccessMedia("address = \"127.0.0.10\"; " + media)),
+                    "realms.access.media.vlan")
+        .reason;
+  };
+  EXPECT_EQ(reason("vlan = 0;"), "out of range: 0 (valid: 1..4094)");
+  EXPECT_EQ(reason("vlan = 4095;"), "out of range: 4095 (valid: 1..4094)");
+  EXPECT_NE(reason("vlan = \"100\";"), "");
+}
+
 // Two realms on one media address must not share ports.
 TEST(MediaRange, OverlapOnSameAddressIsRefused) {
   const std::string text = R"(realms = {

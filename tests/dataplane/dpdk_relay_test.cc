@@ -331,6 +331,50 @@ TEST_F(DpdkRelayMetricsTest, ExportsNeighbourDiscoveryCounters) {
   EXPECT_EQ(test::metricValue(text, neighbourSeries("arp", "answered")), 0.0);
 }
 
+// Proves: over the relay (its worker and housekeeping threads), 70,000 calls each naming a
+// new on-link core peer in SDP (more than the neighbour table's 65,536 slots) leave
+// sbc_media_neighbour_entries where it started once they end, and a new call's unknown peer
+// is still resolved by ARP and its media forwarded. Fails without freeing the slots of ended
+// calls: the table fills, the new peer gets no entry, no ARP request goes out.
+TEST_F(DpdkRelayMetricsTest, ReusesNeighbourEntriesOfEndedCalls) {
+  settings.quarantine = 0ms;
+  start();
+  const std::string entries = "sbc_media_neighbour_entries";
+  EXPECT_EQ(test::metricValue(registry.render(), entries), 0.0) << registry.render();
+  for (std::uint32_t call = 0; call < 70000; ++call) {
+    auto s = relay->openStream("trunk-a");
+    ASSERT_TRUE(s) << "call " << call;
+    const std::uint32_t host = 0x64400000u + call;  // 100.64.0.0/10
+    const std::string peer = std::to_string(host >> 24) + "." + std::to_string((host >> 16) & 255) +
+                             "." + std::to_string((host >> 8) & 255) + "." + std::to_string(host & 255);
+    ASSERT_TRUE(relay->updateLeg(s->id, Realm::core, leg(peer, 5000, "100.64.0.0/10")));
+    if (call == 0) {
+      EXPECT_EQ(test::metricValue(registry.render(), entries), 1.0);
+    }
+    relay->closeStream(s->id);
+  }
+  EXPECT_EQ(test::metricValue(registry.render(), entries), 0.0) << "released as calls end";
+
+  const StreamEndpoints s = openTrunkStream();  // core peer 198.51.100.20, never resolved
+  ASSERT_TRUE(access.inject(makeUdp4(fromTrunk(s))));
+  rte_mbuf* request = core.capture();
+  ASSERT_NE(request, nullptr) << "no ARP request: the new peer has no neighbour entry";
+  EXPECT_EQ(rte_pktmbuf_mtod_offset(request, const rte_arp_hdr*, 14)->arp_data.arp_tip,
+            ip4("198.51.100.20"));
+  rte_pktmbuf_free(request);
+  ASSERT_TRUE(core.inject(makeArp(RTE_ARP_OP_REPLY, kCorePeerMac, "198.51.100.20", "10.1.0.1")));
+  rte_mbuf* out = nullptr;
+  for (int attempt = 0; attempt < 50 && out == nullptr; ++attempt) {
+    access.inject(makeUdp4(fromTrunk(s)));
+    out = core.capture(50ms);
+  }
+  ASSERT_NE(out, nullptr);
+  EXPECT_TRUE(rte_is_same_ether_addr(&rte_pktmbuf_mtod(out, const rte_ether_hdr*)->dst_addr,
+                                     &kCorePeerMac));
+  rte_pktmbuf_free(out);
+  EXPECT_EQ(test::metricValue(registry.render(), entries), 2.0) << "the trunk's and the core's peer";
+}
+
 // After closeStream and the grace period nothing is forwarded; the ports rest in
 // quarantine (the next stream gets other ports).
 TEST_F(DpdkRelayTest, CloseStopsForwardingAndQuarantinesPorts) {

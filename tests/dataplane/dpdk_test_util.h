@@ -172,6 +172,18 @@ inline rte_mbuf* makeArp(std::uint16_t op, const rte_ether_addr& sha, const std:
   return m;
 }
 
+// `m` with an 802.1Q tag (`tci`: priority, DEI and VLAN id) after its MAC addresses, as a
+// switch port in that VLAN sends it; nullptr (and `m` freed) when it cannot be inserted.
+inline rte_mbuf* withVlan(rte_mbuf* m, std::uint16_t tci) {
+  if (m == nullptr) return nullptr;
+  m->vlan_tci = tci;
+  if (rte_vlan_insert(&m) != 0) {
+    rte_pktmbuf_free(m);
+    return nullptr;
+  }
+  return m;
+}
+
 // An IPv6 neighbour discovery message (RFC 4861 4.3 / 4.4) with an optional link-layer
 // option (source for a solicitation, target for an advertisement).
 struct NdSpec {

@@ -97,7 +97,8 @@ class FastPath : public ::testing::Test {
 // Checks one forwarded IPv4 packet byte by byte against what the relay must produce.
 void expectIpv4(const rte_mbuf* m, const rte_ether_addr& srcMac, const rte_ether_addr& dstMac,
                 const std::string& src, std::uint16_t srcPort, const std::string& dst,
-                std::uint16_t dstPort, std::size_t payload, std::uint8_t ttl, bool vlan = false) {
+                std::uint16_t dstPort, std::size_t payload, std::uint8_t ttl, std::uint16_t tci = 0) {
+  const bool vlan = tci != 0;  // the expected 802.1Q tag, 0: untagged
   const std::size_t l2 = sizeof(rte_ether_hdr) + (vlan ? sizeof(rte_vlan_hdr) : 0);
   ASSERT_EQ(rte_pktmbuf_data_len(m), l2 + 28 + payload);
   const auto* data = rte_pktmbuf_mtod(m, const std::uint8_t*);
@@ -107,7 +108,7 @@ void expectIpv4(const rte_mbuf* m, const rte_ether_addr& srcMac, const rte_ether
   if (vlan) {
     EXPECT_EQ(eth->ether_type, htons(RTE_ETHER_TYPE_VLAN));
     const auto* tag = reinterpret_cast<const rte_vlan_hdr*>(data + sizeof(rte_ether_hdr));
-    EXPECT_EQ(ntohs(tag->vlan_tci), 42);
+    EXPECT_EQ(ntohs(tag->vlan_tci), tci);
     EXPECT_EQ(tag->eth_proto, htons(RTE_ETHER_TYPE_IPV4));
   } else {
     EXPECT_EQ(eth->ether_type, htons(RTE_ETHER_TYPE_IPV4));
@@ -374,15 +375,122 @@ TEST_F(FastPath, DropsNonUdpAndNonIp) {
   EXPECT_EQ(totalTx(), 0u);
 }
 
-// One 802.1Q tag is parsed and kept; the rest is rewritten as untagged.
-TEST_F(FastPath, ForwardsVlanTagged) {
+// Proves: media tagged with the access realm's VLAN (42) is accepted and leaves for the
+// untagged core realm without a tag (it used to keep the one it came with).
+TEST_F(FastPath, TaggedInUntaggedOut) {
+  ctx.vlan = {42, 0};
   openStream4();
   Udp4Spec spec;
   spec.vlan = true;
+  spec.vlanTci = 3 << 13 | 42;  // priority 3
   run(makeUdp4(spec));
   ASSERT_EQ(tx.count[kCorePort], 1);
   expectIpv4(tx.pkts[kCorePort][0], kCoreMac, kCorePeerMac, "10.1.0.1", 20000, "198.51.100.20",
-             5000, 172, 63, true);
+             5000, 172, 63);
+}
+
+// Proves: untagged media into a realm with a VLAN (core: 200) leaves with that realm's tag,
+// priority 5 (DSCP EF's class), and media tagged for the access realm (42) leaves the core
+// port with the core's tag, not its own.
+TEST_F(FastPath, UntaggedInTaggedOutAndTagsSwapped) {
+  ctx.vlan = {0, 200};
+  openStream4();
+  run(makeUdp4({}));
+  ASSERT_EQ(tx.count[kCorePort], 1);
+  expectIpv4(tx.pkts[kCorePort][0], kCoreMac, kCorePeerMac, "10.1.0.1", 20000, "198.51.100.20",
+             5000, 172, 63, 5 << 13 | 200);
+  clearTx();
+  ctx.vlan = {42, 200};
+  Udp4Spec spec;
+  spec.vlan = true;
+  spec.vlanTci = 42;
+  run(makeUdp4(spec));
+  ASSERT_EQ(tx.count[kCorePort], 1);
+  expectIpv4(tx.pkts[kCorePort][0], kCoreMac, kCorePeerMac, "10.1.0.1", 20000, "198.51.100.20",
+             5000, 172, 63, 5 << 13 | 200);
+  clearTx();
+  // Core to access: the access realm's tag, priority of DSCP 34 (AF41: 4).
+  ctx.dscp = 34;
+  Udp4Spec back;
+  back.src = "198.51.100.20";
+  back.srcPort = 5000;
+  back.dst = "10.1.0.1";
+  back.dstPort = 20000;
+  back.vlan = true;
+  back.vlanTci = 200;
+  run(makeUdp4(back), kCorePort);
+  ASSERT_EQ(tx.count[kAccessPort], 1);
+  const auto* tag = rte_pktmbuf_mtod_offset(tx.pkts[kAccessPort][0], const rte_vlan_hdr*, 14);
+  EXPECT_EQ(ntohs(tag->vlan_tci), 4 << 13 | 42);
+  EXPECT_EQ(drops(DropReason::wrongVlan), 0u);
+}
+
+// Proves: media on another VLAN than its realm's is dropped and counted as wrong_vlan:
+// untagged or tagged 43 for the tagged access realm (42), tagged 42 for the untagged core
+// realm. A priority tag (VLAN id 0) counts as untagged.
+TEST_F(FastPath, DropsMediaOnTheWrongVlan) {
+  ctx.vlan = {42, 0};
+  openStream4();
+  run(makeUdp4({}));
+  Udp4Spec other;
+  other.vlan = true;
+  other.vlanTci = 43;
+  run(makeUdp4(other));
+  Udp4Spec back;
+  back.src = "198.51.100.20";
+  back.srcPort = 5000;
+  back.dst = "10.1.0.1";
+  back.dstPort = 20000;
+  back.vlan = true;
+  back.vlanTci = 42;
+  run(makeUdp4(back), kCorePort);
+  EXPECT_EQ(drops(DropReason::wrongVlan), 3u);
+  EXPECT_EQ(totalTx(), 0u);
+  back.vlanTci = 6 << 13;  // priority-tagged, VLAN id 0
+  run(makeUdp4(back), kCorePort);
+  ASSERT_EQ(tx.count[kAccessPort], 1);
+  expectIpv4(tx.pkts[kAccessPort][0], kAccessMac, kAccessPeerMac, "10.0.0.1", 10000, "192.0.2.10",
+             4000, 172, 63, 5 << 13 | 42);
+  EXPECT_EQ(drops(DropReason::wrongVlan), 3u);
+}
+
+// Proves: ARP follows the realms' VLANs: a request for the core address (VLAN 200) is
+// answered only when it comes tagged 200 (the answer keeps the tag); untagged, or for the
+// untagged access address but tagged, it is ignored; and the request resolving an unknown
+// core peer goes out tagged 200 (it used to go out untagged).
+TEST_F(FastPath, ArpOnTheRealmsVlan) {
+  ctx.vlan = {0, 200};
+  const rte_ether_addr asker{{0x02, 0x55, 0, 0, 0, 0x01}};
+  run(withVlan(makeArp(RTE_ARP_OP_REQUEST, asker, "10.1.0.254", "10.1.0.1"), 200), kCorePort);
+  ASSERT_EQ(tx.count[kCorePort], 1);
+  const rte_mbuf* reply = tx.pkts[kCorePort][0];
+  EXPECT_EQ(rte_pktmbuf_mtod(reply, const rte_ether_hdr*)->ether_type, htons(RTE_ETHER_TYPE_VLAN));
+  EXPECT_EQ(ntohs(rte_pktmbuf_mtod_offset(reply, const rte_vlan_hdr*, 14)->vlan_tci), 200);
+  const auto* answer = rte_pktmbuf_mtod_offset(reply, const rte_arp_hdr*, 18);
+  EXPECT_EQ(answer->arp_opcode, htons(RTE_ARP_OP_REPLY));
+  EXPECT_EQ(answer->arp_data.arp_sip, ip4("10.1.0.1"));
+  clearTx();
+  run(makeArp(RTE_ARP_OP_REQUEST, asker, "10.1.0.254", "10.1.0.1"), kCorePort);
+  run(withVlan(makeArp(RTE_ARP_OP_REQUEST, asker, "192.0.2.77", "10.0.0.1"), 200), kAccessPort);
+  EXPECT_EQ(totalTx(), 0u);
+  EXPECT_EQ(read(counters.arpIgnored), 2u);
+  EXPECT_EQ(read(counters.arpReplied), 1u);
+
+  ASSERT_TRUE(flows->installStream(1, 0, {10000, 20000}));
+  ASSERT_TRUE(flows->updateLeg(1, Realm::access, leg("192.0.2.10", 4000, "192.0.2.0/24")));
+  ASSERT_TRUE(flows->updateLeg(1, Realm::core, leg("198.51.100.99", 5000, "198.51.100.0/24")));
+  run(makeUdp4({}));
+  ASSERT_EQ(tx.count[kCorePort], 1);
+  const rte_mbuf* request = tx.pkts[kCorePort][0];
+  EXPECT_EQ(rte_pktmbuf_mtod(request, const rte_ether_hdr*)->ether_type, htons(RTE_ETHER_TYPE_VLAN));
+  EXPECT_EQ(ntohs(rte_pktmbuf_mtod_offset(request, const rte_vlan_hdr*, 14)->vlan_tci), 200);
+  EXPECT_EQ(rte_pktmbuf_mtod_offset(request, const rte_vlan_hdr*, 14)->eth_proto,
+            htons(RTE_ETHER_TYPE_ARP));
+  const auto* arp = rte_pktmbuf_mtod_offset(request, const rte_arp_hdr*, 18);
+  EXPECT_EQ(arp->arp_opcode, htons(RTE_ARP_OP_REQUEST));
+  EXPECT_EQ(arp->arp_data.arp_tip, ip4("198.51.100.99"));
+  EXPECT_EQ(arp->arp_data.arp_sip, ip4("10.1.0.1"));
+  EXPECT_EQ(read(counters.arpRequested), 1u);
 }
 
 // A UDP checksum of 0 (none) in IPv4 stays 0; the IP header checksum is still valid.
@@ -666,7 +774,9 @@ TEST_F(FastPath, AnswersNeighbourSolicitationForOurAddress) {
            kNdAdvertisement, kSolicited | kOverride, "2001:db8::1", 2, kAccessMac);
   EXPECT_EQ(neighbours.lookup(raw("2001:db8::60")), 0u);
   clearTx();
-  // The core address on the core port, VLAN-tagged: the tag is kept.
+  // The core address on the core port, VLAN-tagged with the core realm's VLAN: the tag is
+  // kept. Untagged it is another link's: ignored.
+  ctx.vlan = {0, 42};
   NdSpec tagged;
   tagged.src = "2001:db8:100::fe";
   tagged.target = "2001:db8:100::1";
@@ -679,6 +789,55 @@ TEST_F(FastPath, AnswersNeighbourSolicitationForOurAddress) {
   EXPECT_EQ(read(counters.ndAnswered), 4u);
   EXPECT_EQ(ndIgnored(counters) + ndInvalid(counters), 0u);
   EXPECT_EQ(drops(DropReason::notUdp), 0u);
+  clearTx();
+  tagged.vlan = false;  // the core address asked for off the core VLAN
+  run(makeNd(tagged), kCorePort);
+  EXPECT_EQ(totalTx(), 0u);
+  EXPECT_EQ(ndIgnored(counters), 1u);
+}
+
+// Proves: an IPv6 peer in a tagged realm (core: VLAN 300) is solicited with the realm's tag,
+// its tagged advertisement is learnt, and media to it leaves tagged. The solicitation
+// used to go out untagged.
+TEST_F(FastPath, SolicitsOnTheRealmsVlan) {
+  build(settings6());
+  ctx.vlan = {0, 300};
+  ASSERT_TRUE(flows->installStream(1, 0, {10000, 20000}));
+  ASSERT_TRUE(flows->updateLeg(1, Realm::access, leg("2001:db8:1::10", 4000, "2001:db8:1::/48")));
+  ASSERT_TRUE(flows->updateLeg(1, Realm::core, leg("2001:db8:100::99", 5000, "2001:db8:100::/48")));
+  run(makeUdp6({}));
+  ASSERT_EQ(tx.count[kCorePort], 1);
+  const rte_mbuf* ns = tx.pkts[kCorePort][0];
+  EXPECT_EQ(rte_pktmbuf_mtod(ns, const rte_ether_hdr*)->ether_type, htons(RTE_ETHER_TYPE_VLAN));
+  const auto* tag = rte_pktmbuf_mtod_offset(ns, const rte_vlan_hdr*, 14);
+  EXPECT_EQ(ntohs(tag->vlan_tci), 300);
+  EXPECT_EQ(tag->eth_proto, htons(RTE_ETHER_TYPE_IPV6));
+  const auto* ip = rte_pktmbuf_mtod_offset(ns, const rte_ipv6_hdr*, 18);
+  EXPECT_EQ(ip->proto, IPPROTO_ICMPV6);
+  EXPECT_EQ(rte_ipv6_udptcp_cksum_verify(ip, ip + 1), 0);
+  EXPECT_EQ(reinterpret_cast<const std::uint8_t*>(ip + 1)[0], kNdSolicitation);
+  EXPECT_EQ(rte_pktmbuf_data_len(ns), 18u + 40 + 32);
+  clearTx();
+
+  const rte_ether_addr answer{{0x02, 0x99, 0, 0, 0, 0x99}};
+  NdSpec na;
+  na.type = kNdAdvertisement;
+  na.src = "2001:db8:100::99";
+  na.target = "2001:db8:100::99";
+  na.dst = "2001:db8:100::1";
+  na.flags = kSolicited | kOverride;
+  na.mac = answer;
+  run(makeNd(na), kCorePort);  // untagged: not the core realm's link
+  EXPECT_EQ(read(counters.ndLearnt), 0u);
+  run(withVlan(makeNd(na), 300), kCorePort);
+  EXPECT_EQ(read(counters.ndLearnt), 1u);
+  run(makeUdp6({}));
+  ASSERT_EQ(tx.count[kCorePort], 1);
+  const rte_mbuf* media = tx.pkts[kCorePort][0];
+  EXPECT_EQ(ntohs(rte_pktmbuf_mtod_offset(media, const rte_vlan_hdr*, 14)->vlan_tci), 5 << 13 | 300);
+  EXPECT_TRUE(rte_is_same_ether_addr(&rte_pktmbuf_mtod(media, const rte_ether_hdr*)->dst_addr, &answer));
+  const auto* ip6 = rte_pktmbuf_mtod_offset(media, const rte_ipv6_hdr*, 18);
+  EXPECT_EQ(rte_ipv6_udptcp_cksum_verify(ip6, ip6 + 1), 0);
 }
 
 // Proves: duplicate address detection for our address (a solicitation from ::) is answered

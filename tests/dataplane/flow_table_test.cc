@@ -6,7 +6,11 @@
 #include <rte_cycles.h>
 #include <rte_rcu_qsbr.h>
 
+#include <arpa/inet.h>
+
 #include <atomic>
+#include <cstring>
+#include <string>
 #include <memory>
 #include <random>
 #include <thread>
@@ -151,6 +155,98 @@ TEST(FlowTable, ConcurrentChangesWhileForwarding) {
   EXPECT_GT(forwarded.load(), 0u);
   EXPECT_GT(bursts.load(), 10u);
   EXPECT_EQ(rte_mempool_avail_count(testPool()), before);
+}
+
+// Proves: a neighbour slot whose last rule is gone is not reused while a worker could still
+// hold it (an RCU reader online that has not passed a quiescent state since): an address
+// whose probe chain starts at that slot is placed elsewhere, and the released address is
+// no longer found. Once the reader passes a quiescent state the slot is a tombstone the
+// next claim on that chain reuses. Fails if release() frees the slot at once.
+TEST(FlowTable, ReleasedNeighbourSlotWaitsForGracePeriod) {
+  NeighbourTable neighbours;  // outlives the flow table
+  FlowTable table(settings(), 1);
+  table.setNeighbours(&neighbours);
+  rte_rcu_qsbr* qs = table.qsbr();
+  rte_rcu_qsbr_thread_register(qs, 0);
+  rte_rcu_qsbr_thread_online(qs, 0);  // a worker that may hold any rule it has loaded
+
+  const RawAddress peer = toRaw(*IpAddress::parse("198.51.100.77"));
+  ASSERT_TRUE(table.installStream(1, 0, {10000, 20000}));
+  ASSERT_TRUE(table.updateLeg(1, Realm::core, leg("198.51.100.77", 5000, "198.51.100.0/24")));
+  const FlowRule* rule = table.find(0, 10000);
+  ASSERT_NE(rule, nullptr);
+  const NeighbourTable::Slot* held = rule->peerNeighbour;  // what the worker would hold
+  ASSERT_NE(held, nullptr);
+  EXPECT_EQ(held->references, 2u) << "the RTP and the RTCP rule";
+  EXPECT_EQ(neighbours.entries(), 1u);
+  const std::size_t index = static_cast<std::size_t>(held - &neighbours.at(0));
+
+  ASSERT_TRUE(table.removeStream(1));
+  table.reclaim();
+  EXPECT_EQ(neighbours.find(peer), nullptr) << "released: no longer found";
+  EXPECT_EQ(neighbours.entries(), 0u);
+  EXPECT_EQ(held->state.load(), NeighbourTable::kRetiring);
+  EXPECT_TRUE(held->address == peer) << "untouched while a reader may hold it";
+
+  // Addresses whose chains start at the held slot.
+  std::vector<RawAddress> sameHome;
+  for (std::uint32_t i = 1; sameHome.size() < 2 && i < (1u << 24); ++i) {
+    RawAddress a;
+    const std::uint32_t ip = htonl(0x0a000000u | i);  // 10.x.y.z
+    std::memcpy(a.bytes.data(), &ip, 4);
+    if (NeighbourTable::home(a) == index) sameHome.push_back(a);
+  }
+  ASSERT_EQ(sameHome.size(), 2u);
+  const NeighbourTable::Slot* during = neighbours.claim(sameHome[0]);
+  ASSERT_NE(during, nullptr);
+  EXPECT_NE(during, held) << "reused before the grace period";
+
+  rte_rcu_qsbr_quiescent(qs, 0);
+  table.reclaim();
+  EXPECT_EQ(held->state.load(), NeighbourTable::kTombstone);
+  EXPECT_EQ(neighbours.claim(sameHome[1]), held) << "the tombstone is reused";
+  EXPECT_EQ(neighbours.find(sameHome[0]), during) << "found past the reused slot";
+  rte_rcu_qsbr_thread_offline(qs, 0);
+  rte_rcu_qsbr_thread_unregister(qs, 0);
+}
+
+// Proves: calls naming ever-new on-link peers in SDP (three times the table's 65,536
+// slots) do not fill the neighbour table: every ended call's slot is freed after the grace
+// period and reused, the entry count goes back to the pinned ones (a static neighbour and
+// the gateway), and a new call's peer still gets a slot. Fails without reference counts
+// (the table fills after about 60,000 peers and claim returns nullptr).
+TEST(FlowTable, NeighbourSlotsOfEndedCallsAreReused) {
+  NeighbourTable neighbours;
+  RelaySettings s = settings();
+  s.realms[1].gateway = *IpAddress::parse("10.1.0.254");
+  s.realms[1].onLink = {*IpPrefix::parse("100.64.0.0/10"), *IpPrefix::parse("10.1.0.0/16")};
+  FlowTable table(s, 1);
+  table.setNeighbours(&neighbours);
+  neighbours.set(toRaw(*IpAddress::parse("192.0.2.1")), 0x020000000001ull);
+  const std::size_t pinned = neighbours.entries();
+  EXPECT_EQ(pinned, 2u) << "the static neighbour and the core gateway";
+  for (std::uint32_t call = 0; call < 3 * NeighbourTable::kSlots; ++call) {
+    const auto id = static_cast<StreamId>(call + 1);
+    ASSERT_TRUE(table.installStream(id, 0, {10000, 20000}));
+    const std::uint32_t host = 0x64400000u + call;  // 100.64.0.0/10: on the core link
+    const std::string peer = std::to_string(host >> 24) + "." + std::to_string((host >> 16) & 255) +
+                             "." + std::to_string((host >> 8) & 255) + "." + std::to_string(host & 255);
+    ASSERT_TRUE(table.updateLeg(id, Realm::core, leg(peer, 5000, "100.64.0.0/10")));
+    ASSERT_NE(table.find(0, 10000)->peerNeighbour, nullptr) << "call " << call << " to " << peer;
+    ASSERT_TRUE(table.removeStream(id));
+    table.reclaim();  // no reader online: the grace period is over at once
+  }
+  EXPECT_EQ(neighbours.entries(), pinned);
+  // Off-link peers share the pinned gateway's slot, which outlives their calls.
+  ASSERT_TRUE(table.installStream(1, 0, {10000, 20000}));
+  ASSERT_TRUE(table.updateLeg(1, Realm::core, leg("203.0.113.9", 5000, "203.0.113.0/24")));
+  const NeighbourTable::Slot* gateway = table.find(0, 10000)->peerNeighbour;
+  ASSERT_NE(gateway, nullptr);
+  EXPECT_TRUE(gateway->address == toRaw(*IpAddress::parse("10.1.0.254")));
+  ASSERT_TRUE(table.removeStream(1));
+  table.reclaim();
+  EXPECT_EQ(neighbours.find(toRaw(*IpAddress::parse("10.1.0.254"))), gateway);
+  EXPECT_EQ(neighbours.entries(), pinned);
 }
 
 }  // namespace
