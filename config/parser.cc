@@ -893,7 +893,10 @@ class Parser {
       return;
     }
     bool served[2] = {false, false};
-    std::map<std::string, std::string> devices;  // device -> path of its first use
+    // (device, realm) -> path of its first use: one device may carry both realms (told
+    // apart by their media addresses, and by VLAN when realms.<realm>.media.vlan is set),
+    // but a realm only once.
+    std::map<std::pair<std::string, std::string>, std::string> uses;
     bool allOk = true;
     for (const Node& item : *items) {
       if (!v_.group(item, {"device", "realm"})) {
@@ -902,6 +905,7 @@ class Parser {
       }
       DpdkPort port;
       bool ok = true;
+      std::optional<Node> deviceAt;
       if (const auto deviceNode = v_.required(item, "device")) {
         if (const auto device = v_.string(*deviceNode)) {
           const bool sane = !device->empty() && std::all_of(device->begin(), device->end(),
@@ -911,13 +915,9 @@ class Parser {
           if (!sane) {
             v_.fail(*deviceNode, "not an EAL device name: " + quote(*device));
             ok = false;
-          } else if (const auto [it, inserted] = devices.emplace(*device, item.path);
-                     !inserted) {
-            v_.fail(*deviceNode, "device " + quote(*device) + " is already used by " +
-                                     it->second);
-            ok = false;
           } else {
             port.device = *device;
+            deviceAt = *deviceNode;
           }
         } else {
           ok = false;
@@ -934,6 +934,14 @@ class Parser {
         }
       } else {
         ok = false;
+      }
+      if (ok && deviceAt) {
+        if (const auto [it, inserted] = uses.emplace(std::pair{port.device, port.realm}, item.path);
+            !inserted) {
+          v_.fail(*deviceAt, "device " + quote(port.device) + " already carries realm " +
+                                 quote(port.realm) + " (" + it->second + ")");
+          ok = false;
+        }
       }
       if (ok) {
         out.ports.push_back(std::move(port));

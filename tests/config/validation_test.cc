@@ -813,21 +813,33 @@ TEST(Dpdk, RequiredWithDpdkDriver) {
 TEST(Dpdk, CheckedWithDpdkDriver) {
   const std::string text = withMinimal(R"(media = { driver = "dpdk"; };
 dpdk = { eal_arg = [ "-l" ]; eal_args = [ "-l", "" ];
-         ports = ( { device = "net_ring0"; realm = "access"; }, { device = "net_ring0"; realm = "edge"; },
-                   { device = "bad name"; realm = "core"; }, { realm = "core"; } ); };
+         ports = ( { device = "net_ring0"; realm = "access"; }, { device = "net_ring1"; realm = "edge"; },
+                   { device = "bad name"; realm = "core"; }, { realm = "core"; },
+                   { device = "net_ring0"; realm = "access"; } ); };
 )");
   const auto errors = errorsOf(text);
   EXPECT_EQ(errorFor(errors, "dpdk.eal_arg").reason,
             "unknown setting 'eal_arg'; did you mean 'eal_args'?");
   EXPECT_EQ(errorFor(errors, "dpdk.eal_args.[1]").reason, "an EAL argument must not be empty");
-  EXPECT_EQ(errorFor(errors, "dpdk.ports.[1].device").reason,
-            "device 'net_ring0' is already used by dpdk.ports.[0]");
+  EXPECT_EQ(errorFor(errors, "dpdk.ports.[4].device").reason,
+            "device 'net_ring0' already carries realm 'access' (dpdk.ports.[0])");
   EXPECT_EQ(errorFor(errors, "dpdk.ports.[1].realm").reason,
             "unknown value 'edge'; valid values: access, core");
   EXPECT_EQ(errorFor(errors, "dpdk.ports.[2].device").reason,
             "not an EAL device name: 'bad name'");
   EXPECT_EQ(errorFor(errors, "dpdk.ports.[3].device").reason, "required setting is missing");
   EXPECT_EQ(errors.size(), 6u) << dump(errors);
+}
+
+// Proves: one device may carry both realms (listed once for each, e.g. on two VLANs of one
+// link); it used to be refused as "already used".
+TEST(Dpdk, OneDeviceMayCarryBothRealms) {
+  const Config config = parse(withMinimal(R"(media = { driver = "dpdk"; };
+dpdk = { ports = ( { device = "net_ring0"; realm = "access"; }, { device = "net_ring0"; realm = "core"; } ); };
+)"));
+  ASSERT_EQ(config.dpdk.ports.size(), 2u);
+  EXPECT_EQ(config.dpdk.ports[0].device, config.dpdk.ports[1].device);
+  EXPECT_EQ(config.dpdk.ports[1].realm, "core");
 }
 
 // Every realm needs a DPDK port when the dpdk driver carries the media.

@@ -375,6 +375,61 @@ TEST_F(DpdkRelayMetricsTest, ReusesNeighbourEntriesOfEndedCalls) {
   EXPECT_EQ(test::metricValue(registry.render(), entries), 2.0) << "the trunk's and the core's peer";
 }
 
+// Proves: both realms on one port (one link, as a switch trunk port delivers it), told apart
+// by VLAN: access on 100, core on 200. Media from the trunk tagged 100 leaves the same port
+// tagged 200 (priority 5) to the core peer and back; untagged media is dropped as
+// wrong_vlan; ARP for the core address is answered on VLAN 200 and ignored on VLAN 100.
+TEST_F(DpdkRelayTest, BothRealmsOnOnePortByVlan) {
+  settings.realms[0].vlan = 100;
+  settings.realms[1].vlan = 200;
+  dpdkSettings.ports = {{access.name(), Realm::access}, {access.name(), Realm::core}};
+  start();
+  relay->setNeighbour(*IpAddress::parse("198.51.100.20"), kCorePeerMac);
+  relay->setNeighbour(*IpAddress::parse("192.0.2.10"), kTrunkMac);
+  const StreamEndpoints s = openTrunkStream();
+  const auto tciOf = [](const rte_mbuf* m) {
+    EXPECT_EQ(rte_pktmbuf_mtod(m, const rte_ether_hdr*)->ether_type, htons(RTE_ETHER_TYPE_VLAN));
+    return ntohs(rte_pktmbuf_mtod_offset(m, const rte_vlan_hdr*, 14)->vlan_tci);
+  };
+
+  ASSERT_TRUE(access.inject(withVlan(makeUdp4(fromTrunk(s)), 100)));
+  rte_mbuf* out = access.capture();
+  ASSERT_NE(out, nullptr);
+  EXPECT_EQ(tciOf(out), 5 << 13 | 200);
+  EXPECT_EQ(rte_pktmbuf_mtod_offset(out, const rte_ipv4_hdr*, 18)->dst_addr, ip4("198.51.100.20"));
+  EXPECT_TRUE(rte_is_same_ether_addr(&rte_pktmbuf_mtod(out, const rte_ether_hdr*)->dst_addr,
+                                     &kCorePeerMac));
+  rte_pktmbuf_free(out);
+
+  Udp4Spec back;
+  back.src = "198.51.100.20";
+  back.srcPort = 5000;
+  back.dst = "10.1.0.1";
+  back.dstPort = s.rtp[1].port;
+  back.vlan = true;
+  back.vlanTci = 200;
+  ASSERT_TRUE(access.inject(makeUdp4(back)));
+  out = access.capture();
+  ASSERT_NE(out, nullptr);
+  EXPECT_EQ(tciOf(out), 5 << 13 | 100);
+  EXPECT_EQ(rte_pktmbuf_mtod_offset(out, const rte_ipv4_hdr*, 18)->dst_addr, ip4("192.0.2.10"));
+  rte_pktmbuf_free(out);
+
+  ASSERT_TRUE(access.inject(makeUdp4(fromTrunk(s))));  // untagged
+  const rte_ether_addr router{{0x02, 0x77, 0, 0, 0, 0x01}};
+  ASSERT_TRUE(access.inject(withVlan(makeArp(RTE_ARP_OP_REQUEST, router, "10.1.0.254", "10.1.0.1"), 100)));
+  ASSERT_TRUE(access.inject(withVlan(makeArp(RTE_ARP_OP_REQUEST, router, "10.1.0.254", "10.1.0.1"), 200)));
+  rte_mbuf* reply = access.capture();
+  ASSERT_NE(reply, nullptr);
+  EXPECT_EQ(tciOf(reply), 200);
+  EXPECT_EQ(rte_pktmbuf_mtod_offset(reply, const rte_arp_hdr*, 18)->arp_opcode, htons(RTE_ARP_OP_REPLY));
+  rte_pktmbuf_free(reply);
+  EXPECT_EQ(access.capture(200ms), nullptr);
+  EXPECT_EQ(relay->stats().dropped[static_cast<std::size_t>(DropReason::wrongVlan)], 1u);
+  EXPECT_EQ(relay->dpdkStats().arpIgnored, 1u);
+  EXPECT_EQ(relay->dpdkStats().arpReplied, 1u);
+}
+
 // After closeStream and the grace period nothing is forwarded; the ports rest in
 // quarantine (the next stream gets other ports).
 TEST_F(DpdkRelayTest, CloseStopsForwardingAndQuarantinesPorts) {
