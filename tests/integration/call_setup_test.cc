@@ -6,6 +6,7 @@
 #include <chrono>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <memory>
 #include <regex>
 #include <set>
@@ -14,11 +15,47 @@
 
 #include <gtest/gtest.h>
 
+#include <sofia-sip/su_md5.h>
+
 #include "tests/integration/trunk_fixture.h"
 #include "tests/support/test_env.h"
 
 namespace sbc::test {
 namespace {
+
+// The hex MD5 of `text` (RFC 2617's H()).
+std::string md5Hex(const std::string& text) {
+  su_md5_t context;
+  su_md5_init(&context);
+  su_md5_update(&context, text.data(), text.size());
+  char hex[2 * SU_MD5_DIGEST_SIZE + 1];
+  su_md5_hexdigest(&context, hex);
+  return hex;
+}
+
+// The parameters of a Digest credentials header value (quoted values unquoted).
+std::map<std::string, std::string> digestParameters(const std::string& value) {
+  static const std::regex parameter(R"re(([A-Za-z-]+)=("([^"]*)"|[^,\s]*))re");
+  std::map<std::string, std::string> parameters;
+  for (auto it = std::sregex_iterator(value.begin(), value.end(), parameter);
+       it != std::sregex_iterator(); ++it) {
+    const auto& match = *it;
+    parameters[match[1].str()] = match[3].matched ? match[3].str() : match[2].str();
+  }
+  return parameters;
+}
+
+// The 200s to an INVITE among a SIPp trace's messages (each entry of the trace begins with
+// SIPp's separator line).
+std::size_t inviteAnswersIn(const std::string& trace) {
+  static const std::regex answer(R"(\nSIP/2\.0 200 [^\r\n]*\r?\n(?:[^\r\n]+\r?\n)*?CSeq: *[0-9]+ INVITE\s)");
+  std::size_t answers = 0;
+  for (auto it = std::sregex_iterator(trace.begin(), trace.end(), answer);
+       it != std::sregex_iterator(); ++it) {
+    ++answers;
+  }
+  return answers;
+}
 
 class CallSetup : public TrunkFixture {
  protected:
@@ -54,6 +91,30 @@ class CallSetup : public TrunkFixture {
     EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
     EXPECT_EQ(answersIn(receivedMessages(trace)), answers) << receivedMessages(trace);
     expectNoActiveCalls();
+  }
+
+  // One trunk call to a forking core playing `coreScenario`, whose losing fork answers late
+  // and must be acknowledged and ended (the scenario checks ACK and BYE), while the trunk
+  // holds the call 4 s and must hear exactly one 200 to its INVITE and nothing of the
+  // forks; the call counts answered once, and once over no slot or media flow is left.
+  void expectLateForkAnswerEnded(const std::string& coreScenario) {
+    startSbc(10);
+    const std::string coreTrace = dir_.file("core-messages.log");
+    auto core = startUas(coreScenario, "127.0.0.3", corePort_, 1, "udp", coreTrace);
+    const std::string trace = dir_.file("trunk-messages.log");
+    const auto trunk =
+        runCommand(trunkArgs("uac_fork_long.xml", 1, 1, trace), std::chrono::seconds(40));
+    EXPECT_EQ(trunk.status, 0) << trunk.output;
+    EXPECT_EQ(core->waitForExit(10s), 0) << receivedMessages(coreTrace);
+    const std::string received = receivedMessages(trace);
+    EXPECT_EQ(inviteAnswersIn(received), 1u) << received;
+    EXPECT_EQ(received.find("fork"), std::string::npos) << "a fork's tag or contact leaked";
+    EXPECT_EQ(
+        metric("sbc_calls_total{direction=\"from_trunk\",result=\"answered\",trunk=\"alpha\"}"),
+        1)
+        << daemon_->scrape();
+    expectNoActiveCalls();
+    EXPECT_TRUE(daemon_->waitForMetric("sbc_media_flows", 0)) << daemon_->scrape();
   }
 
   // A second core next hop on 127.0.0.4, after the fixture's on 127.0.0.3.
@@ -154,6 +215,70 @@ TEST_F(CallSetup, WrongCredentialsAreRefusedOnce) {
   expectNoActiveCalls();
 }
 
+// Proves: a trunk that challenges the SBC's INVITE with 407 (Proxy-Authenticate, qop=auth)
+// gets a second INVITE whose Proxy-Authorization is right: recomputed here from the trunk's
+// configured `answer` password per RFC 2617 (HA1 = MD5(user:realm:password), HA2 =
+// MD5(INVITE:uri), response = MD5(HA1:nonce:nc:cnonce:qop:HA2)), for the INVITE's own
+// Request-URI, the challenge's realm and nonce; the call is set up and its slot freed.
+// SIPp's verifyauth reads only Authorization, so the digest is checked on the trunk's trace.
+TEST_F(CallSetup, AnswersTheTrunksProxyChallengeWithAValidDigest) {
+  const std::string user = "sbc";
+  const std::string password = "pr0xy-s3cret";
+  const std::string realm = "proxy.trunk.example.net";
+  trunkExtra_ = "answer = { username = \"" + user + "\"; password = \"" + password +
+                "\"; realm = \"" + realm + "\"; };";
+  startSbc(10);
+  const std::string trace = dir_.file("trunk-messages.log");
+  callFromCore("trunk_uas_proxy_challenge.xml", true, "core_uac_to_trunk.xml", trace);
+  const std::string received = receivedMessages(trace);
+  const auto header = received.find("\nProxy-Authorization: Digest ");
+  ASSERT_NE(header, std::string::npos) << received;
+  const auto lineEnd = received.find_first_of("\r\n", header + 1);
+  auto digest = digestParameters(received.substr(header, lineEnd - header));
+  // The credentials' INVITE: its Request-URI is what the digest must cover.
+  const auto requestLine = received.rfind("INVITE ", header);
+  ASSERT_NE(requestLine, std::string::npos) << received;
+  const auto uriEnd = received.find(' ', requestLine + 7);
+  const std::string requestUri = received.substr(requestLine + 7, uriEnd - requestLine - 7);
+
+  EXPECT_EQ(digest["username"], user);
+  EXPECT_EQ(digest["realm"], realm);
+  EXPECT_EQ(digest["nonce"], "a7c35f0e19d24b68");
+  EXPECT_EQ(digest["uri"], requestUri);
+  EXPECT_EQ(digest["qop"], "auth");
+  EXPECT_TRUE(std::regex_match(digest["nc"], std::regex("[0-9a-fA-F]{8}"))) << digest["nc"];
+  EXPECT_FALSE(digest["cnonce"].empty());
+  const std::string ha1 = md5Hex(user + ":" + realm + ":" + password);
+  const std::string ha2 = md5Hex("INVITE:" + digest["uri"]);
+  EXPECT_EQ(digest["response"], md5Hex(ha1 + ":" + digest["nonce"] + ":" + digest["nc"] + ":" +
+                                       digest["cnonce"] + ":" + digest["qop"] + ":" + ha2))
+      << received;
+  EXPECT_EQ(metric("sbc_calls_total{direction=\"to_trunk\",result=\"answered\",trunk=\"alpha\"}"),
+            1)
+      << daemon_->scrape();
+  expectNoActiveCalls();
+}
+
+// Proves: a trunk that challenges again (407, stale=false) the INVITE that carried
+// credentials is not answered a second time: no third INVITE reaches it (its scenario fails
+// on one), the core hears a final 407 without the trunk's challenge in it and ACKs it, the
+// call is counted failed and its slot freed. Two things stop the loop: the Call answers one
+// challenge per call (challengeAnswered_) and Sofia's auth client refuses a non-stale
+// challenge after its credentials; with both gone (a fresh auth client per challenge) the
+// test fails.
+TEST_F(CallSetup, SecondProxyChallengeFailsTheCallUpstream) {
+  trunkExtra_ =
+      R"(answer = { username = "sbc"; password = "wrong"; realm = "proxy.trunk.example.net"; };)";
+  startSbc(10);
+  callFromCore("trunk_uas_proxy_challenge_twice.xml", true, "core_uac_to_trunk_refused.xml");
+  EXPECT_EQ(metric("sbc_sip_responses_total{code=\"407\",realm=\"core\"}"), 1)
+      << daemon_->scrape();
+  EXPECT_EQ(metric("sbc_calls_total{direction=\"to_trunk\",result=\"failed\",trunk=\"alpha\"}"),
+            1)
+      << daemon_->scrape();
+  expectNoActiveCalls();
+}
+
 // Proves: a reliable 183 from the core is PRACKed by the SBC on the core leg and sent
 // reliably to a trunk that supports 100rel, whose PRACK the SBC answers.
 TEST_F(CallSetup, ReliableProvisionalsArePrackedOnBothLegs) {
@@ -244,6 +369,27 @@ TEST_F(CallSetup, ForkedSecondAnswerIsEnded) {
   EXPECT_EQ(tags.size(), 1u) << messages;
   EXPECT_EQ(messages.find("fork"), std::string::npos) << "a fork's tag or contact leaked";
   expectNoActiveCalls();
+}
+
+// Proves: a losing fork of a forking core that answers 2.5 s after the winner's answer was
+// acknowledged (past 64*T1 = 2 s: the SBC has let go of its INVITE transactions) gets ACK
+// and then BYE in its own dialog (the core's scenario retransmits that 200 until the ACK
+// comes and checks both by forkA's tag), and its answer never reaches the trunk, which
+// hears exactly one 200 to its INVITE. The fork had no early dialog the SBC knew of (its
+// 180 was unreliable): nta itself (UA mode) acknowledges and ends such an orphan 2xx of an
+// INVITE transaction the SBC destroyed, statelessly (its BYE has CSeq 2147483647).
+TEST_F(CallSetup, LosingForksLateAnswerIsAcknowledgedAndEnded) {
+  expectLateForkAnswerEnded("uas_fork_late_answer.xml");
+}
+
+// Proves: the same for a losing fork that had an early dialog (a PRACKed reliable 183) and
+// whose early dialog the SBC ended with BYE when the winner's answer was acknowledged: its
+// 200 2.5 s later (a 200 that crossed that BYE) is a stray response to nta (the narrowed
+// INVITE transaction is gone and its tag is the fork's own), which the front door hands to
+// Call::acknowledgeStrayAnswer: ACKed and ended with BYE in the fork's dialog. Without that
+// path the 200 is discarded unacknowledged and the core's scenario fails.
+TEST_F(CallSetup, LosingForksLateAnswerInItsEarlyDialogIsAcknowledgedAndEnded) {
+  expectLateForkAnswerEnded("uas_fork_prack_late_answer.xml");
 }
 
 }  // namespace

@@ -108,16 +108,17 @@ control = { socket = ")" + dir_.file("sbcd.sock") +
     return process;
   }
 
-  // A SIPp UAS playing `scenario` for `calls` calls on host:port, once it listens.
+  // A SIPp UAS playing `scenario` for `calls` calls on host:port, once it listens. With
+  // `traceFile`, SIPp writes every message it sends and receives there.
   static std::unique_ptr<ChildProcess> startUas(const std::string& scenario, const char* host,
                                                 int port, int calls = 1,
-                                                const std::string& transport = "udp") {
-    return startListening(
-        withTransport({"/usr/bin/sipp", "-sf", kSippDir + "/" + scenario, "-i", host,
-                       "-bind_local", "-p", std::to_string(port), "-m", std::to_string(calls),
-                       "-nostdin"},
-                      transport),
-        host, port, transport);
+                                                const std::string& transport = "udp",
+                                                const std::string& traceFile = "") {
+    std::vector<std::string> args{"/usr/bin/sipp", "-sf", kSippDir + "/" + scenario, "-i", host,
+                                  "-bind_local", "-p", std::to_string(port), "-m",
+                                  std::to_string(calls), "-nostdin"};
+    if (!traceFile.empty()) args.insert(args.end(), {"-trace_msg", "-message_file", traceFile});
+    return startListening(withTransport(std::move(args), transport), host, port, transport);
   }
 
   // SIPp as the core (127.0.0.3 on the core's next-hop port), once it listens.
@@ -173,11 +174,13 @@ control = { socket = ")" + dir_.file("sbcd.sock") +
   // configured target with `trunkScenario`, SIPp calls as the core; the trunk must complete
   // its scenario, the core must complete its own (or fail it, when `coreMustComplete` is
   // false: the call is refused). `coreScenario` replaces the core's plain call.
+  // With `trunkTrace`, the trunk's SIPp writes its messages there.
   void callFromCore(const std::string& trunkScenario = "trunk_uas_answer.xml",
                     bool coreMustComplete = true,
-                    const std::string& coreScenario = "core_uac_to_trunk.xml") {
+                    const std::string& coreScenario = "core_uac_to_trunk.xml",
+                    const std::string& trunkTrace = "") {
     const auto trunkSide =
-        startUas(trunkScenario, "127.0.0.2", trunkPort_, 1, accessTransport_);
+        startUas(trunkScenario, "127.0.0.2", trunkPort_, 1, accessTransport_, trunkTrace);
     const auto coreSide = runCommand(
         withTransport({"/usr/bin/sipp", "-sf", kSippDir + "/" + coreScenario, "-i",
                        "127.0.0.3", "-bind_local", "-p", std::to_string(corePort_), "-m", "1",
