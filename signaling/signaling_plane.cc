@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "signaling/call.h"
 #include "signaling/dial_plan.h"
+#include "signaling/nta_refusals.h"
 #include "signaling/request_checks.h"
 #include "signaling/sofia.h"
 #include "signaling/source_limiter.h"
@@ -34,6 +35,8 @@ struct RealmAgent {
   const char* name = "";  // "access" or "core"
   bool isAccess = false;
   nta_agent_t* agent = nullptr;
+  // The message class the agent parses with: it screens the requests nta refuses itself.
+  msg_mclass_t* mclass = nullptr;
   // nta's statistics at the last look: what has been added to sbc_sip_malformed_total.
   usize_t countedNotSip = 0;
   usize_t countedBadRequests = 0;
@@ -167,6 +170,9 @@ struct SignalingPlane::Impl {
                su_root_register(root, &timeoutWait, &Impl::onMediaTimeout, this, 0) < 0) {
       failure = "signaling: cannot watch the media relay's timeout reports";
     } else {
+      setRefusalScreen([this](msg_t* msg, const sip_t* sip, int status) {
+        return mayNtaRefuse(msg, sip, status);
+      });
       failure = createAgent(realms[0], settings.access);
       if (failure.empty()) failure = createAgent(realms[1], settings.core);
       parserStatsTimer = su_timer_create(su_root_task(root), kParserStatsIntervalMs);
@@ -217,6 +223,8 @@ struct SignalingPlane::Impl {
 
   std::string createAgent(RealmAgent& realm, const config::Realm& listens) {
     const std::string first = listenUrl(listens.sip.front());
+    realm.mclass = makeRefusalScreeningClass();
+    if (realm.mclass == nullptr) return "cannot make the SIP message class";
     realm.agent = nta_agent_create(
         root, URL_STRING_MAKE(first.c_str()), &Impl::onMessage, &realm, NTATAG_UA(1),
         NTATAG_SIP_T1(settings.sipTimers.t1Ms), NTATAG_SIP_T1X64(settings.sipTimers.t1x64Ms),
@@ -227,7 +235,10 @@ struct SignalingPlane::Impl {
         // answers by its source (nta would answer 400 to anyone, unknown sources too). Only
         // the header errors are masked: nta still answers a bad version (505), missing or
         // unparseable mandatory headers (400) and an unusable Via (dropped) itself.
-        NTATAG_BAD_REQ_MASK(0), TAG_END());
+        NTATAG_BAD_REQ_MASK(0),
+        // Those refusals of nta's own are put to the front door while parsing
+        // (mayNtaRefuse): nta answers them to anyone otherwise.
+        NTATAG_MCLASS(realm.mclass), TAG_END());
     if (realm.agent == nullptr) {
       return std::string("cannot listen for SIP on ") + realm.name + " " + first + ": " +
              std::strerror(errno);
@@ -256,7 +267,10 @@ struct SignalingPlane::Impl {
     for (auto& realm : realms) {
       if (realm.agent != nullptr) nta_agent_destroy(realm.agent);
       realm.agent = nullptr;
+      if (realm.mclass != nullptr) freeRefusalScreeningClass(realm.mclass);
+      realm.mclass = nullptr;
     }
+    setRefusalScreen({});
     if (root != nullptr) {
       su_root_unregister(root, &wakeWait, &Impl::onWake, this);
       su_root_unregister(root, &timeoutWait, &Impl::onMediaTimeout, this);
@@ -302,6 +316,35 @@ struct SignalingPlane::Impl {
       add("not_sip", notSip, realm.countedNotSip);
       add("bad_request", badRequests, realm.countedBadRequests);
     }
+  }
+
+  // A request nta is about to refuse by itself (400, 413, 505; see nta_refusals.h), while it
+  // is parsed: the front door's rule for its source decides whether nta's response may go.
+  // A known source (a trunk, a core next hop) is answered; an unknown one as the 403 would
+  // be (never under refusals.unknown_source = "drop", else within its response budget).
+  bool mayNtaRefuse(msg_t* msg, const sip_t*, int status) {
+    RealmAgent* realm = nullptr;
+    for (auto& candidate : realms) {
+      if (candidate.mclass != nullptr && candidate.mclass == msg_mclass(msg)) realm = &candidate;
+    }
+    if (realm == nullptr) return true;
+    const auto source = sourceOf(msg);
+    if (source && isKnownSource(*realm, *source)) {
+      countResponse(*realm, status);
+      return true;
+    }
+    metrics.counter(metrics::FamilyId::unknownSourceTotal)
+        .Add({{"realm", realm->name}})
+        .Increment();
+    if (source && settings.refusals.unknownSource != config::UnknownSourceAction::drop &&
+        limiter.allow(*source)) {
+      countResponse(*realm, status);
+      return true;
+    }
+    metrics.counter(metrics::FamilyId::sipUnansweredTotal)
+        .Add({{"realm", realm->name}, {"reason", "unknown_source"}})
+        .Increment();
+    return false;
   }
 
   // The relay reports streams whose media went silent: their calls are ended.

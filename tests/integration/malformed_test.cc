@@ -3,12 +3,13 @@
 // some cases, TCP. Each corpus file under tests/integration/malformed/<category>/ is a raw
 // message; {via}, {transport} and {case} are filled in before sending (the Via names the
 // sending socket with ;rport, so a response can come back). Expectations per case: 400
-// where a response can be sent (nta answers a bad version and missing or broken mandatory
-// headers itself, to any source; the SBC answers bad header values and bad user parts, by
+// where a response can be sent (nta refuses a bad version, missing or broken mandatory
+// headers and an oversized message itself, but only as the front door's rule for the
+// source allows: nta_refusals.h; the SBC answers bad header values and bad user parts, by
 // source), dropped where it cannot (no request line, no usable Via), the categories counted
 // in sbc_sip_malformed_total. Afterwards the daemon still serves a normal call and no call
-// slot is left taken. A second sbcd with refusals.unknown_source = "drop" shows what still
-// reaches an unknown source on the wire.
+// slot is left taken. A second sbcd with refusals.unknown_source = "drop" shows that
+// nothing reaches an unknown source on the wire, while a trunk still hears nta's refusals.
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -19,6 +20,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -69,9 +71,11 @@ const Case kCases[] = {
     {"bad_content_length/not_a_number.sip",   400, 400, kNotSent, Counted::badRequest},
     {"bad_content_length/huge.sip",           400, 400, kNotSent, Counted::badRequest},
     {"bad_content_length/shorter_sdp.sip",    488, 403, kNotSent, Counted::nothing},
-    // Size: under 64 KiB is served; a TCP message over it closes the connection unanswered.
+    // Size: under 64 KiB is served; a TCP message whose headers pass it closes the
+    // connection unanswered; one whose Content-Length does gets nta's 413.
     {"oversized/udp_60k_header.sip",          200, 403, kNotSent, Counted::nothing},
     {"oversized/tcp_100k_header.sip",         kNotSent, kNotSent, 0, Counted::nothing},
+    {"oversized/tcp_body_over_limit.sip",     kNotSent, kNotSent, 413, Counted::badRequest},
     // Injection: NUL bytes are refused; Sofia ends a line at a bare CR (two headers, neither
     // crossing to the core); escaped CR LF and folded lines are legal SIP.
     {"header_injection/nul_in_value.sip",     400, 400, kNotSent, Counted::badRequest},
@@ -252,6 +256,10 @@ TEST_F(MalformedSip, CorpusIsAnsweredOrDroppedAndCounted) {
       "sbc_sip_malformed_total{realm=\"access\",reason=\"bad_header\"}",
       expected[Counted::badHeader]))
       << daemon_->scrape();
+  // nta's own refusals are counted as responses like the SBC's: the bad version's 505 to the
+  // trunk over UDP and TCP and to the unknown source (within its budget).
+  EXPECT_TRUE(daemon_->waitForMetric("sbc_sip_responses_total{code=\"505\",realm=\"access\"}", 3))
+      << daemon_->scrape();
   expectNoActiveCalls();
 
   // Still serving: a normal call through, and its slot freed.
@@ -260,39 +268,108 @@ TEST_F(MalformedSip, CorpusIsAnsweredOrDroppedAndCounted) {
   EXPECT_FALSE(daemon_->process().waitForExit(0ms).has_value()) << "sbcd exited";
 }
 
+// Proves: nta's own refusals to an unknown source (here 505 for another SIP version) are
+// within that source's response budget, as the front door's 403s are (burst 20, 5/s): of
+// 40 such requests sent at once from one address, about 20 are answered, the rest dropped
+// and counted unanswered. Before the refusal screen, nta answered all 40.
+TEST_F(MalformedSip, NtaRefusalsToAnUnknownSourceStayWithinItsBudget) {
+  constexpr int kSent = 40;
+  const std::string message = readCorpus("bad_start_line/unknown_version.sip");
+  ASSERT_FALSE(message.empty());
+  const UdpSocket socket("127.0.0.49", 0);
+  ASSERT_TRUE(socket.bound());
+  for (int i = 0; i < kSent; ++i) {
+    socket.sendTo(filledIn(message, "127.0.0.49", socket.port(), "UDP",
+                           "budget-" + std::to_string(i)),
+                  "127.0.0.10", accessPort_);
+  }
+  int answered = 0;
+  while (const auto response = socket.receive()) {  // until 200 ms of silence
+    EXPECT_EQ(statusOf(response->first), 505);
+    ++answered;
+  }
+  // The burst, and what refilled at 5/s while the 40 were taken in (a few milliseconds).
+  EXPECT_GE(answered, 20);
+  EXPECT_LE(answered, 22);
+  EXPECT_TRUE(daemon_->waitForMetric(
+      "sbc_sip_unanswered_total{realm=\"access\",reason=\"unknown_source\"}", kSent - answered))
+      << daemon_->scrape();
+  EXPECT_TRUE(daemon_->waitForMetric("sbc_sip_responses_total{code=\"505\",realm=\"access\"}",
+                                     answered))
+      << daemon_->scrape();
+}
+
+// Requests nta refuses before their header section has been parsed to its end (a NUL byte
+// in a header, a datagram cut inside one): the refusal screen, which runs at the end of the
+// headers, never sees them, and nta answers them 400 to any source (docs/operations.md).
+const std::set<std::string> kRefusedBeforeTheScreen = {
+    "header_injection/nul_in_value.sip",
+    "header_injection/nul_in_call_id.sip",
+    "truncated/in_headers.sip",
+};
+
 class MalformedSipDropping : public TrunkFixture {
  protected:
   void SetUp() override {
     TrunkFixture::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
     extraConfig_ = R"(refusals = { unknown_source = "drop"; };)";
+    accessListenExtra_ = R"(, { address = "127.0.0.10"; port = 0; transport = "tcp"; })";
     startSbc(10);
+    const std::string& bound = daemon_->boundLine();
+    const auto at = bound.find("sip.access=tcp:127.0.0.10:");
+    ASSERT_NE(at, std::string::npos) << bound;
+    accessTcpPort_ = std::stoi(bound.substr(at + 26));
   }
+
+  int accessTcpPort_ = 0;
 };
 
-// Proves: with refusals.unknown_source = "drop", an unknown source gets no answer for every
-// case the front door decides (a bad header value included: nta answered those 400 before
-// NTATAG_BAD_REQ_MASK(0)), each counted unanswered; what nta still answers by itself (a bad
-// SIP version 505, missing or unparseable mandatory headers 400) is pinned down here as it
-// is on the wire, since no agent setting hands those to sbcd.
-TEST_F(MalformedSipDropping, UnknownSourcesGetNothingTheFrontDoorDecides) {
+// Proves: with refusals.unknown_source = "drop", an unknown source gets no answer to any
+// case, over UDP and TCP, each counted unanswered: neither where the front door decides (a
+// bad header value included: nta answered those 400 before NTATAG_BAD_REQ_MASK(0)) nor where
+// nta refuses by itself (a bad SIP version 505, missing or unparseable mandatory headers
+// 400, a Content-Length over the size limit 413), which the refusal screen of the SBC's
+// message class (nta_refusals.h) now silences: before it, those came back from nta to any
+// source. A trunk still gets each of nta's refusals. Pinned down as it is on the wire: the
+// few nta refuses before the screen runs (kRefusedBeforeTheScreen) still get 400.
+TEST_F(MalformedSipDropping, UnknownSourcesGetNothingTrunksGetNtasRefusals) {
   constexpr auto kWait = 400ms;
   int unknownHost = 50;
   int dropped = 0;
   int badHeaders = 0;
   for (const Case& c : kCases) {
     SCOPED_TRACE(c.file);
-    if (c.fromUnknown == kNotSent) continue;
     const std::string message = readCorpus(c.file);
     ASSERT_FALSE(message.empty()) << "corpus file missing";
-    // 403 is the front door's own refusal: dropping makes it silence. nta's 400/505 stay.
-    const int expected = c.fromUnknown == 403 ? kNoResponse : c.fromUnknown;
-    const std::string stranger = "127.0.0." + std::to_string(unknownHost++);
-    EXPECT_EQ(sendUdp(message, stranger, accessPort_, std::to_string(&c - kCases), kWait),
-              expected)
-        << "from " << stranger << " over UDP";
-    if (c.fromUnknown == 403) ++dropped;
-    if (c.counted == Counted::badHeader) ++badHeaders;
+    const std::string tag = std::to_string(&c - kCases);
+    const bool unscreened = kRefusedBeforeTheScreen.count(c.file) != 0;
+    if (c.fromUnknown != kNotSent) {
+      const std::string stranger = "127.0.0." + std::to_string(unknownHost++);
+      EXPECT_EQ(sendUdp(message, stranger, accessPort_, tag, kWait),
+                unscreened ? c.fromUnknown : kNoResponse)
+          << "from " << stranger << " over UDP";
+      if (c.fromUnknown != kNoResponse && !unscreened) ++dropped;
+      if (c.counted == Counted::badHeader) ++badHeaders;
+    }
+    if (c.overTcp != kNotSent && c.overTcp != kNoResponse && !unscreened) {
+      const std::string stranger = "127.0.0." + std::to_string(unknownHost++);
+      EXPECT_EQ(sendTcp(message, stranger, accessTcpPort_, tag + "-tcp", kWait), kNoResponse)
+          << "from " << stranger << " over TCP";
+      ++dropped;
+      if (c.counted == Counted::badHeader) ++badHeaders;
+    }
+    // nta's own refusals still reach a trunk.
+    if (c.counted != Counted::badRequest) continue;
+    if (c.fromTrunk != kNotSent) {
+      EXPECT_EQ(sendUdp(message, "127.0.0.2", accessPort_, tag + "-trunk", kWait), c.fromTrunk)
+          << "from the trunk over UDP";
+    }
+    if (c.overTcp != kNotSent) {
+      EXPECT_EQ(sendTcp(message, "127.0.0.2", accessTcpPort_, tag + "-trunk-tcp", kWait),
+                c.overTcp)
+          << "from the trunk over TCP";
+    }
   }
   EXPECT_TRUE(daemon_->waitForMetric(
       "sbc_sip_unanswered_total{realm=\"access\",reason=\"unknown_source\"}", dropped))
