@@ -1,6 +1,8 @@
 // libFuzzer target: arbitrary bytes as one SIP datagram through what the daemon does with
-// it before any state is made: Sofia-SIP's message parser (as nta parses with the default
-// SIP message class), then the front door's pure checks (user parts), the header
+// it before any state is made: Sofia-SIP's message parser with the message class nta
+// parses with in the daemon (the refusal screen of nta_refusals.h, its screen refusing when
+// the last byte is odd, so that a refused request must have lost its Via), then the front
+// door's pure checks (user parts), the header
 // allow-list that copies headers onto the other leg and the body filter (sip.body_types,
 // which splits multipart bodies with Sofia's MIME parser). Refusals are fine; crashes,
 // leaks and UB are not, and no copied header line may hold a CR, LF or NUL of its own.
@@ -12,14 +14,24 @@
 
 #include "signaling/body_filter.h"
 #include "signaling/header_allow_list.h"
+#include "signaling/nta_refusals.h"
 #include "signaling/request_checks.h"
 
 #include <sofia-sip/msg.h>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  msg_t* msg = msg_make(sip_default_mclass(), 0, data, static_cast<isize_t>(size));
+  static msg_mclass_t* const screening = sbc::signaling::makeRefusalScreeningClass();
+  const bool refuse = size > 0 && (data[size - 1] & 1) != 0;
+  bool refused = false;
+  sbc::signaling::setRefusalScreen([&](msg_t*, const sip_t*, int) {
+    refused = refuse;
+    return !refuse;
+  });
+  msg_t* msg = msg_make(screening, 0, data, static_cast<isize_t>(size));
+  sbc::signaling::setRefusalScreen({});
   if (msg == nullptr) return 0;
   const sip_t* sip = sip_object(msg);
+  if (refused && sip != nullptr && sip->sip_via != nullptr) __builtin_trap();
   if (sip != nullptr) {
     if (sip->sip_request != nullptr && sip->sip_request->rq_url->url_user != nullptr) {
       sbc::signaling::isUriUser(sip->sip_request->rq_url->url_user);

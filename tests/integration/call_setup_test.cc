@@ -48,7 +48,8 @@ std::map<std::string, std::string> digestParameters(const std::string& value) {
 // The 200s to an INVITE among a SIPp trace's messages (each entry of the trace begins with
 // SIPp's separator line).
 std::size_t inviteAnswersIn(const std::string& trace) {
-  static const std::regex answer(R"(\nSIP/2\.0 200 [^\r\n]*\r?\n(?:[^\r\n]+\r?\n)*?CSeq: *[0-9]+ INVITE\s)");
+  static const std::regex answer(
+      R"(\nSIP/2\.0 200 [^\r\n]*\r?\n(?:[^\r\n]+\r?\n)*?CSeq: *[0-9]+ INVITE\s)");
   std::size_t answers = 0;
   for (auto it = std::sregex_iterator(trace.begin(), trace.end(), answer);
        it != std::sregex_iterator(); ++it) {
