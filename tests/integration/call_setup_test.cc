@@ -264,9 +264,10 @@ TEST_F(CallSetup, AnswersTheTrunksProxyChallengeWithAValidDigest) {
 // credentials is not answered a second time: no third INVITE reaches it (its scenario fails
 // on one), the core hears a final 407 without the trunk's challenge in it and ACKs it, the
 // call is counted failed and its slot freed. Two things stop the loop: the Call answers one
-// challenge per call (challengeAnswered_) and Sofia's auth client refuses a non-stale
-// challenge after its credentials; with both gone (a fresh auth client per challenge) the
-// test fails.
+// challenge per call (challengeAnswered_), and Sofia's auth client, handed the same user
+// and password again, reports no new credentials (auc_all_credentials 0), which
+// prepareCredentials takes for a refusal; with both gone (a fresh auth client per
+// challenge) the test fails.
 TEST_F(CallSetup, SecondProxyChallengeFailsTheCallUpstream) {
   trunkExtra_ =
       R"(answer = { username = "sbc"; password = "wrong"; realm = "proxy.trunk.example.net"; };)";
