@@ -296,7 +296,7 @@ void Call::retry() {
     nta_leg_destroy(calleeLeg_);
     calleeLeg_ = nullptr;
     ++hop_;
-    challengeAnswered_ = false;
+    challengesAnswered_ = 0;
     if (authHome_ != nullptr) su_home_unref(authHome_);
     authHome_ = nullptr;
     authClient_ = nullptr;
@@ -364,7 +364,11 @@ bool Call::mayTryNextHop(int status) const {
 }
 
 bool Call::prepareCredentials(int status, const sip_t* sip) {
-  if (!route_.credentials || challengeAnswered_ || sip == nullptr) return false;
+  // A trunk that keeps saying stale=true would otherwise keep the call in a loop.
+  constexpr unsigned kMaxChallengeAnswers = 3;
+  if (!route_.credentials || sip == nullptr || challengesAnswered_ >= kMaxChallengeAnswers) {
+    return false;
+  }
   const msg_auth_t* challenge =
       status == 401 ? sip->sip_www_authenticate : sip->sip_proxy_authenticate;
   msg_hclass_t* credentialClass =
@@ -372,13 +376,24 @@ bool Call::prepareCredentials(int status, const sip_t* sip) {
   if (challenge == nullptr) return false;
   if (authHome_ == nullptr) authHome_ = static_cast<su_home_t*>(su_home_new(sizeof(su_home_t)));
   if (authHome_ == nullptr) return false;
-  if (auc_challenge(&authClient_, authHome_, challenge, credentialClass) < 0) return false;
+  // auc_challenge reports 0 when it only repeats a challenge already answered (same realm,
+  // not stale): the trunk refused the credentials, and sending them again would loop.
+  const int updated = auc_challenge(&authClient_, authHome_, challenge, credentialClass);
+  if (updated < 0) return false;
+  if (challengesAnswered_ > 0 && updated == 0) {
+    log::warning("call", "call ", id_, ": the trunk refused the configured credentials (",
+                 status, " again, not stale)");
+    return false;
+  }
   const auto& credentials = *route_.credentials;
   // The challenge's realm is kept quoted, as it appears in the header.
   const std::string realm = "\"" + credentials.realm + "\"";
-  if (auc_all_credentials(&authClient_, "Digest",
-                          credentials.realm.empty() ? nullptr : realm.c_str(),
-                          credentials.username.c_str(), credentials.password.c_str()) <= 0) {
+  // A stale nonce keeps the credentials already given (the client reports none new).
+  const int given = auc_all_credentials(&authClient_, "Digest",
+                                        credentials.realm.empty() ? nullptr : realm.c_str(),
+                                        credentials.username.c_str(),
+                                        credentials.password.c_str());
+  if (given < 0 || (given == 0 && challengesAnswered_ == 0)) {
     log::warning("call", "call ", id_, ": the trunk's challenge names a realm its configured "
                  "credentials are not for");
     return false;
@@ -393,7 +408,7 @@ bool Call::prepareCredentials(int status, const sip_t* sip) {
     return false;
   }
   pendingCredentials_ = headers;
-  challengeAnswered_ = true;
+  ++challengesAnswered_;
   return true;
 }
 
@@ -810,6 +825,17 @@ int Call::onCalleeResponse(void* magic, nta_outgoing_t* request, const sip_t* si
     call.countSessionTimer("interval_refused");
     call.replyCaller(502, "Bad Gateway", nullptr);
     call.finish(metrics::CallResult::failed, "session_interval_refused");
+    return 0;
+  }
+  if (status == 401 || status == 407) {
+    // A challenge sbcd could not answer (no credentials for this trunk, refused ones, another
+    // realm): its WWW-/Proxy-Authenticate stays on the callee's leg like every authentication
+    // header, and a 401/407 without one is no valid response (RFC 3261 20.27, 20.44) that
+    // the caller could act on. The caller hears that the call is refused.
+    log::warning("call", "call ", call.id_, ": the callee's ", status,
+                 " challenge could not be answered; refused with 403 upstream");
+    call.replyCaller(403, "Forbidden", nullptr);
+    call.finish(metrics::CallResult::failed, "challenge_unanswered");
     return 0;
   }
   call.replyCaller(status, phraseOf(status), sip);

@@ -290,7 +290,9 @@ class Call {
   std::vector<EarlyFork> forks_;
   nta_outgoing_t* calleeUntagged_ = nullptr;  // the INVITE as sent, once narrowed to forks
   bool losingForksEnded_ = false;
-  bool challengeAnswered_ = false;  // credentials were sent to the current hop
+  // Challenges of the current hop answered with credentials: the first, and those that only
+  // say the nonce went stale (RFC 7616 3.3), up to kMaxChallengeAnswers.
+  unsigned challengesAnswered_ = 0;
   Retry retry_ = Retry::none;
   su_timer_t* retryTimer_ = nullptr;
   su_timer_t* cancelledTimer_ = nullptr;  // see awaitCancelledFinal()

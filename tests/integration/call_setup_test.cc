@@ -262,18 +262,46 @@ TEST_F(CallSetup, AnswersTheTrunksProxyChallengeWithAValidDigest) {
 
 // Proves: a trunk that challenges again (407, stale=false) the INVITE that carried
 // credentials is not answered a second time: no third INVITE reaches it (its scenario fails
-// on one), the core hears a final 407 without the trunk's challenge in it and ACKs it, the
-// call is counted failed and its slot freed. Two things stop the loop: the Call answers one
-// challenge per call (challengeAnswered_), and Sofia's auth client, handed the same user
-// and password again, reports no new credentials (auc_all_credentials 0), which
-// prepareCredentials takes for a refusal; with both gone (a fresh auth client per
-// challenge) the test fails.
+// on one), the core hears a final 403 without the trunk's challenge in it and ACKs it, the
+// call is counted failed and its slot freed. Sofia's auth client reports the repeated,
+// non-stale challenge as nothing new (auc_challenge 0), which prepareCredentials takes for
+// a refusal; answering every challenge fails the test.
 TEST_F(CallSetup, SecondProxyChallengeFailsTheCallUpstream) {
   trunkExtra_ =
       R"(answer = { username = "sbc"; password = "wrong"; realm = "proxy.trunk.example.net"; };)";
   startSbc(10);
   callFromCore("trunk_uas_proxy_challenge_twice.xml", true, "core_uac_to_trunk_refused.xml");
-  EXPECT_EQ(metric("sbc_sip_responses_total{code=\"407\",realm=\"core\"}"), 1)
+  EXPECT_EQ(metric("sbc_sip_responses_total{code=\"403\",realm=\"core\"}"), 1)
+      << daemon_->scrape();
+  EXPECT_EQ(metric("sbc_sip_responses_total{code=\"407\",realm=\"core\"}"), -1)
+      << daemon_->scrape();
+  EXPECT_EQ(metric("sbc_calls_total{direction=\"to_trunk\",result=\"failed\",trunk=\"alpha\"}"),
+            1)
+      << daemon_->scrape();
+  expectNoActiveCalls();
+}
+
+// Proves: a trunk that answers the SBC's credentials with a new challenge saying the nonce
+// was stale (407, stale=true) gets the same credentials again for the new nonce (RFC 7616
+// 3.3) and sets the call up; before, any second challenge was refused.
+TEST_F(CallSetup, StaleChallengeIsAnsweredAgain) {
+  trunkExtra_ = R"(answer = { username = "sbc"; password = "pr0xy-s3cret";
+                            realm = "proxy.trunk.example.net"; };)";
+  startSbc(10);
+  callFromCore("trunk_uas_proxy_challenge_stale.xml");
+  EXPECT_EQ(metric("sbc_calls_total{direction=\"to_trunk\",result=\"answered\",trunk=\"alpha\"}"),
+            1)
+      << daemon_->scrape();
+  expectNoActiveCalls();
+}
+
+// Proves: a trunk's challenge the SBC has no credentials for is acknowledged and not
+// answered, and the core hears 403 (no 401 without WWW-Authenticate, which RFC 3261 20.44
+// forbids and the core could not act on); the slot is freed. Before, the core got a bare 401.
+TEST_F(CallSetup, UnansweredChallengeIsRefusedUpstream) {
+  startSbc(10);
+  callFromCore("trunk_uas_challenge_unanswered.xml", true, "core_uac_to_trunk_refused.xml");
+  EXPECT_EQ(metric("sbc_sip_responses_total{code=\"401\",realm=\"core\"}"), -1)
       << daemon_->scrape();
   EXPECT_EQ(metric("sbc_calls_total{direction=\"to_trunk\",result=\"failed\",trunk=\"alpha\"}"),
             1)
