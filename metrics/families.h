@@ -77,7 +77,8 @@ enum class Source : unsigned char { stored, sampled };
     "socket driver")                                                                         \
   X(mediaNeighbourEntries, "sbc_media_neighbour_entries", gauge, sampled, "",               \
     "Entries in the dpdk media driver's neighbour table (65,536 slots): next hops of "      \
-    "installed flows, static neighbours and gateways; no sample with the socket driver")    \
+    "installed flows, static neighbours, gateways and latched destinations in use; no "     \
+    "sample with the socket driver")                                                         \
   X(trunkMediaDroppedTotal, "sbc_trunk_media_dropped_total", counter, sampled, "trunk",      \
     "Media packets dropped on a trunk's streams (any reason)")                               \
   X(mediaFlows, "sbc_media_flows", gauge, sampled, "",                                       \

@@ -112,6 +112,7 @@ class DpdkRelayImpl final : public DpdkRelay {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<bool> stop_{false};
   std::uint64_t idleSleepUs_ = 0;
+  std::uint64_t neighbourIdleCycles_ = 0;
 
   mutable std::mutex mutex_;  // signaling + housekeeping only
   std::condition_variable wake_;
@@ -199,6 +200,8 @@ DpdkRelayImpl::DpdkRelayImpl(const RelaySettings& settings, const DpdkSettings& 
   ctx_.arpPool = pool_;
   ctx_.arpRetryCycles = rte_get_tsc_hz() / 1000 * static_cast<std::uint64_t>(tuning.arpRetry.count());
   idleSleepUs_ = static_cast<std::uint64_t>(tuning.idleSleep.count());
+  neighbourIdleCycles_ =
+      rte_get_tsc_hz() / 1000 * static_cast<std::uint64_t>(tuning.neighbourIdle.count());
   eventFd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (eventFd_ < 0) throw std::runtime_error("dpdk: eventfd failed");
 
@@ -303,6 +306,7 @@ void DpdkRelayImpl::housekeepingLoop() {
   std::unique_lock lock(mutex_);
   while (!stopHousekeeping_) {
     wake_.wait_for(lock, tuning_.housekeeping);
+    flows_->expireIdleNeighbours(rte_rdtsc(), neighbourIdleCycles_);
     flows_->reclaim();
     scanTimeouts();
   }

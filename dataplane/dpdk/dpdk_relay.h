@@ -24,6 +24,9 @@ struct DpdkTuning {
   std::chrono::microseconds idleSleep{100};  // then sleep this long per empty poll; 0: spin
   std::chrono::milliseconds arpRetry{200};   // at most one ARP/ND request per next hop this often
   std::chrono::milliseconds housekeeping{20};  // reclaim + media-timeout scan period
+  // A neighbour entry no flow's SDP peer holds (made for a latched destination) is freed
+  // after this long unused.
+  std::chrono::milliseconds neighbourIdle{60000};
   unsigned mbufs = 8191;                     // mbuf pool size
 };
 

@@ -346,13 +346,18 @@ inline Verdict processOne(rte_mbuf* m, unsigned rxPort, const FastPathContext& c
   // rule by the control thread; a latched address is routed here.
   const bool viaRule = !latchedDestination && rule->peerNeighbour != nullptr;
   const RawAddress& hop = viaRule ? rule->peerNeighbour->address : flows.nextHop(out, next);
-  const std::uint64_t mac = viaRule ? rule->peerNeighbour->mac.load(std::memory_order_acquire)
-                                    : ctx.neighbours->lookup(hop);
+  const NeighbourTable::Slot* hopSlot = viaRule ? rule->peerNeighbour : ctx.neighbours->find(hop);
+  // No rule carries a latched address's entry: its use keeps it from expiring.
+  if (!viaRule && hopSlot != nullptr) hopSlot->noteUse(now);
+  const std::uint64_t mac = hopSlot == nullptr ? 0 : hopSlot->mac.load(std::memory_order_acquire);
   if (mac == 0) {
     // The rule's own slot (the control thread holds it for the rule); a latched address's
     // entry is made here, for the answer to be learnt into.
-    NeighbourTable::Slot* slot = viaRule ? const_cast<NeighbourTable::Slot*>(rule->peerNeighbour)
-                                         : ctx.neighbours->claim(hop);
+    NeighbourTable::Slot* slot = const_cast<NeighbourTable::Slot*>(hopSlot);
+    if (slot == nullptr) {
+      slot = ctx.neighbours->claim(hop);
+      if (slot != nullptr) slot->noteUse(now);
+    }
     if (ip4 != nullptr) {
       sendArpRequest(ctx, counters, slot, flows.address4(out), egress, ctx.vlan[out], now, tx);
     } else {

@@ -133,6 +133,13 @@ void FlowTable::retireRule(const FlowRule* rule) noexcept {
   retire(const_cast<FlowRule*>(rule), kRule);
 }
 
+std::size_t FlowTable::expireIdleNeighbours(std::uint64_t now, std::uint64_t idleCycles,
+                                            std::size_t slots) noexcept {
+  if (neighbours_ == nullptr) return 0;
+  return neighbours_->expireIdle(&neighbourCursor_, slots, now, idleCycles,
+                                 [this](NeighbourTable::Slot* slot) { retire(slot, kNeighbour); });
+}
+
 void FlowTable::setNeighbours(NeighbourTable* neighbours) noexcept {
   neighbours_ = neighbours;
   // A gateway stays resolved between calls: it is not one call's peer.

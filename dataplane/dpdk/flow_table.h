@@ -182,6 +182,11 @@ class FlowTable {
   std::size_t flowCount() const noexcept { return flows_; }
   // Frees what the grace period allows; non-blocking.
   void reclaim() noexcept;
+  // Control thread, each housekeeping period: frees neighbour entries no rule carries (made
+  // by workers for latched destinations) that have not been used for `idleCycles`, looking
+  // at 1/64 of the table per call (all of it every 64 calls); see NeighbourTable::expireIdle.
+  std::size_t expireIdleNeighbours(std::uint64_t now, std::uint64_t idleCycles,
+                                   std::size_t slots = NeighbourTable::kSlots / 64) noexcept;
   // Test helper: blocks until every online reader has passed a quiescent state.
   void synchronize() noexcept;
 
@@ -231,6 +236,7 @@ class FlowTable {
   std::size_t flows_ = 0;
   unsigned maxWorkers_;
   NeighbourTable* neighbours_ = nullptr;
+  std::size_t neighbourCursor_ = 0;  // where expireIdleNeighbours goes on
   rte_rcu_qsbr* qsbr_ = nullptr;
   rte_rcu_qsbr_dq* dq_ = nullptr;
 };

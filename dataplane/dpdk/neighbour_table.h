@@ -15,9 +15,11 @@
 // to it, does it become a tombstone that claim reuses. Tombstones keep probe chains intact
 // (find passes over them), and claim reuses the first one on its chain, so churn never
 // fills the table. Pinned slots (static neighbours, the realms' gateways) are never freed.
-// Slots a worker claims for a latched destination (no rule refers to them) are not freed
-// either (see docs/operations.md).
+// Slots a worker claims for a latched destination (no rule refers to them) are freed the
+// same way once nobody has used them for a while (expireIdle, run by the control thread):
+// the worker notes their use at most about once a second (lastUsed).
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -59,6 +61,7 @@ class NeighbourTable {
     RawAddress address;                   // immutable while ready
     std::atomic<std::uint64_t> mac{0};    // 48-bit MAC | kValid, 0 = unresolved
     std::atomic<std::uint64_t> lastRequest{0};  // TSC of the last ARP/ND request (a hint)
+    mutable std::atomic<std::uint64_t> lastUsed{0};  // TSC, roughly: entries no rule carries
     // Control thread only (workers never read or write them).
     std::uint32_t references = 0;  // rules carrying this slot
     bool pinned = false;           // a static neighbour or a gateway: never freed
@@ -70,6 +73,13 @@ class NeighbourTable {
       if (last != 0 && now - last < interval) return false;
       lastRequest.store(now, std::memory_order_relaxed);
       return true;
+    }
+    // Any worker, per packet to a neighbour no rule carries: a load, and a store only when
+    // the last one is about 2^30 cycles (a fraction of a second) old, so the line stays
+    // shared between workers.
+    void noteUse(std::uint64_t now) const noexcept {
+      if ((now - lastUsed.load(std::memory_order_relaxed)) >> 30 != 0)
+        lastUsed.store(now, std::memory_order_relaxed);
     }
   };
 
@@ -114,6 +124,7 @@ class NeighbourTable {
         candidate->address = address;
         candidate->mac.store(0, std::memory_order_relaxed);
         candidate->lastRequest.store(0, std::memory_order_relaxed);
+        candidate->lastUsed.store(0, std::memory_order_relaxed);
         candidate->state.store(kReady, std::memory_order_release);
         inUse_.fetch_add(1, std::memory_order_relaxed);  // rare (a new neighbour), not per packet
         return candidate;
@@ -170,10 +181,41 @@ class NeighbourTable {
     inUse_.fetch_sub(1, std::memory_order_relaxed);
     return true;
   }
+  // Control thread: of the `count` slots from `*cursor` on (which advances, wrapping), the
+  // entries no rule carries and nobody pinned that no worker has used or asked for during
+  // the last `idle` cycles become retiring, and each is passed to `retire` (which hands it
+  // to recycle() after a grace period). An entry seen for the first time is stamped `now`
+  // (a fresh claim's worker may not have noted its use yet). Returns how many expired.
+  template <typename Retire>
+  std::size_t expireIdle(std::size_t* cursor, std::size_t count, std::uint64_t now,
+                         std::uint64_t idle, Retire&& retire) noexcept {
+    std::size_t expired = 0;
+    for (std::size_t n = 0; n < count; ++n) {
+      Slot& slot = slots_[*cursor];
+      *cursor = (*cursor + 1) & (kSlots - 1);
+      if (slot.state.load(std::memory_order_acquire) != kReady || slot.references != 0 ||
+          slot.pinned)
+        continue;
+      const std::uint64_t used = std::max(slot.lastUsed.load(std::memory_order_relaxed),
+                                          slot.lastRequest.load(std::memory_order_relaxed));
+      if (used == 0) {
+        slot.lastUsed.store(now, std::memory_order_relaxed);
+        continue;
+      }
+      if (now - used < idle || used > now) continue;
+      slot.state.store(kRetiring, std::memory_order_release);
+      inUse_.fetch_sub(1, std::memory_order_relaxed);
+      retire(&slot);
+      ++expired;
+    }
+    return expired;
+  }
+
   // Control thread, once no worker can hold `slot` (a grace period after release()).
   void recycle(Slot* slot) noexcept {
     slot->mac.store(0, std::memory_order_relaxed);
     slot->lastRequest.store(0, std::memory_order_relaxed);
+    slot->lastUsed.store(0, std::memory_order_relaxed);
     slot->state.store(kTombstone, std::memory_order_release);
   }
 

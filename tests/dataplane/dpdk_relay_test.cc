@@ -49,7 +49,7 @@ class DpdkRelayTest : public ::testing::Test {
     settings.mediaTimeout = 0ms;
     dpdkSettings.ports = {{access.name(), Realm::access}, {core.name(), Realm::core}};
   }
-  void start() { relay = makeDpdkRelay(settings, dpdkSettings); }
+  void start() { relay = makeDpdkRelay(settings, dpdkSettings, tuning); }
   void TearDown() override {
     access.drain();  // packets from the relay's pool go back before the pool does
     core.drain();
@@ -71,6 +71,7 @@ class DpdkRelayTest : public ::testing::Test {
   RingPort access, core;
   RelaySettings settings;
   DpdkSettings dpdkSettings;
+  DpdkTuning tuning;
   std::unique_ptr<DpdkRelay> relay;
 };
 
@@ -428,6 +429,44 @@ TEST_F(DpdkRelayTest, BothRealmsOnOnePortByVlan) {
   EXPECT_EQ(relay->stats().dropped[static_cast<std::size_t>(DropReason::wrongVlan)], 1u);
   EXPECT_EQ(relay->dpdkStats().arpIgnored, 1u);
   EXPECT_EQ(relay->dpdkStats().arpReplied, 1u);
+}
+
+// Proves: the relay's housekeeping frees the neighbour entry its worker made for a latched
+// line's address (no rule carries it) once it has been unused for tuning.neighbourIdle
+// (here 50 ms), so sources that latch from ever-new on-link addresses cannot fill the table.
+// Fails without the idle sweep: the entry stays.
+TEST_F(DpdkRelayTest, FreesIdleLatchedNeighbourEntries) {
+  tuning.neighbourIdle = 50ms;
+  start();
+  relay->setNeighbour(*IpAddress::parse("198.51.100.20"), kCorePeerMac);
+  const StreamEndpoints s = openTrunkStream();
+  LegMedia line = leg("192.0.2.10", 4000, "192.0.2.0/24");
+  line.latch = true;
+  ASSERT_TRUE(relay->updateLeg(s.id, Realm::access, line));
+  Udp4Spec latch = fromTrunk(s);
+  latch.src = "192.0.2.77";
+  ASSERT_TRUE(access.inject(makeUdp4(latch)));
+  rte_mbuf* out = core.capture();
+  ASSERT_NE(out, nullptr);
+  rte_pktmbuf_free(out);
+  const std::uint64_t before = relay->stats().neighbours->entries;
+  Udp4Spec back;
+  back.src = "198.51.100.20";
+  back.srcPort = 5000;
+  back.dst = "10.1.0.1";
+  back.dstPort = s.rtp[1].port;
+  ASSERT_TRUE(core.inject(makeUdp4(back)));
+  rte_mbuf* request = access.capture();
+  ASSERT_NE(request, nullptr);
+  EXPECT_EQ(rte_pktmbuf_mtod_offset(request, const rte_arp_hdr*, 14)->arp_data.arp_tip,
+            ip4("192.0.2.77"));
+  rte_pktmbuf_free(request);
+  EXPECT_EQ(relay->stats().neighbours->entries, before + 1);
+  // A full sweep takes 64 housekeeping periods (20 ms each).
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (relay->stats().neighbours->entries != before && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(relay->stats().neighbours->entries, before);
 }
 
 // After closeStream and the grace period nothing is forwarded; the ports rest in

@@ -268,6 +268,59 @@ TEST_F(FastPath, LatchesFirstAllowedSource) {
   EXPECT_EQ(tx.count[kCorePort], 1);
 }
 
+// Proves: the neighbour entry the fast path makes for a latched destination (no rule carries
+// it) is freed by the control thread's idle sweep once unused for the idle time, and not
+// while packets still go to it (their use is noted about once every 2^30 cycles); rule-held
+// and static entries stay. Fails without the sweep, or without the fast path noting use.
+TEST_F(FastPath, LatchedDestinationEntryExpiresWhenIdle) {
+  openStream4();
+  LegMedia a = leg("192.0.2.10", 4000, "192.0.2.0/24");
+  a.latch = true;
+  ASSERT_TRUE(flows->updateLeg(1, Realm::access, a));
+  Udp4Spec spec;
+  spec.src = "192.0.2.77";
+  spec.srcPort = 31000;
+  run(makeUdp4(spec));  // latches 192.0.2.77:31000
+  clearTx();
+  const std::size_t before = neighbours.entries();
+  Udp4Spec back;
+  back.src = "198.51.100.20";
+  back.srcPort = 5000;
+  back.dst = "10.1.0.1";
+  back.dstPort = 20000;
+  const std::uint64_t t0 = rte_rdtsc();
+  const auto sendBack = [&](std::uint64_t now) {
+    rte_mbuf* m = makeUdp4(back);
+    ASSERT_NE(m, nullptr);
+    forwardBurst(&m, 1, kCorePort, ctx, counters, now, tx);
+    clearTx();
+  };
+  sendBack(t0);  // unresolved: an entry is made for 192.0.2.77 and ARP asks for it
+  EXPECT_EQ(read(counters.arpRequested), 1u);
+  ASSERT_NE(neighbours.find(raw("192.0.2.77")), nullptr);
+  EXPECT_EQ(neighbours.entries(), before + 1);
+  // Answered: from now on only the packets' use keeps the entry (no more requests).
+  ASSERT_TRUE(neighbours.learn(raw("192.0.2.77"), macToWord(kAccessPeerMac)));
+
+  constexpr std::uint64_t kIdle = 4ull << 30;
+  constexpr std::uint64_t kFull = NeighbourTable::kSlots;
+  EXPECT_EQ(flows->expireIdleNeighbours(t0 + (1ull << 30), kIdle, kFull), 0u) << "just used";
+  sendBack(t0 + (3ull << 30));  // still in use: noted
+  EXPECT_EQ(read(counters.arpRequested), 1u);
+  EXPECT_EQ(flows->expireIdleNeighbours(t0 + (5ull << 30), kIdle, kFull), 0u)
+      << "used 2^31 cycles ago, idle time 2^32";
+  EXPECT_EQ(flows->expireIdleNeighbours(t0 + (8ull << 30), kIdle, kFull), 1u);
+  EXPECT_EQ(neighbours.find(raw("192.0.2.77")), nullptr);
+  EXPECT_EQ(neighbours.entries(), before);
+  flows->reclaim();
+  EXPECT_NE(neighbours.find(raw("198.51.100.20")), nullptr) << "static and rule-held";
+  EXPECT_NE(neighbours.find(raw("192.0.2.10")), nullptr);
+  const std::uint64_t requested = read(counters.arpRequested);
+  sendBack(t0 + (9ull << 30));  // the flow goes on: a new entry, a new request
+  EXPECT_EQ(read(counters.arpRequested), requested + 1);
+  EXPECT_EQ(neighbours.entries(), before + 1);
+}
+
 // Before the latching side's RTCP has latched, RTCP towards it goes to its latched RTP
 // address, port + 1; once its RTCP latches, to that source.
 TEST_F(FastPath, RtcpFollowsTheRtpLatchUntilItLatches) {
