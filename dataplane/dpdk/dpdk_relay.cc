@@ -465,6 +465,7 @@ DpdkStats DpdkRelayImpl::dpdkStats() const {
 }
 
 bool DpdkRelayImpl::setNeighbour(const policy::IpAddress& address, const rte_ether_addr& mac) {
+  std::lock_guard lock(mutex_);  // the housekeeping thread reads the entries' pins
   return neighbours_.set(toRaw(address), macToWord(mac));
 }
 

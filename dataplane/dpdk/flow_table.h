@@ -15,7 +15,8 @@
 // are replaced whole on updateLeg. Retired rules and entries go
 // to an rte_rcu_qsbr deferred queue and are freed once every worker has reported a
 // quiescent state since (workers report once per loop iteration), so the control thread
-// never waits for workers. Workers write only the per-entry fields they own: the latched
+// never waits for workers. Neighbour slots go the same way: a rule carries its peer's slot
+// (reference-counted here), and the slot is freed with the last rule carrying it. Workers write only the per-entry fields they own: the latched
 // source (a single-writer seqlock) and last-seen time, and their own counters.
 
 #include <rte_rcu_qsbr.h>
