@@ -893,10 +893,11 @@ class Parser {
       return;
     }
     bool served[2] = {false, false};
-    // (device, realm) -> path of its first use: one device may carry both realms (told
-    // apart by their media addresses, and by VLAN when realms.<realm>.media.vlan is set),
-    // but a realm only once.
-    std::map<std::pair<std::string, std::string>, std::string> uses;
+    // realm -> path of its port. One device may carry both realms (told apart by their
+    // media addresses, and by VLAN when realms.<realm>.media.vlan is set), but a realm has
+    // one port: its media leaves by it, and several links in one realm are DPDK's bonding
+    // driver's job (net_bonding, one port to sbcd), not a choice sbcd would make per packet.
+    std::map<std::string, std::string> portOfRealm;
     bool allOk = true;
     for (const Node& item : *items) {
       if (!v_.group(item, {"device", "realm"})) {
@@ -936,10 +937,10 @@ class Parser {
         ok = false;
       }
       if (ok && deviceAt) {
-        if (const auto [it, inserted] = uses.emplace(std::pair{port.device, port.realm}, item.path);
-            !inserted) {
-          v_.fail(*deviceAt, "device " + quote(port.device) + " already carries realm " +
-                                 quote(port.realm) + " (" + it->second + ")");
+        if (const auto [it, inserted] = portOfRealm.emplace(port.realm, item.path); !inserted) {
+          v_.fail(*deviceAt, "realm " + quote(port.realm) + " already has its port (" +
+                                 it->second + "); bond several links into one port "
+                                 "(net_bonding)");
           ok = false;
         }
       }
@@ -953,7 +954,7 @@ class Parser {
       for (const EnumName<RealmName>& realm : kRealmNames) {
         if (!served[static_cast<int>(realm.value)]) {
           v_.fail(*ports, "no port serves realm '" + std::string(realm.name) +
-                              "': each realm needs at least one");
+                              "': each realm needs one");
         }
       }
     }

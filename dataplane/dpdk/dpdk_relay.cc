@@ -147,8 +147,10 @@ DpdkRelayImpl::DpdkRelayImpl(const RelaySettings& settings, const DpdkSettings& 
       if (portIds_.size() == kMaxPorts) throw std::runtime_error("dpdk: at most 4 ports");
       portIds_.push_back(id);
     }
+    // A realm's media leaves by its one port; several links are bonded into one (net_bonding).
     auto& slot = realmPort[static_cast<std::size_t>(port.realm)];
-    if (slot < 0) slot = static_cast<int>(index);
+    if (slot >= 0) throw std::runtime_error("dpdk: a realm has one port (bond several links)");
+    slot = static_cast<int>(index);
   }
   for (std::size_t r = 0; r < kRealmCount; ++r)
     ctx_.egressPort[r] = static_cast<std::uint8_t>(realmPort[r] < 0 ? 0 : realmPort[r]);

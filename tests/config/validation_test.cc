@@ -822,7 +822,8 @@ dpdk = { eal_arg = [ "-l" ]; eal_args = [ "-l", "" ];
             "unknown setting 'eal_arg'; did you mean 'eal_args'?");
   EXPECT_EQ(errorFor(errors, "dpdk.eal_args.[1]").reason, "an EAL argument must not be empty");
   EXPECT_EQ(errorFor(errors, "dpdk.ports.[4].device").reason,
-            "device 'net_ring0' already carries realm 'access' (dpdk.ports.[0])");
+            "realm 'access' already has its port (dpdk.ports.[0]); bond several links into "
+            "one port (net_bonding)");
   EXPECT_EQ(errorFor(errors, "dpdk.ports.[1].realm").reason,
             "unknown value 'edge'; valid values: access, core");
   EXPECT_EQ(errorFor(errors, "dpdk.ports.[2].device").reason,
@@ -842,6 +843,21 @@ dpdk = { ports = ( { device = "net_ring0"; realm = "access"; }, { device = "net_
   EXPECT_EQ(config.dpdk.ports[1].realm, "core");
 }
 
+// Proves: a realm is carried by one port. A second device for a realm used to be accepted
+// while only the first transmitted and resolved neighbours; several links are bonded into
+// one port (DPDK's net_bonding) instead.
+TEST(Dpdk, ARealmHasOnePort) {
+  const std::string text = withMinimal(R"(media = { driver = "dpdk"; };
+dpdk = { ports = ( { device = "net_ring0"; realm = "access"; }, { device = "net_ring1"; realm = "core"; },
+                   { device = "net_ring2"; realm = "access"; } ); };
+)");
+  const auto errors = errorsOf(text);
+  ASSERT_EQ(errors.size(), 1u) << dump(errors);
+  EXPECT_EQ(errorFor(errors, "dpdk.ports.[2].device").reason,
+            "realm 'access' already has its port (dpdk.ports.[0]); bond several links into "
+            "one port (net_bonding)");
+}
+
 // Every realm needs a DPDK port when the dpdk driver carries the media.
 TEST(Dpdk, EachRealmNeedsAPort) {
   const std::string text = withMinimal(R"(media = { driver = "dpdk"; };
@@ -850,7 +866,7 @@ dpdk = { ports = ( { device = "net_ring0"; realm = "access"; } ); };
   const auto errors = errorsOf(text);
   ASSERT_EQ(errors.size(), 1u) << dump(errors);
   EXPECT_EQ(errors[0].toString(),
-            "test.cfg:7: dpdk.ports: no port serves realm 'core': each realm needs at least one");
+            "test.cfg:7: dpdk.ports: no port serves realm 'core': each realm needs one");
 }
 
 // ---- all errors at once, and hostile text
