@@ -139,9 +139,11 @@ struct Config {
   // crosses), as written in the file; names are unique case-insensitively.
   std::vector<std::string> headerAllowList;
   // sip.body_types: the content types ("type/subtype", lower case) of bodies that cross
-  // between the legs in requests and responses other than an offer/answer's SDP.
+  // between the legs in requests and responses other than an offer/answer's SDP (and of the
+  // parts beside that SDP in a multipart body). ISUP by default: SIP-I trunks need it, and
+  // it carries numbers, not addresses.
   std::vector<std::string> bodyTypes = {"application/dtmf-relay", "application/dtmf",
-                                        "text/plain"};
+                                        "text/plain", "application/isup"};
   std::string metricsListen = "127.0.0.1:9469";
   std::string controlSocket = "/run/sbc/sbcd.sock";
   std::uint32_t drainTimeoutS = 30;

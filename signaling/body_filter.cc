@@ -6,18 +6,15 @@
 #include <optional>
 #include <string_view>
 
+#include "signaling/multipart.h"
+
 #include <sofia-sip/msg_header.h>
-#include <sofia-sip/msg_mime.h>
-#include <sofia-sip/msg_mime_protos.h>
-#include <sofia-sip/su_alloc.h>
 
 namespace sbc::signaling {
 namespace {
 
 constexpr const char* kSipfrag = "message/sipfrag";
-// Bounds on what a hostile multipart body can make the check do.
-constexpr std::size_t kMaxParts = 16;
-constexpr std::size_t kMaxBoundary = 70;  // RFC 2046 5.1.1
+constexpr const char* kSdp = "application/sdp";
 
 bool listed(const char* type, const std::vector<std::string>& allowedTypes) {
   return type != nullptr &&
@@ -30,100 +27,27 @@ bool isMultipart(const char* type) {
   return type != nullptr && ::strncasecmp(type, "multipart/", 10) == 0;
 }
 
-bool blank(std::string_view text) {
-  return text.find_first_not_of(" \t\r\n") == std::string_view::npos;
+// A header's value as Sofia prints it; nullopt if it does not fit 1 KiB.
+std::optional<std::string> printedValue(const msg_header_t* header) {
+  char printed[1025];
+  const issize_t length = msg_header_field_e(printed, sizeof printed, header, 0);
+  if (length <= 0 || static_cast<std::size_t>(length) >= sizeof printed) return std::nullopt;
+  return std::string(printed, static_cast<std::size_t>(length));
 }
 
-// The boundary parameter of a multipart Content-Type, without quotes; empty if none.
-std::string_view boundaryOf(const msg_content_type_t* type) {
-  const char* value = msg_header_find_param(type->c_common, "boundary=");
-  if (value == nullptr) return {};
-  std::string_view boundary(value);
-  if (boundary.size() >= 2 && boundary.front() == '"' && boundary.back() == '"') {
-    boundary = boundary.substr(1, boundary.size() - 2);
-  }
-  return boundary;
-}
-
-// The type ("type/subtype") a body part's headers give it, as Sofia's Content-Type parser
-// reads it: RFC 2046 5.1's text/plain when none is given, nullopt when the part's headers
-// are not plain header lines or its Content-Type does not parse.
-std::optional<std::string> partType(std::string_view headers) {
-  std::optional<std::string> type = "text/plain";
-  while (!headers.empty()) {
-    const std::size_t end = headers.find('\n');
-    std::string_view line = headers.substr(0, end);
-    headers = end == std::string_view::npos ? std::string_view() : headers.substr(end + 1);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.empty()) continue;
-    // Folded or odd lines are refused rather than guessed at.
-    if (line.front() == ' ' || line.front() == '\t' ||
-        line.find('\0') != std::string_view::npos) {
-      return std::nullopt;
-    }
-    const std::size_t colon = line.find(':');
-    if (colon == std::string_view::npos) return std::nullopt;
-    std::string_view name = line.substr(0, colon);
-    while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
-    if (name.size() != 12 || ::strncasecmp(name.data(), "Content-Type", 12) != 0) continue;
-    const std::string value(line.substr(colon + 1));
-    su_home_t home[1] = {SU_HOME_INIT(home)};
-    const msg_content_type_t* parsed = msg_content_type_make(home, value.c_str());
-    type = parsed != nullptr && parsed->c_type != nullptr
-               ? std::optional<std::string>(parsed->c_type)
-               : std::nullopt;
-    su_home_deinit(home);
-    if (!type) return std::nullopt;
-  }
-  return type;
-}
-
-// RFC 2046 5.1.1: parts between "--boundary" delimiter lines, closed by "--boundary--".
-// Sofia's own msg_multipart_parse() asserts (aborting the process) on some malformed
-// bodies, so the body is split here and only each part's Content-Type value goes to
-// Sofia's header parser; anything unexpected refuses the body.
+// Split by sbcd (multipart.h), never by Sofia's msg_multipart_parse(), which asserts on
+// some malformed bodies.
 BodyVerdict checkMultipart(const sip_t* sip, const std::vector<std::string>& allowedTypes) {
-  const std::string_view boundary = boundaryOf(sip->sip_content_type);
-  if (boundary.empty() || boundary.size() > kMaxBoundary) return BodyVerdict::refusedMultipart;
-  const std::string delimiter = "--" + std::string(boundary);
-  const std::string_view body(sip->sip_payload->pl_data, sip->sip_payload->pl_len);
-  // The first delimiter starts the body or a line.
-  std::size_t at = body.rfind(delimiter, 0) == 0 ? 0 : body.find("\n" + delimiter);
-  if (at == std::string_view::npos) return BodyVerdict::refusedMultipart;
-  if (at != 0) ++at;
-  // Nothing may hide outside the parts: the preamble, a delimiter line's padding and the
-  // epilogue may hold white space only.
-  if (!blank(body.substr(0, at))) return BodyVerdict::refusedMultipart;
-  std::size_t parts = 0;
-  for (;;) {
-    const std::size_t after = at + delimiter.size();
-    if (body.compare(after, 2, "--") == 0) {  // the close delimiter
-      if (!blank(body.substr(after + 2))) return BodyVerdict::refusedMultipart;
-      break;
-    }
-    const std::size_t lineEnd = body.find('\n', after);
-    if (lineEnd == std::string_view::npos || !blank(body.substr(after, lineEnd - after))) {
+  const auto parts =
+      splitMultipart(boundaryOf(sip->sip_content_type),
+                     std::string_view(sip->sip_payload->pl_data, sip->sip_payload->pl_len));
+  if (!parts) return BodyVerdict::refusedMultipart;
+  for (const BodyPart& part : *parts) {
+    if (isMultipart(part.type.c_str()) || !listed(part.type.c_str(), allowedTypes)) {
       return BodyVerdict::refusedMultipart;
     }
-    const std::size_t partStart = lineEnd + 1;
-    const std::size_t next = body.find("\n" + delimiter, partStart - 1);
-    if (next == std::string_view::npos || next + 1 < partStart) {
-      return BodyVerdict::refusedMultipart;  // no close delimiter
-    }
-    if (++parts > kMaxParts) return BodyVerdict::refusedMultipart;
-    std::string_view part = body.substr(partStart, next + 1 - partStart);
-    // The part's headers end at its first empty line (a part may have none).
-    std::size_t headersEnd = part.find("\r\n\r\n");
-    if (part.rfind("\r\n", 0) == 0 || part.rfind("\n", 0) == 0) headersEnd = 0;
-    if (headersEnd == std::string_view::npos) headersEnd = part.find("\n\n");
-    const std::optional<std::string> type =
-        partType(part.substr(0, headersEnd == std::string_view::npos ? part.size() : headersEnd));
-    if (!type || isMultipart(type->c_str()) || !listed(type->c_str(), allowedTypes)) {
-      return BodyVerdict::refusedMultipart;
-    }
-    at = next + 1;
   }
-  return parts > 0 ? BodyVerdict::allowed : BodyVerdict::refusedMultipart;
+  return BodyVerdict::allowed;
 }
 
 }  // namespace
@@ -139,6 +63,83 @@ BodyVerdict checkBody(const sip_t* sip, const std::vector<std::string>& allowedT
   }
   if (isMultipart(type)) return checkMultipart(sip, allowedTypes);
   return BodyVerdict::refusedType;
+}
+
+std::optional<SessionBody> splitSessionBody(const sip_t* sip,
+                                            const std::vector<std::string>& allowedTypes,
+                                            std::string& error) {
+  SessionBody split;
+  if (sip == nullptr || sip->sip_payload == nullptr || sip->sip_payload->pl_len == 0) {
+    return split;
+  }
+  const std::string_view body(sip->sip_payload->pl_data, sip->sip_payload->pl_len);
+  const msg_content_type_t* contentType = sip->sip_content_type;
+  const char* type = contentType != nullptr ? contentType->c_type : nullptr;
+  if (type != nullptr && ::strcasecmp(type, kSdp) == 0) {
+    split.sdp = std::string(body);
+    return split;
+  }
+  if (!isMultipart(type)) {
+    // A body of its own, not SDP: it crosses as it is if listed.
+    if (!listed(type, allowedTypes)) {
+      split.refusedParts = true;
+      return split;
+    }
+    BodyPart whole;
+    whole.type = type;
+    auto printedType = printedValue(reinterpret_cast<const msg_header_t*>(contentType));
+    if (!printedType) {
+      split.refusedParts = true;
+      return split;
+    }
+    whole.contentType = std::move(*printedType);
+    if (sip->sip_content_disposition != nullptr) {
+      whole.disposition =
+          printedValue(reinterpret_cast<const msg_header_t*>(sip->sip_content_disposition))
+              .value_or("");
+    }
+    whole.content = std::string(body);
+    split.passed.push_back(std::move(whole));
+    return split;
+  }
+  split.multipart = true;
+  auto parts = splitMultipart(boundaryOf(contentType), body);
+  if (!parts) {
+    error = "a multipart body that cannot be split into parts";
+    return std::nullopt;
+  }
+  for (BodyPart& part : *parts) {
+    if (part.type == kSdp) {
+      if (split.sdp) {
+        error = "a multipart body with more than one application/sdp part";
+        return std::nullopt;
+      }
+      split.sdp = std::move(part.content);
+      split.sdpDisposition = std::move(part.disposition);
+    } else if (isMultipart(part.type.c_str()) || !listed(part.type.c_str(), allowedTypes)) {
+      split.refusedParts = true;
+    } else {
+      split.passed.push_back(std::move(part));
+    }
+  }
+  return split;
+}
+
+OutgoingBody SessionBody::crossing(std::string_view rewrittenSdp) const {
+  std::vector<BodyPart> parts;
+  parts.reserve(passed.size() + 1);
+  if (!rewrittenSdp.empty()) {
+    // The SDP goes first, as RFC 3204 and Q.1912.5 peers expect it.
+    BodyPart sdpPart;
+    sdpPart.type = kSdp;
+    sdpPart.contentType = kSdp;
+    // A plain SDP body has no disposition of its own to keep (RFC 3261 20.11: session).
+    if (!passed.empty()) sdpPart.disposition = sdpDisposition;
+    sdpPart.content = std::string(rewrittenSdp);
+    parts.push_back(std::move(sdpPart));
+  }
+  parts.insert(parts.end(), passed.begin(), passed.end());
+  return buildBody(parts);
 }
 
 const char* refusalReason(BodyVerdict verdict) {

@@ -5,9 +5,12 @@
 // the list: SDP in an offer/answer exchange (anchored and rewritten by sbcd) and
 // message/sipfrag (cut to its status line by sbcd). Pure: no I/O, any thread.
 
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "signaling/multipart.h"
 #include "signaling/sofia.h"
 
 namespace sbc::signaling {
@@ -27,6 +30,32 @@ BodyVerdict checkBody(const sip_t* sip, const std::vector<std::string>& allowedT
 
 // The reason label of a refusal: "content_type" or "multipart".
 const char* refusalReason(BodyVerdict verdict);
+
+// The body of a message that may carry an SDP offer or answer (INVITE, UPDATE, the
+// responses to them, ACK), taken apart to cross: the SDP sbcd anchors, and beside it the
+// parts sip.body_types lets cross (a SIP-I peer's ISUP message). SDP is found as the whole
+// body (application/sdp) or as the one application/sdp part of a multipart body.
+struct SessionBody {
+  std::optional<std::string> sdp;
+  std::string sdpDisposition;  // the SDP part's Content-Disposition (multipart only)
+  std::vector<BodyPart> passed;  // the other parts (or the whole non-SDP body), if listed
+  bool refusedParts = false;     // some part (or the whole non-SDP body) is left out
+  bool multipart = false;
+
+  // What crosses to the other leg: `rewrittenSdp` (the SDP as anchored for that realm;
+  // empty: none) and the passed parts, as one body (multipart.h buildBody: plain
+  // application/sdp when the SDP is all that is left, a fresh boundary otherwise).
+  OutgoingBody crossing(std::string_view rewrittenSdp) const;
+};
+
+// `sip`'s body taken apart (an empty SessionBody when it has none). nullopt, with the
+// reason in `error`, for a multipart body that cannot be split cleanly or that has more
+// than one application/sdp part: which one would be the offer or answer is anyone's guess.
+// A nested multipart part never crosses. Parts are compared with `allowedTypes` as
+// checkBody() does.
+std::optional<SessionBody> splitSessionBody(const sip_t* sip,
+                                            const std::vector<std::string>& allowedTypes,
+                                            std::string& error);
 
 // The value of the Accept header of sbcd's 415: the listed types and message/sipfrag.
 std::string acceptedTypes(const std::vector<std::string>& allowedTypes);

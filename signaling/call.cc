@@ -94,6 +94,33 @@ std::optional<std::string> sipfragStatusLine(const sip_t* sip) {
   return line + "\r\n";
 }
 
+// A body as nta's tags take it (BODY_TAGS below). Its payload is given as a header rather
+// than SIPTAG_PAYLOAD_STR, which would stop at the first NUL of a binary ISUP part; Sofia
+// copies it into the message it builds, so this one may live on the stack.
+class BodyTags {
+ public:
+  explicit BodyTags(const OutgoingBody& body) : body_(body) {
+    sip_payload_init(&payload_);
+    payload_.pl_data = const_cast<char*>(body_.bytes.data());  // only read: Sofia copies it
+    payload_.pl_len = body_.bytes.size();
+  }
+  bool present() const { return !body_.empty(); }
+  bool disposed() const { return !body_.disposition.empty(); }
+  const char* contentType() const { return body_.contentType.c_str(); }
+  const char* disposition() const { return body_.disposition.c_str(); }
+  const sip_payload_t* payload() const { return &payload_; }
+
+ private:
+  const OutgoingBody& body_;
+  sip_payload_t payload_;
+};
+
+// The tags of a body for nta_*_tcreate/treply: Content-Type, Content-Disposition, payload.
+#define BODY_TAGS(tags)                                                      \
+  TAG_IF((tags).present(), SIPTAG_CONTENT_TYPE_STR((tags).contentType())),   \
+      TAG_IF((tags).disposed(), SIPTAG_CONTENT_DISPOSITION_STR((tags).disposition())), \
+      TAG_IF((tags).present(), SIPTAG_PAYLOAD((tags).payload()))
+
 }  // namespace
 
 struct Call::Relay {
@@ -176,9 +203,17 @@ Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
 
   std::string mediaError;
   // A late offer (no SDP in the INVITE) comes from the callee in its answer and is
-  // answered in the caller's ACK; both are anchored then.
+  // answered in the caller's ACK; both are anchored then. A SIP-I INVITE's SDP is the
+  // application/sdp part of its multipart body; its ISUP part crosses beside the rewritten
+  // SDP if sip.body_types lists it, else the call goes on without it.
   lateOffer_ = !hasBody(sip);
-  if (!lateOffer_ && !anchorOffer(callerRealm_, sip, calleeOffer_, mediaError)) {
+  std::optional<SessionBody> offerBody;
+  if (!lateOffer_) {
+    offerBody = sessionBodyOf(callerRealm_, "request", sip, mediaError);
+    if (offerBody && !offerBody->sdp) mediaError = "the body has no application/sdp";
+  }
+  if (!lateOffer_ && (!offerBody || !offerBody->sdp ||
+                      !anchorOffer(callerRealm_, *offerBody->sdp, calleeOffer_, mediaError))) {
     log::warning("call", "call ", id_, " (trunk ", trunk_, ", from the ",
                  dataplane::toString(callerRealm_), ") refused: ", mediaError);
     const bool noPorts = mediaError == "no media ports left";
@@ -186,6 +221,10 @@ Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
                 nullptr);
     finish(metrics::CallResult::refused, noPorts ? "no_media_ports" : "bad_sdp");
     return;
+  }
+  if (offerBody) {
+    countLeftOutParts(callerRealm_, "request", *offerBody);
+    calleeInviteBody_ = offerBody->crossing(calleeOffer_);
   }
   // Nothing of the caller's crosses but the dialled and the calling user.
   const char* user = sip->sip_request->rq_url->url_user;
@@ -226,6 +265,7 @@ bool Call::sendCalleeInvite(const msg_header_t* credentials) {
   const std::string minSe = sessionTimers_->minSe();
   const bool timers = !sessionExpires.empty();
   calleeInvite_ = nullptr;  // a response reported from inside tcreate sets it
+  const BodyTags body(calleeInviteBody_);
   nta_outgoing_t* invite = nta_outgoing_tcreate(
       calleeLeg_, &Call::onCalleeResponse, this, nullptr, SIP_METHOD_INVITE,
       URL_STRING_MAKE(calleeRequestUri_.c_str()),
@@ -237,8 +277,7 @@ bool Call::sendCalleeInvite(const msg_header_t* credentials) {
       TAG_IF(timers, SIPTAG_MIN_SE_STR(minSe.c_str())),
       TAG_IF(credentials != nullptr,
              SIPTAG_HEADER(reinterpret_cast<const sip_header_t*>(credentials))),
-      TAG_IF(!calleeOffer_.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
-      TAG_IF(!calleeOffer_.empty(), SIPTAG_PAYLOAD_STR(calleeOffer_.c_str())), TAG_END());
+      BODY_TAGS(body), TAG_END());
   if (invite == nullptr) return false;
   calleeInvite_ = invite;
   sdpSentOn_[static_cast<std::size_t>(calleeRealm())] = calleeOffer_;
@@ -399,8 +438,10 @@ bool Call::prepareCredentials(int status, const sip_t* sip) {
     return false;
   }
   url_t* uri = url_make(authHome_, calleeRequestUri_.c_str());
-  sip_payload_t* body =
-      calleeOffer_.empty() ? nullptr : sip_payload_make(authHome_, calleeOffer_.c_str());
+  sip_payload_t* body = calleeInviteBody_.empty()
+                            ? nullptr
+                            : sip_payload_create(authHome_, calleeInviteBody_.bytes.data(),
+                                                 calleeInviteBody_.bytes.size());
   msg_header_t* headers = nullptr;
   if (uri == nullptr ||
       auc_authorization_headers(&authClient_, authHome_, "INVITE", uri, body, &headers) <= 0 ||
@@ -438,35 +479,51 @@ void Call::replyCaller(int status, const char* phrase, const sip_t* response,
                        bool reliable) {
   if (callerInvite_ == nullptr || nta_incoming_status(callerInvite_) >= 200) return;
   // A response carrying the callee's SDP is anchored and rewritten for the trunk first.
-  std::string body;
+  OutgoingBody body;
+  std::string answerSdp;
   bool unusableAnswer = false;
-  // A provisional response's body of another type than SDP (a 180 with a presence
-  // document, the ISUP part of a multipart 183) is not anchored: it is left out, rather than
-  // failing the call as unusable SDP. A 2xx must answer (or offer): there it still is.
-  const bool foreignProvisionalBody =
-      response != nullptr && status > 100 && status < 200 && hasBody(response) &&
-      response->sip_content_type != nullptr && !isSdp(response);
-  if (foreignProvisionalBody) refusesBody(calleeRealm(), "response", response);
-  if (response != nullptr && response->sip_payload != nullptr && status > 100 && status < 300 &&
-      !foreignProvisionalBody) {
+  if (response != nullptr && status > 100 && status < 300 && hasBody(response)) {
+    const bool provisional = status < 200;
     std::string error;
-    const bool anchored = lateOffer_ ? anchorOffer(calleeRealm(), response, body, error)
-                                     : anchorAnswer(calleeRealm(), response, body, error);
-    if (!anchored) {
-      unusableAnswer = true;
-      log::warning("call", "call ", id_, ": unusable SDP from the core: ", error);
-      status = 502;
-      phrase = "Bad Gateway";
-      body.clear();
-      if (calleeInvite_ != nullptr && nta_outgoing_status(calleeInvite_) < 200) {
-        nta_outgoing_cancel(calleeInvite_);
+    const auto split = sessionBodyOf(calleeRealm(), "response", response, error);
+    // A provisional response need not carry SDP (a 180 with a presence document, a SIP-I
+    // ACM alone), nor a 2xx whose answer came in a provisional response already: a body
+    // without SDP follows sip.body_types there (a part not listed is left out). A 2xx that
+    // must answer or offer still must, and SDP that is there must be usable.
+    const bool answeredEarly =
+        !lateOffer_ && described_[static_cast<std::size_t>(calleeRealm())].has_value();
+    if (split && !split->sdp && (provisional || answeredEarly)) {
+      countLeftOutParts(calleeRealm(), "response", *split);
+      body = split->crossing("");
+    } else if (split || !provisional) {
+      if (split && !split->sdp) error = "the body has no application/sdp";
+      const bool anchored =
+          split && split->sdp &&
+          (lateOffer_ ? anchorOffer(calleeRealm(), *split->sdp, answerSdp, error)
+                      : anchorAnswer(calleeRealm(), *split->sdp, answerSdp, error));
+      if (anchored) {
+        countLeftOutParts(calleeRealm(), "response", *split);
+        body = split->crossing(answerSdp);
       } else {
-        sendBye(calleeLeg_);
+        unusableAnswer = true;
+        log::warning("call", "call ", id_, ": unusable SDP from the ",
+                     dataplane::toString(calleeRealm()), ": ", error);
+        status = 502;
+        phrase = "Bad Gateway";
+        answerSdp.clear();
+        if (calleeInvite_ != nullptr && nta_outgoing_status(calleeInvite_) < 200) {
+          nta_outgoing_cancel(calleeInvite_);
+        } else {
+          sendBye(calleeLeg_);
+        }
       }
     }
+    // else: a provisional response's multipart body that cannot be split (counted) crosses
+    // without its body, as any body of a provisional response that cannot cross.
   }
   environment_.countResponse(dataplane::toString(callerRealm_), status);
-  if (!body.empty()) sdpSentOn_[static_cast<std::size_t>(callerRealm_)] = body;
+  if (!answerSdp.empty()) sdpSentOn_[static_cast<std::size_t>(callerRealm_)] = answerSdp;
+  const BodyTags bodyTags(body);
   const bool dialogue = status > 100 && status < 300;
   const bool relayed = response != nullptr && response->sip_status != nullptr &&
                        response->sip_status->st_status == status;
@@ -487,8 +544,7 @@ void Call::replyCaller(int status, const char* phrase, const sip_t* response,
     nta_reliable_treply(callerInvite_, &Call::onCallerPrack, this, status, phrase,
                         SIPTAG_CONTACT(contact),
                         TAG_IF(!passed.empty(), SIPTAG_HEADER_STR(passed.c_str())),
-                        TAG_IF(!body.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
-                        TAG_IF(!body.empty(), SIPTAG_PAYLOAD_STR(body.c_str())), TAG_END());
+                        BODY_TAGS(bodyTags), TAG_END());
     return;
   }
   nta_incoming_treply(callerInvite_, status, phrase, TAG_IF(dialogue, SIPTAG_CONTACT(contact)),
@@ -496,8 +552,7 @@ void Call::replyCaller(int status, const char* phrase, const sip_t* response,
                       TAG_IF(timers, SIPTAG_SUPPORTED_STR("timer")),
                       TAG_IF(timers, SIPTAG_SESSION_EXPIRES_STR(sessionExpires.c_str())),
                       TAG_IF(timers && sessionTimers_->callerRefreshes(), SIPTAG_REQUIRE_STR("timer")),
-                      TAG_IF(!body.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
-                      TAG_IF(!body.empty(), SIPTAG_PAYLOAD_STR(body.c_str())),
+                      BODY_TAGS(bodyTags),
                       TAG_IF(status == 503 && retryAfterS > 0,
                              SIPTAG_RETRY_AFTER_STR(retryAfter.c_str())),
                       TAG_END());
@@ -505,11 +560,10 @@ void Call::replyCaller(int status, const char* phrase, const sip_t* response,
   if (unusableAnswer) finish(metrics::CallResult::aborted, "bad_sdp_answer");
 }
 
-bool Call::anchorOffer(dataplane::Realm offerer, const sip_t* message, std::string& rewritten,
+bool Call::anchorOffer(dataplane::Realm offerer, std::string_view sdp, std::string& rewritten,
                        std::string& error) {
   const dataplane::Realm answerer = dataplane::otherRealm(offerer);
-  const std::string_view body(message->sip_payload->pl_data, message->sip_payload->pl_len);
-  auto parsed = ParsedSdp::parse(body, error);
+  auto parsed = ParsedSdp::parse(sdp, error);
   if (!parsed) return false;
   auto& description = parsed->description();
   // A late offer may come again in a later response of the same INVITE: the streams it
@@ -540,19 +594,18 @@ bool Call::anchorOffer(dataplane::Realm offerer, const sip_t* message, std::stri
     environment_.relay->updateLeg(streams_[i]->id, offerer, leg);
     answererPorts.push_back(streams_[i]->rtp[static_cast<std::size_t>(answerer)].port);
   }
-  auto sdp = parsed->rewrite(mediaOf(answerer), answererPorts, sdpSessionId_,
-                             reuse ? ++sdpVersion_ : sdpVersion_, error);
-  if (!sdp) return false;
+  auto forAnswerer = parsed->rewrite(mediaOf(answerer), answererPorts, sdpSessionId_,
+                                     reuse ? ++sdpVersion_ : sdpVersion_, error);
+  if (!forAnswerer) return false;
   offer_ = std::move(description);
-  rewritten = std::move(*sdp);
+  rewritten = std::move(*forAnswerer);
   return true;
 }
 
-bool Call::anchorAnswer(dataplane::Realm answerer, const sip_t* message,
+bool Call::anchorAnswer(dataplane::Realm answerer, std::string_view sdp,
                         std::string& rewritten, std::string& error) {
   const dataplane::Realm offerer = dataplane::otherRealm(answerer);
-  const std::string_view body(message->sip_payload->pl_data, message->sip_payload->pl_len);
-  auto parsed = ParsedSdp::parse(body, error);
+  auto parsed = ParsedSdp::parse(sdp, error);
   if (!parsed) return false;
   const SdpDescription* answer = &parsed->description();
   if (!offer_ || answer->streams.size() != streams_.size()) {
@@ -574,10 +627,10 @@ bool Call::anchorAnswer(dataplane::Realm answerer, const sip_t* message,
     environment_.relay->updateLeg(id, offerer, legMedia(offerer, offered, stream));
     offererPorts.push_back(streams_[i]->rtp[static_cast<std::size_t>(offerer)].port);
   }
-  auto sdp =
+  auto forOfferer =
       parsed->rewrite(mediaOf(offerer), offererPorts, sdpSessionId_, ++sdpVersion_, error);
-  if (!sdp) return false;
-  rewritten = std::move(*sdp);
+  if (!forOfferer) return false;
+  rewritten = std::move(*forOfferer);
   described_[static_cast<std::size_t>(offerer)] = *offer_;
   described_[static_cast<std::size_t>(answerer)] = std::move(parsed->description());
   return true;
@@ -634,7 +687,7 @@ void Call::restoreMedia() {
   if (access && core && state_ != State::over) programStreams(*access, *core);
 }
 
-bool Call::reoffer(dataplane::Realm from, const sip_t* sip, std::string& rewritten,
+bool Call::reoffer(dataplane::Realm from, std::string_view sdp, std::string& rewritten,
                    std::string& error) {
   const dataplane::Realm to = dataplane::otherRealm(from);
   const auto& previous = described_[static_cast<std::size_t>(to)];
@@ -642,8 +695,7 @@ bool Call::reoffer(dataplane::Realm from, const sip_t* sip, std::string& rewritt
     error = "no completed offer/answer to renegotiate";
     return false;
   }
-  const std::string_view body(sip->sip_payload->pl_data, sip->sip_payload->pl_len);
-  auto parsed = ParsedSdp::parse(body, error);
+  auto parsed = ParsedSdp::parse(sdp, error);
   if (!parsed) return false;
   SdpDescription* offer = &parsed->description();
   if (offer->streams.size() < streams_.size()) {
@@ -671,8 +723,8 @@ bool Call::reoffer(dataplane::Realm from, const sip_t* sip, std::string& rewritt
     const bool open = streams_[i] && !offer->streams[i].rejected;
     ports.push_back(open ? streams_[i]->rtp[static_cast<std::size_t>(to)].port : 0);
   }
-  auto sdp = parsed->rewrite(mediaOf(to), ports, sdpSessionId_, ++sdpVersion_, error);
-  if (!sdp) {
+  auto forOther = parsed->rewrite(mediaOf(to), ports, sdpSessionId_, ++sdpVersion_, error);
+  if (!forOther) {
     closeStreamsOfPendingOffer();
     return false;
   }
@@ -688,19 +740,18 @@ bool Call::reoffer(dataplane::Realm from, const sip_t* sip, std::string& rewritt
   }
   pendingOffer_ = std::move(*offer);
   pendingOfferFrom_ = from;
-  rewritten = std::move(*sdp);
+  rewritten = std::move(*forOther);
   return true;
 }
 
-bool Call::reanswer(dataplane::Realm from, const sip_t* sip, std::string& rewritten,
+bool Call::reanswer(dataplane::Realm from, std::string_view sdp, std::string& rewritten,
                     std::string& error) {
   const dataplane::Realm offerer = dataplane::otherRealm(from);
   if (!pendingOffer_ || pendingOfferFrom_ != offerer) {
     error = "an answer without an offer";
     return false;
   }
-  const std::string_view body(sip->sip_payload->pl_data, sip->sip_payload->pl_len);
-  auto parsed = ParsedSdp::parse(body, error);
+  auto parsed = ParsedSdp::parse(sdp, error);
   if (!parsed) return false;
   SdpDescription* answer = &parsed->description();
   if (answer->streams.size() != streams_.size()) {
@@ -712,8 +763,8 @@ bool Call::reanswer(dataplane::Realm from, const sip_t* sip, std::string& rewrit
     const bool open = streams_[i] && !answer->streams[i].rejected;
     ports.push_back(open ? streams_[i]->rtp[static_cast<std::size_t>(offerer)].port : 0);
   }
-  auto sdp = parsed->rewrite(mediaOf(offerer), ports, sdpSessionId_, ++sdpVersion_, error);
-  if (!sdp) return false;
+  auto forOfferer = parsed->rewrite(mediaOf(offerer), ports, sdpSessionId_, ++sdpVersion_, error);
+  if (!forOfferer) return false;
   auto& access = described_[static_cast<std::size_t>(dataplane::Realm::access)];
   auto& core = described_[static_cast<std::size_t>(dataplane::Realm::core)];
   if (from == dataplane::Realm::access) {
@@ -732,7 +783,7 @@ bool Call::reanswer(dataplane::Realm from, const sip_t* sip, std::string& rewrit
   }
   streamsOfPendingOffer_.clear();
   programStreams(*access, *core);
-  rewritten = std::move(*sdp);
+  rewritten = std::move(*forOfferer);
   return true;
 }
 
@@ -961,9 +1012,11 @@ int Call::onCallerAckOrCancel(void* magic, nta_incoming_t*, const sip_t* sip) {
     call.callerInvite_ = nullptr;
     std::string answer;
     std::string error = "no SDP";
+    std::optional<SessionBody> split;
+    if (call.lateOffer_) split = call.sessionBodyOf(call.callerRealm_, "request", sip, error);
     if (call.lateOffer_ &&
-        (!hasBody(sip) || !isSdp(sip) ||
-         !call.anchorAnswer(call.callerRealm_, sip, answer, error))) {
+        (!split || !split->sdp ||
+         !call.anchorAnswer(call.callerRealm_, *split->sdp, answer, error))) {
       // The callee waits for an answer the SBC cannot give: acknowledged, then ended.
       log::warning("call", "call ", call.id_, ": the ACK does not answer the late offer: ",
                    error);
@@ -971,7 +1024,12 @@ int Call::onCallerAckOrCancel(void* magic, nta_incoming_t*, const sip_t* sip) {
       call.terminate(metrics::CallResult::aborted, "bad_sdp_answer");
       return 0;
     }
-    call.sendAck(call.calleeLeg_, call.calleeInvite_, answer);
+    OutgoingBody ackBody;
+    if (split) {
+      call.countLeftOutParts(call.callerRealm_, "request", *split);
+      ackBody = split->crossing(answer);
+    }
+    call.sendAck(call.calleeLeg_, call.calleeInvite_, ackBody);
     call.endLosingForks();
     if (!answer.empty()) call.sdpSentOn_[static_cast<std::size_t>(call.calleeRealm())] = answer;
     call.scheduleRetry(Retry::releaseInvite, call.environment_.settings->sipTimers.t1x64Ms);
@@ -1073,13 +1131,17 @@ int Call::relayInDialog(bool fromCaller, nta_incoming_t* request, const sip_t* s
     }
   }
   const bool offer = negotiates(method) && hasBody(sip);
-  std::string body;
+  std::string body;  // the offer's SDP as rewritten for the other leg
+  OutgoingBody outgoingBody;
   if (offer) {
     std::string error;
-    if (!isSdp(sip)) {
-      error = "the body is not application/sdp";
-    } else if (reoffer(from, sip, body, error)) {
+    const auto split = sessionBodyOf(from, "request", sip, error);
+    if (split && !split->sdp) {
+      error = "the body has no application/sdp";
+    } else if (split && reoffer(from, *split->sdp, body, error)) {
       error.clear();
+      countLeftOutParts(from, "request", *split);
+      outgoingBody = split->crossing(body);
     }
     if (!error.empty()) {
       log::warning("call", "call ", id_, ": ", sip->sip_request->rq_method_name, " from the ",
@@ -1106,8 +1168,8 @@ int Call::relayInDialog(bool fromCaller, nta_incoming_t* request, const sip_t* s
   nta_agent_t* agent = agentOf(to);
   // Only the method, the body and its Content-Type cross (and what makes a NOTIFY one), and
   // the allow-listed headers.
-  const bool carryBody = carriesOpaqueBody(method, sip);
-  const std::optional<std::string> fragment = carryBody ? sipfragStatusLine(sip) : std::nullopt;
+  if (carriesOpaqueBody(method, sip)) outgoingBody = crossingBody(sip);
+  const BodyTags bodyTags(outgoingBody);
   const std::string passed = allowedHeaderLines(sip, passedHeaders_);
   const bool notify = method == sip_method_notify;
   // Owned before the request goes out, in case nta reports a failure from inside
@@ -1120,12 +1182,7 @@ int Call::relayInDialog(bool fromCaller, nta_incoming_t* request, const sip_t* s
       TAG_IF(negotiates(method), SIPTAG_CONTACT(nta_agent_contact(agent))),
       TAG_IF(timers, SIPTAG_SUPPORTED_STR("timer")),
       TAG_IF(timers, SIPTAG_SESSION_EXPIRES_STR(sessionExpires.c_str())),
-      TAG_IF(offer, SIPTAG_CONTENT_TYPE_STR("application/sdp")),
-      TAG_IF(offer, SIPTAG_PAYLOAD_STR(body.c_str())),
-      TAG_IF(carryBody && sip->sip_content_type != nullptr,
-             SIPTAG_CONTENT_TYPE(sip->sip_content_type)),
-      TAG_IF(carryBody && !fragment, SIPTAG_PAYLOAD(sip->sip_payload)),
-      TAG_IF(fragment.has_value(), SIPTAG_PAYLOAD_STR(fragment ? fragment->c_str() : "")),
+      BODY_TAGS(bodyTags),
       TAG_IF(notify && sip->sip_event != nullptr, SIPTAG_EVENT(sip->sip_event)),
       TAG_IF(notify && sip->sip_subscription_state != nullptr,
              SIPTAG_SUBSCRIPTION_STATE(sip->sip_subscription_state)),
@@ -1235,20 +1292,22 @@ void Call::relayResponse(Relay& relay, const sip_t* sip) {
     return;
   }
   const bool success = status < 300;
-  std::string body;
+  std::string body;  // the answer's (or the 2xx's offer's) SDP as rewritten for the sender
+  OutgoingBody outgoingBody;
   std::string error;
-  if (success && negotiates(relay.method)) {
-    if (relay.offerInRequest) {
-      if (!hasBody(sip)) {
-        error = "a 2xx without the answer";
-      } else if (reanswer(to, sip, body, error)) {
-        error.clear();
-      }
-    } else if (invite && hasBody(sip)) {
-      if (reoffer(to, sip, body, error)) {
-        error.clear();
-        relay.offerInResponse = true;
-      }
+  if (success && negotiates(relay.method) && (relay.offerInRequest || (invite && hasBody(sip)))) {
+    const auto split = hasBody(sip) ? sessionBodyOf(to, "response", sip, error)
+                                    : std::optional<SessionBody>(SessionBody{});
+    if (!split) {
+      // error says why
+    } else if (!split->sdp) {
+      error = relay.offerInRequest ? "a 2xx without the answer" : "the body has no application/sdp";
+    } else if (relay.offerInRequest ? reanswer(to, *split->sdp, body, error)
+                                    : reoffer(to, *split->sdp, body, error)) {
+      error.clear();
+      relay.offerInResponse = !relay.offerInRequest;
+      countLeftOutParts(to, "response", *split);
+      outgoingBody = split->crossing(body);
     }
   }
   if (!error.empty()) {
@@ -1264,8 +1323,10 @@ void Call::relayResponse(Relay& relay, const sip_t* sip) {
     return;
   }
   // A response cannot be refused: it crosses without a body the list does not allow.
-  const bool carryBody =
-      carriesOpaqueBody(relay.method, sip) && !refusesBody(to, "response", sip);
+  if (carriesOpaqueBody(relay.method, sip) && !refusesBody(to, "response", sip)) {
+    outgoingBody = crossingBody(sip);
+  }
+  const BodyTags bodyTags(outgoingBody);
   const std::string passed = allowedHeaderLines(sip, passedHeaders_);
   nta_agent_t* agent = agentOf(relay.from);
   // RFC 4320: no 408 to a non-INVITE request; nta sends nothing and the sender's own
@@ -1289,11 +1350,7 @@ void Call::relayResponse(Relay& relay, const sip_t* sip) {
       TAG_IF(success && negotiates(relay.method), SIPTAG_CONTACT(nta_agent_contact(agent))),
       TAG_IF(timers, SIPTAG_SUPPORTED_STR("timer")),
       TAG_IF(timers, SIPTAG_SESSION_EXPIRES_STR(sessionExpires.c_str())),
-      TAG_IF(!body.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
-      TAG_IF(!body.empty(), SIPTAG_PAYLOAD_STR(body.c_str())),
-      TAG_IF(carryBody && sip->sip_content_type != nullptr,
-             SIPTAG_CONTENT_TYPE(sip != nullptr ? sip->sip_content_type : nullptr)),
-      TAG_IF(carryBody, SIPTAG_PAYLOAD(sip != nullptr ? sip->sip_payload : nullptr)),
+      BODY_TAGS(bodyTags),
       TAG_IF(!passed.empty(), SIPTAG_HEADER_STR(passed.c_str())), TAG_END());
   if (!success) {
     if (relay.offerInRequest) restoreMedia();
@@ -1321,18 +1378,25 @@ void Call::relayResponse(Relay& relay, const sip_t* sip) {
 
 void Call::relayAck(Relay& relay, const sip_t* sip) {
   if (!relay.awaitingAck) return;
-  std::string body;
+  std::string body;  // the ACK's answer as rewritten for the other leg
+  OutgoingBody outgoingBody;
   if (relay.offerInResponse) {
     std::string error;
+    const auto split =
+        hasBody(sip) ? sessionBodyOf(relay.from, "request", sip, error) : std::nullopt;
     if (!hasBody(sip)) {
       restoreMedia();
-    } else if (!reanswer(relay.from, sip, body, error)) {
-      log::warning("call", "call ", id_, ": unusable SDP in an ACK: ", error);
+    } else if (!split || !split->sdp || !reanswer(relay.from, *split->sdp, body, error)) {
+      log::warning("call", "call ", id_, ": unusable SDP in an ACK: ",
+                   split && !split->sdp ? "the body has no application/sdp" : error);
       body.clear();
       restoreMedia();
+    } else {
+      countLeftOutParts(relay.from, "request", *split);
+      outgoingBody = split->crossing(body);
     }
   }
-  sendAck(legOf(dataplane::otherRealm(relay.from)), relay.outgoing, body);
+  sendAck(legOf(dataplane::otherRealm(relay.from)), relay.outgoing, outgoingBody);
   if (relay.offerInResponse && !body.empty()) {
     sdpSentOn_[static_cast<std::size_t>(relay.from)] = relay.offerReturned;
     sdpSentOn_[static_cast<std::size_t>(dataplane::otherRealm(relay.from))] = body;
@@ -1372,17 +1436,17 @@ bool Call::offerPending() const {
                      [](const auto& relay) { return negotiates(relay->method); });
 }
 
-void Call::sendAck(nta_leg_t* leg, nta_outgoing_t* invite, const std::string& sdp) {
+void Call::sendAck(nta_leg_t* leg, nta_outgoing_t* invite, const OutgoingBody& body) {
   // The ACK of a 2xx carries its INVITE's CSeq number: the leg's latest number may be a
   // PRACK's or an in-dialog request's sent meanwhile.
   const std::uint32_t number = nta_outgoing_cseq(invite);
   const std::string cseq = std::to_string(number) + " ACK";
   lastAck_[static_cast<std::size_t>(leg == callerLeg_ ? callerRealm_ : calleeRealm())] =
-      SentAck{number, sdp};
+      SentAck{number, body};
+  const BodyTags bodyTags(body);
   nta_outgoing_t* ack = nta_outgoing_tcreate(
       leg, nullptr, nullptr, nullptr, SIP_METHOD_ACK, nullptr, SIPTAG_CSEQ_STR(cseq.c_str()),
-      TAG_IF(!sdp.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
-      TAG_IF(!sdp.empty(), SIPTAG_PAYLOAD_STR(sdp.c_str())), TAG_END());
+      BODY_TAGS(bodyTags), TAG_END());
   if (ack != nullptr) nta_outgoing_destroy(ack);
 }
 
@@ -1409,7 +1473,8 @@ void Call::acknowledgeAgain(nta_leg_t* leg, const sip_t* answer) {
   const SentAck& last =
       lastAck_[static_cast<std::size_t>(leg == callerLeg_ ? callerRealm_ : calleeRealm())];
   const std::uint32_t number = answer->sip_cseq->cs_seq;
-  const std::string sdp = last.cseq == number ? last.sdp : std::string();
+  const OutgoingBody body = last.cseq == number ? last.body : OutgoingBody();
+  const BodyTags bodyTags(body);
   const std::string cseq = std::to_string(number) + " ACK";
   // With the 2xx's own branch nta neither looks for the INVITE transaction (gone) nor
   // sends ACK with it; it keeps the ACK for 64*T1 and re-sends it on further
@@ -1418,9 +1483,7 @@ void Call::acknowledgeAgain(nta_leg_t* leg, const sip_t* answer) {
   if (branch == nullptr) return;
   nta_outgoing_t* ack = nta_outgoing_tcreate(
       leg, nullptr, nullptr, nullptr, SIP_METHOD_ACK, nullptr, SIPTAG_CSEQ_STR(cseq.c_str()),
-      NTATAG_ACK_BRANCH(branch),
-      TAG_IF(!sdp.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
-      TAG_IF(!sdp.empty(), SIPTAG_PAYLOAD_STR(sdp.c_str())), TAG_END());
+      NTATAG_ACK_BRANCH(branch), BODY_TAGS(bodyTags), TAG_END());
   if (ack != nullptr) nta_outgoing_destroy(ack);
   log::debug("call", "call ", id_, ": acknowledged a retransmitted 2xx (CSeq ", number, ")");
   // A losing fork's answer is not the call's dialog: ended again, as when it first came.
@@ -1429,9 +1492,18 @@ void Call::acknowledgeAgain(nta_leg_t* leg, const sip_t* answer) {
 
 void Call::sendBye(nta_leg_t* leg, const sip_t* relayedBye) {
   const std::string passed = allowedHeaderLines(relayedBye, passedHeaders_);
+  // A BYE's body (a SIP-I peer's ISUP REL with its cause) crosses as an INFO's would; one
+  // the list does not allow is left out (counted): the call ends all the same.
+  OutgoingBody body;
+  if (relayedBye != nullptr && carriesOpaqueBody(sip_method_bye, relayedBye)) {
+    const dataplane::Realm from = leg == callerLeg_ ? calleeRealm() : callerRealm_;
+    if (!refusesBody(from, "request", relayedBye)) body = crossingBody(relayedBye);
+  }
+  const BodyTags bodyTags(body);
   nta_outgoing_t* bye =
       nta_outgoing_tcreate(leg, nullptr, nullptr, nullptr, SIP_METHOD_BYE, nullptr,
-                           TAG_IF(!passed.empty(), SIPTAG_HEADER_STR(passed.c_str())), TAG_END());
+                           TAG_IF(!passed.empty(), SIPTAG_HEADER_STR(passed.c_str())),
+                           BODY_TAGS(bodyTags), TAG_END());
   // Nobody waits for the answer: nta keeps retransmitting a destroyed BYE until it is
   // answered or times out.
   if (bye != nullptr) nta_outgoing_destroy(bye);
@@ -1525,13 +1597,13 @@ bool Call::refreshPending() const {
 }
 
 bool Call::recheckRefreshAnswer(dataplane::Realm leg, const sip_t* sip) {
-  if (!hasBody(sip) || !isSdp(sip)) return false;
+  std::string error;
+  const auto split = hasBody(sip) ? sessionBodyOf(leg, "response", sip, error) : std::nullopt;
+  if (!split || !split->sdp) return false;
   auto& described = described_[static_cast<std::size_t>(leg)];
   const auto& other = described_[static_cast<std::size_t>(dataplane::otherRealm(leg))];
   if (!described || !other) return false;
-  std::string error;
-  auto answer = parseSdp(std::string_view(sip->sip_payload->pl_data, sip->sip_payload->pl_len),
-                         error);
+  auto answer = parseSdp(*split->sdp, error);
   if (!answer || answer->streams.size() != described->streams.size()) return false;
   // Our offer was the session unchanged: a stream the peer had accepted stays accepted,
   // the relay ports stay; only the peer's own address or direction may have moved.
@@ -1627,6 +1699,43 @@ bool Call::refusesBody(dataplane::Realm from, const char* message, const sip_t* 
             {"reason", refusalReason(verdict)}})
       .Increment();
   return true;
+}
+
+std::optional<SessionBody> Call::sessionBodyOf(dataplane::Realm from, const char* message,
+                                               const sip_t* sip, std::string& error) {
+  auto split = splitSessionBody(sip, environment_.settings->bodyTypes, error);
+  if (!split) {
+    environment_.metrics->counter(metrics::FamilyId::sipBodiesRefusedTotal)
+        .Add({{"realm", dataplane::toString(from)},
+              {"message", message},
+              {"reason", refusalReason(BodyVerdict::refusedMultipart)}})
+        .Increment();
+  }
+  return split;
+}
+
+void Call::countLeftOutParts(dataplane::Realm from, const char* message,
+                             const SessionBody& body) {
+  if (!body.refusedParts) return;
+  environment_.metrics->counter(metrics::FamilyId::sipBodiesRefusedTotal)
+      .Add({{"realm", dataplane::toString(from)},
+            {"message", message},
+            {"reason", body.multipart ? "part" : "content_type"}})
+      .Increment();
+}
+
+OutgoingBody Call::crossingBody(const sip_t* sip) const {
+  OutgoingBody body;
+  if (const auto fragment = sipfragStatusLine(sip)) {
+    body.contentType = "message/sipfrag";
+    body.bytes = *fragment;
+    return body;
+  }
+  // The allow-list has let the body (each part of it) cross: split again to rebuild it,
+  // with a fresh boundary for a multipart one.
+  std::string error;
+  const auto split = splitSessionBody(sip, environment_.settings->bodyTypes, error);
+  return split ? split->crossing("") : body;
 }
 
 void Call::countSessionTimer(const char* result) {

@@ -18,6 +18,8 @@
 #include "metrics/sip_series.h"
 #include "metrics/metrics.h"
 #include "policy/admission.h"
+#include "signaling/body_filter.h"
+#include "signaling/multipart.h"
 #include "signaling/sdp.h"
 #include "signaling/session_timer.h"
 #include "signaling/sofia.h"
@@ -162,7 +164,7 @@ class Call {
   // A BYE on `leg`, carrying the allow-listed headers of `relayedBye` (the BYE that caused
   // it), if any.
   void sendBye(nta_leg_t* leg, const sip_t* relayedBye = nullptr);
-  void sendAck(nta_leg_t* leg, nta_outgoing_t* invite, const std::string& sdp = "");
+  void sendAck(nta_leg_t* leg, nta_outgoing_t* invite, const OutgoingBody& body = {});
   // The ACK of a 2xx retransmitted after its INVITE transaction is gone: the same CSeq and
   // body as the ACK sent for it, if that is the last one sent on the leg.
   void acknowledgeAgain(nta_leg_t* leg, const sip_t* answer);
@@ -194,15 +196,27 @@ class Call {
   // True (and counted) when `sip`, a "request" or "response" from `from`, carries a body
   // sip.body_types does not allow.
   bool refusesBody(dataplane::Realm from, const char* message, const sip_t* sip);
+  // `sip`'s body taken apart for an offer or answer (body_filter.h splitSessionBody);
+  // nullopt with `error`, counted as a refused multipart body, when it cannot be.
+  std::optional<SessionBody> sessionBodyOf(dataplane::Realm from, const char* message,
+                                           const sip_t* sip, std::string& error);
+  // Counts a body that crosses without some of its parts (or without itself: not SDP, not
+  // listed), once per message.
+  void countLeftOutParts(dataplane::Realm from, const char* message, const SessionBody& body);
+  // The body of an in-dialog request or response other than an offer/answer as it crosses,
+  // once the allow-list has let it: a sipfrag cut to its status line, a multipart body
+  // rebuilt with a fresh boundary, any other as it came.
+  OutgoingBody crossingBody(const sip_t* sip) const;
   void stopSessionTimers();
   bool calleePending() const;
 
   // Media anchoring. The caller's offer opens one relay stream per accepted m= line and is
   // rewritten for the core; the callee's answer completes the streams and is rewritten for
-  // the trunk. False (with `error`) when the SDP is unusable or no ports are left.
-  bool anchorOffer(dataplane::Realm offerer, const sip_t* message, std::string& rewritten,
+  // the trunk. `sdp` is the SDP body, or a multipart body's SDP part. False (with `error`)
+  // when the SDP is unusable or no ports are left.
+  bool anchorOffer(dataplane::Realm offerer, std::string_view sdp, std::string& rewritten,
                    std::string& error);
-  bool anchorAnswer(dataplane::Realm answerer, const sip_t* message, std::string& rewritten,
+  bool anchorAnswer(dataplane::Realm answerer, std::string_view sdp, std::string& rewritten,
                     std::string& error);
   void releaseMedia();
   // Closes one relay stream (if open) and forgets it.
@@ -211,9 +225,9 @@ class Call {
   // (its address, its hold state) and is rewritten for the other realm; the answer to it
   // programs both sides and is rewritten for the offerer's realm. On failure of the
   // exchange, restoreMedia() programs the streams from the last completed exchange again.
-  bool reoffer(dataplane::Realm from, const sip_t* sip, std::string& rewritten,
+  bool reoffer(dataplane::Realm from, std::string_view sdp, std::string& rewritten,
                std::string& error);
-  bool reanswer(dataplane::Realm from, const sip_t* sip, std::string& rewritten,
+  bool reanswer(dataplane::Realm from, std::string_view sdp, std::string& rewritten,
                 std::string& error);
   void programStreams(const SdpDescription& access, const SdpDescription& core);
   void restoreMedia();
@@ -256,11 +270,11 @@ class Call {
   std::vector<std::size_t> streamsOfPendingOffer_;  // indices opened by the offer in flight
   std::uint64_t sdpVersion_ = 1;
   std::string answerForCaller_;  // the rewritten SDP of the callee's latest answer
-  // Per leg (indexed by realm): the CSeq and SDP of the last 2xx ACK sent, which a 2xx
+  // Per leg (indexed by realm): the CSeq and body of the last 2xx ACK sent, which a 2xx
   // retransmitted after its transaction is gone gets again.
   struct SentAck {
     std::uint32_t cseq = 0;
-    std::string sdp;
+    OutgoingBody body;
   };
   std::array<SentAck, dataplane::kRealmCount> lastAck_{};
   // Per realm: the SDP of the last completed offer/answer as the SBC sent it on that leg,
@@ -279,7 +293,8 @@ class Call {
   // The callee leg's INVITE, kept to re-send it to another hop or with credentials.
   CallRoute route_;
   std::size_t hop_ = 0;  // index into route_.targets
-  std::string calleeOffer_;
+  std::string calleeOffer_;      // the SDP of the callee leg's INVITE
+  OutgoingBody calleeInviteBody_;  // its whole body: that SDP and the parts that cross
   std::string calleeHeaders_;  // the caller's INVITE's allow-listed headers
   std::string calleeRequestUri_;
   std::string calledUser_;

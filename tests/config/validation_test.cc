@@ -934,13 +934,13 @@ TEST(HeaderAllowList, NamesAreValidated) {
   EXPECT_EQ(errors.size(), 6u) << dump(errors);
 }
 
-// Proves: sip.body_types defaults to DTMF and plain text, keeps valid types in lower case,
+// Proves: sip.body_types defaults to DTMF, plain text and ISUP (SIP-I), keeps valid types in lower case,
 // may be empty, and refuses, each at its own element, a non-type, a type with parameters,
 // the types sbcd rewrites itself, a multipart type and a case-insensitive repeat.
 TEST(BodyTypes, TypesAreValidated) {
   EXPECT_EQ(parse(kMinimal).bodyTypes,
             (std::vector<std::string>{"application/dtmf-relay", "application/dtmf",
-                                      "text/plain"}));
+                                      "text/plain", "application/isup"}));
   const Config ok = parse(withMinimal(
       "sip = { body_types = [ \"Application/DTMF-Relay\", \"application/dialog-info+xml\" ]; };\n"));
   EXPECT_EQ(ok.bodyTypes,

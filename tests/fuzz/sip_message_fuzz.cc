@@ -2,18 +2,22 @@
 // it before any state is made: Sofia-SIP's message parser with the message class nta
 // parses with in the daemon (the refusal screen of nta_refusals.h, its screen refusing when
 // the last byte is odd, so that a refused request must have lost its Via), then the front
-// door's pure checks (user parts), the header
-// allow-list that copies headers onto the other leg and the body filter (sip.body_types,
-// which splits multipart bodies with Sofia's MIME parser). Refusals are fine; crashes,
-// leaks and UB are not, and no copied header line may hold a CR, LF or NUL of its own.
+// door's pure checks (user parts), the header allow-list that copies headers onto the other
+// leg, the body filter (sip.body_types, on multipart bodies split by sbcd) and a SIP-I
+// offer's body split into SDP and ISUP and rebuilt under a fresh boundary (body_filter.h
+// splitSessionBody, multipart.h). Refusals are fine; crashes, leaks and UB are not, no
+// copied header line may hold a CR, LF or NUL of its own, and a rebuilt body must split
+// back into the parts it was built from.
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "signaling/body_filter.h"
 #include "signaling/header_allow_list.h"
+#include "signaling/multipart.h"
 #include "signaling/nta_refusals.h"
 #include "signaling/request_checks.h"
 
@@ -39,8 +43,32 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (sip->sip_from != nullptr && sip->sip_from->a_url->url_user != nullptr) {
       sbc::signaling::isUriUser(sip->sip_from->a_url->url_user);
     }
-    static const std::vector<std::string> kBodyTypes = {"application/dtmf-relay", "text/plain"};
+    static const std::vector<std::string> kBodyTypes = {"application/dtmf-relay", "text/plain",
+                                                        "application/isup"};
     sbc::signaling::checkBody(sip, kBodyTypes);
+    // A SIP-I offer's path: the body split into its SDP and the parts that cross, rebuilt
+    // around a rewritten SDP under a fresh boundary. The rebuilt body must split again into
+    // as many parts, each with the bytes it was built from.
+    std::string error;
+    if (const auto split = sbc::signaling::splitSessionBody(sip, kBodyTypes, error)) {
+      const std::string sdp = split->sdp ? "v=0\r\n" : "";
+      const sbc::signaling::OutgoingBody out = split->crossing(sdp);
+      const std::size_t expected = split->passed.size() + (sdp.empty() ? 0 : 1);
+      const std::string prefix = "multipart/mixed;boundary=";
+      if (expected > 1) {
+        if (out.contentType.rfind(prefix, 0) != 0) __builtin_trap();
+        const auto again = sbc::signaling::splitMultipart(
+            std::string_view(out.contentType).substr(prefix.size()), out.bytes);
+        if (!again || again->size() != expected) __builtin_trap();
+        for (std::size_t i = 0; i < split->passed.size(); ++i) {
+          if ((*again)[i + (sdp.empty() ? 0 : 1)].content != split->passed[i].content) {
+            __builtin_trap();
+          }
+        }
+      } else if (expected == 1 && out.bytes != (sdp.empty() ? split->passed[0].content : sdp)) {
+        __builtin_trap();
+      }
+    }
     static const std::vector<std::string> kNames = {"X-Account-Code", "Subject",
                                                     "P-Asserted-Identity", "Priority"};
     const std::string lines = sbc::signaling::allowedHeaderLines(sip, kNames);
