@@ -12,6 +12,8 @@
 #include <chrono>
 #include <fstream>
 #include <iterator>
+#include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -268,6 +270,56 @@ TEST_F(SipI, MultipartThatCannotBeSplitGets488) {
             1);
   expectNoActiveCalls();
   callThrough("uas_answer.xml", "uac_sip_i_setup.xml");
+  expectNoActiveCalls();
+}
+
+// Proves: binary ISUP with NUL bytes in it (a real IAM has them) crosses whole, byte for
+// byte: the INVITE the core receives carries the IAM after its NULs and a Content-Length
+// true to the body. SIPp cannot send a NUL, so trunk and core are plain UDP sockets here;
+// the core refuses the call (486) and the slot is freed. Fails if the body is handed to
+// nta as a C string (SIPTAG_PAYLOAD_STR), which ends it at the first NUL.
+TEST_F(SipI, IsupWithNulBytesCrossesWhole) {
+  startSbc(10);
+  const UdpSocket trunk("127.0.0.2", 0);
+  const UdpSocket core("127.0.0.3", corePort_);
+  ASSERT_TRUE(trunk.bound() && core.bound());
+  const std::string iam("\x01\x00\x60\x01\x0a\x00\x02\x0a\x08\x83\x90\x89\x12\x00\x00"
+                        "IAM-NUL-3390",
+                        27);
+  const std::string body =
+      "--gw-nul\r\nContent-Type: application/sdp\r\n\r\n"
+      "v=0\r\no=gw 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\n"
+      "m=audio 4000 RTP/AVP 8\r\n\r\n"
+      "--gw-nul\r\nContent-Type: application/isup;version=itu-t92+\r\n\r\n" +
+      iam + "\r\n--gw-nul--\r\n";
+  const std::string port = std::to_string(trunk.port());
+  trunk.sendTo("INVITE sip:5551234@127.0.0.10:" + std::to_string(accessPort_) +
+                   " SIP/2.0\r\n"
+                   "Via: SIP/2.0/UDP 127.0.0.2:" + port + ";branch=z9hG4bK-nul-1\r\n"
+                   "From: <sip:trunkuser@127.0.0.2>;tag=nul1\r\n"
+                   "To: <sip:5551234@127.0.0.10>\r\n"
+                   "Call-ID: nul-isup-1@127.0.0.2\r\n"
+                   "CSeq: 1 INVITE\r\n"
+                   "Contact: <sip:trunkuser@127.0.0.2:" + port + ">\r\n"
+                   "Max-Forwards: 70\r\n"
+                   "Content-Type: multipart/mixed;boundary=gw-nul\r\n"
+                   "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body,
+               "127.0.0.10", accessPort_);
+  std::optional<std::pair<std::string, std::string>> received;
+  for (int attempt = 0; attempt < 25 && !received; ++attempt) received = core.receive();
+  ASSERT_TRUE(received.has_value()) << "no INVITE reached the core";
+  const std::string& invite = received->first;
+  ASSERT_EQ(invite.rfind("INVITE ", 0), 0u) << invite;
+  EXPECT_EQ(headerValue(invite, "Content-Length"), std::to_string(bodyOf(invite).size()));
+  EXPECT_NE(invite.find("\r\n\r\n" + iam + "\r\n--"), std::string::npos) << invite;
+
+  const auto line = [&](const std::string& name) {
+    return name + ": " + headerValue(invite, name) + "\r\n";
+  };
+  core.sendTo("SIP/2.0 486 Busy Here\r\n" + line("Via") + line("From") +
+                  "To: " + headerValue(invite, "To") + ";tag=core-nul\r\n" + line("Call-ID") +
+                  line("CSeq") + "Content-Length: 0\r\n\r\n",
+              "127.0.0.11", sbcCorePort_);
   expectNoActiveCalls();
 }
 
