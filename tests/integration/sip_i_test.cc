@@ -4,10 +4,11 @@
 // reads what each side received: the SDP part anchored on the SBC's media address of that
 // realm, the ISUP part byte for byte under a boundary of the SBC's own.
 //
-// The ISUP payloads are binary-ish: control bytes and bytes above 0x7f, but no NUL, CR or LF:
-// SIPp sends a scenario's text as C strings and turns each LF into CRLF, so true binary
-// (any byte) cannot be written in a scenario. The unit tests (tests/signaling/
-// multipart_test.cc) cover NUL, CR, LF and "--" inside a part.
+// The ISUP payloads of the SIPp scenarios are binary-ish: control bytes and bytes above
+// 0x7f, but no NUL, CR or LF: SIPp sends a scenario's text as C strings and turns each LF
+// into CRLF, so true binary cannot be written in a scenario. IsupWithNulBytesCrossesWhole
+// sends one with NUL and LF bytes from plain UDP sockets instead; the unit tests
+// (tests/signaling/multipart_test.cc) cover NUL, CR, LF and "--" inside a part.
 
 #include <chrono>
 #include <fstream>
