@@ -36,6 +36,7 @@ const std::string kRel = "\x0c\x02\x02\x80\x90REL-TRUNK-1160";
 const std::string kAcm = "\x06\x14\x02\x01\x11\x83\xff\x1b" "ACM-CORE-4410";
 const std::string kAnm = "\x19\x01\x11\x02\xc0\xff" "ANM-CORE-5520";
 const std::string kApm = "A\x01~\x02\xb5" "APM-CORE-8840";
+const std::string kCoreCpg = ",\x02\x01\x11\xe8" "CPG-CORE-7720";  // uas_sip_i_early_answer.xml
 const std::string kTrunkBoundary = "trunk-gw-boundary-77";
 const std::string kCoreBoundary = "core-gw-boundary-88";
 
@@ -233,6 +234,36 @@ TEST_F(SipI, InfoAndByeCarryTheirIsup) {
   EXPECT_EQ(headerValue(bye, "Content-Disposition"), "signal;handling=optional") << bye;
   EXPECT_EQ(refusedBodies("access", "request", "multipart"), 0);
   expectNoActiveCalls();
+}
+
+// Proves: ISUP without SDP in the answers to the INVITE follows sip.body_types: a 180 with an
+// ISUP ACM alone reaches the trunk with that body, byte for byte, its type parameters and
+// disposition kept; the reliable 183 (SDP + ISUP CPG) is the answer and reaches the trunk
+// anchored with its ISUP; the 200 that then carries an ISUP ANM alone (the answer was given)
+// reaches the trunk with the ANM, and the call is answered. Before: the 180 lost its body
+// (counted as refused) and the 200 failed the call with 502.
+TEST_F(SipI, IsupAloneInProvisionalAndAnswerAfterAnEarlyAnswer) {
+  startSbc(10);
+  tracedCall("uas_sip_i_early_answer.xml", "uac_sip_i_early.xml");
+  const std::string ringing = message(trunkTrace_, "SIP/2.0 180", "1 INVITE");
+  EXPECT_EQ(headerValue(ringing, "Content-Type"), "application/isup;version=itu-t92+;base=itu-t92+")
+      << ringing;
+  EXPECT_EQ(headerValue(ringing, "Content-Disposition"), "signal;handling=optional");
+  // SIPp ends a plain body with the CRLF of its last line: the bytes the core sent.
+  EXPECT_EQ(bodyOf(ringing).rfind(kAcm, 0), 0u) << ringing;
+  EXPECT_EQ(bodyOf(ringing), bodyOf(message(coreTrace_, "SIP/2.0 180", "", true))) << ringing;
+  expectSipIBody(message(trunkTrace_, "SIP/2.0 183", "1 INVITE"), kCoreCpg, "optional",
+                 "127.0.0.10", kCoreBoundary, "127.0.0.3");
+  const std::string answer = message(trunkTrace_, "SIP/2.0 200", "1 INVITE");
+  EXPECT_EQ(headerValue(answer, "Content-Type"), "application/isup;version=itu-t92+;base=itu-t92+")
+      << answer;
+  EXPECT_EQ(bodyOf(answer).rfind(kAnm, 0), 0u) << answer;
+  EXPECT_EQ(bodyOf(answer), bodyOf(message(coreTrace_, "SIP/2.0 200", "", true, 1))) << answer;
+  EXPECT_EQ(refusedBodies("core", "response", "content_type"), 0) << daemon_->scrape();
+  expectNoActiveCalls();
+  EXPECT_TRUE(daemon_->waitForMetric(
+      "sbc_calls_total{direction=\"from_trunk\",result=\"answered\",trunk=\"alpha\"}", 1))
+      << daemon_->scrape();
 }
 
 // Proves: with application/isup not in sip.body_types, a SIP-I INVITE still sets up the
