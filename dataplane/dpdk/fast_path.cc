@@ -275,11 +275,11 @@ inline Verdict processOne(rte_mbuf* m, unsigned rxPort, const FastPathContext& c
     if ((ip4->fragment_offset & kFragMask) != 0) return Verdict::malformed;
     if (ip4->next_proto_id != kUdp) return Verdict::notUdp;
     if (total < ihl + sizeof(rte_udp_hdr)) return Verdict::malformed;
-    const int r = flows.realmOf4(ip4->dst_addr);
+    udp = reinterpret_cast<rte_udp_hdr*>(p.data + p.l2 + ihl);
+    const int r = flows.realmOf4(ip4->dst_addr, rte_be_to_cpu_16(udp->dst_port));
     if (r < 0) return Verdict::noFlow;
     realm = static_cast<unsigned>(r);
     if (p.vlan != ctx.vlan[realm]) return Verdict::wrongVlan;
-    udp = reinterpret_cast<rte_udp_hdr*>(p.data + p.l2 + ihl);
     udpLen = rte_be_to_cpu_16(udp->dgram_len);
     if (udpLen != total - ihl) return Verdict::malformed;
     if (ip4->time_to_live <= 1) {
@@ -301,11 +301,11 @@ inline Verdict processOne(rte_mbuf* m, unsigned rxPort, const FastPathContext& c
     if (payload < sizeof(rte_udp_hdr)) return Verdict::malformed;
     std::memcpy(&d0, ip6->dst_addr, 8);
     std::memcpy(&d1, ip6->dst_addr + 8, 8);
-    const int r = flows.realmOf6(d0, d1);
+    udp = reinterpret_cast<rte_udp_hdr*>(p.data + p.l2 + sizeof(rte_ipv6_hdr));
+    const int r = flows.realmOf6(d0, d1, rte_be_to_cpu_16(udp->dst_port));
     if (r < 0) return Verdict::noFlow;
     realm = static_cast<unsigned>(r);
     if (p.vlan != ctx.vlan[realm]) return Verdict::wrongVlan;
-    udp = reinterpret_cast<rte_udp_hdr*>(p.data + p.l2 + sizeof(rte_ipv6_hdr));
     udpLen = rte_be_to_cpu_16(udp->dgram_len);
     if (udpLen != payload) return Verdict::malformed;
     if (ip6->hop_limits <= 1) {
@@ -455,9 +455,9 @@ inline bool peekSlot(const rte_mbuf* m, const FlowTable& flows, unsigned& realm,
   if (reinterpret_cast<const rte_ether_hdr*>(data)->ether_type != kEthIpv4) return false;
   const auto* ip = reinterpret_cast<const rte_ipv4_hdr*>(data + 14);
   if (ip->version_ihl != 0x45) return false;
-  const int r = flows.realmOf4(ip->dst_addr);
-  if (r < 0) return false;
   const auto* udp = reinterpret_cast<const rte_udp_hdr*>(data + 34);
+  const int r = flows.realmOf4(ip->dst_addr, rte_be_to_cpu_16(udp->dst_port));
+  if (r < 0) return false;
   realm = static_cast<unsigned>(r);
   index = flows.slotOf(realm, rte_be_to_cpu_16(udp->dst_port));
   return index != FlowTable::kNoSlot;

@@ -125,17 +125,27 @@ class FlowTable {
   FlowTable& operator=(const FlowTable&) = delete;
 
   // --- read side: called on a worker lcore; lock-free, wait-free ---
-  // The realm whose media address is `dst` (4 bytes for IPv4, 16 for IPv6), or -1.
-  int realmOf4(std::uint32_t dstBe) const noexcept {
-    for (std::size_t r = 0; r < kRealmCount; ++r)
-      if (v4_[r] && addr4_[r] == dstBe) return static_cast<int>(r);
-    return -1;
+  // The realm a datagram to `dst` (IPv4, or IPv6 as two words), UDP port `dstPort` (host
+  // order), is for, or -1. Both realms may share one media address with their port ranges
+  // apart (the config allows it): the range holding the port decides, else the first realm
+  // with the address (whose slot lookup then finds no flow).
+  int realmOf4(std::uint32_t dstBe, std::uint16_t dstPort) const noexcept {
+    int found = -1;
+    for (std::size_t r = 0; r < kRealmCount; ++r) {
+      if (!v4_[r] || addr4_[r] != dstBe) continue;
+      if (slotOf(static_cast<unsigned>(r), dstPort) != kNoSlot) return static_cast<int>(r);
+      if (found < 0) found = static_cast<int>(r);
+    }
+    return found;
   }
-  int realmOf6(std::uint64_t d0, std::uint64_t d1) const noexcept {
-    for (std::size_t r = 0; r < kRealmCount; ++r)
-      if (!v4_[r] && address_[r].word(0) == d0 && address_[r].word(1) == d1)
-        return static_cast<int>(r);
-    return -1;
+  int realmOf6(std::uint64_t d0, std::uint64_t d1, std::uint16_t dstPort) const noexcept {
+    int found = -1;
+    for (std::size_t r = 0; r < kRealmCount; ++r) {
+      if (v4_[r] || address_[r].word(0) != d0 || address_[r].word(1) != d1) continue;
+      if (slotOf(static_cast<unsigned>(r), dstPort) != kNoSlot) return static_cast<int>(r);
+      if (found < 0) found = static_cast<int>(r);
+    }
+    return found;
   }
   static constexpr std::uint32_t kNoSlot = ~0u;
   std::uint32_t slotOf(unsigned realm, std::uint16_t port) const noexcept {

@@ -376,6 +376,38 @@ TEST_F(DpdkRelayMetricsTest, ReusesNeighbourEntriesOfEndedCalls) {
   EXPECT_EQ(test::metricValue(registry.render(), entries), 2.0) << "the trunk's and the core's peer";
 }
 
+// Proves: both realms may share one media address with their port ranges apart (the config
+// allows it): a datagram is for the realm whose range holds its port. Before, every
+// datagram to the shared address was taken for the access realm, and the core's media
+// was dropped as no_flow.
+TEST_F(DpdkRelayTest, RealmsSharingAnAddressAreToldApartByPort) {
+  settings.realms[1].address = settings.realms[0].address;  // 10.0.0.1, ports 20000..20010
+  start();
+  relay->setNeighbour(*IpAddress::parse("198.51.100.20"), kCorePeerMac);
+  relay->setNeighbour(*IpAddress::parse("192.0.2.10"), kTrunkMac);
+  const StreamEndpoints s = openTrunkStream();
+  EXPECT_EQ(s.rtp[1].address, *IpAddress::parse("10.0.0.1"));
+  ASSERT_TRUE(access.inject(makeUdp4(fromTrunk(s))));
+  rte_mbuf* out = core.capture();
+  ASSERT_NE(out, nullptr);
+  EXPECT_EQ(rte_pktmbuf_mtod_offset(out, const rte_ipv4_hdr*, 14)->dst_addr, ip4("198.51.100.20"));
+  EXPECT_EQ(ntohs(rte_pktmbuf_mtod_offset(out, const rte_udp_hdr*, 34)->src_port), s.rtp[1].port);
+  rte_pktmbuf_free(out);
+
+  Udp4Spec back;
+  back.src = "198.51.100.20";
+  back.srcPort = 5000;
+  back.dst = "10.0.0.1";
+  back.dstPort = s.rtp[1].port;
+  ASSERT_TRUE(core.inject(makeUdp4(back)));
+  out = access.capture();
+  ASSERT_NE(out, nullptr);
+  EXPECT_EQ(rte_pktmbuf_mtod_offset(out, const rte_ipv4_hdr*, 14)->dst_addr, ip4("192.0.2.10"));
+  EXPECT_EQ(ntohs(rte_pktmbuf_mtod_offset(out, const rte_udp_hdr*, 34)->src_port), s.rtp[0].port);
+  rte_pktmbuf_free(out);
+  EXPECT_EQ(relay->stats().dropped[static_cast<std::size_t>(DropReason::noFlow)], 0u);
+}
+
 // Proves: both realms on one port (one link, as a switch trunk port delivers it), told apart
 // by VLAN: access on 100, core on 200. Media from the trunk tagged 100 leaves the same port
 // tagged 200 (priority 5) to the core peer and back; untagged media is dropped as
