@@ -189,6 +189,77 @@ TEST_F(TrunkCalls, ReloadedTrunkTargetIsUsed) {
 }
 
 
+// Proves: a reload that lowers a trunk's ceiling below its calls in progress keeps those
+// calls (each ends with its BYE answered) while a new call is refused with 503; once they
+// have ended, a call is admitted again under the new ceiling.
+TEST_F(TrunkCalls, LoweredCeilingKeepsEstablishedCalls) {
+  startSbc(3);
+  auto core = startCore("uas_answer.xml", 4);
+  holdMs_ = 4000;
+  ChildProcess held(trunkArgs("uac_hold.xml", 3, 3));
+  ASSERT_TRUE(daemon_->waitForMetric("sbc_trunk_active_calls{trunk=\"alpha\"}", 3))
+      << daemon_->scrape();
+  dir_.write("sbc.cfg", sbcConfig(1, 30));
+  daemon_->process().signal(SIGHUP);
+  ASSERT_TRUE(daemon_->waitForMetric("sbc_config_reloads_total{result=\"success\"}", 1));
+  EXPECT_EQ(metric("sbc_trunk_call_limit{trunk=\"alpha\"}"), 1) << daemon_->scrape();
+
+  holdMs_ = 0;
+  const auto refused = trunkCalls("uac_hold.xml", 1, 1);  // its 503 ends the scenario
+  EXPECT_EQ(refused.status, 0) << refused.output;
+  EXPECT_EQ(metric("sbc_admission_total{result=\"over_concurrent\",trunk=\"alpha\"}"), 1)
+      << daemon_->scrape();
+  EXPECT_EQ(metric("sbc_trunk_active_calls{trunk=\"alpha\"}"), 3) << daemon_->scrape();
+  EXPECT_EQ(held.waitForExit(20s), 0) << held.output();
+  expectNoActiveCalls();
+
+  const auto after = trunkCalls("uac_hold.xml", 1, 1);
+  EXPECT_EQ(after.status, 0) << after.output;
+  EXPECT_EQ(metric("sbc_admission_total{result=\"admitted\",trunk=\"alpha\"}"), 4);
+  EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"answered\",trunk=\"alpha\"}"),
+            4)
+      << daemon_->scrape();
+  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  expectNoActiveCalls();
+}
+
+// Proves: reloads while calls are being set up and torn down (ten of them, the ceiling and
+// rate changed each time, one of them a broken file that is refused) cost no call: every
+// call of the run is admitted and completes, and the broken file is counted as a failure.
+TEST_F(TrunkCalls, ReloadsUnderLoadLoseNoCall) {
+  constexpr int kCalls = 60;
+  startSbc(50);
+  auto core = startCore("uas_answer.xml", kCalls);
+  holdMs_ = 1000;  // the run lasts about 3 s, the reloads about 2
+  ChildProcess trunk(trunkArgs("uac_hold.xml", kCalls, 20));
+  int valid = 0;
+  for (int i = 0; i < 10; ++i) {
+    std::this_thread::sleep_for(150ms);
+    if (i == 5) {
+      dir_.write("sbc.cfg", sbcConfig(40, 30) + "\ntrunks = broken;\n");
+    } else {
+      dir_.write("sbc.cfg", sbcConfig(i % 2 == 0 ? 40 : 50, 30));
+      ++valid;
+    }
+    daemon_->process().signal(SIGHUP);
+    // One at a time: the next file is written once this one has been read.
+    ASSERT_TRUE(daemon_->waitForMetric(
+        i == 5 ? "sbc_config_reloads_total{result=\"failure\"}"
+               : "sbc_config_reloads_total{result=\"success\"}",
+        i == 5 ? 1 : valid))
+        << daemon_->scrape();
+  }
+  EXPECT_EQ(trunk.waitForExit(40s), 0) << trunk.output();
+  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  EXPECT_EQ(metric("sbc_admission_total{result=\"admitted\",trunk=\"alpha\"}"), kCalls)
+      << daemon_->scrape();
+  EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"answered\",trunk=\"alpha\"}"),
+            kCalls)
+      << daemon_->scrape();
+  EXPECT_EQ(metric("sbc_config_reloads_total{result=\"success\"}"), valid);
+  expectNoActiveCalls();
+}
+
 // Proves: refusals.over_limit_status and retry_after_s replace the 503 and its Retry-After
 // for a call over the trunk's ceiling.
 TEST_F(TrunkCalls, OverLimitStatusIsConfigurable) {

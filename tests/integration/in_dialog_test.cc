@@ -32,9 +32,9 @@ class InDialogRequests : public TrunkFixture {
   // re-INVITE sent `resumeAfterMs` after its cancelled one has its 487.
   void cancelReinvite(const std::string& coreScenario, int resumeAfterMs) {
     auto core = startCore(coreScenario, 1);
-    auto args = trunkArgs("uac_reinvite_cancel.xml", 1, 1);
-    args.insert(args.end() - 1, {"-d", std::to_string(resumeAfterMs)});
-    const auto trunk = runCommand(args, std::chrono::seconds(40));
+    holdMs_ = resumeAfterMs;  // the scenario's bare <pause/>
+    const auto trunk = runCommand(trunkArgs("uac_reinvite_cancel.xml", 1, 1),
+                                  std::chrono::seconds(40));
     EXPECT_EQ(trunk.status, 0) << trunk.output;
     EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
   }

@@ -150,7 +150,8 @@ control = { socket = ")" + dir_.file("sbcd.sock") +
                                      const std::string& traceFile = "") {
     auto args = withTransport({"/usr/bin/sipp", "-sf", kSippDir + "/" + scenario, "-i",
             "127.0.0.2", "-bind_local", "-m", std::to_string(calls), "-l",
-            std::to_string(simultaneous), "-r", "100", "-timeout", "20s", "-timeout_error",
+            std::to_string(simultaneous), "-r", "100", "-d", std::to_string(holdMs_),
+            "-timeout", "20s", "-timeout_error",
             "-nostdin", "127.0.0.10:" + std::to_string(accessPort_)}, accessTransport_);
     if (!traceFile.empty()) args.insert(args.end() - 1, {"-trace_msg", "-message_file", traceFile});
     return args;
@@ -213,6 +214,8 @@ control = { socket = ")" + dir_.file("sbcd.sock") +
   // Appended to the access realm's list of SIP listen groups (e.g. a TCP one).
   std::string accessListenExtra_;
   std::string extraConfig_;
+  // How long a call of uac_hold.xml (and of other scenarios' bare <pause/>) is held.
+  int holdMs_ = 1500;
   // More trunks after alpha, each written as `, { name = ...; }`.
   std::string extraTrunks_;
   // "udp" or "tcp": the access realm's listen and trunk alpha's target, and the core
