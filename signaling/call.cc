@@ -205,14 +205,12 @@ Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
   // A late offer (no SDP in the INVITE) comes from the callee in its answer and is
   // answered in the caller's ACK; both are anchored then. A SIP-I INVITE's SDP is the
   // application/sdp part of its multipart body; its ISUP part crosses beside the rewritten
-  // SDP if sip.body_types lists it, else the call goes on without it.
-  lateOffer_ = !hasBody(sip);
+  // SDP if sip.body_types lists it, else the call goes on without it. An INVITE whose body
+  // has no SDP (an ISUP IAM alone) is a late offer whose body follows the list.
   std::optional<SessionBody> offerBody;
-  if (!lateOffer_) {
-    offerBody = sessionBodyOf(callerRealm_, "request", sip, mediaError);
-    if (offerBody && !offerBody->sdp) mediaError = "the body has no application/sdp";
-  }
-  if (!lateOffer_ && (!offerBody || !offerBody->sdp ||
+  if (hasBody(sip)) offerBody = sessionBodyOf(callerRealm_, "request", sip, mediaError);
+  lateOffer_ = !hasBody(sip) || (offerBody && !offerBody->sdp);
+  if (!lateOffer_ && (!offerBody ||
                       !anchorOffer(callerRealm_, *offerBody->sdp, calleeOffer_, mediaError))) {
     log::warning("call", "call ", id_, " (trunk ", trunk_, ", from the ",
                  dataplane::toString(callerRealm_), ") refused: ", mediaError);

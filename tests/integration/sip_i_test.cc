@@ -36,6 +36,7 @@ const std::string kRel = "\x0c\x02\x02\x80\x90REL-TRUNK-1160";
 const std::string kAcm = "\x06\x14\x02\x01\x11\x83\xff\x1b" "ACM-CORE-4410";
 const std::string kAnm = "\x19\x01\x11\x02\xc0\xff" "ANM-CORE-5520";
 const std::string kApm = "A\x01~\x02\xb5" "APM-CORE-8840";
+const std::string kInf = "\x04\x01\x8f\x1cINF-TRUNK-2280";  // uac_sip_i_late_offer.xml
 const std::string kCoreCpg = ",\x02\x01\x11\xe8" "CPG-CORE-7720";  // uas_sip_i_early_answer.xml
 const std::string kTrunkBoundary = "trunk-gw-boundary-77";
 const std::string kCoreBoundary = "core-gw-boundary-88";
@@ -260,6 +261,29 @@ TEST_F(SipI, IsupAloneInProvisionalAndAnswerAfterAnEarlyAnswer) {
   EXPECT_EQ(bodyOf(answer).rfind(kAnm, 0), 0u) << answer;
   EXPECT_EQ(bodyOf(answer), bodyOf(message(coreTrace_, "SIP/2.0 200", "", true, 1))) << answer;
   EXPECT_EQ(refusedBodies("core", "response", "content_type"), 0) << daemon_->scrape();
+  expectNoActiveCalls();
+  EXPECT_TRUE(daemon_->waitForMetric(
+      "sbc_calls_total{direction=\"from_trunk\",result=\"answered\",trunk=\"alpha\"}", 1))
+      << daemon_->scrape();
+}
+
+// Proves: a SIP-I INVITE carrying an ISUP IAM alone (no SDP) is a late offer: it reaches the
+// core with the IAM as its body, byte for byte, and no SDP; the core's offer in its 200
+// (SDP + ISUP ANM) reaches the trunk anchored on the SBC's access address with the ANM; the
+// trunk's answer in its ACK (SDP + ISUP) reaches the core anchored on the SBC's core
+// address with its ISUP. Before: the INVITE got 488 (its body is not SDP).
+TEST_F(SipI, IsupAloneInTheInviteIsALateOffer) {
+  startSbc(10);
+  tracedCall("uas_sip_i_late_offer.xml", "uac_sip_i_late_offer.xml");
+  const std::string invite = message(coreTrace_, "INVITE ", "");
+  EXPECT_EQ(headerValue(invite, "Content-Type"), "application/isup;version=itu-t92+") << invite;
+  EXPECT_EQ(headerValue(invite, "Content-Disposition"), "signal;handling=required") << invite;
+  EXPECT_EQ(bodyOf(invite).rfind(kIam, 0), 0u) << invite;
+  EXPECT_EQ(bodyOf(invite), bodyOf(message(trunkTrace_, "INVITE ", "1 INVITE", true))) << invite;
+  expectSipIBody(message(trunkTrace_, "SIP/2.0 200", "1 INVITE"), kAnm, "optional",
+                 "127.0.0.10", kCoreBoundary, "127.0.0.3");
+  expectSipIBody(message(coreTrace_, "ACK ", ""), kInf, "optional", "127.0.0.11",
+                 kTrunkBoundary, "127.0.0.2");
   expectNoActiveCalls();
   EXPECT_TRUE(daemon_->waitForMetric(
       "sbc_calls_total{direction=\"from_trunk\",result=\"answered\",trunk=\"alpha\"}", 1))
