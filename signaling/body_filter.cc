@@ -75,7 +75,9 @@ std::optional<SessionBody> splitSessionBody(const sip_t* sip,
   const std::string_view body(sip->sip_payload->pl_data, sip->sip_payload->pl_len);
   const msg_content_type_t* contentType = sip->sip_content_type;
   const char* type = contentType != nullptr ? contentType->c_type : nullptr;
-  if (type != nullptr && ::strcasecmp(type, kSdp) == 0) {
+  // A body without Content-Type (RFC 3261 requires one) is taken for SDP, as sbcd always
+  // has: the SDP parser decides whether it is one.
+  if (type == nullptr || ::strcasecmp(type, kSdp) == 0) {
     split.sdp = std::string(body);
     return split;
   }

@@ -34,7 +34,8 @@ const char* refusalReason(BodyVerdict verdict);
 // The body of a message that may carry an SDP offer or answer (INVITE, UPDATE, the
 // responses to them, ACK), taken apart to cross: the SDP sbcd anchors, and beside it the
 // parts sip.body_types lets cross (a SIP-I peer's ISUP message). SDP is found as the whole
-// body (application/sdp) or as the one application/sdp part of a multipart body.
+// body (application/sdp, or a body without Content-Type) or as the one application/sdp part
+// of a multipart body.
 struct SessionBody {
   std::optional<std::string> sdp;
   std::string sdpDisposition;  // the SDP part's Content-Disposition (multipart only)

@@ -210,5 +210,18 @@ TEST(SessionBody, AmbiguousOrBrokenBodiesAreRefused) {
   EXPECT_TRUE(empty->crossing("").empty());
 }
 
+// Proves: a body without Content-Type (RFC 3261 requires one) is taken for SDP, as sbcd did
+// before multipart bodies were split: an offer from a peer that leaves the header out is
+// still anchored (the SDP parser decides), not turned into a late offer.
+TEST(SessionBody, ABodyWithoutContentTypeIsTakenForSdp) {
+  const Message message = invite("", kSdp);
+  ASSERT_NE(message, nullptr);
+  std::string error;
+  const auto split = splitSessionBody(sip_object(message.get()), kIsupAllowed, error);
+  ASSERT_TRUE(split && split->sdp) << error;
+  EXPECT_EQ(*split->sdp, kSdp);
+  EXPECT_FALSE(split->refusedParts);
+}
+
 }  // namespace
 }  // namespace sbc::signaling
