@@ -290,6 +290,24 @@ TEST_F(SipI, IsupAloneInTheInviteIsALateOffer) {
       << daemon_->scrape();
 }
 
+// Proves: a re-INVITE without SDP is relayed without SDP, the core's offer in its 200
+// (SDP + ISUP APM) reaches the trunk anchored on the SBC's access address with the APM, and
+// the trunk's answer in its ACK (SDP + ISUP) reaches the core anchored on the SBC's core
+// address with its ISUP. Before: the 200's multipart offer was unusable SDP (502, call
+// ended).
+TEST_F(SipI, ReinviteWithoutSdpOfferedInThe200AndAnsweredInTheAck) {
+  startSbc(10);
+  tracedCall("uas_sip_i_offer_in_200.xml", "uac_sip_i_reinvite_no_sdp.xml");
+  expectSipIBody(message(trunkTrace_, "SIP/2.0 200", "2 INVITE"), kApm, "optional",
+                 "127.0.0.10", kCoreBoundary, "127.0.0.3");
+  expectSipIBody(message(coreTrace_, "ACK ", "", false, 1), kInf, "optional", "127.0.0.11",
+                 kTrunkBoundary, "127.0.0.2");
+  expectNoActiveCalls();
+  EXPECT_TRUE(daemon_->waitForMetric(
+      "sbc_calls_total{direction=\"from_trunk\",result=\"answered\",trunk=\"alpha\"}", 1))
+      << daemon_->scrape();
+}
+
 // Proves: with application/isup not in sip.body_types, a SIP-I INVITE still sets up the
 // call: the core gets the anchored SDP alone as a plain application/sdp body (no ISUP, no
 // multipart), and the left-out part is counted once as
