@@ -512,6 +512,9 @@ void Call::replyCaller(int status, const char* phrase, const sip_t* response,
         if (calleeInvite_ != nullptr && nta_outgoing_status(calleeInvite_) < 200) {
           nta_outgoing_cancel(calleeInvite_);
         } else {
+          // A 2xx is acknowledged before its dialog is ended (RFC 3261 13.2.2.4): the
+          // caller, who hears 502, will send no ACK that would carry it.
+          if (calleeInvite_ != nullptr) sendAck(calleeLeg_, calleeInvite_, OutgoingBody());
           sendBye(calleeLeg_);
         }
       }

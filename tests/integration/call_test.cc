@@ -189,6 +189,16 @@ TEST_F(TrunkCalls, ReloadedTrunkTargetIsUsed) {
 }
 
 
+// Proves: a 200 from the core whose SDP cannot be used is acknowledged (RFC 3261 13.2.2.4)
+// and its dialog ended with BYE, while the trunk hears 502; the slot is freed.
+TEST_F(TrunkCalls, UnusableSdpInTheAnswerIsAcknowledgedThenEnded) {
+  startSbc(10);
+  callThrough("uas_answer_bad_sdp.xml", "uac_502.xml");
+  EXPECT_EQ(metric("sbc_sip_responses_total{code=\"502\",realm=\"access\"}"), 1)
+      << daemon_->scrape();
+  expectNoActiveCalls();
+}
+
 // Proves: a reload that lowers a trunk's ceiling below its calls in progress keeps those
 // calls (each ends with its BYE answered) while a new call is refused with 503; once they
 // have ended, a call is admitted again under the new ceiling.
