@@ -1625,10 +1625,12 @@ int Call::onSessionRefreshResponse(void* magic, nta_outgoing_t* request, const s
   if (status < 200) return 0;
   if (refresh.acknowledged) return 0;  // a retransmitted 2xx: nta re-sends the ACK
   const bool byInvite = refresh.byInvite;
-  if (byInvite && status < 300 && call.state_ != State::over) {
-    // The 2xx of a re-INVITE is acknowledged on the leg; the transaction stays for its
+  nta_leg_t* leg = call.legOf(refresh.leg);
+  if (byInvite && status < 300 && leg != nullptr) {
+    // The 2xx of a re-INVITE is acknowledged on the leg, also when a BYE crossed it (the
+    // call is ending: RFC 3261 13.2.2.4 still wants the ACK); the transaction stays for its
     // retransmissions.
-    call.sendAck(call.legOf(refresh.leg), request);
+    call.sendAck(leg, request);
     if (refresh.request == nullptr) refresh.request = request;  // from inside tcreate
     refresh.acknowledged = true;
   } else {
