@@ -329,22 +329,33 @@ struct SignalingPlane::Impl {
     }
     if (realm == nullptr) return true;
     const auto source = sourceOf(msg);
-    if (source && isKnownSource(*realm, *source)) {
-      countResponse(*realm, status);
-      return true;
+    if ((!source || !isKnownSource(*realm, *source)) && !mayAnswerUnknownSource(*realm, source)) {
+      return false;
     }
-    metrics.counter(metrics::FamilyId::unknownSourceTotal)
-        .Add({{"realm", realm->name}})
-        .Increment();
+    countResponse(*realm, status);
+    return true;
+  }
+
+  // A request from a source in no trunk's prefixes (access realm) or no next hop (core), of
+  // any method but ACK, counted: whether it may be answered at all (never under
+  // refusals.unknown_source = "drop", else within the source's response budget; a scanner
+  // learns nothing, not even that a SIP server listens here). What may not be is counted
+  // unanswered.
+  bool mayAnswerUnknownSource(const RealmAgent& realm,
+                              const std::optional<policy::IpAddress>& source) {
+    countUnknownSource(realm);
     if (source && settings.refusals.unknownSource != config::UnknownSourceAction::drop &&
         limiter.allow(*source)) {
-      countResponse(*realm, status);
       return true;
     }
     metrics.counter(metrics::FamilyId::sipUnansweredTotal)
-        .Add({{"realm", realm->name}, {"reason", "unknown_source"}})
+        .Add({{"realm", realm.name}, {"reason", "unknown_source"}})
         .Increment();
     return false;
+  }
+
+  void countUnknownSource(const RealmAgent& realm) {
+    metrics.counter(metrics::FamilyId::unknownSourceTotal).Add({{"realm", realm.name}}).Increment();
   }
 
   // The relay reports streams whose media went silent: their calls are ended.
@@ -388,20 +399,12 @@ struct SignalingPlane::Impl {
           .Increment();
     }
     if (!source || !self.isKnownSource(*realm, *source)) {
-      self.metrics.counter(metrics::FamilyId::unknownSourceTotal)
-          .Add({{"realm", realm->name}})
-          .Increment();
       if (sip->sip_request->rq_method == sip_method_ack) {
+        self.countUnknownSource(*realm);
         nta_msg_discard(agent, msg);  // never answered, so never "unanswered"
         return 0;
       }
-      // refusals.unknown_source = "drop": a scanner learns nothing, not even that a SIP
-      // server listens here.
-      if (!source || self.settings.refusals.unknownSource == config::UnknownSourceAction::drop ||
-          !self.limiter.allow(*source)) {
-        self.metrics.counter(metrics::FamilyId::sipUnansweredTotal)
-            .Add({{"realm", realm->name}, {"reason", "unknown_source"}})
-            .Increment();
+      if (!self.mayAnswerUnknownSource(*realm, source)) {
         nta_msg_discard(agent, msg);
         return 0;
       }
