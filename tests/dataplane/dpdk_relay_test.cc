@@ -67,6 +67,25 @@ class DpdkRelayTest : public ::testing::Test {
     spec.dstPort = s.rtp[0].port;
     return spec;
   }
+  // RTP from the core peer of openTrunkStream() to the stream's core endpoint.
+  Udp4Spec fromCore(const StreamEndpoints& s) {
+    Udp4Spec spec;
+    spec.src = "198.51.100.20";
+    spec.srcPort = 5000;
+    spec.dst = s.rtp[1].address.toString();
+    spec.dstPort = s.rtp[1].port;
+    return spec;
+  }
+  // After the core peer's ARP reply has been injected: trunk media, sent again until the
+  // worker has learnt the reply and forwards it to the core (nullptr if it never does).
+  rte_mbuf* forwardedOnceResolved(const StreamEndpoints& s) {
+    rte_mbuf* out = nullptr;
+    for (int attempt = 0; attempt < 50 && out == nullptr; ++attempt) {
+      access.inject(makeUdp4(fromTrunk(s)));
+      out = core.capture(50ms);
+    }
+    return out;
+  }
 
   RingPort access, core;
   RelaySettings settings;
@@ -100,11 +119,7 @@ TEST_F(DpdkRelayTest, ForwardsBothWaysBetweenRingPorts) {
   EXPECT_TRUE(rte_is_same_ether_addr(&eth->dst_addr, &kCorePeerMac));
   rte_pktmbuf_free(out);
 
-  Udp4Spec back;
-  back.src = "198.51.100.20";
-  back.srcPort = 5000;
-  back.dst = "10.1.0.1";
-  back.dstPort = s.rtp[1].port;
+  Udp4Spec back = fromCore(s);
   back.payload = 40;
   ASSERT_TRUE(core.inject(makeUdp4(back)));
   out = access.capture();
@@ -164,11 +179,7 @@ TEST_F(DpdkRelayTest, AnswersAndResolvesArp) {
   EXPECT_EQ(relay->dpdkStats().unresolved, 1u);
   ASSERT_TRUE(core.inject(makeArp(RTE_ARP_OP_REPLY, kCorePeerMac, "198.51.100.20", "10.1.0.1")));
   // The reply is learnt asynchronously by the worker: retry until media flows.
-  rte_mbuf* out = nullptr;
-  for (int attempt = 0; attempt < 50 && out == nullptr; ++attempt) {
-    access.inject(makeUdp4(fromTrunk(s)));
-    out = core.capture(50ms);
-  }
+  rte_mbuf* out = forwardedOnceResolved(s);
   ASSERT_NE(out, nullptr);
   const auto* eth = rte_pktmbuf_mtod(out, const rte_ether_hdr*);
   EXPECT_TRUE(rte_is_same_ether_addr(&eth->dst_addr, &kCorePeerMac));
@@ -364,11 +375,7 @@ TEST_F(DpdkRelayMetricsTest, ReusesNeighbourEntriesOfEndedCalls) {
             ip4("198.51.100.20"));
   rte_pktmbuf_free(request);
   ASSERT_TRUE(core.inject(makeArp(RTE_ARP_OP_REPLY, kCorePeerMac, "198.51.100.20", "10.1.0.1")));
-  rte_mbuf* out = nullptr;
-  for (int attempt = 0; attempt < 50 && out == nullptr; ++attempt) {
-    access.inject(makeUdp4(fromTrunk(s)));
-    out = core.capture(50ms);
-  }
+  rte_mbuf* out = forwardedOnceResolved(s);
   ASSERT_NE(out, nullptr);
   EXPECT_TRUE(rte_is_same_ether_addr(&rte_pktmbuf_mtod(out, const rte_ether_hdr*)->dst_addr,
                                      &kCorePeerMac));
@@ -394,11 +401,7 @@ TEST_F(DpdkRelayTest, RealmsSharingAnAddressAreToldApartByPort) {
   EXPECT_EQ(ntohs(rte_pktmbuf_mtod_offset(out, const rte_udp_hdr*, 34)->src_port), s.rtp[1].port);
   rte_pktmbuf_free(out);
 
-  Udp4Spec back;
-  back.src = "198.51.100.20";
-  back.srcPort = 5000;
-  back.dst = "10.0.0.1";
-  back.dstPort = s.rtp[1].port;
+  Udp4Spec back = fromCore(s);
   ASSERT_TRUE(core.inject(makeUdp4(back)));
   out = access.capture();
   ASSERT_NE(out, nullptr);
@@ -434,11 +437,7 @@ TEST_F(DpdkRelayTest, BothRealmsOnOnePortByVlan) {
                                      &kCorePeerMac));
   rte_pktmbuf_free(out);
 
-  Udp4Spec back;
-  back.src = "198.51.100.20";
-  back.srcPort = 5000;
-  back.dst = "10.1.0.1";
-  back.dstPort = s.rtp[1].port;
+  Udp4Spec back = fromCore(s);
   back.vlan = true;
   back.vlanTci = 200;
   ASSERT_TRUE(access.inject(makeUdp4(back)));
@@ -482,11 +481,7 @@ TEST_F(DpdkRelayTest, FreesIdleLatchedNeighbourEntries) {
   ASSERT_NE(out, nullptr);
   rte_pktmbuf_free(out);
   const std::uint64_t before = relay->stats().neighbours->entries;
-  Udp4Spec back;
-  back.src = "198.51.100.20";
-  back.srcPort = 5000;
-  back.dst = "10.1.0.1";
-  back.dstPort = s.rtp[1].port;
+  Udp4Spec back = fromCore(s);
   ASSERT_TRUE(core.inject(makeUdp4(back)));
   rte_mbuf* request = access.capture();
   ASSERT_NE(request, nullptr);

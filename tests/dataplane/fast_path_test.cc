@@ -47,6 +47,15 @@ RawAddress raw(const std::string& text) { return toRaw(*IpAddress::parse(text));
 
 class FastPath : public ::testing::Test {
  protected:
+  // RTP from the core peer that openStream4() sets (198.51.100.20:5000) to its core port.
+  static Udp4Spec fromCorePeer() {
+    Udp4Spec spec;
+    spec.src = "198.51.100.20";
+    spec.srcPort = 5000;
+    spec.dst = "10.1.0.1";
+    spec.dstPort = 20000;
+    return spec;
+  }
   void build(const RelaySettings& settings) {
     flows = std::make_unique<FlowTable>(settings, 1);
     flows->setNeighbours(&neighbours);  // rules carry their peer's neighbour slot
@@ -251,11 +260,7 @@ TEST_F(FastPath, LatchesFirstAllowedSource) {
   run(makeUdp4(spec));
   EXPECT_EQ(totalTx(), 0u);
   EXPECT_EQ(drops(DropReason::sourceNotAllowed), 2u);
-  Udp4Spec back;
-  back.src = "198.51.100.20";
-  back.srcPort = 5000;
-  back.dst = "10.1.0.1";
-  back.dstPort = 20000;
+  Udp4Spec back = fromCorePeer();
   run(makeUdp4(back), kCorePort);
   ASSERT_EQ(tx.count[kAccessPort], 1);
   expectIpv4(tx.pkts[kAccessPort][0], kAccessMac, kAccessPeerMac, "10.0.0.1", 10000,
@@ -283,11 +288,7 @@ TEST_F(FastPath, LatchedDestinationEntryExpiresWhenIdle) {
   run(makeUdp4(spec));  // latches 192.0.2.77:31000
   clearTx();
   const std::size_t before = neighbours.entries();
-  Udp4Spec back;
-  back.src = "198.51.100.20";
-  back.srcPort = 5000;
-  back.dst = "10.1.0.1";
-  back.dstPort = 20000;
+  Udp4Spec back = fromCorePeer();
   const std::uint64_t t0 = rte_rdtsc();
   const auto sendBack = [&](std::uint64_t now) {
     rte_mbuf* m = makeUdp4(back);
@@ -464,11 +465,7 @@ TEST_F(FastPath, UntaggedInTaggedOutAndTagsSwapped) {
   clearTx();
   // Core to access: the access realm's tag, priority of DSCP 34 (AF41: 4).
   ctx.dscp = 34;
-  Udp4Spec back;
-  back.src = "198.51.100.20";
-  back.srcPort = 5000;
-  back.dst = "10.1.0.1";
-  back.dstPort = 20000;
+  Udp4Spec back = fromCorePeer();
   back.vlan = true;
   back.vlanTci = 200;
   run(makeUdp4(back), kCorePort);
@@ -489,11 +486,7 @@ TEST_F(FastPath, DropsMediaOnTheWrongVlan) {
   other.vlan = true;
   other.vlanTci = 43;
   run(makeUdp4(other));
-  Udp4Spec back;
-  back.src = "198.51.100.20";
-  back.srcPort = 5000;
-  back.dst = "10.1.0.1";
-  back.dstPort = 20000;
+  Udp4Spec back = fromCorePeer();
   back.vlan = true;
   back.vlanTci = 42;
   run(makeUdp4(back), kCorePort);

@@ -9,17 +9,13 @@
 
 #include <sofia-sip/msg.h>
 
+#include "tests/signaling/sip_message.h"
+
 namespace sbc::signaling {
 namespace {
 
-struct MessageDeleter {
-  void operator()(msg_t* msg) const { msg_destroy(msg); }
-};
-using Message = std::unique_ptr<msg_t, MessageDeleter>;
-
-Message parse(const std::string& text) {
-  return Message(msg_make(sip_default_mclass(), 0, text.data(), text.size()));
-}
+using testing::Message;
+using testing::parse;
 
 const std::string kInvite =
     "INVITE sip:100@sbc SIP/2.0\r\n"

@@ -12,27 +12,16 @@
 #include <sofia-sip/msg.h>
 
 #include "signaling/body_filter.h"
+#include "tests/signaling/sip_message.h"
 
 namespace sbc::signaling {
 namespace {
 
-struct MessageDeleter {
-  void operator()(msg_t* msg) const { msg_destroy(msg); }
-};
-using Message = std::unique_ptr<msg_t, MessageDeleter>;
+using testing::Message;
 
 // An INVITE with `contentType` (none when empty) and `body`.
 Message invite(const std::string& contentType, const std::string& body) {
-  const std::string text =
-      "INVITE sip:100@sbc SIP/2.0\r\n"
-      "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n"
-      "From: <sip:200@pbx.example>;tag=1\r\n"
-      "To: <sip:100@sbc>\r\n"
-      "Call-ID: abc@pbx.example\r\n"
-      "CSeq: 1 INVITE\r\n" +
-      (contentType.empty() ? "" : "Content-Type: " + contentType + "\r\n") +
-      "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-  return Message(msg_make(sip_default_mclass(), 0, text.data(), text.size()));
+  return testing::requestWithBody("INVITE", 1, false, contentType, body);
 }
 
 const std::string kSdp =

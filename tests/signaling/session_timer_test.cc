@@ -13,19 +13,15 @@
 
 #include <sofia-sip/msg.h>
 
+#include "tests/signaling/sip_message.h"
+
 namespace sbc::signaling {
 namespace {
 
 using dataplane::Realm;
 
-struct MessageDeleter {
-  void operator()(msg_t* msg) const { msg_destroy(msg); }
-};
-using Message = std::unique_ptr<msg_t, MessageDeleter>;
-
-Message parse(const std::string& text) {
-  return Message(msg_make(sip_default_mclass(), 0, text.data(), text.size()));
-}
+using testing::Message;
+using testing::parse;
 
 Message invite(const std::string& extra) {
   return parse(
