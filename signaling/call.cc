@@ -1696,34 +1696,25 @@ bool Call::refusesBody(dataplane::Realm from, const char* message, const sip_t* 
   if (verdict != BodyVerdict::refusedType && verdict != BodyVerdict::refusedMultipart) {
     return false;
   }
-  environment_.metrics->counter(metrics::FamilyId::sipBodiesRefusedTotal)
-      .Add({{"realm", dataplane::toString(from)},
-            {"message", message},
-            {"reason", refusalReason(verdict)}})
-      .Increment();
+  countBodyRefused(from, message, refusalReason(verdict));
   return true;
 }
 
 std::optional<SessionBody> Call::sessionBodyOf(dataplane::Realm from, const char* message,
                                                const sip_t* sip, std::string& error) {
   auto split = splitSessionBody(sip, environment_.settings->bodyTypes, error);
-  if (!split) {
-    environment_.metrics->counter(metrics::FamilyId::sipBodiesRefusedTotal)
-        .Add({{"realm", dataplane::toString(from)},
-              {"message", message},
-              {"reason", refusalReason(BodyVerdict::refusedMultipart)}})
-        .Increment();
-  }
+  if (!split) countBodyRefused(from, message, refusalReason(BodyVerdict::refusedMultipart));
   return split;
 }
 
 void Call::countLeftOutParts(dataplane::Realm from, const char* message,
                              const SessionBody& body) {
-  if (!body.refusedParts) return;
+  if (body.refusedParts) countBodyRefused(from, message, body.multipart ? "part" : "content_type");
+}
+
+void Call::countBodyRefused(dataplane::Realm from, const char* message, const char* reason) {
   environment_.metrics->counter(metrics::FamilyId::sipBodiesRefusedTotal)
-      .Add({{"realm", dataplane::toString(from)},
-            {"message", message},
-            {"reason", body.multipart ? "part" : "content_type"}})
+      .Add({{"realm", dataplane::toString(from)}, {"message", message}, {"reason", reason}})
       .Increment();
 }
 

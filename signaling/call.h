@@ -203,6 +203,8 @@ class Call {
   // Counts a body that crosses without some of its parts (or without itself: not SDP, not
   // listed), once per message.
   void countLeftOutParts(dataplane::Realm from, const char* message, const SessionBody& body);
+  // One sbc_sip_bodies_refused_total count for a `message` ("request"/"response") `from`.
+  void countBodyRefused(dataplane::Realm from, const char* message, const char* reason);
   // The body of an in-dialog request or response other than an offer/answer as it crosses,
   // once the allow-list has let it: a sipfrag cut to its status line, a multipart body
   // rebuilt with a fresh boundary, any other as it came.
