@@ -1312,8 +1312,10 @@ void Call::relayResponse(Relay& relay, const sip_t* sip) {
     }
   }
   if (!error.empty()) {
-    // The other side accepted something the SBC cannot anchor: it is acknowledged, the
-    // sender hears 502 and the call ends.
+    // The other side has taken up a session the SBC cannot relay, and only a new offer
+    // could take it back to the old one: its 2xx is acknowledged (RFC 3261 13.2.2.4; else
+    // it is retransmitted for 64*T1), the sender hears 502 and the call ends with BYE
+    // on both legs.
     log::warning("call", "call ", id_, ": unusable SDP in the ", dataplane::toString(to),
                  "'s answer to ", sip_method_name(relay.method, "request"), ": ", error);
     if (invite) ackOtherSide();

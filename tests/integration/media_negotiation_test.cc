@@ -1,6 +1,7 @@
 // What the SDP of a call may do beyond one audio stream, with SIPp as trunk and core: a
 // re-INVITE from the core that adds a video stream, a switch to T.38 fax, rtcp-mux kept
-// where both sides offer it, a late offer (SDP in the 200 and the ACK); and a call whose media stays silent ended by the media
+// where both sides offer it, a late offer (SDP in the 200 and the ACK), a re-INVITE whose
+// 200 carries SDP the SBC cannot use; and a call whose media stays silent ended by the media
 // timeout. Every test ends by checking that no call slot leaked.
 
 #include <string>
@@ -50,6 +51,45 @@ TEST_F(MediaNegotiation, LateOfferIsAnchoredBothWays) {
   callThrough("uas_late_offer.xml", "uac_late_offer.xml");
   expectNoActiveCalls();
   EXPECT_TRUE(daemon_->waitForMetric("sbc_media_flows", 0)) << daemon_->scrape();
+}
+
+// A re-INVITE whose 200 carries SDP the SBC cannot anchor: the answerer has taken up the
+// new session, which cannot be relayed, and the offerer's cannot be kept on the answerer's
+// side without a new offer. The SBC acknowledges the 200 (RFC 3261 13.2.2.4), the offerer
+// hears 502 and the call ends with BYE on both legs, counted as aborted.
+class UnusableReinviteAnswer : public TrunkFixture {
+ protected:
+  // `offererRealm` sent the re-INVITE and gets the 502.
+  void expectEndedWith502(const char* offererRealm) {
+    expectNoActiveCalls();
+    EXPECT_EQ(metric(std::string("sbc_sip_responses_total{code=\"502\",realm=\"") +
+                     offererRealm + "\"}"),
+              1)
+        << daemon_->scrape();
+    EXPECT_TRUE(daemon_->waitForMetric(
+        R"(sbc_calls_total{direction="from_trunk",result="aborted",trunk="alpha"})", 1))
+        << daemon_->scrape();
+    EXPECT_TRUE(daemon_->waitForMetric("sbc_media_flows", 0)) << daemon_->scrape();
+  }
+};
+
+// Proves: the core's 200 to the trunk's re-INVITE with SDP that does not parse is ACKed at
+// once (the core's scenario waits for the ACK before its first 200 retransmission, and a
+// BYE in its place fails it), the trunk gets 502, then both legs get BYE; slot and relay
+// streams freed. Fails without the ACK (the core sees the BYE first).
+TEST_F(UnusableReinviteAnswer, FromTheCoreToTheTrunksReinvite) {
+  startSbc(10);
+  callThrough("uas_reinvite_answer_unusable.xml", "uac_reinvite_gets_502.xml");
+  expectEndedWith502("access");
+}
+
+// Proves: the same the other way: the trunk's 200 to the core's re-INVITE whose SDP has no
+// m= line for the offer's one is ACKed at once, the core gets 502, both legs get BYE; slot
+// and relay streams freed. Fails without the ACK (the trunk sees the BYE first).
+TEST_F(UnusableReinviteAnswer, FromTheTrunkToTheCoresReinvite) {
+  startSbc(10);
+  callThrough("uas_reinvite_gets_502.xml", "uac_answers_reinvite_unusable.xml");
+  expectEndedWith502("core");
 }
 
 // Proves: an answered call whose media never flows is ended by the SBC after
