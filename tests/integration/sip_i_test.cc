@@ -38,6 +38,15 @@ const std::string kAnm = "\x19\x01\x11\x02\xc0\xff" "ANM-CORE-5520";
 const std::string kApm = "A\x01~\x02\xb5" "APM-CORE-8840";
 const std::string kInf = "\x04\x01\x8f\x1cINF-TRUNK-2280";  // uac_sip_i_late_offer.xml
 const std::string kCoreCpg = ",\x02\x01\x11\xe8" "CPG-CORE-7720";  // uas_sip_i_early_answer.xml
+// uac_sip_i_update.xml and uas_sip_i_update.xml: the UPDATE each way and the answer to it.
+const std::string kTrunkUpdate = ",\x03\x01\x12\xe9\xc5" "UPD-TRUNK-3310";
+const std::string kCoreUpdateAnswer = "A\x01~\x02\xb6" "APM-CORE-4420";
+const std::string kCoreUpdate = ",\x02\x01\x13\xea" "UPD-CORE-5530";
+const std::string kTrunkUpdateAnswer = "A\x01~\x02\xb7" "APM-TRUNK-6640";
+// core_uac_sip_i.xml and trunk_uas_sip_i.xml: a call from the core to the trunk.
+const std::string kCoreIam = "\x01\x11H\x02\x0b\x03\x02\x0c\x08\x83\x90\x89gE#\xf1" "IAM-CORE-1201";
+const std::string kTrunkAcm = "\x06\x14\x02\x01\x11\x83\xff\x1b" "ACM-TRUNK-2302";
+const std::string kTrunkAnm = "\x19\x01\x11\x02\xc0\xff" "ANM-TRUNK-3403";
 const std::string kTrunkBoundary = "trunk-gw-boundary-77";
 const std::string kCoreBoundary = "core-gw-boundary-88";
 
@@ -107,6 +116,20 @@ class SipI : public TrunkFixture {
         runCommand(trunkArgs(trunkScenario, 1, 1, trunkTrace_), std::chrono::seconds(40));
     EXPECT_EQ(trunk.status, 0) << trunk.output;
     EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  }
+
+  // One call from the core (`coreScenario`, Request-URI ;trunk=alpha) through sbcd to the
+  // trunk (`trunkScenario`), both traced; both must complete their scenario.
+  void tracedCallFromCore(const std::string& trunkScenario, const std::string& coreScenario) {
+    const auto trunk = startUas(trunkScenario, "127.0.0.2", trunkPort_, 1, "udp", trunkTrace_);
+    const auto core = runCommand(
+        {"/usr/bin/sipp", "-sf", kSippDir + "/" + coreScenario, "-i", "127.0.0.3", "-bind_local",
+         "-p", std::to_string(corePort_), "-m", "1", "-timeout", "20s", "-timeout_error",
+         "-nostdin", "-trace_msg", "-message_file", coreTrace_,
+         "127.0.0.11:" + std::to_string(sbcCorePort_)},
+        std::chrono::seconds(40));
+    EXPECT_EQ(core.status, 0) << core.output;
+    EXPECT_EQ(trunk->waitForExit(10s), 0) << trunk->output();
   }
 
   // The full SIP-I call: uac_sip_i.xml against uas_sip_i.xml.
@@ -210,6 +233,51 @@ TEST_F(SipI, ReinviteAndItsAnswerCarryTheirIsup) {
   expectSipIBody(message(trunkTrace_, "SIP/2.0 200", "2 INVITE"), kApm, "optional",
                  "127.0.0.10", kCoreBoundary, "127.0.0.3");
   expectNoActiveCalls();
+}
+
+// Proves: an UPDATE with SDP + ISUP is renegotiated like a re-INVITE, each way: the trunk's
+// UPDATE reaches the core and the core's 200 to it reaches the trunk, then the core's UPDATE
+// reaches the trunk and the trunk's 200 to it reaches the core; each as multipart/mixed
+// under a boundary of the SBC's, its SDP anchored on the SBC's media address of the
+// receiving realm, its ISUP byte for byte with its type parameters and disposition. Each of
+// the four fails with the crossing body reduced to the SDP (SessionBody::crossing).
+TEST_F(SipI, UpdateBothWaysCarriesItsIsup) {
+  startSbc(10);
+  tracedCall("uas_sip_i_update.xml", "uac_sip_i_update.xml");
+  expectSipIBody(message(coreTrace_, "UPDATE ", ""), kTrunkUpdate, "optional", "127.0.0.11",
+                 kTrunkBoundary, "127.0.0.2");
+  expectSipIBody(message(trunkTrace_, "SIP/2.0 200", "2 UPDATE"), kCoreUpdateAnswer, "optional",
+                 "127.0.0.10", kCoreBoundary, "127.0.0.3");
+  expectSipIBody(message(trunkTrace_, "UPDATE ", ""), kCoreUpdate, "optional", "127.0.0.10",
+                 kCoreBoundary, "127.0.0.3");
+  expectSipIBody(message(coreTrace_, "SIP/2.0 200", "2 UPDATE"), kTrunkUpdateAnswer, "optional",
+                 "127.0.0.11", kTrunkBoundary, "127.0.0.2");
+  EXPECT_EQ(refusedBodies("access", "request", "part"), 0) << daemon_->scrape();
+  EXPECT_EQ(refusedBodies("core", "request", "part"), 0);
+  expectNoActiveCalls();
+  EXPECT_TRUE(daemon_->waitForMetric(
+      "sbc_calls_total{direction=\"from_trunk\",result=\"answered\",trunk=\"alpha\"}", 1))
+      << daemon_->scrape();
+}
+
+// Proves: a SIP-I call from the core to a trunk: the core's INVITE (SDP + ISUP IAM) reaches
+// the trunk as multipart/mixed under a boundary of the SBC's with its SDP anchored on the
+// SBC's access media address and the IAM byte for byte; the trunk's 183 and 200 (SDP +
+// ISUP ACM, ANM) reach the core anchored on the SBC's core media address with their ISUP.
+// Each of the three fails with the crossing body reduced to the SDP.
+TEST_F(SipI, CallFromTheCoreToATrunkCarriesItsIsup) {
+  startSbc(10);
+  tracedCallFromCore("trunk_uas_sip_i.xml", "core_uac_sip_i.xml");
+  expectSipIBody(message(trunkTrace_, "INVITE ", ""), kCoreIam, "required", "127.0.0.10",
+                 kCoreBoundary, "127.0.0.3");
+  expectSipIBody(message(coreTrace_, "SIP/2.0 183", "1 INVITE"), kTrunkAcm, "optional",
+                 "127.0.0.11", kTrunkBoundary, "127.0.0.2");
+  expectSipIBody(message(coreTrace_, "SIP/2.0 200", "1 INVITE"), kTrunkAnm, "optional",
+                 "127.0.0.11", kTrunkBoundary, "127.0.0.2");
+  expectNoActiveCalls();
+  EXPECT_TRUE(daemon_->waitForMetric(
+      "sbc_calls_total{direction=\"to_trunk\",result=\"answered\",trunk=\"alpha\"}", 1))
+      << daemon_->scrape();
 }
 
 // Proves: ISUP without SDP inside the call follows sip.body_types (application/isup is in
