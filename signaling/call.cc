@@ -136,6 +136,18 @@ struct Call::Relay {
   std::string offerReturned;     // the SDP offer in the 2xx sent back (offerInResponse)
 };
 
+struct Call::PrackRelay {
+  nta_reliable_t* reliable = nullptr;  // the provisional response as sent to the caller
+  std::string forkTag;                 // the callee's early dialog that sent it
+  std::uint32_t rseq = 0;              // and its RSeq there
+  bool lateOffer = false;              // it carried the late offer: the PRACK answers it
+  Call* call = nullptr;
+  nta_incoming_t* incoming = nullptr;  // the caller's PRACK, answered once ours is
+  nta_outgoing_t* outgoing = nullptr;  // our PRACK to the callee
+  bool offerInRequest = false;         // the caller's PRACK offered (its 200 answers)
+  std::string offerSent;               // that offer as sent to the callee
+};
+
 void CallEnvironment::countRequest(const char* realm, const char* method) const {
   sipSeries->countRequest(realm, method != nullptr ? method : "");
 }
@@ -456,6 +468,7 @@ Call::~Call() {
   // answered (if still pending) and destroyed first.
   stopSessionTimers();
   dropRelays();
+  dropPracks();
   releaseMedia();
   if (callerInvite_ != nullptr) nta_incoming_destroy(callerInvite_);
   for (const auto& fork : forks_) {
@@ -473,9 +486,10 @@ Call::~Call() {
   if (authHome_ != nullptr) su_home_unref(authHome_);
 }
 
-void Call::replyCaller(int status, const char* phrase, const sip_t* response,
-                       bool reliable) {
-  if (callerInvite_ == nullptr || nta_incoming_status(callerInvite_) >= 200) return;
+Call::CallerReply Call::replyCaller(int status, const char* phrase, const sip_t* response,
+                                   bool reliable) {
+  CallerReply reply;
+  if (callerInvite_ == nullptr || nta_incoming_status(callerInvite_) >= 200) return reply;
   // A response carrying the callee's SDP is anchored and rewritten for the trunk first.
   OutgoingBody body;
   std::string answerSdp;
@@ -489,16 +503,23 @@ void Call::replyCaller(int status, const char* phrase, const sip_t* response,
     // without SDP follows sip.body_types there (a part not listed is left out). A 2xx that
     // must answer or offer still must, and SDP that is there must be usable.
     const bool answeredEarly =
-        !lateOffer_ && described_[static_cast<std::size_t>(calleeRealm())].has_value();
+        (!lateOffer_ || lateOfferAnswered_) &&
+        described_[static_cast<std::size_t>(calleeRealm())].has_value();
     if (split && !split->sdp && (provisional || answeredEarly)) {
       countLeftOutParts(calleeRealm(), "response", *split);
       body = split->crossing("");
     } else if (split || !provisional) {
       if (split && !split->sdp) error = "the body has no application/sdp";
+      // A late offer the caller answered in its PRACK is complete: SDP in a later response
+      // repeats it (RFC 6337 3.1.1) and reaches the caller as the SBC sent it the first time.
+      const bool repeatedOffer = lateOffer_ && lateOfferAnswered_;
+      if (repeatedOffer) answerSdp = sdpSentOn_[static_cast<std::size_t>(callerRealm_)];
       const bool anchored =
           split && split->sdp &&
-          (lateOffer_ ? anchorOffer(calleeRealm(), *split->sdp, answerSdp, error)
-                      : anchorAnswer(calleeRealm(), *split->sdp, answerSdp, error));
+          (repeatedOffer ? !answerSdp.empty()
+           : lateOffer_  ? anchorOffer(calleeRealm(), *split->sdp, answerSdp, error)
+                         : anchorAnswer(calleeRealm(), *split->sdp, answerSdp, error));
+      reply.lateOffer = anchored && lateOffer_ && !repeatedOffer;
       if (anchored) {
         countLeftOutParts(calleeRealm(), "response", *split);
         body = split->crossing(answerSdp);
@@ -542,11 +563,12 @@ void Call::replyCaller(int status, const char* phrase, const sip_t* response,
   // sent reliably to a caller that supports it; nta retransmits it until PRACKed and holds
   // the final response back until then.
   if (reliable && callerTakesReliable_ && status > 100 && status < 200) {
-    nta_reliable_treply(callerInvite_, &Call::onCallerPrack, this, status, phrase,
-                        SIPTAG_CONTACT(contact),
-                        TAG_IF(!passed.empty(), SIPTAG_HEADER_STR(passed.c_str())),
-                        BODY_TAGS(bodyTags), TAG_END());
-    return;
+    reply.reliable = nta_reliable_treply(
+        callerInvite_, &Call::onCallerPrack, this, status, phrase, SIPTAG_CONTACT(contact),
+        TAG_IF(!passed.empty(), SIPTAG_HEADER_STR(passed.c_str())), BODY_TAGS(bodyTags),
+        TAG_END());
+    if (reply.reliable != nullptr) return reply;
+    // nta refused to send it reliably: it goes as an ordinary provisional response.
   }
   nta_incoming_treply(callerInvite_, status, phrase, TAG_IF(dialogue, SIPTAG_CONTACT(contact)),
                       TAG_IF(!passed.empty(), SIPTAG_HEADER_STR(passed.c_str())),
@@ -559,6 +581,7 @@ void Call::replyCaller(int status, const char* phrase, const sip_t* response,
                       TAG_END());
   if (status >= 200) observeSetup();
   if (unusableAnswer) finish(metrics::CallResult::aborted, "bad_sdp_answer");
+  return reply;
 }
 
 bool Call::anchorOffer(dataplane::Realm offerer, std::string_view sdp, std::string& rewritten,
@@ -808,9 +831,29 @@ int Call::onCalleeResponse(void* magic, nta_outgoing_t* request, const sip_t* si
     if (status <= 100 || call.state_ == State::over) return 0;
     const bool reliable = sip != nullptr && sip->sip_rseq != nullptr &&
                           sip_has_feature(sip->sip_require, "100rel");
-    if (reliable && !call.acknowledgeReliable(sip)) return 0;
+    EarlyFork* fork = reliable ? call.reliableFork(sip) : nullptr;
+    if (reliable && fork == nullptr) return 0;
+    const std::uint32_t rseq = reliable ? sip->sip_rseq->rs_response : 0;
+    // A caller without 100rel cannot PRACK: the SBC does at once, without a body.
+    const bool endToEnd = reliable && call.callerTakesReliable_;
+    if (reliable && !endToEnd && !call.prackCalleeNow(*fork, rseq, sip)) return 0;
     if (call.state_ == State::calling) call.state_ = State::early;
-    call.replyCaller(status, phraseOf(status), sip, reliable);
+    const std::string forkTag = reliable ? fork->tag : std::string();
+    const CallerReply reply = call.replyCaller(status, phraseOf(status), sip, reliable);
+    if (!endToEnd || call.state_ == State::over) return 0;
+    fork = call.forkOf(forkTag.c_str());
+    if (fork == nullptr) return 0;
+    if (reply.reliable == nullptr) {
+      call.prackCalleeNow(*fork, rseq, sip);  // nta could not send it reliably after all
+      return 0;
+    }
+    auto prack = std::make_unique<PrackRelay>();
+    prack->call = &call;
+    prack->reliable = reply.reliable;
+    prack->forkTag = forkTag;
+    prack->rseq = rseq;
+    prack->lateOffer = reply.lateOffer;
+    call.pracks_.push_back(std::move(prack));
     return 0;
   }
   if (status < 300) {
@@ -897,19 +940,41 @@ int Call::onCalleeResponse(void* magic, nta_outgoing_t* request, const sip_t* si
   return 0;
 }
 
-bool Call::acknowledgeReliable(const sip_t* sip) {
-  if (sip->sip_to == nullptr || sip->sip_to->a_tag == nullptr) return false;
+Call::EarlyFork* Call::reliableFork(const sip_t* sip) {
+  if (sip->sip_to == nullptr || sip->sip_to->a_tag == nullptr) return nullptr;
   EarlyFork* fork = openFork(sip, true);
-  if (fork == nullptr) return false;
-  // nta drops retransmitted and out-of-order reliable responses of a narrowed INVITE
-  // before they reach us, and nta_outgoing_prack() refuses an RSeq already acknowledged
-  // (a retransmission that reached the INVITE as sent). Nobody waits for the PRACK's
-  // answer: nta retransmits it on its own.
-  nta_outgoing_t* prack = nta_outgoing_prack(fork->leg, fork->invite, nullptr, nullptr,
-                                             nullptr, sip, TAG_END());
-  if (prack == nullptr) return false;
-  nta_outgoing_destroy(prack);
-  return true;
+  if (fork == nullptr) return nullptr;
+  // nta drops retransmitted and out-of-order reliable responses of a narrowed INVITE once
+  // an RSeq is PRACKed; one that reached the INVITE as sent, or that came again while its
+  // PRACK waits for the caller's, is dropped here.
+  if (prackAwaited(*fork, sip->sip_rseq->rs_response)) return nullptr;
+  return fork;
+}
+
+bool Call::prackAwaited(const EarlyFork& fork, std::uint32_t rseq) const {
+  if (fork.invite != nullptr && rseq <= nta_outgoing_rseq(fork.invite)) return true;
+  return std::any_of(pracks_.begin(), pracks_.end(), [&](const auto& prack) {
+    return prack->rseq == rseq && ::strcasecmp(prack->forkTag.c_str(), fork.tag.c_str()) == 0;
+  });
+}
+
+nta_outgoing_t* Call::prackCallee(EarlyFork& fork, std::uint32_t rseq, const sip_t* response,
+                                  PrackRelay* prack, const OutgoingBody& body,
+                                  const std::string& headers) {
+  const BodyTags bodyTags(body);
+  nta_outgoing_t* request = nta_outgoing_prack(
+      fork.leg, fork.invite, prack != nullptr ? &Call::onPrackResponse : nullptr, prack,
+      nullptr, response, TAG_IF(response == nullptr, NTATAG_RSEQ(rseq)),
+      TAG_IF(!headers.empty(), SIPTAG_HEADER_STR(headers.c_str())), BODY_TAGS(bodyTags),
+      TAG_END());
+  return request;
+}
+
+bool Call::prackCalleeNow(EarlyFork& fork, std::uint32_t rseq, const sip_t* response) {
+  nta_outgoing_t* request = prackCallee(fork, rseq, response);
+  // Nobody waits for its answer: nta retransmits it on its own.
+  if (request != nullptr) nta_outgoing_destroy(request);
+  return request != nullptr;
 }
 
 Call::EarlyFork* Call::forkOf(const char* tag) {
@@ -981,21 +1046,237 @@ void Call::endLosingForks() {
   }
 }
 
-int Call::onCallerPrack(void* magic, nta_reliable_t*, nta_incoming_t* prack, const sip_t*) {
+int Call::onCallerPrack(void* magic, nta_reliable_t* reliable, nta_incoming_t* incoming,
+                        const sip_t* sip) {
   Call& call = *static_cast<Call*>(magic);
-  if (prack == nullptr) {
-    // The caller never acknowledged a reliable provisional response: nta gives up on it;
-    // the call goes on and its final response still reaches the caller.
-    log::warning("call", "call ", call.id_, ": no PRACK from the caller");
+  PrackRelay* prack = call.prackOf(reliable);
+  if (incoming == nullptr) {
+    // No PRACK will come for it: the caller's INVITE got its final response first (the
+    // callee's PRACK is moot then), or nta gave up waiting (64*T1) and ends the INVITE next
+    // (onCallerAckOrCancel: the call is ended).
+    if (prack != nullptr) call.freePrack(*prack);
     return 0;
   }
-  call.environment_.countResponse(dataplane::toString(call.callerRealm_), 200);
-  return 200;
+  if (prack == nullptr) {
+    // The callee's provisional response was PRACKed by the SBC already (or is gone with
+    // its early dialog).
+    call.environment_.countResponse(dataplane::toString(call.callerRealm_), 200);
+    return 200;
+  }
+  return call.relayPrack(*prack, incoming, sip);
+}
+
+Call::PrackRelay* Call::prackOf(const nta_reliable_t* reliable) {
+  for (auto& prack : pracks_) {
+    if (prack->reliable == reliable) return prack.get();
+  }
+  return nullptr;
+}
+
+void Call::replyPrack(nta_incoming_t* incoming, int status) {
+  environment_.countResponse(dataplane::toString(callerRealm_), status);
+  nta_incoming_treply(incoming, status, phraseOf(status), TAG_END());
+  nta_incoming_destroy(incoming);
+}
+
+int Call::relayPrack(PrackRelay& prack, nta_incoming_t* incoming, const sip_t* sip) {
+  const char* realm = dataplane::toString(callerRealm_);
+  EarlyFork* fork = forkOf(prack.forkTag.c_str());
+  if (state_ == State::over) {
+    freePrack(prack);
+    environment_.countResponse(realm, 481);
+    nta_incoming_treply(incoming, 481, phraseOf(481), TAG_END());
+    nta_incoming_destroy(incoming);
+    return 0;
+  }
+  if (fork == nullptr || fork->invite == nullptr || nta_outgoing_status(fork->invite) >= 200 ||
+      wasAnswered()) {
+    // The callee's INVITE has its final response (an answer the caller's PRACK crossed, a
+    // failure whose retry forgot the early dialog): nothing is left to PRACK there.
+    freePrack(prack);
+    environment_.countResponse(realm, 200);
+    return 200;
+  }
+  std::string error;
+  std::optional<SessionBody> split;
+  if (hasBody(sip)) split = sessionBodyOf(callerRealm_, "request", sip, error);
+  const bool sdp = split && split->sdp;
+  std::string rewritten;  // the SDP of the caller's PRACK as rewritten for the callee
+  int refusal = 0;        // the caller's PRACK is refused with it, the callee PRACKed bare
+  if (prack.lateOffer) {
+    // RFC 3262 5: a PRACK acknowledging a provisional response that offered must answer.
+    if (hasBody(sip) && split && !sdp) error = "the body has no application/sdp";
+    if (!hasBody(sip)) error = "no SDP";
+    if (!sdp || !anchorAnswer(callerRealm_, *split->sdp, rewritten, error)) {
+      // The callee waits for an answer the SBC cannot give: the call ends.
+      log::warning("call", "call ", id_, ": the PRACK does not answer the late offer: ", error);
+      freePrack(prack);
+      environment_.countResponse(realm, 488);
+      nta_incoming_treply(incoming, 488, phraseOf(488), TAG_END());
+      nta_incoming_destroy(incoming);
+      replyCaller(488, phraseOf(488), nullptr);
+      if (calleeInvite_ != nullptr && nta_outgoing_status(calleeInvite_) < 200) {
+        nta_outgoing_cancel(calleeInvite_);
+      }
+      finish(metrics::CallResult::aborted, "bad_sdp_answer");
+      return 0;
+    }
+    lateOfferAnswered_ = true;
+    sdpSentOn_[static_cast<std::size_t>(calleeRealm())] = rewritten;
+  } else if (sdp) {
+    // A new offer once the INVITE's offer/answer is complete (RFC 6337 3.2): relayed in
+    // our PRACK, its answer comes in the callee's 200. One exchange at a time, as inside
+    // the dialog; an offer while the INVITE's is still open is refused.
+    const bool complete = described_[static_cast<std::size_t>(callerRealm_)].has_value() &&
+                          described_[static_cast<std::size_t>(calleeRealm())].has_value();
+    if (!complete) {
+      error = "an offer while the INVITE's offer is unanswered";
+      refusal = 491;
+    } else if (offerPending() || refreshPending() || pendingOffer_) {
+      error = "an offer while another is under way";
+      refusal = 491;
+    } else if (!reoffer(callerRealm_, *split->sdp, rewritten, error)) {
+      refusal = error == "no media ports left" ? 500 : 488;
+    } else {
+      prack.offerInRequest = true;
+      prack.offerSent = rewritten;
+    }
+  } else if (hasBody(sip) && !split) {
+    refusal = 488;  // a multipart body that cannot be split (counted)
+  }
+  if (refusal != 0) {
+    log::warning("call", "call ", id_, ": PRACK from the ", realm, " refused (", refusal,
+                 "): ", error);
+    replyPrack(incoming, refusal);
+    incoming = nullptr;
+  }
+  OutgoingBody body;
+  if (split && refusal == 0) {
+    countLeftOutParts(callerRealm_, "request", *split);
+    body = split->crossing(rewritten);
+  }
+  prack.incoming = incoming;
+  const std::string passed = allowedHeaderLines(sip, passedHeaders_);
+  PrackRelay* const pending = &prack;
+  nta_outgoing_t* outgoing =
+      prackCallee(*fork, prack.rseq, nullptr, pending, body, passed);
+  if (prackOf(prack.reliable) != pending) return 0;  // answered from inside nta already
+  if (outgoing == nullptr) {
+    log::warning("call", "call ", id_, ": cannot PRACK the ",
+                 dataplane::toString(calleeRealm()), "'s provisional response");
+    if (pending->offerInRequest) restoreMedia();
+    nta_incoming_t* waiting = std::exchange(pending->incoming, nullptr);
+    freePrack(*pending);
+    if (waiting != nullptr) replyPrack(waiting, 500);
+    return 0;
+  }
+  pending->outgoing = outgoing;
+  if (pending->incoming == nullptr) {
+    // Refused on the caller's side: the callee's PRACK only acknowledges; nta finishes it.
+    freePrack(*pending);
+  }
+  return 0;  // answered when the callee answers our PRACK
+}
+
+int Call::onPrackResponse(void* magic, nta_outgoing_t* request, const sip_t* sip) {
+  PrackRelay& prack = *static_cast<PrackRelay*>(magic);
+  if (prack.outgoing == nullptr) prack.outgoing = request;  // called back from inside create
+  const int status = nta_outgoing_status(request);
+  if (status < 200) return 0;
+  prack.call->answerPrack(prack, status, sip);
+  return 0;
+}
+
+void Call::answerPrack(PrackRelay& prack, int status, const sip_t* sip) {
+  nta_incoming_t* incoming = std::exchange(prack.incoming, nullptr);
+  const bool offered = prack.offerInRequest;
+  const std::string offerSent = prack.offerSent;
+  freePrack(prack);
+  const bool success = status < 300;
+  if (incoming == nullptr) {
+    if (offered && !success) restoreMedia();
+    return;
+  }
+  const char* realm = dataplane::toString(callerRealm_);
+  OutgoingBody body;
+  std::string rewritten;
+  if (success && offered) {
+    std::string error;
+    const auto split = hasBody(sip) ? sessionBodyOf(calleeRealm(), "response", sip, error)
+                                    : std::nullopt;
+    if (!hasBody(sip)) {
+      error = "a 2xx without the answer";
+    } else if (split && !split->sdp) {
+      error = "the body has no application/sdp";
+    } else if (split && reanswer(calleeRealm(), *split->sdp, rewritten, error)) {
+      error.clear();
+      countLeftOutParts(calleeRealm(), "response", *split);
+      body = split->crossing(rewritten);
+    }
+    if (!error.empty()) {
+      // The callee accepted an offer the SBC cannot anchor its answer to: the caller hears
+      // 502 and the call ends.
+      log::warning("call", "call ", id_, ": unusable SDP in the ",
+                   dataplane::toString(calleeRealm()), "'s answer to a PRACK: ", error);
+      replyPrack(incoming, 502);
+      terminate(metrics::CallResult::aborted, "bad_sdp_answer");
+      return;
+    }
+    // Later answers in this INVITE's responses answer the offer as it now stands.
+    offer_ = described_[static_cast<std::size_t>(callerRealm_)];
+    sdpSentOn_[static_cast<std::size_t>(calleeRealm())] = offerSent;
+    sdpSentOn_[static_cast<std::size_t>(callerRealm_)] = rewritten;
+  } else if (hasBody(sip) && !isSdp(sip) && sip->sip_content_type != nullptr &&
+             !refusesBody(calleeRealm(), "response", sip)) {
+    // Another body (SIP-I) crosses as the list allows; SDP outside an exchange does not.
+    body = crossingBody(sip);
+  }
+  if (offered && !success) restoreMedia();
+  // RFC 4320: no 408 to a non-INVITE request (nta sends none).
+  if (status != 408) environment_.countResponse(realm, status);
+  const BodyTags bodyTags(body);
+  const std::string passed = allowedHeaderLines(sip, passedHeaders_);
+  nta_incoming_treply(incoming, status, phraseOf(status), BODY_TAGS(bodyTags),
+                      TAG_IF(!passed.empty(), SIPTAG_HEADER_STR(passed.c_str())), TAG_END());
+  nta_incoming_destroy(incoming);
+}
+
+void Call::freePrack(PrackRelay& prack) {
+  if (prack.outgoing != nullptr) nta_outgoing_destroy(prack.outgoing);
+  if (prack.incoming != nullptr) nta_incoming_destroy(prack.incoming);
+  prack.outgoing = nullptr;
+  prack.incoming = nullptr;
+  const auto at = std::find_if(pracks_.begin(), pracks_.end(),
+                               [&](const auto& owned) { return owned.get() == &prack; });
+  if (at != pracks_.end()) pracks_.erase(at);
+}
+
+void Call::dropPracks() {
+  for (auto& prack : pracks_) {
+    if (prack->incoming != nullptr && nta_incoming_status(prack->incoming) < 200) {
+      environment_.countResponse(dataplane::toString(callerRealm_), 481);
+      nta_incoming_treply(prack->incoming, 481, phraseOf(481), TAG_END());
+    }
+    // Destroyed unanswered, nta still completes our PRACK on its own.
+    if (prack->outgoing != nullptr) nta_outgoing_destroy(prack->outgoing);
+    if (prack->incoming != nullptr) nta_incoming_destroy(prack->incoming);
+  }
+  pracks_.clear();
 }
 
 int Call::onCallerAckOrCancel(void* magic, nta_incoming_t*, const sip_t* sip) {
   Call& call = *static_cast<Call*>(magic);
   if (sip == nullptr) {
+    if (!call.wasAnswered()) {
+      // No PRACK for a reliable provisional response within 64*T1 (RFC 3262 3: the UAS
+      // rejects the INVITE with a 5xx): the caller hears 503, the callee gets CANCEL (its
+      // provisional response was never PRACKed when the caller was to PRACK it).
+      log::warning("call", "call ", call.id_, ": no PRACK from the ",
+                   dataplane::toString(call.callerRealm_),
+                   " for a reliable provisional response; ending the call");
+      call.terminate(metrics::CallResult::aborted, "no_prack");
+      return 0;
+    }
     // Timer H: our 200 was never acknowledged. End both dialogs.
     log::warning("call", "no ACK from the trunk for the 200; ending the call");
     call.terminate(metrics::CallResult::aborted, "no_ack");
@@ -1014,8 +1295,10 @@ int Call::onCallerAckOrCancel(void* magic, nta_incoming_t*, const sip_t* sip) {
     std::string answer;
     std::string error = "no SDP";
     std::optional<SessionBody> split;
-    if (call.lateOffer_) split = call.sessionBodyOf(call.callerRealm_, "request", sip, error);
-    if (call.lateOffer_ &&
+    // A late offer answered in the caller's PRACK needs no answer in the ACK.
+    const bool answerInAck = call.lateOffer_ && !call.lateOfferAnswered_;
+    if (answerInAck) split = call.sessionBodyOf(call.callerRealm_, "request", sip, error);
+    if (answerInAck &&
         (!split || !split->sdp ||
          !call.anchorAnswer(call.callerRealm_, *split->sdp, answer, error))) {
       // The callee waits for an answer the SBC cannot give: acknowledged, then ended.
@@ -1436,7 +1719,9 @@ void Call::dropRelays() {
 
 bool Call::offerPending() const {
   return std::any_of(relays_.begin(), relays_.end(),
-                     [](const auto& relay) { return negotiates(relay->method); });
+                     [](const auto& relay) { return negotiates(relay->method); }) ||
+         std::any_of(pracks_.begin(), pracks_.end(),
+                     [](const auto& prack) { return prack->offerInRequest; });
 }
 
 void Call::sendAck(nta_leg_t* leg, nta_outgoing_t* invite, const OutgoingBody& body) {
@@ -1542,6 +1827,7 @@ void Call::finish(metrics::CallResult result, const char* outcome) {
   slot_.release();
   stopSessionTimers();
   dropRelays();
+  dropPracks();
   releaseMedia();
   log::debug("call", "call ", id_, " on trunk ", trunk_, " over: ", metrics::toString(result),
              " (", outcome, ")");

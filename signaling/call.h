@@ -112,10 +112,19 @@ class Call {
   bool forgetEarlyDialogs();
   bool mayTryNextHop(int status) const;
   bool prepareCredentials(int status, const sip_t* challenge);
-  // A reliable provisional response from the callee (RFC 3262): acknowledged with PRACK in
-  // the early dialog of its fork. False for a retransmission or one out of order, which is
-  // not relayed.
-  bool acknowledgeReliable(const sip_t* sip);
+  // A reliable provisional response from the callee (RFC 3262): its fork, or null for a
+  // retransmission (or one nta cannot follow), which is not relayed.
+  struct EarlyFork;
+  EarlyFork* reliableFork(const sip_t* sip);
+  // PRACKs the callee's reliable provisional response `rseq` in `fork`'s early dialog with
+  // `body`: `response` is that response while its callback runs, else null (the RAck is
+  // then made from `rseq`). `prack` gets the PRACK's response.
+  struct PrackRelay;
+  nta_outgoing_t* prackCallee(EarlyFork& fork, std::uint32_t rseq, const sip_t* response,
+                              PrackRelay* prack = nullptr, const OutgoingBody& body = {},
+                              const std::string& headers = "");
+  // The same at once, nobody waiting for its answer. False when nta refuses.
+  bool prackCalleeNow(EarlyFork& fork, std::uint32_t rseq, const sip_t* response);
   // A forking callee: each To tag is an early dialog of its own (RFC 3261 12.1.2). The
   // first follows calleeLeg_; each further one gets a leg of its own on the same Call-ID
   // and From tag. A fork that sends reliable provisionals gets the INVITE narrowed to it
@@ -134,6 +143,22 @@ class Call {
   // The answered fork becomes the callee's dialog; the others are ended (BYE in their early
   // dialog) once the answer is acknowledged.
   void endLosingForks();
+  // PRACK end to end (RFC 3262 with RFC 6337 3.2's offers and answers in PRACK): a reliable
+  // provisional response of the callee relayed reliably to the caller is PRACKed towards
+  // the callee only once the caller PRACKs it, with the caller's PRACK body (the answer to
+  // a late offer the provisional response carried, a new offer, SIP-I parts) anchored and
+  // crossing as any; the caller's PRACK is answered with the callee's answer to that PRACK.
+  // Owned by the call from the relayed provisional response until the caller's PRACK has
+  // its answer (or nta gives up on it).
+  PrackRelay* prackOf(const nta_reliable_t* reliable);
+  bool prackAwaited(const EarlyFork& fork, std::uint32_t rseq) const;
+  int relayPrack(PrackRelay& prack, nta_incoming_t* incoming, const sip_t* sip);
+  static int onPrackResponse(void* magic, nta_outgoing_t* request, const sip_t* sip);
+  void answerPrack(PrackRelay& prack, int status, const sip_t* sip);
+  // A caller's PRACK answered by the SBC itself (`status`, no body), counted.
+  void replyPrack(nta_incoming_t* incoming, int status);
+  void freePrack(PrackRelay& prack);
+  void dropPracks();  // answers what is still pending (481) and frees every PRACK relay
   static int onCallerAckOrCancel(void* magic, nta_incoming_t* request, const sip_t* sip);
   static int onCallerRequest(void* magic, nta_leg_t* leg, nta_incoming_t* request,
                              const sip_t* sip);
@@ -159,8 +184,16 @@ class Call {
   void abandonCancelled();
   void dropRelays();  // answers what is still pending (487/481) and frees every relay
   bool offerPending() const;
-  void replyCaller(int status, const char* phrase, const sip_t* response,
-                   bool reliable = false);
+  // Relays a callee's response (or sends the SBC's own) to the caller's INVITE. With
+  // `reliable`, a provisional response goes reliably to a caller that takes 100rel; the
+  // result says whether it did (the handle nta PRACK callbacks name) and whether the
+  // response carried the callee's late offer.
+  struct CallerReply {
+    nta_reliable_t* reliable = nullptr;
+    bool lateOffer = false;
+  };
+  CallerReply replyCaller(int status, const char* phrase, const sip_t* response,
+                          bool reliable = false);
   // A BYE on `leg`, carrying the allow-listed headers of `relayedBye` (the BYE that caused
   // it), if any.
   void sendBye(nta_leg_t* leg, const sip_t* relayedBye = nullptr);
@@ -304,6 +337,10 @@ class Call {
   unsigned long hopsLeft_ = 70;  // Max-Forwards of the caller's INVITE
   bool callerTakesReliable_ = false;  // the caller's INVITE supports or requires 100rel
   bool lateOffer_ = false;  // the caller's INVITE had no SDP: the callee offers
+  // The late offer came in a reliable provisional response and the caller's PRACK
+  // answered it: the ACK need not, and SDP in later responses repeats that offer.
+  bool lateOfferAnswered_ = false;
+  std::vector<std::unique_ptr<PrackRelay>> pracks_;
   std::vector<EarlyFork> forks_;
   nta_outgoing_t* calleeUntagged_ = nullptr;  // the INVITE as sent, once narrowed to forks
   bool losingForksEnded_ = false;

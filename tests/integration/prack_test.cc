@@ -1,0 +1,200 @@
+// PRACK end to end (RFC 3262, RFC 6337 3.2) with SIPp on both sides: a reliable provisional
+// response relayed reliably to a caller that takes 100rel is PRACKed towards the callee
+// only when the caller PRACKs it, with the caller's PRACK body anchored: the answer to a
+// late offer the provisional response carried, or a new offer whose answer comes back in
+// the 200 to the PRACK. And the ways that goes wrong: a caller that never PRACKs, a PRACK
+// without the answer. Every test ends by checking that no call slot or media flow leaked.
+
+#include <chrono>
+#include <regex>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "tests/integration/sbcd_process.h"
+#include "tests/integration/trunk_fixture.h"
+#include "tests/support/test_env.h"
+
+namespace sbc::test {
+namespace {
+
+// The c= address and m=audio port of the SDP of the first received message of `method`
+// (a request line "PRACK sip:..." or a response's "CSeq: n PRACK") in `received`.
+struct SdpMedia {
+  std::string address;
+  int port = 0;
+};
+std::optional<SdpMedia> sdpOfFirst(const std::string& received, const std::string& marker) {
+  const auto at = received.find(marker);
+  if (at == std::string::npos) return std::nullopt;
+  // The message ends where SIPp's next trace entry begins.
+  const auto end = received.find("-----------------------------------------------", at);
+  const std::string message = received.substr(at, end == std::string::npos ? end : end - at);
+  static const std::regex media(R"(c=IN IP4 ([0-9.]+)\r?\n(?:.*\r?\n)*?m=audio (\d+))");
+  std::smatch match;
+  if (!std::regex_search(message, match, media)) return std::nullopt;
+  return SdpMedia{match[1].str(), std::stoi(match[2].str())};
+}
+
+class Prack : public TrunkFixture {
+ protected:
+  // SIPp calling from the core (Request-URI ;trunk=alpha) with `scenario`, its trace in
+  // `traceFile`; `answerPort` is its scenario's [answer_port].
+  CommandResult coreCalls(const std::string& scenario, const std::string& traceFile) {
+    return runCommand(
+        {"/usr/bin/sipp", "-sf", kSippDir + "/" + scenario, "-i", "127.0.0.3", "-bind_local",
+         "-p", std::to_string(corePort_), "-m", "1", "-timeout", "20s", "-timeout_error",
+         "-key", "answer_port", "7000", "-trace_msg", "-message_file", traceFile, "-nostdin",
+         "127.0.0.11:" + std::to_string(sbcCorePort_)},
+        std::chrono::seconds(40));
+  }
+
+  void expectNothingLeft() {
+    expectNoActiveCalls();
+    EXPECT_TRUE(daemon_->waitForMetric("sbc_media_flows", 0)) << daemon_->scrape();
+  }
+};
+
+// Proves: a trunk's late offer (INVITE without SDP) answered in the PRACK of the core's
+// reliable 183 reaches the core in the SBC's PRACK, anchored (c= the SBC's core media
+// address, a core relay port, the SBC's o=: the core's scenario checks each), the 183's
+// retransmissions while the PRACK waits for the trunk's are not relayed again (the trunk's
+// scenario fails on a second 183), the ACK without SDP is accepted, and media crosses both
+// ways: the core echoes what the trunk sends to the SBC's access port, and the echo reaches
+// the trunk at the port its PRACK named. Before: the SBC PRACKed the 183 at once without a
+// body, the answer was lost and the call was ended at the ACK.
+TEST_F(Prack, LateOfferAnsweredInPrackReachesTheCoreAnchored) {
+  startSbc(10);
+  const int coreMediaPort = freeUdpPort("127.0.0.3");
+  const std::string coreTrace = dir_.file("core-messages.log");
+  auto core = startListening(
+      {"/usr/bin/sipp", "-sf", kSippDir + "/prack_callee_late_offer.xml", "-i", "127.0.0.3",
+       "-bind_local", "-p", std::to_string(corePort_), "-m", "1", "-nostdin", "-mi",
+       "127.0.0.3", "-mp", std::to_string(coreMediaPort), "-rtp_echo", "-trace_msg",
+       "-message_file", coreTrace},
+      "127.0.0.3", corePort_);
+  UdpSocket trunkMedia("127.0.0.2", 0);
+  ASSERT_TRUE(trunkMedia.bound());
+  const std::string trace = dir_.file("trunk-messages.log");
+  auto args = trunkArgs("prack_caller_late_offer.xml", 1, 1, trace);
+  args.insert(args.end() - 1, {"-key", "answer_port", std::to_string(trunkMedia.port())});
+  ChildProcess trunk(args);
+
+  std::string messages;
+  const auto answered = waitForAnsweredMedia(trace, messages);
+  ASSERT_TRUE(answered.has_value()) << messages;
+  EXPECT_EQ(answered->address, "127.0.0.10");
+  int echoed = 0;
+  constexpr int kPackets = 20;
+  for (int i = 0; i < kPackets; ++i) {
+    const std::string payload = "rtp-packet-" + std::to_string(i) + std::string(160, 'x');
+    trunkMedia.sendTo(payload, "127.0.0.10", answered->port);
+    const auto back = trunkMedia.receive();
+    if (back && back->first == payload) {
+      ++echoed;
+      EXPECT_EQ(back->second, "127.0.0.10:" + std::to_string(answered->port));
+    }
+  }
+  EXPECT_GE(echoed, kPackets - 2);  // loopback UDP: allow a stray loss, not a broken path
+
+  EXPECT_EQ(trunk.waitForExit(20s), 0) << trunk.output();
+  EXPECT_EQ(core->waitForExit(10s), 0) << core->output() << receivedMessages(coreTrace);
+  const auto prack = sdpOfFirst(receivedMessages(coreTrace), "PRACK sip:");
+  ASSERT_TRUE(prack.has_value()) << receivedMessages(coreTrace);
+  EXPECT_EQ(prack->address, "127.0.0.11");
+  EXPECT_GE(prack->port, 21000);
+  EXPECT_LE(prack->port, 21999);
+  EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"answered\",trunk=\"alpha\"}"),
+            1)
+      << daemon_->scrape();
+  expectNothingLeft();
+}
+
+// Proves: the same path serves core → trunk calls: the core's late offer answered in its
+// PRACK of the trunk's reliable 183 reaches the trunk in the SBC's PRACK, anchored on the
+// SBC's access media address and an access relay port. Before: the trunk got a PRACK
+// without SDP (its scenario fails).
+TEST_F(Prack, LateOfferAnsweredInPrackReachesTheTrunkAnchored) {
+  startSbc(10);
+  const std::string trunkTrace = dir_.file("trunk-messages.log");
+  const auto trunkSide = startUas("prack_callee_late_offer.xml", "127.0.0.2", trunkPort_, 1,
+                                  "udp", trunkTrace);
+  const auto coreSide = coreCalls("prack_caller_late_offer.xml", dir_.file("core-messages.log"));
+  EXPECT_EQ(coreSide.status, 0) << coreSide.output;
+  EXPECT_EQ(trunkSide->waitForExit(10s), 0) << trunkSide->output();
+  const auto prack = sdpOfFirst(receivedMessages(trunkTrace), "PRACK sip:");
+  ASSERT_TRUE(prack.has_value()) << receivedMessages(trunkTrace);
+  EXPECT_EQ(prack->address, "127.0.0.10");
+  EXPECT_GE(prack->port, 20000);
+  EXPECT_LE(prack->port, 20999);
+  EXPECT_EQ(metric("sbc_calls_total{direction=\"to_trunk\",result=\"answered\",trunk=\"alpha\"}"),
+            1)
+      << daemon_->scrape();
+  expectNothingLeft();
+}
+
+// Proves: a new offer in the trunk's PRACK, once the INVITE's offer was answered in the
+// core's reliable 183, reaches the core in the SBC's PRACK anchored (c= 127.0.0.11, a relay
+// port, sendonly kept), and the core's answer in its 200 to that PRACK reaches the trunk in
+// the 200 to its own PRACK, anchored on 127.0.0.10 (recvonly kept); both scenarios check
+// theirs. Before: the trunk's PRACK was answered 200 without a body and the core's PRACK
+// carried none.
+TEST_F(Prack, NewOfferInPrackIsRelayedAndAnswered) {
+  startSbc(10);
+  const std::string coreTrace = dir_.file("core-messages.log");
+  auto core = startUas("prack_callee_offer.xml", "127.0.0.3", corePort_, 1, "udp", coreTrace);
+  const std::string trace = dir_.file("trunk-messages.log");
+  const auto trunk = runCommand(trunkArgs("prack_caller_offer.xml", 1, 1, trace),
+                                std::chrono::seconds(40));
+  EXPECT_EQ(trunk.status, 0) << trunk.output << receivedMessages(trace);
+  EXPECT_EQ(core->waitForExit(10s), 0) << core->output() << receivedMessages(coreTrace);
+  const auto offer = sdpOfFirst(receivedMessages(coreTrace), "PRACK sip:");
+  ASSERT_TRUE(offer.has_value()) << receivedMessages(coreTrace);
+  EXPECT_EQ(offer->address, "127.0.0.11");
+  const auto answer = sdpOfFirst(receivedMessages(trace), "CSeq: 2 PRACK");
+  ASSERT_TRUE(answer.has_value()) << receivedMessages(trace);
+  EXPECT_EQ(answer->address, "127.0.0.10");
+  EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"answered\",trunk=\"alpha\"}"),
+            1)
+      << daemon_->scrape();
+  expectNothingLeft();
+}
+
+// Proves: a trunk that never PRACKs the reliable 183 has its INVITE refused with 503 once
+// nta gives up (64*T1), the core's 183 is never PRACKed (its scenario fails on a PRACK)
+// but cancelled, and the call counts aborted with its slot freed. Before: the SBC PRACKed
+// the core's 183 at once.
+TEST_F(Prack, CallerThatNeverPracksEndsTheCall) {
+  startSbc(10);
+  auto core = startCore("prack_callee_cancelled.xml", 1);
+  const auto trunk = trunkCalls("prack_caller_silent.xml", 1, 1);
+  EXPECT_EQ(trunk.status, 0) << trunk.output;
+  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"aborted\",trunk=\"alpha\"}"),
+            1)
+      << daemon_->scrape();
+  EXPECT_EQ(metric("sbc_sip_responses_total{code=\"503\",realm=\"access\"}"), 1)
+      << daemon_->scrape();
+  expectNothingLeft();
+}
+
+// Proves: a PRACK that does not answer the late offer of the reliable 183 it acknowledges
+// is refused with 488, the trunk's INVITE too, and the core gets CANCEL instead of a PRACK
+// without the answer it waits for; counted aborted, slot freed. Before: the PRACK was
+// answered 200 and the core PRACKed without SDP.
+TEST_F(Prack, PrackWithoutTheAnswerEndsTheCall) {
+  startSbc(10);
+  auto core = startCore("prack_callee_cancelled.xml", 1);
+  const auto trunk = trunkCalls("prack_caller_late_offer_unanswered.xml", 1, 1);
+  EXPECT_EQ(trunk.status, 0) << trunk.output;
+  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  EXPECT_EQ(metric("sbc_sip_responses_total{code=\"488\",realm=\"access\"}"), 2)
+      << daemon_->scrape();
+  EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"aborted\",trunk=\"alpha\"}"),
+            1)
+      << daemon_->scrape();
+  expectNothingLeft();
+}
+
+}  // namespace
+}  // namespace sbc::test
