@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "signaling/multipart.h"
@@ -35,34 +36,67 @@ std::optional<std::string> printedValue(const msg_header_t* header) {
   return std::string(printed, static_cast<std::size_t>(length));
 }
 
-// Split by sbcd (multipart.h), never by Sofia's msg_multipart_parse(), which asserts on
-// some malformed bodies.
-BodyVerdict checkMultipart(const sip_t* sip, const std::vector<std::string>& allowedTypes) {
-  const auto parts =
-      splitMultipart(boundaryOf(sip->sip_content_type),
-                     std::string_view(sip->sip_payload->pl_data, sip->sip_payload->pl_len));
-  if (!parts) return BodyVerdict::refusedMultipart;
-  for (const BodyPart& part : *parts) {
-    if (isMultipart(part.type.c_str()) || !listed(part.type.c_str(), allowedTypes)) {
-      return BodyVerdict::refusedMultipart;
-    }
+// A body that is not multipart as the one part it is, its Content-Type and
+// Content-Disposition as Sofia prints them; nullopt when the Content-Type does not print.
+std::optional<BodyPart> wholeBody(const sip_t* sip, const char* type, std::string_view body) {
+  BodyPart whole;
+  whole.type = type;
+  auto printedType = printedValue(reinterpret_cast<const msg_header_t*>(sip->sip_content_type));
+  if (!printedType) return std::nullopt;
+  whole.contentType = std::move(*printedType);
+  if (sip->sip_content_disposition != nullptr) {
+    whole.disposition =
+        printedValue(reinterpret_cast<const msg_header_t*>(sip->sip_content_disposition))
+            .value_or("");
   }
-  return BodyVerdict::allowed;
+  whole.content = std::string(body);
+  return whole;
+}
+
+// A message/sipfrag body's status line: the rest may quote the far side's response whole.
+std::string sipfragStatusLine(std::string_view body) {
+  std::string line(body.substr(0, body.find_first_of("\r\n")));
+  line.erase(std::remove(line.begin(), line.end(), '\0'), line.end());
+  return line + "\r\n";
 }
 
 }  // namespace
 
-BodyVerdict checkBody(const sip_t* sip, const std::vector<std::string>& allowedTypes) {
+FilteredBody filterBody(const sip_t* sip, const std::vector<std::string>& allowedTypes) {
+  FilteredBody filtered;
   if (sip == nullptr || sip->sip_payload == nullptr || sip->sip_payload->pl_len == 0) {
-    return BodyVerdict::none;
+    return filtered;
   }
+  const std::string_view body(sip->sip_payload->pl_data, sip->sip_payload->pl_len);
   const char* type = sip->sip_content_type != nullptr ? sip->sip_content_type->c_type : nullptr;
-  if (type == nullptr) return BodyVerdict::refusedType;
-  if (::strcasecmp(type, kSipfrag) == 0 || listed(type, allowedTypes)) {
-    return BodyVerdict::allowed;
+  filtered.verdict = BodyVerdict::refusedType;
+  if (type == nullptr) return filtered;
+  if (::strcasecmp(type, kSipfrag) == 0) {
+    filtered.verdict = BodyVerdict::allowed;
+    filtered.crossing.contentType = kSipfrag;
+    filtered.crossing.bytes = sipfragStatusLine(body);
+    return filtered;
   }
-  if (isMultipart(type)) return checkMultipart(sip, allowedTypes);
-  return BodyVerdict::refusedType;
+  if (listed(type, allowedTypes)) {
+    filtered.verdict = BodyVerdict::allowed;
+    // One whose Content-Type does not print (over 1 KiB) crosses without its body.
+    if (auto whole = wholeBody(sip, type, body)) filtered.crossing = buildBody({*whole});
+    return filtered;
+  }
+  if (!isMultipart(type)) return filtered;
+  // Split by sbcd (multipart.h), never by Sofia's msg_multipart_parse(), which asserts on
+  // some malformed bodies.
+  filtered.verdict = BodyVerdict::refusedMultipart;
+  const auto parts = splitMultipart(boundaryOf(sip->sip_content_type), body);
+  if (!parts) return filtered;
+  for (const BodyPart& part : *parts) {
+    if (isMultipart(part.type.c_str()) || !listed(part.type.c_str(), allowedTypes)) {
+      return filtered;
+    }
+  }
+  filtered.verdict = BodyVerdict::allowed;
+  filtered.crossing = buildBody(*parts);
+  return filtered;
 }
 
 std::optional<SessionBody> splitSessionBody(const sip_t* sip,
@@ -87,21 +121,12 @@ std::optional<SessionBody> splitSessionBody(const sip_t* sip,
       split.refusedParts = true;
       return split;
     }
-    BodyPart whole;
-    whole.type = type;
-    auto printedType = printedValue(reinterpret_cast<const msg_header_t*>(contentType));
-    if (!printedType) {
+    auto whole = wholeBody(sip, type, body);
+    if (!whole) {
       split.refusedParts = true;
       return split;
     }
-    whole.contentType = std::move(*printedType);
-    if (sip->sip_content_disposition != nullptr) {
-      whole.disposition =
-          printedValue(reinterpret_cast<const msg_header_t*>(sip->sip_content_disposition))
-              .value_or("");
-    }
-    whole.content = std::string(body);
-    split.passed.push_back(std::move(whole));
+    split.passed.push_back(std::move(*whole));
     return split;
   }
   split.multipart = true;

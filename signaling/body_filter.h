@@ -23,10 +23,21 @@ enum class BodyVerdict {
                      // that is not cleanly split by its boundary (RFC 2046 5.1.1)
 };
 
-// The verdict on `sip`'s body against `allowedTypes` (lower-case "type/subtype", compared
+// A body outside an offer/answer exchange (INFO, MESSAGE, NOTIFY, OPTIONS, BYE and the
+// responses to them): the verdict and, when allowed, the body as it crosses to the other
+// leg, from the one split of a multipart body that decided the verdict.
+struct FilteredBody {
+  BodyVerdict verdict = BodyVerdict::none;
+  // Allowed: a message/sipfrag cut to its status line (a quoted response names the far
+  // side's Contact, Via and Server), a multipart body rebuilt under a fresh boundary of
+  // sbcd's, any other as it came. Empty otherwise.
+  OutgoingBody crossing;
+};
+
+// `sip`'s body against `allowedTypes` (lower-case "type/subtype", compared
 // case-insensitively; parameters such as charset do not matter). message/sipfrag counts as
 // allowed, alone (sbcd rewrites it) though not as a multipart part.
-BodyVerdict checkBody(const sip_t* sip, const std::vector<std::string>& allowedTypes);
+FilteredBody filterBody(const sip_t* sip, const std::vector<std::string>& allowedTypes);
 
 // The reason label of a refusal: "content_type" or "multipart".
 const char* refusalReason(BodyVerdict verdict);
@@ -53,7 +64,7 @@ struct SessionBody {
 // reason in `error`, for a multipart body that cannot be split cleanly or that has more
 // than one application/sdp part: which one would be the offer or answer is anyone's guess.
 // A nested multipart part never crosses. Parts are compared with `allowedTypes` as
-// checkBody() does.
+// filterBody() does.
 std::optional<SessionBody> splitSessionBody(const sip_t* sip,
                                             const std::vector<std::string>& allowedTypes,
                                             std::string& error);

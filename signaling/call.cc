@@ -79,21 +79,6 @@ bool carriesOpaqueBody(sip_method_t method, const sip_t* sip) {
          sip->sip_content_type->c_type != nullptr && !isSdp(sip);
 }
 
-// A message/sipfrag body (a REFER's progress, in a NOTIFY) may quote the far side's
-// response whole, its Contact, Via and Server headers included: only its status line
-// crosses. nullopt for any other body.
-std::optional<std::string> sipfragStatusLine(const sip_t* sip) {
-  if (sip->sip_content_type == nullptr || sip->sip_content_type->c_type == nullptr ||
-      ::strcasecmp(sip->sip_content_type->c_type, "message/sipfrag") != 0 ||
-      sip->sip_payload == nullptr || sip->sip_payload->pl_data == nullptr) {
-    return std::nullopt;
-  }
-  const std::string_view body(sip->sip_payload->pl_data, sip->sip_payload->pl_len);
-  std::string line(body.substr(0, body.find_first_of("\r\n")));
-  line.erase(std::remove(line.begin(), line.end(), '\0'), line.end());
-  return line + "\r\n";
-}
-
 // A body as nta's tags take it (BODY_TAGS below). Its payload is given as a header rather
 // than SIPTAG_PAYLOAD_STR, which would stop at the first NUL of a binary ISUP part; Sofia
 // copies it into the message it builds, so this one may live on the stack.
@@ -1401,11 +1386,15 @@ int Call::relayInDialog(bool fromCaller, nta_incoming_t* request, const sip_t* s
   if (hopsLeft == 0) return refuse(483);
   const std::string maxForwards = std::to_string(hopsLeft - 1);
 
-  // A body of a type not on sip.body_types could name this side (RFC 3261 21.4.13: 415,
-  // with what would be taken). SDP outside an offer/answer exchange is left out as before.
+  // Only the method, the body and its Content-Type cross (and what makes a NOTIFY one), and
+  // the allow-listed headers. A body of a type not on sip.body_types could name this side
+  // (RFC 3261 21.4.13: 415, with what would be taken). SDP outside an offer/answer exchange
+  // is left out as before.
+  OutgoingBody outgoingBody;
   if (!negotiates(method) && hasBody(sip) &&
       (sip->sip_content_type == nullptr || !isSdp(sip))) {
-    if (refusesBody(from, "request", sip)) {
+    auto crossing = crossingBody(from, "request", sip);
+    if (!crossing) {
       const std::string accept = acceptedTypes(environment_.settings->bodyTypes);
       environment_.countResponse(realm, 415);
       nta_incoming_treply(request, 415, "Unsupported Media Type",
@@ -1413,10 +1402,10 @@ int Call::relayInDialog(bool fromCaller, nta_incoming_t* request, const sip_t* s
       nta_incoming_destroy(request);
       return 0;
     }
+    outgoingBody = std::move(*crossing);
   }
   const bool offer = negotiates(method) && hasBody(sip);
   std::string body;  // the offer's SDP as rewritten for the other leg
-  OutgoingBody outgoingBody;
   if (offer) {
     std::string error;
     const auto split = sessionBodyOf(from, "request", sip, error);
@@ -1450,9 +1439,6 @@ int Call::relayInDialog(bool fromCaller, nta_incoming_t* request, const sip_t* s
   }
   const bool timers = !sessionExpires.empty();
   nta_agent_t* agent = agentOf(to);
-  // Only the method, the body and its Content-Type cross (and what makes a NOTIFY one), and
-  // the allow-listed headers.
-  if (carriesOpaqueBody(method, sip)) outgoingBody = crossingBody(sip);
   const BodyTags bodyTags(outgoingBody);
   const std::string passed = allowedHeaderLines(sip, passedHeaders_);
   const bool notify = method == sip_method_notify;
@@ -1609,8 +1595,8 @@ void Call::relayResponse(Relay& relay, const sip_t* sip) {
     return;
   }
   // A response cannot be refused: it crosses without a body the list does not allow.
-  if (carriesOpaqueBody(relay.method, sip) && !refusesBody(to, "response", sip)) {
-    outgoingBody = crossingBody(sip);
+  if (carriesOpaqueBody(relay.method, sip)) {
+    outgoingBody = crossingBody(to, "response", sip).value_or(OutgoingBody());
   }
   const BodyTags bodyTags(outgoingBody);
   const std::string passed = allowedHeaderLines(sip, passedHeaders_);
@@ -1785,7 +1771,7 @@ void Call::sendBye(nta_leg_t* leg, const sip_t* relayedBye) {
   OutgoingBody body;
   if (relayedBye != nullptr && carriesOpaqueBody(sip_method_bye, relayedBye)) {
     const dataplane::Realm from = leg == callerLeg_ ? calleeRealm() : callerRealm_;
-    if (!refusesBody(from, "request", relayedBye)) body = crossingBody(relayedBye);
+    body = crossingBody(from, "request", relayedBye).value_or(OutgoingBody());
   }
   const BodyTags bodyTags(body);
   nta_outgoing_t* bye =
@@ -1979,15 +1965,6 @@ void Call::sessionExpired(dataplane::Realm leg) {
   terminate(metrics::CallResult::aborted, "session_expired");
 }
 
-bool Call::refusesBody(dataplane::Realm from, const char* message, const sip_t* sip) {
-  const BodyVerdict verdict = checkBody(sip, environment_.settings->bodyTypes);
-  if (verdict != BodyVerdict::refusedType && verdict != BodyVerdict::refusedMultipart) {
-    return false;
-  }
-  countBodyRefused(from, message, refusalReason(verdict));
-  return true;
-}
-
 std::optional<SessionBody> Call::sessionBodyOf(dataplane::Realm from, const char* message,
                                                const sip_t* sip, std::string& error) {
   auto split = splitSessionBody(sip, environment_.settings->bodyTypes, error);
@@ -2006,18 +1983,15 @@ void Call::countBodyRefused(dataplane::Realm from, const char* message, const ch
       .Increment();
 }
 
-OutgoingBody Call::crossingBody(const sip_t* sip) const {
-  OutgoingBody body;
-  if (const auto fragment = sipfragStatusLine(sip)) {
-    body.contentType = "message/sipfrag";
-    body.bytes = *fragment;
-    return body;
+std::optional<OutgoingBody> Call::crossingBody(dataplane::Realm from, const char* message,
+                                               const sip_t* sip) {
+  FilteredBody filtered = filterBody(sip, environment_.settings->bodyTypes);
+  if (filtered.verdict == BodyVerdict::refusedType ||
+      filtered.verdict == BodyVerdict::refusedMultipart) {
+    countBodyRefused(from, message, refusalReason(filtered.verdict));
+    return std::nullopt;
   }
-  // The allow-list has let the body (each part of it) cross: split again to rebuild it,
-  // with a fresh boundary for a multipart one.
-  std::string error;
-  const auto split = splitSessionBody(sip, environment_.settings->bodyTypes, error);
-  return split ? split->crossing("") : body;
+  return std::move(filtered.crossing);
 }
 
 void Call::countSessionTimer(const char* result) {

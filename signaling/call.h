@@ -226,9 +226,6 @@ class Call {
   bool refreshPending() const;
   void sessionExpired(dataplane::Realm leg);
   void countSessionTimer(const char* result);
-  // True (and counted) when `sip`, a "request" or "response" from `from`, carries a body
-  // sip.body_types does not allow.
-  bool refusesBody(dataplane::Realm from, const char* message, const sip_t* sip);
   // `sip`'s body taken apart for an offer or answer (body_filter.h splitSessionBody);
   // nullopt with `error`, counted as a refused multipart body, when it cannot be.
   std::optional<SessionBody> sessionBodyOf(dataplane::Realm from, const char* message,
@@ -238,10 +235,12 @@ class Call {
   void countLeftOutParts(dataplane::Realm from, const char* message, const SessionBody& body);
   // One sbc_sip_bodies_refused_total count for a `message` ("request"/"response") `from`.
   void countBodyRefused(dataplane::Realm from, const char* message, const char* reason);
-  // The body of an in-dialog request or response other than an offer/answer as it crosses,
-  // once the allow-list has let it: a sipfrag cut to its status line, a multipart body
-  // rebuilt with a fresh boundary, any other as it came.
-  OutgoingBody crossingBody(const sip_t* sip) const;
+  // The body of `sip`, an in-dialog "request" or "response" from `from` other than an
+  // offer/answer, as it crosses (body_filter.h filterBody: a sipfrag cut to its status
+  // line, a multipart body rebuilt with a fresh boundary, any other as it came); nullopt,
+  // counted, when sip.body_types does not allow it.
+  std::optional<OutgoingBody> crossingBody(dataplane::Realm from, const char* message,
+                                           const sip_t* sip);
   void stopSessionTimers();
   bool calleePending() const;
 

@@ -3,11 +3,11 @@
 // parses with in the daemon (the refusal screen of nta_refusals.h, its screen refusing when
 // the last byte is odd, so that a refused request must have lost its Via), then the front
 // door's pure checks (user parts), the header allow-list that copies headers onto the other
-// leg, the body filter (sip.body_types, on multipart bodies split by sbcd) and a SIP-I
-// offer's body split into SDP and ISUP and rebuilt under a fresh boundary (body_filter.h
-// splitSessionBody, multipart.h). Refusals are fine; crashes, leaks and UB are not, no
-// copied header line may hold a CR, LF or NUL of its own, and a rebuilt body must split
-// back into the parts it was built from.
+// leg, the body filter (sip.body_types, on multipart bodies split by sbcd, and the body it
+// lets cross as rebuilt) and a SIP-I offer's body split into SDP and ISUP and rebuilt under
+// a fresh boundary (body_filter.h filterBody, splitSessionBody, multipart.h). Refusals are
+// fine; crashes, leaks and UB are not, no copied header line may hold a CR, LF or NUL of its
+// own, and a rebuilt body must split back into the parts it was built from.
 
 #include <cstddef>
 #include <cstdint>
@@ -45,7 +45,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     static const std::vector<std::string> kBodyTypes = {"application/dtmf-relay", "text/plain",
                                                         "application/isup"};
-    sbc::signaling::checkBody(sip, kBodyTypes);
+    // An in-dialog body's path: the verdict and, allowed, the body rebuilt to cross; a
+    // rebuilt multipart body must split again under its own boundary.
+    const auto filtered = sbc::signaling::filterBody(sip, kBodyTypes);
+    if (filtered.verdict == sbc::signaling::BodyVerdict::allowed &&
+        filtered.crossing.contentType.rfind("multipart/mixed;boundary=", 0) == 0 &&
+        !sbc::signaling::splitMultipart(
+            std::string_view(filtered.crossing.contentType).substr(25), filtered.crossing.bytes)) {
+      __builtin_trap();
+    }
     // A SIP-I offer's path: the body split into its SDP and the parts that cross, rebuilt
     // around a rewritten SDP under a fresh boundary. The rebuilt body must split again into
     // as many parts, each with the bytes it was built from.

@@ -29,7 +29,7 @@ Message info(const std::string& contentType, const std::string& body) {
 BodyVerdict verdictOn(const std::string& contentType, const std::string& body) {
   const Message message = info(contentType, body);
   EXPECT_NE(message, nullptr);
-  return checkBody(sip_object(message.get()), kAllowed);
+  return filterBody(sip_object(message.get()), kAllowed).verdict;
 }
 
 const std::string kMultipartType = "multipart/mixed;boundary=unique-boundary-1";
@@ -104,6 +104,41 @@ TEST(BodyFilter, MalformedMultipartIsRefusedWithoutCrashing) {
       "\0\0\0\0\0\0\0\x1a\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b1--\r\n",
       119);
   EXPECT_EQ(verdictOn("multipart/mixed;boundary=b1", body), BodyVerdict::refusedMultipart);
+}
+
+// The body `filterBody` lets cross for an INFO with `contentType` and `body`.
+OutgoingBody crossingOf(const std::string& contentType, const std::string& body) {
+  const Message message = info(contentType, body);
+  EXPECT_NE(message, nullptr);
+  return filterBody(sip_object(message.get()), kAllowed).crossing;
+}
+
+// Proves: the verdict comes with the body as it crosses, from the same split: a sipfrag cut
+// to its status line (its quoted Contact stays behind), a listed body as it came, a
+// multipart body rebuilt under a boundary of sbcd's with every part's bytes, nothing for a
+// refused one.
+TEST(BodyFilter, AllowedBodiesComeWithWhatCrosses) {
+  const OutgoingBody fragment =
+      crossingOf("message/sipfrag", "SIP/2.0 200 OK\r\nContact: <sip:pbx@10.1.2.3>\r\n");
+  EXPECT_EQ(fragment.contentType, "message/sipfrag");
+  EXPECT_EQ(fragment.bytes, "SIP/2.0 200 OK\r\n");
+
+  const OutgoingBody dtmf = crossingOf("application/dtmf-relay", "Signal=5\r\n");
+  EXPECT_EQ(dtmf.contentType, "application/dtmf-relay");
+  EXPECT_EQ(dtmf.bytes, "Signal=5\r\n");
+
+  const OutgoingBody rebuilt = crossingOf(kMultipartType, multipart("text/plain"));
+  const std::string prefix = "multipart/mixed;boundary=";
+  ASSERT_EQ(rebuilt.contentType.rfind(prefix, 0), 0u) << rebuilt.contentType;
+  EXPECT_EQ(rebuilt.contentType.find("unique-boundary-1"), std::string::npos);
+  const auto parts = splitMultipart(rebuilt.contentType.substr(prefix.size()), rebuilt.bytes);
+  ASSERT_TRUE(parts.has_value()) << rebuilt.bytes;
+  ASSERT_EQ(parts->size(), 2u);
+  EXPECT_EQ((*parts)[0].content, "Signal=5\r\nDuration=160");
+  EXPECT_EQ((*parts)[1].content, "<presence entity=\"sip:200@pbx.example\"/>");
+
+  EXPECT_TRUE(crossingOf(kMultipartType, multipart("application/pidf+xml")).empty());
+  EXPECT_TRUE(crossingOf("application/pidf+xml", "<presence/>").empty());
 }
 
 // Proves: the 415's Accept lists the configured types and message/sipfrag, and each refusal
