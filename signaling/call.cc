@@ -1211,10 +1211,9 @@ void Call::answerPrack(PrackRelay& prack, int status, const sip_t* sip) {
     offer_ = described_[static_cast<std::size_t>(callerRealm_)];
     sdpSentOn_[static_cast<std::size_t>(calleeRealm())] = offerSent;
     sdpSentOn_[static_cast<std::size_t>(callerRealm_)] = rewritten;
-  } else if (hasBody(sip) && !isSdp(sip) && sip->sip_content_type != nullptr &&
-             !refusesBody(calleeRealm(), "response", sip)) {
+  } else if (hasBody(sip) && !isSdp(sip) && sip->sip_content_type != nullptr) {
     // Another body (SIP-I) crosses as the list allows; SDP outside an exchange does not.
-    body = crossingBody(sip);
+    body = crossingBody(calleeRealm(), "response", sip).value_or(OutgoingBody());
   }
   if (offered && !success) restoreMedia();
   // RFC 4320: no 408 to a non-INVITE request (nta sends none).
