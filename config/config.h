@@ -75,8 +75,13 @@ struct Trunk {
 
 struct Lines {
   std::uint32_t maxConcurrentCalls = 2;
-  std::uint32_t registerExpiresS = 60;  // expiry granted to terminals
+  std::uint32_t registerExpiresS = 60;  // the longest expiry granted to terminals
   std::uint32_t maxBindings = 100000;
+  // Registration throttling: the core is asked for coreRegisterExpiresS and the terminals'
+  // refreshes in between are answered by the SBC (signaling/register_relay.h says when).
+  bool throttleRegistrations = true;
+  std::uint32_t coreRegisterExpiresS = 3600;
+  friend bool operator==(const Lines&, const Lines&) = default;
 };
 
 struct SipTimers {

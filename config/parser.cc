@@ -1314,12 +1314,17 @@ class Parser {
 
   void parseLines(const Node& root, Lines& out) {
     const auto lines = Validator::member(root, "lines");
-    if (!lines || !v_.group(*lines, {"max_calls", "register_expires_s", "max_bindings"})) {
+    if (!lines || !v_.group(*lines, {"max_calls", "register_expires_s", "max_bindings",
+                                     "throttle_registrations", "core_register_expires_s"})) {
       return;
     }
     v_.readInteger(*lines, "max_calls", 1, 100, out.maxConcurrentCalls);
     v_.readInteger(*lines, "register_expires_s", 10, 86400, out.registerExpiresS);
     v_.readInteger(*lines, "max_bindings", 1, 10000000, out.maxBindings);
+    if (const auto throttle = Validator::member(*lines, "throttle_registrations")) {
+      if (const auto value = v_.boolean(*throttle)) out.throttleRegistrations = *value;
+    }
+    v_.readInteger(*lines, "core_register_expires_s", 60, 86400, out.coreRegisterExpiresS);
   }
 
   // "ADDRESS:PORT" with a literal IPv4 address or "[IPv6]:PORT"; port 0 = any free port.

@@ -151,6 +151,7 @@ ControlReply Daemon::reload(const char* trigger) {
     }
     publishRules(loaded);
     signaling_->updateTrunks(loaded.trunks);
+    signaling_->updateLines(loaded.lines);
     log::setLevel(toLogLevel(loaded.logLevel));
     // Restart-only settings keep describing what is running.
     config_.trunks = loaded.trunks;
@@ -231,6 +232,13 @@ std::vector<ControlCommand> Daemon::controlCommands() {
                 << trunk.maxConcurrentCalls << ' ' << trunk.maxCallsPerSecond << "/s\n";
          }
          return ControlReply{true, text.str()};
+       }},
+      {"registrations", "registrations [AOR]",
+       "subscriber-line bindings (of one AoR user@host): terminal address, expiries",
+       [this](const std::vector<std::string>& args) {
+         const std::string text = signaling_->describeRegistrations(
+             args.empty() ? std::string() : args.front(), std::chrono::seconds(5));
+         return ControlReply{true, text};
        }},
       {"reload", "reload", "re-read the configuration file (as SIGHUP)",
        [this](const auto&) { return reload("control socket"); }},

@@ -43,6 +43,13 @@ enum class Source : unsigned char { stored, sampled };
   X(unroutedCallsTotal, "sbc_unrouted_calls_total", counter, stored, "reason",            \
     "Initial INVITEs from the core routed to no trunk (answered 404), by reason: no_route, " \
     "unknown_trunk")                                                                         \
+  X(registrations, "sbc_registrations", gauge, stored, "",                                   \
+    "Subscriber-line bindings the SBC holds (registered terminals, one per instance)")      \
+  X(registerTotal, "sbc_register_total", counter, stored, "result",                          \
+    "REGISTERs of subscriber lines, by result: relayed (sent to the core), challenged "     \
+    "(the core's 401/407 passed back), accepted (the core's 2xx), throttled (a refresh "   \
+    "answered by the SBC), rejected (refused by the SBC or the core), rate_limited "        \
+    "(dropped: over the per-address REGISTER rate)")                                         \
   X(unknownSourceTotal, "sbc_unknown_source_total", counter, stored, "realm",                \
     "SIP requests whose source address is in no trunk's prefixes (and no registered line)")  \
   X(sipRequestsTotal, "sbc_sip_requests_total", counter, stored, "realm,method",             \
@@ -51,7 +58,7 @@ enum class Source : unsigned char { stored, sampled };
     "SIP responses sent by the SBC, by realm and status code")                               \
   X(sipUnansweredTotal, "sbc_sip_unanswered_total", counter, stored, "realm,reason",         \
     "SIP requests dropped without a response, by reason: unknown_source (the source's "     \
-    "response budget was spent)")                                                            \
+    "response budget was spent), register_flood (over a terminal address's REGISTER rate)")   \
   X(sipMalformedTotal, "sbc_sip_malformed_total", counter, stored, "realm,reason",          \
     "SIP messages refused as malformed, by reason: not_sip (no request or status line: "    \
     "dropped), bad_request (refused by the SIP parser or its sanity checks: 400, 413 or "   \

@@ -22,6 +22,7 @@
 #include "signaling/call.h"
 #include "signaling/dial_plan.h"
 #include "signaling/nta_refusals.h"
+#include "signaling/register_relay.h"
 #include "signaling/request_checks.h"
 #include "signaling/sofia.h"
 #include "signaling/source_limiter.h"
@@ -101,6 +102,9 @@ bool hasWellFormedUsers(const sip_t* sip) {
   return from == nullptr || from->url_user == nullptr || isUriUser(from->url_user);
 }
 
+// Bindings that were not refreshed in time are dropped this often.
+constexpr unsigned kRegistrationSweepMs = 1000;
+
 std::optional<policy::IpAddress> sourceOf(msg_t* msg) {
   const su_addrinfo_t* info = msg_addrinfo(msg);
   if (info == nullptr || info->ai_addr == nullptr) return std::nullopt;
@@ -118,6 +122,21 @@ std::optional<policy::IpAddress> sourceOf(msg_t* msg) {
     return address;
   }
   return std::nullopt;
+}
+
+// Where a request came from as a terminal is known by: address, port, transport.
+TerminalAddress terminalOf(msg_t* msg, const policy::IpAddress& address) {
+  TerminalAddress terminal;
+  terminal.address = address;
+  const su_addrinfo_t* info = msg_addrinfo(msg);
+  if (info->ai_addr->sa_family == AF_INET) {
+    terminal.port = ntohs(reinterpret_cast<const sockaddr_in*>(info->ai_addr)->sin_port);
+  } else {
+    terminal.port = ntohs(reinterpret_cast<const sockaddr_in6*>(info->ai_addr)->sin6_port);
+  }
+  terminal.transport = info->ai_protocol == IPPROTO_TCP ? config::Transport::tcp
+                                                          : config::Transport::udp;
+  return terminal;
 }
 
 }  // namespace
@@ -175,6 +194,12 @@ struct SignalingPlane::Impl {
       });
       failure = createAgent(realms[0], settings.access);
       if (failure.empty()) failure = createAgent(realms[1], settings.core);
+      sweepTimer = su_timer_create(su_root_task(root), kRegistrationSweepMs);
+      if (failure.empty() &&
+          (sweepTimer == nullptr ||
+           su_timer_set_for_ever(sweepTimer, &Impl::onSweepTimer, this) != 0)) {
+        failure = "signaling: cannot start the registration sweep timer";
+      }
       parserStatsTimer = su_timer_create(su_root_task(root), kParserStatsIntervalMs);
       if (failure.empty() &&
           (parserStatsTimer == nullptr ||
@@ -187,8 +212,10 @@ struct SignalingPlane::Impl {
       authenticator.emplace(root, metrics, settings.access.sip.front().address,
                             settings.sipTimers.nonceExpiresS);
       authenticator->update(trunks);
+      registers.emplace(realms[0].agent, realms[1].agent, settings, metrics, sipSeries);
     }
     if (!failure.empty()) {
+      registers.reset();
       authenticator.reset();
       teardown();
       started.set_exception(std::make_exception_ptr(std::runtime_error(failure)));
@@ -217,6 +244,7 @@ struct SignalingPlane::Impl {
     started.set_value();
     su_root_run(root);
     calls.clear();
+    registers.reset();
     authenticator.reset();
     teardown();
   }
@@ -230,6 +258,8 @@ struct SignalingPlane::Impl {
         NTATAG_SIP_T1(settings.sipTimers.t1Ms), NTATAG_SIP_T1X64(settings.sipTimers.t1x64Ms),
         NTATAG_SERVER_RPORT(1), NTATAG_MAXSIZE(kMaxSipMessageBytes),
         TPTAG_UDP_RMEM(kSipReceiveBufferBytes),
+        // RFC 5626 keep-alive of terminals on TCP: a CRLF CRLF ping gets its CRLF pong.
+        TPTAG_PONG2PING(1),
         NTATAG_PRELOAD(kSipMessagePreloadBytes),
         // A request with a header Sofia could not parse comes to the front door, which
         // answers by its source (nta would answer 400 to anyone, unknown sources too). Only
@@ -264,6 +294,8 @@ struct SignalingPlane::Impl {
   void teardown() {
     if (parserStatsTimer != nullptr) su_timer_destroy(parserStatsTimer);
     parserStatsTimer = nullptr;
+    if (sweepTimer != nullptr) su_timer_destroy(sweepTimer);
+    sweepTimer = nullptr;
     for (auto& realm : realms) {
       if (realm.agent != nullptr) nta_agent_destroy(realm.agent);
       realm.agent = nullptr;
@@ -291,6 +323,11 @@ struct SignalingPlane::Impl {
     }
     for (auto& task : tasks) task();
     return 0;
+  }
+
+  static void onSweepTimer(void* magic, su_timer_t*, su_timer_arg_t*) {
+    Impl& self = *static_cast<Impl*>(magic);
+    if (self.registers) self.registers->expire();
   }
 
   // Malformed messages nta refused by itself since the last look, per realm: messages with
@@ -398,6 +435,10 @@ struct SignalingPlane::Impl {
           .Add({{"realm", realm->name}, {"reason", "bad_header"}})
           .Increment();
     }
+    if (realm->isAccess && source && !self.isKnownSource(*realm, *source) &&
+        self.lineRequest(*realm, agent, msg, sip, *source, badHeader)) {
+      return 0;
+    }
     if (!source || !self.isKnownSource(*realm, *source)) {
       if (sip->sip_request->rq_method == sip_method_ack) {
         self.countUnknownSource(*realm);
@@ -471,6 +512,37 @@ struct SignalingPlane::Impl {
     }
     nta_incoming_destroy(request);
     return 0;
+  }
+
+  // A request on the access realm from no trunk's address: subscriber-line traffic. A
+  // REGISTER goes through to the core registrar; a registered terminal's keep-alive
+  // OPTIONS is answered. False: not a line's request (the unknown-source rule applies).
+  bool lineRequest(RealmAgent& realm, nta_agent_t* agent, msg_t* msg, sip_t* sip,
+                   const policy::IpAddress& source, bool badHeader) {
+    const auto method = sip->sip_request->rq_method;
+    const bool outOfDialog = sip->sip_to != nullptr && sip->sip_to->a_tag == nullptr;
+    if (method == sip_method_options && outOfDialog &&
+        registers->registrations().hasTerminalAt(source)) {
+      nta_incoming_t* request = nta_incoming_create(agent, nullptr, msg, sip, TAG_END());
+      if (request == nullptr) return true;
+      countResponse(realm, 200);
+      nta_incoming_treply(request, 200, "OK", TAG_END());
+      nta_incoming_destroy(request);
+      return true;
+    }
+    if (method != sip_method_register) return false;
+    if (badHeader) {
+      countResponse(realm, 400);
+      nta_msg_treply(agent, msg, 400, "Bad Header", TAG_END());
+      return true;
+    }
+    if (passedThroughUs(sip)) {
+      countResponse(realm, 482);
+      nta_msg_treply(agent, msg, 482, "Loop Detected", TAG_END());
+      return true;
+    }
+    registers->onRegister(msg, sip, terminalOf(msg, source));
+    return true;
   }
 
   // An initial INVITE from a trunk: its credentials if the trunk is challenged, admission,
@@ -666,6 +738,7 @@ struct SignalingPlane::Impl {
   std::vector<config::Trunk> trunks;  // the latest reload's, signaling thread only
   DialPlan dialPlan;                  // routes core calls to `trunks`; rebuilt with them
   std::optional<TrunkAuthenticator> authenticator;  // made on the signaling thread
+  std::optional<RegisterRelay> registers;           // made on the signaling thread
   std::shared_ptr<policy::Policy> policy;
   metrics::Metrics& metrics;
   std::shared_ptr<dataplane::MediaRelay> relay;
@@ -676,6 +749,7 @@ struct SignalingPlane::Impl {
   RealmAgent realms[2];
   su_root_t* root = nullptr;
   su_timer_t* parserStatsTimer = nullptr;
+  su_timer_t* sweepTimer = nullptr;
   su_wait_t wakeWait{};
   su_wait_t timeoutWait{};
   int wakeFd = -1;
@@ -725,6 +799,25 @@ void SignalingPlane::updateTrunks(std::vector<config::Trunk> trunks) {
     impl->dialPlan = DialPlan(impl->trunks);
     impl->authenticator->update(impl->trunks);
   });
+}
+
+void SignalingPlane::updateLines(const config::Lines& lines) {
+  post([impl = impl_.get(), lines] {
+    if (impl->registers) impl->registers->update(lines);
+  });
+}
+
+std::string SignalingPlane::describeRegistrations(const std::string& aor,
+                                                  std::chrono::milliseconds timeout) {
+  auto answer = std::make_shared<std::promise<std::string>>();
+  auto ready = answer->get_future();
+  post([impl = impl_.get(), aor, answer] {
+    std::string text;
+    if (impl->registers) text = impl->registers->describe(aor);
+    answer->set_value(std::move(text));
+  });
+  if (ready.wait_for(timeout) != std::future_status::ready) return {};
+  return ready.get();
 }
 
 void SignalingPlane::endAllCalls(const char* reason) {

@@ -8,6 +8,7 @@
 // becomes a Call (call.h) with its media anchored on the relay; media timeouts reported by
 // the relay end their calls.
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -39,6 +40,14 @@ class SignalingPlane {
   // A reload's trunk table (targets, credentials): calls set up from now on use it; calls
   // in progress keep what they were set up with. Thread-safe, non-blocking.
   void updateTrunks(std::vector<config::Trunk> trunks);
+  // A reload's subscriber-line settings (registration expiries, throttling, ceiling).
+  void updateLines(const config::Lines& lines);
+
+  // The subscriber-line bindings (of one AoR "user@host", or all when empty), one per
+  // line: "AOR TERMINAL expires_in=Ns core_expires_in=Ns instance=...". Waits for the
+  // signaling thread (control thread only); "" after `timeout` without an answer.
+  std::string describeRegistrations(const std::string& aor,
+                                    std::chrono::milliseconds timeout);
 
   // Ends every call in progress (BYE to both sides of answered calls, 503 and CANCEL for
   // the rest), e.g. when a drain runs out of time. Thread-safe, non-blocking.
