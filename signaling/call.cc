@@ -547,12 +547,15 @@ Call::CallerReply Call::replyCaller(int status, const char* phrase, const sip_t*
   // Reliability is per leg (RFC 3262): a provisional response the callee sent reliably is
   // sent reliably to a caller that supports it; nta retransmits it until PRACKed and holds
   // the final response back until then.
-  if (reliable && callerTakesReliable_ && status > 100 && status < 200) {
+  if (reliable && reliableTowardsCaller() && status > 100 && status < 200) {
     reply.reliable = nta_reliable_treply(
         callerInvite_, &Call::onCallerPrack, this, status, phrase, SIPTAG_CONTACT(contact),
         TAG_IF(!passed.empty(), SIPTAG_HEADER_STR(passed.c_str())), BODY_TAGS(bodyTags),
         TAG_END());
-    if (reply.reliable != nullptr) return reply;
+    if (reply.reliable != nullptr) {
+      ++reliableToCaller_;
+      return reply;
+    }
     // nta refused to send it reliably: it goes as an ordinary provisional response.
   }
   nta_incoming_treply(callerInvite_, status, phrase, TAG_IF(dialogue, SIPTAG_CONTACT(contact)),
@@ -819,8 +822,9 @@ int Call::onCalleeResponse(void* magic, nta_outgoing_t* request, const sip_t* si
     EarlyFork* fork = reliable ? call.reliableFork(sip) : nullptr;
     if (reliable && fork == nullptr) return 0;
     const std::uint32_t rseq = reliable ? sip->sip_rseq->rs_response : 0;
-    // A caller without 100rel cannot PRACK: the SBC does at once, without a body.
-    const bool endToEnd = reliable && call.callerTakesReliable_;
+    // A caller without 100rel cannot PRACK (nor one nta cannot send this one reliably
+    // to): the SBC does at once, without a body.
+    const bool endToEnd = reliable && call.reliableTowardsCaller();
     if (reliable && !endToEnd && !call.prackCalleeNow(*fork, rseq, sip)) return 0;
     if (call.state_ == State::calling) call.state_ = State::early;
     const std::string forkTag = reliable ? fork->tag : std::string();
@@ -1035,6 +1039,7 @@ int Call::onCallerPrack(void* magic, nta_reliable_t* reliable, nta_incoming_t* i
                         const sip_t* sip) {
   Call& call = *static_cast<Call*>(magic);
   PrackRelay* prack = call.prackOf(reliable);
+  if (incoming != nullptr) call.callerPracked_ = true;
   if (incoming == nullptr) {
     // No PRACK will come for it: the caller's INVITE got its final response first (the
     // callee's PRACK is moot then), or nta gave up waiting (64*T1) and ends the INVITE next
@@ -1049,6 +1054,15 @@ int Call::onCallerPrack(void* magic, nta_reliable_t* reliable, nta_incoming_t* i
     return 200;
   }
   return call.relayPrack(*prack, incoming, sip);
+}
+
+bool Call::reliableTowardsCaller() const {
+  // nta (1.12) queues a reliable provisional response while the one before it is the only
+  // one sent so far, whether that one was PRACKed or not, and sends the queue only when a
+  // PRACK arrives: a second one after the first was PRACKed would wait for ever (and a 2xx
+  // behind it too, if it carried SDP). That one, and every later one (each would queue
+  // behind it), goes as an ordinary provisional response instead.
+  return callerTakesReliable_ && !(reliableToCaller_ == 1 && callerPracked_);
 }
 
 Call::PrackRelay* Call::prackOf(const nta_reliable_t* reliable) {

@@ -151,6 +151,8 @@ class Call {
   // Owned by the call from the relayed provisional response until the caller's PRACK has
   // its answer (or nta gives up on it).
   PrackRelay* prackOf(const nta_reliable_t* reliable);
+  // Whether a provisional response the callee sent reliably goes reliably to the caller.
+  bool reliableTowardsCaller() const;
   bool prackAwaited(const EarlyFork& fork, std::uint32_t rseq) const;
   int relayPrack(PrackRelay& prack, nta_incoming_t* incoming, const sip_t* sip);
   static int onPrackResponse(void* magic, nta_outgoing_t* request, const sip_t* sip);
@@ -340,6 +342,8 @@ class Call {
   // answered it: the ACK need not, and SDP in later responses repeats that offer.
   bool lateOfferAnswered_ = false;
   std::vector<std::unique_ptr<PrackRelay>> pracks_;
+  unsigned reliableToCaller_ = 0;  // provisional responses handed to nta_reliable_treply
+  bool callerPracked_ = false;     // a PRACK of one of them has come
   std::vector<EarlyFork> forks_;
   nta_outgoing_t* calleeUntagged_ = nullptr;  // the INVITE as sent, once narrowed to forks
   bool losingForksEnded_ = false;

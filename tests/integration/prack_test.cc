@@ -160,6 +160,30 @@ TEST_F(Prack, NewOfferInPrackIsRelayedAndAnswered) {
   expectNothingLeft();
 }
 
+// Proves: with a forking core whose two early dialogs each send a reliable 183, a trunk with
+// 100rel gets the first reliably and its PRACK's ISUP body reaches the first fork's PRACK
+// (the core's scenario checks it there; each PRACK in its fork's To tag and Contact); the
+// second 183, which nta would hold back for ever as a second reliable response after a
+// PRACKed first one, reaches the trunk as an ordinary 183 and the SBC PRACKs that fork
+// itself without a body; nothing of the forks reaches the trunk. Fails with the PRACK
+// relayed hop by hop (no ISUP at forkA) and with the second 183 handed to nta reliably
+// (never sent: the trunk's scenario times out).
+TEST_F(Prack, FirstForksPrackCrossesAndTheSecondIsPrackedBySbc) {
+  startSbc(10);
+  auto core = startCore("uas_fork_prack_end_to_end.xml", 1);
+  const std::string trace = dir_.file("trunk-messages.log");
+  const auto trunk = runCommand(trunkArgs("prack_caller_forked.xml", 1, 1, trace),
+                                std::chrono::seconds(40));
+  EXPECT_EQ(trunk.status, 0) << trunk.output;
+  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  EXPECT_EQ(receivedMessages(trace).find("fork"), std::string::npos)
+      << "a fork's tag or contact leaked";
+  EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"answered\",trunk=\"alpha\"}"),
+            1)
+      << daemon_->scrape();
+  expectNothingLeft();
+}
+
 // Proves: a trunk that never PRACKs the reliable 183 has its INVITE refused with 503 once
 // nta gives up (64*T1), the core's 183 is never PRACKed (its scenario fails on a PRACK)
 // but cancelled, and the call counts aborted with its slot freed. Before: the SBC PRACKed

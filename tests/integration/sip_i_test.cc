@@ -358,6 +358,24 @@ TEST_F(SipI, IsupAloneInTheInviteIsALateOffer) {
       << daemon_->scrape();
 }
 
+// Proves: a SIP-I trunk with 100rel whose late offer (ISUP IAM alone) the core makes in a
+// reliable 183 (SDP + ISUP) answers in its PRACK with SDP + ISUP, and both reach the core in
+// the SBC's PRACK: the SDP anchored on the SBC's core media address, the ISUP byte for byte
+// under a boundary of the SBC's; the 183 reaches the trunk the same way. Before: the SBC
+// PRACKed the 183 without a body and the trunk's PRACK body went nowhere.
+TEST_F(SipI, AnswerInPrackCarriesItsIsup) {
+  startSbc(10);
+  tracedCall("uas_sip_i_prack.xml", "uac_sip_i_prack.xml");
+  expectSipIBody(message(trunkTrace_, "SIP/2.0 183", "1 INVITE"), kAnm, "optional",
+                 "127.0.0.10", kCoreBoundary, "127.0.0.3");
+  expectSipIBody(message(coreTrace_, "PRACK ", ""), kInf, "optional", "127.0.0.11",
+                 kTrunkBoundary, "127.0.0.2");
+  expectNoActiveCalls();
+  EXPECT_TRUE(daemon_->waitForMetric(
+      "sbc_calls_total{direction=\"from_trunk\",result=\"answered\",trunk=\"alpha\"}", 1))
+      << daemon_->scrape();
+}
+
 // Proves: a re-INVITE without SDP is relayed without SDP, the core's offer in its 200
 // (SDP + ISUP APM) reaches the trunk anchored on the SBC's access address with the APM, and
 // the trunk's answer in its ACK (SDP + ISUP) reaches the core anchored on the SBC's core
