@@ -1157,9 +1157,10 @@ int Call::relayPrack(PrackRelay& prack, nta_incoming_t* incoming, const sip_t* s
   prack.incoming = incoming;
   const std::string passed = allowedHeaderLines(sip, passedHeaders_);
   PrackRelay* const pending = &prack;
+  const nta_reliable_t* const reliable = prack.reliable;
   nta_outgoing_t* outgoing =
       prackCallee(*fork, prack.rseq, nullptr, pending, body, passed);
-  if (prackOf(prack.reliable) != pending) return 0;  // answered from inside nta already
+  if (prackOf(reliable) != pending) return 0;  // answered (and freed) from inside nta
   if (outgoing == nullptr) {
     log::warning("call", "call ", id_, ": cannot PRACK the ",
                  dataplane::toString(calleeRealm()), "'s provisional response");
