@@ -184,6 +184,24 @@ TEST_F(Prack, FirstForksPrackCrossesAndTheSecondIsPrackedBySbc) {
   expectNothingLeft();
 }
 
+// Proves: an offer in the trunk's PRACK while its INVITE's offer is still unanswered (the
+// core's reliable 183 has no SDP) is refused 491 and counted; the core's 183 is still
+// PRACKed, without a body (its scenario checks), and the call goes on to the core's answer.
+// Before: the trunk's PRACK was answered 200 (its scenario fails on that).
+TEST_F(Prack, OfferInPrackBeforeTheAnswerIsRefused491) {
+  startSbc(10);
+  auto core = startCore("prack_callee_unanswered_183.xml", 1);
+  const auto trunk = trunkCalls("prack_caller_offer_too_early.xml", 1, 1);
+  EXPECT_EQ(trunk.status, 0) << trunk.output;
+  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  EXPECT_EQ(metric("sbc_sip_responses_total{code=\"491\",realm=\"access\"}"), 1)
+      << daemon_->scrape();
+  EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"answered\",trunk=\"alpha\"}"),
+            1)
+      << daemon_->scrape();
+  expectNothingLeft();
+}
+
 // Proves: a trunk that never PRACKs the reliable 183 has its INVITE refused with 503 once
 // nta gives up (64*T1), the core's 183 is never PRACKed (its scenario fails on a PRACK)
 // but cancelled, and the call counts aborted with its slot freed. Before: the SBC PRACKed
@@ -198,6 +216,22 @@ TEST_F(Prack, CallerThatNeverPracksEndsTheCall) {
             1)
       << daemon_->scrape();
   EXPECT_EQ(metric("sbc_sip_responses_total{code=\"503\",realm=\"access\"}"), 1)
+      << daemon_->scrape();
+  expectNothingLeft();
+}
+
+// Proves: a trunk that CANCELs while the core's reliable 183 (offering) waits for its PRACK
+// gets 200 and 487, the core gets CANCEL and never a PRACK (its scenario fails on one), and
+// the call counts cancelled with its slot and media freed. Before: the SBC PRACKed the
+// core's 183 at once.
+TEST_F(Prack, CancelWhileThePrackWaitsReachesTheCalleeUnpracked) {
+  startSbc(10);
+  auto core = startCore("prack_callee_cancelled.xml", 1);
+  const auto trunk = trunkCalls("prack_caller_cancels.xml", 1, 1);
+  EXPECT_EQ(trunk.status, 0) << trunk.output;
+  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"cancelled\",trunk=\"alpha\"}"),
+            1)
       << daemon_->scrape();
   expectNothingLeft();
 }
