@@ -81,6 +81,7 @@ struct Lines {
   // refreshes in between are answered by the SBC (signaling/register_relay.h says when).
   bool throttleRegistrations = true;
   std::uint32_t coreRegisterExpiresS = 3600;
+  std::uint16_t overLimitStatus = 486;  // a line's call over its concurrent ceiling
   friend bool operator==(const Lines&, const Lines&) = default;
 };
 

@@ -1315,7 +1315,8 @@ class Parser {
   void parseLines(const Node& root, Lines& out) {
     const auto lines = Validator::member(root, "lines");
     if (!lines || !v_.group(*lines, {"max_calls", "register_expires_s", "max_bindings",
-                                     "throttle_registrations", "core_register_expires_s"})) {
+                                     "throttle_registrations", "core_register_expires_s",
+                                     "over_limit_status"})) {
       return;
     }
     v_.readInteger(*lines, "max_calls", 1, 100, out.maxConcurrentCalls);
@@ -1325,6 +1326,7 @@ class Parser {
       if (const auto value = v_.boolean(*throttle)) out.throttleRegistrations = *value;
     }
     v_.readInteger(*lines, "core_register_expires_s", 60, 86400, out.coreRegisterExpiresS);
+    readRefusalStatus(*lines, "over_limit_status", out.overLimitStatus);
   }
 
   // "ADDRESS:PORT" with a literal IPv4 address or "[IPv6]:PORT"; port 0 = any free port.
@@ -1425,18 +1427,22 @@ class Parser {
       return;
     }
     readEnum(*refusals, "unknown_source", kUnknownSourceActions, out.unknownSource);
-    // A final failure the caller understands as "not now": 4xx-6xx but 407 (which asks for
-    // credentials) and 401.
-    if (const auto node = Validator::member(*refusals, "over_limit_status")) {
+    readRefusalStatus(*refusals, "over_limit_status", out.overLimitStatus);
+    v_.readInteger(*refusals, "retry_after_s", 0, 86400, out.retryAfterS);
+  }
+
+  // A final failure the caller understands as "not now": 4xx-6xx but 407 (which asks for
+  // credentials) and 401.
+  void readRefusalStatus(const Node& group, const char* name, std::uint16_t& out) {
+    if (const auto node = Validator::member(group, name)) {
       if (const auto value = v_.integer(*node, 400, 699)) {
         if (*value == 401 || *value == 407) {
           v_.fail(*node, "401 and 407 ask for credentials; choose another status");
         } else {
-          out.overLimitStatus = static_cast<std::uint16_t>(*value);
+          out = static_cast<std::uint16_t>(*value);
         }
       }
     }
-    v_.readInteger(*refusals, "retry_after_s", 0, 86400, out.retryAfterS);
   }
 
   using ListenKey =

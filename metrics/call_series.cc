@@ -24,6 +24,8 @@ const char* toString(CallDirection direction) {
   switch (direction) {
     case CallDirection::fromTrunk: return "from_trunk";
     case CallDirection::toTrunk: return "to_trunk";
+    case CallDirection::fromLine: return "from_line";
+    case CallDirection::toLine: return "to_line";
   }
   return "?";
 }

@@ -19,9 +19,10 @@
 
 namespace sbc::metrics {
 
-// Who sent the initial INVITE: the trunk (towards the core) or the core (towards the trunk).
-enum class CallDirection : unsigned char { fromTrunk, toTrunk };
-inline constexpr std::size_t kCallDirectionCount = 2;
+// Who sent the initial INVITE: the trunk (towards the core) or the core (towards the trunk);
+// for a subscriber line's call, the line (towards the core) or the core (towards the line).
+enum class CallDirection : unsigned char { fromTrunk, toTrunk, fromLine, toLine };
+inline constexpr std::size_t kCallDirectionCount = 4;
 
 enum class CallResult : unsigned char {
   answered,      // answered, then ended by a BYE from either side

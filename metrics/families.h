@@ -43,6 +43,12 @@ enum class Source : unsigned char { stored, sampled };
   X(unroutedCallsTotal, "sbc_unrouted_calls_total", counter, stored, "reason",            \
     "Initial INVITEs from the core routed to no trunk (answered 404), by reason: no_route, " \
     "unknown_trunk")                                                                         \
+  X(lineActiveCalls, "sbc_line_active_calls", gauge, sampled, "",                           \
+    "Calls in progress on subscriber lines (both directions)")                               \
+  X(lineRejectedCallsTotal, "sbc_line_rejected_calls_total", counter, stored, "reason",      \
+    "Calls from or to subscriber lines refused by the SBC, by reason: not_registered (from " \
+    "an address with no binding for the caller: 403; to a Contact with no binding: 480), "   \
+    "over_limit (the line's concurrent ceiling: lines.over_limit_status), draining (503)")   \
   X(registrations, "sbc_registrations", gauge, stored, "",                                   \
     "Subscriber-line bindings the SBC holds (registered terminals, one per instance)")      \
   X(registerTotal, "sbc_register_total", counter, stored, "result",                          \

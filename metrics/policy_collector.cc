@@ -26,7 +26,11 @@ std::vector<prometheus::MetricFamily> PolicyCollector::Collect() const {
     const auto& trunk = snapshot->trunk(i);
     limit.metric.push_back(trunkSample(trunk.name, trunk.maxConcurrentCalls));
   }
-  return {std::move(active), std::move(limit)};
+  auto lines = sampledFamily(FamilyId::lineActiveCalls);
+  prometheus::ClientMetric lineCalls;
+  lineCalls.gauge.value = policy_->activeLineCalls();
+  lines.metric.push_back(lineCalls);
+  return {std::move(active), std::move(limit), std::move(lines)};
 }
 
 void exposeTrunkSeries(Metrics& metrics, const policy::Snapshot& snapshot) {

@@ -152,9 +152,7 @@ Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
       trunkPrefixes_(std::move(trunkPrefixes)),
       callerRealm_(callerRealm),
       passedHeaders_(environment.settings->headerAllowList),
-      series_(environment.callSeries->of(trunk_, callerRealm == dataplane::Realm::access
-                                                     ? metrics::CallDirection::fromTrunk
-                                                     : metrics::CallDirection::toTrunk)),
+      series_(environment.callSeries->of(trunk_, directionOf(callerRealm, route.line.has_value()))),
       received_(std::chrono::steady_clock::now()),
       slot_(std::move(slot)),
       route_(std::move(route)) {
@@ -227,11 +225,55 @@ Call::Call(CallEnvironment& environment, std::uint64_t id, std::string trunk,
   calledUser_ = user != nullptr ? user : "";
   callingUser_ = caller != nullptr ? caller : "";
   calleeHeaders_ = allowedHeaderLines(sip, passedHeaders_);
+  if (route_.line && callerRealm_ == dataplane::Realm::access) rememberLineRequest(sip);
   retryTimer_ = su_timer_create(su_root_task(environment_.root), 0);
   if (retryTimer_ == nullptr || !sendCalleeInvite(nullptr)) {
     replyCaller(500, "Internal Server Error", nullptr);
     finish(metrics::CallResult::aborted, "internal_error");
   }
+}
+
+// The Request-URI, From and To of a line's INVITE as the terminal wrote them, and the
+// credentials it answered the core's challenge with: they go to the core unchanged.
+void Call::rememberLineRequest(const sip_t* sip) {
+  auto text = [](const url_t* url) {
+    char buffer[1024];
+    const isize_t length = url_e(buffer, sizeof buffer, url);
+    return length > 0 && static_cast<std::size_t>(length) < sizeof buffer
+               ? std::string(buffer, static_cast<std::size_t>(length))
+               : std::string();
+  };
+  lineRequestUri_ = text(sip->sip_request->rq_url);
+  lineFrom_ = "<" + text(sip->sip_from->a_url) + ">";
+  lineTo_ = "<" + text(sip->sip_to->a_url) + ">";
+  const auto credentialLines = [&](const msg_auth_t* auth) {
+    for (; auth != nullptr; auth = auth->au_next) {
+      char buffer[4096];
+      const isize_t length =
+          msg_header_e(buffer, sizeof buffer, reinterpret_cast<const msg_header_t*>(auth), 0);
+      if (length > 0 && static_cast<std::size_t>(length) < sizeof buffer) {
+        lineCredentials_.append(buffer, static_cast<std::size_t>(length));
+      }
+    }
+  };
+  credentialLines(sip->sip_authorization);
+  credentialLines(sip->sip_proxy_authorization);
+}
+
+metrics::CallDirection Call::directionOf(dataplane::Realm callerRealm, bool line) {
+  if (line) {
+    return callerRealm == dataplane::Realm::access ? metrics::CallDirection::fromLine
+                                                   : metrics::CallDirection::toLine;
+  }
+  return callerRealm == dataplane::Realm::access ? metrics::CallDirection::fromTrunk
+                                                 : metrics::CallDirection::toTrunk;
+}
+
+const url_string_t* Call::routeOf(const nta_leg_t* leg) const {
+  if (!route_.line || leg == nullptr) return nullptr;
+  const bool terminalLeg = callerRealm_ == dataplane::Realm::access ? leg == callerLeg_
+                                                                     : leg != callerLeg_;
+  return terminalLeg ? URL_STRING_MAKE(route_.line->terminalRoute.c_str()) : nullptr;
 }
 
 bool Call::sendCalleeInvite(const msg_header_t* credentials) {
@@ -243,12 +285,30 @@ bool Call::sendCalleeInvite(const msg_header_t* credentials) {
                                                               : environment_.settings->access)
                          .sip.front();
   const std::string userPart = calledUser_.empty() ? "" : calledUser_ + "@";
+  const std::string hopUri = "sip:" + hostForUri(hop.host) + ":" + std::to_string(hop.port) +
+                             ";transport=" + config::toString(hop.transport);
   calleeRequestUri_ = "sip:" + userPart + hostForUri(hop.host) + ":" +
                       std::to_string(hop.port) + ";transport=" + config::toString(hop.transport);
+  std::string from = "<sip:" + (callingUser_.empty() ? "" : callingUser_ + "@") +
+                     hostForUri(ours.address) + ">";
+  std::string to = "<sip:" + userPart + hostForUri(hop.host) + ">";
+  // Where nta sends the INVITE when its Request-URI is not the hop itself.
+  std::string routeUrl;
+  if (route_.line && callerRealm_ == dataplane::Realm::access) {
+    // A line's call keeps the Request-URI, From and To its terminal wrote (the core knows
+    // the line by them, and its digest challenge covers the Request-URI): the terminal's
+    // credentials, relayed, must verify at the core.
+    calleeRequestUri_ = lineRequestUri_;
+    from = lineFrom_;
+    to = lineTo_;
+    routeUrl = hopUri;
+  } else if (route_.line) {
+    // A call to a line: to its terminal's Contact, through the terminal's NAT binding.
+    calleeRequestUri_ = route_.line->contact;
+    to = "<sip:" + route_.line->aor + ">";
+    routeUrl = route_.line->terminalRoute;
+  }
   if (calleeLeg_ == nullptr) {
-    const std::string from = "<sip:" + (callingUser_.empty() ? "" : callingUser_ + "@") +
-                             hostForUri(ours.address) + ">";
-    const std::string to = "<sip:" + userPart + hostForUri(hop.host) + ">";
     calleeLeg_ = nta_leg_tcreate(agentOf(calleeRealm()), &Call::onCalleeRequest, this,
                                  SIPTAG_FROM_STR(from.c_str()), SIPTAG_TO_STR(to.c_str()),
                                  TAG_END());
@@ -262,7 +322,8 @@ bool Call::sendCalleeInvite(const msg_header_t* credentials) {
   calleeInvite_ = nullptr;  // a response reported from inside tcreate sets it
   const BodyTags body(calleeInviteBody_);
   nta_outgoing_t* invite = nta_outgoing_tcreate(
-      calleeLeg_, &Call::onCalleeResponse, this, nullptr, SIP_METHOD_INVITE,
+      calleeLeg_, &Call::onCalleeResponse, this,
+      routeUrl.empty() ? nullptr : URL_STRING_MAKE(routeUrl.c_str()), SIP_METHOD_INVITE,
       URL_STRING_MAKE(calleeRequestUri_.c_str()),
       SIPTAG_CONTACT(nta_agent_contact(agentOf(calleeRealm()))),
       SIPTAG_MAX_FORWARDS_STR(maxForwards.c_str()), NTATAG_REL100(1),
@@ -272,6 +333,7 @@ bool Call::sendCalleeInvite(const msg_header_t* credentials) {
       TAG_IF(timers, SIPTAG_MIN_SE_STR(minSe.c_str())),
       TAG_IF(credentials != nullptr,
              SIPTAG_HEADER(reinterpret_cast<const sip_header_t*>(credentials))),
+      TAG_IF(!lineCredentials_.empty(), SIPTAG_HEADER_STR(lineCredentials_.c_str())),
       BODY_TAGS(body), TAG_END());
   if (invite == nullptr) return false;
   calleeInvite_ = invite;
@@ -572,6 +634,15 @@ Call::CallerReply Call::replyCaller(int status, const char* phrase, const sip_t*
   return reply;
 }
 
+void Call::replyCallerChallenge(int status, const sip_t* challenge) {
+  if (callerInvite_ == nullptr || nta_incoming_status(callerInvite_) >= 200) return;
+  environment_.countResponse(dataplane::toString(callerRealm_), status);
+  nta_incoming_treply(callerInvite_, status, phraseOf(status),
+                      SIPTAG_WWW_AUTHENTICATE(challenge->sip_www_authenticate),
+                      SIPTAG_PROXY_AUTHENTICATE(challenge->sip_proxy_authenticate), TAG_END());
+  observeSetup();
+}
+
 bool Call::anchorOffer(dataplane::Realm offerer, std::string_view sdp, std::string& rewritten,
                        std::string& error) {
   const dataplane::Realm answerer = dataplane::otherRealm(offerer);
@@ -656,7 +727,14 @@ dataplane::LegMedia Call::legMedia(dataplane::Realm realm, const SdpStream& own,
     leg.rtcp = own.rtcp;
   }
   leg.rtcpMux = own.rtcpMux && other.rtcpMux;
-  if (realm == dataplane::Realm::access) {
+  if (realm == dataplane::Realm::access && route_.line) {
+    // A terminal behind NAT: its SDP names its private address; its media is learnt from
+    // its first packets, accepted only from the address it signals from.
+    const auto& terminal = route_.line->terminal;
+    leg.allowedSources = {policy::IpPrefix{
+        terminal, static_cast<std::uint8_t>(terminal.family == policy::IpFamily::v4 ? 32 : 128)}};
+    leg.latch = true;
+  } else if (realm == dataplane::Realm::access) {
     leg.allowedSources = trunkPrefixes_;
   } else if (own.rtp) {
     const auto& address = own.rtp->address;
@@ -911,6 +989,14 @@ int Call::onCalleeResponse(void* magic, nta_outgoing_t* request, const sip_t* si
     call.finish(metrics::CallResult::failed, "session_interval_refused");
     return 0;
   }
+  if ((status == 401 || status == 407) && call.route_.line &&
+      call.callerRealm_ == dataplane::Realm::access && sip != nullptr) {
+    // The core challenges the line's terminal: the challenge goes to the terminal as the
+    // core wrote it, and the terminal's next INVITE, a new call, carries its answer.
+    call.replyCallerChallenge(status, sip);
+    call.finish(metrics::CallResult::failed, "challenged");
+    return 0;
+  }
   if (status == 401 || status == 407) {
     // A challenge sbcd could not answer (no credentials for this trunk, refused ones, another
     // realm): its WWW-/Proxy-Authenticate stays on the callee's leg like every authentication
@@ -953,7 +1039,7 @@ nta_outgoing_t* Call::prackCallee(EarlyFork& fork, std::uint32_t rseq, const sip
   const BodyTags bodyTags(body);
   nta_outgoing_t* request = nta_outgoing_prack(
       fork.leg, fork.invite, prack != nullptr ? &Call::onPrackResponse : nullptr, prack,
-      nullptr, response, TAG_IF(response == nullptr, NTATAG_RSEQ(rseq)),
+      routeOf(fork.leg), response, TAG_IF(response == nullptr, NTATAG_RSEQ(rseq)),
       TAG_IF(!headers.empty(), SIPTAG_HEADER_STR(headers.c_str())), BODY_TAGS(bodyTags),
       TAG_END());
   return request;
@@ -1461,7 +1547,7 @@ int Call::relayInDialog(bool fromCaller, nta_incoming_t* request, const sip_t* s
   Relay* const pending = relay.get();
   relays_.push_back(std::move(relay));
   nta_outgoing_t* outgoing = nta_outgoing_tcreate(
-      legOf(to), &Call::onRelayResponse, pending, nullptr, method,
+      legOf(to), &Call::onRelayResponse, pending, routeOf(legOf(to)), method,
       sip->sip_request->rq_method_name, nullptr, SIPTAG_MAX_FORWARDS_STR(maxForwards.c_str()),
       TAG_IF(negotiates(method), SIPTAG_CONTACT(nta_agent_contact(agent))),
       TAG_IF(timers, SIPTAG_SUPPORTED_STR("timer")),
@@ -1733,8 +1819,8 @@ void Call::sendAck(nta_leg_t* leg, nta_outgoing_t* invite, const OutgoingBody& b
       SentAck{number, body};
   const BodyTags bodyTags(body);
   nta_outgoing_t* ack = nta_outgoing_tcreate(
-      leg, nullptr, nullptr, nullptr, SIP_METHOD_ACK, nullptr, SIPTAG_CSEQ_STR(cseq.c_str()),
-      BODY_TAGS(bodyTags), TAG_END());
+      leg, nullptr, nullptr, routeOf(leg), SIP_METHOD_ACK, nullptr,
+      SIPTAG_CSEQ_STR(cseq.c_str()), BODY_TAGS(bodyTags), TAG_END());
   if (ack != nullptr) nta_outgoing_destroy(ack);
 }
 
@@ -1770,8 +1856,8 @@ void Call::acknowledgeAgain(nta_leg_t* leg, const sip_t* answer) {
   const char* branch = answer->sip_via != nullptr ? answer->sip_via->v_branch : nullptr;
   if (branch == nullptr) return;
   nta_outgoing_t* ack = nta_outgoing_tcreate(
-      leg, nullptr, nullptr, nullptr, SIP_METHOD_ACK, nullptr, SIPTAG_CSEQ_STR(cseq.c_str()),
-      NTATAG_ACK_BRANCH(branch), BODY_TAGS(bodyTags), TAG_END());
+      leg, nullptr, nullptr, routeOf(leg), SIP_METHOD_ACK, nullptr,
+      SIPTAG_CSEQ_STR(cseq.c_str()), NTATAG_ACK_BRANCH(branch), BODY_TAGS(bodyTags), TAG_END());
   if (ack != nullptr) nta_outgoing_destroy(ack);
   log::debug("call", "call ", id_, ": acknowledged a retransmitted 2xx (CSeq ", number, ")");
   // A losing fork's answer is not the call's dialog: ended again, as when it first came.
@@ -1789,7 +1875,7 @@ void Call::sendBye(nta_leg_t* leg, const sip_t* relayedBye) {
   }
   const BodyTags bodyTags(body);
   nta_outgoing_t* bye =
-      nta_outgoing_tcreate(leg, nullptr, nullptr, nullptr, SIP_METHOD_BYE, nullptr,
+      nta_outgoing_tcreate(leg, nullptr, nullptr, routeOf(leg), SIP_METHOD_BYE, nullptr,
                            TAG_IF(!passed.empty(), SIPTAG_HEADER_STR(passed.c_str())),
                            BODY_TAGS(bodyTags), TAG_END());
   // Nobody waits for the answer: nta keeps retransmitting a destroyed BYE until it is
@@ -1861,7 +1947,7 @@ void Call::refreshSession(dataplane::Realm leg) {
   // UPDATE without a body (RFC 4028 section 9): no offer, so nothing of the media moves.
   // A re-INVITE offers the session as it stands (same o= version: nothing changed).
   nta_outgoing_t* request = nta_outgoing_tcreate(
-      legOf(leg), &Call::onSessionRefreshResponse, &refresh, nullptr,
+      legOf(leg), &Call::onSessionRefreshResponse, &refresh, routeOf(legOf(leg)),
       refresh.byInvite ? sip_method_invite : sip_method_update,
       refresh.byInvite ? "INVITE" : "UPDATE", nullptr,
       SIPTAG_CONTACT(nta_agent_contact(agentOf(leg))), SIPTAG_SUPPORTED_STR("timer"),

@@ -59,6 +59,18 @@ struct CallRoute {
   std::uint32_t silentHopTimeoutMs = 0;  // 0: only Timer B gives up on a hop
   // Answers a 401/407 from the callee once per hop (calls towards a trunk that challenges).
   std::optional<config::Credentials> credentials;
+  // The access side is a subscriber line's terminal rather than a trunk.
+  struct Line {
+    std::string aor;  // the line, "user@host"
+    // Where the terminal really is (its REGISTER's or INVITE's source, through its NAT):
+    // its media is latched from inside this address, and every request to it goes there
+    // ("sip:ADDRESS:PORT;transport=udp"), whatever its Contact says.
+    policy::IpAddress terminal;
+    std::string terminalRoute;
+    // A call to the line: its terminal's Contact (the INVITE's Request-URI).
+    std::string contact;
+  };
+  std::optional<Line> line;
 };
 
 class Call {
@@ -97,6 +109,13 @@ class Call {
   // The INVITE towards the current hop of the route, on the callee leg (made for the hop
   // if there is none), carrying `credentials` when answering a challenge.
   bool sendCalleeInvite(const msg_header_t* credentials);
+  // Where a request on `leg` is sent when not to its remote target: a line's terminal,
+  // through its NAT binding, for the access leg of a line's call; else null.
+  const url_string_t* routeOf(const nta_leg_t* leg) const;
+  static metrics::CallDirection directionOf(dataplane::Realm callerRealm, bool line);
+  void rememberLineRequest(const sip_t* sip);
+  // The core's 401/407 to a line's INVITE, relayed to the terminal with its challenge.
+  void replyCallerChallenge(int status, const sip_t* challenge);
   // Retries are run from a timer, never inside the callback of the transaction they
   // replace: the next hop after a failure or silence, the same hop with credentials, or
   // the same hop with the longer session interval its 422 asked for. After the answer it
@@ -335,6 +354,13 @@ class Call {
   std::string calleeRequestUri_;
   std::string calledUser_;
   std::string callingUser_;
+  // A line's call to the core: the terminal's Request-URI, From and To (URIs only: tags,
+  // display names and parameters stay behind) and its Authorization/Proxy-Authorization
+  // header lines, all relayed unchanged.
+  std::string lineRequestUri_;
+  std::string lineFrom_;
+  std::string lineTo_;
+  std::string lineCredentials_;
   unsigned long hopsLeft_ = 70;  // Max-Forwards of the caller's INVITE
   bool callerTakesReliable_ = false;  // the caller's INVITE supports or requires 100rel
   bool lateOffer_ = false;  // the caller's INVITE had no SDP: the callee offers

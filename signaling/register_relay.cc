@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cctype>
 #include <cstdarg>
 #include <random>
 
@@ -151,9 +152,19 @@ void RegisterRelay::publishSize() {
       static_cast<double>(registrations_.size()));
 }
 
+namespace {
+constexpr std::size_t kTokenHexDigits = 24;
+}
+
+bool RegisterRelay::isToken(std::string_view user) {
+  return user.size() == kTokenHexDigits + 1 && user.front() == 'l' &&
+         std::all_of(user.begin() + 1, user.end(),
+                     [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; });
+}
+
 // A letter first: a core request to the token never matches a trunk's dial prefix (digits).
 std::string RegisterRelay::tokenOf(const std::string& aor, const std::string& instance) const {
-  return "l" + hexMd5(secret_, {"binding", aor, instance}).substr(0, 24);
+  return "l" + hexMd5(secret_, {"binding", aor, instance}).substr(0, kTokenHexDigits);
 }
 
 std::string RegisterRelay::coreCallIdOf(const char* terminalCallId) const {

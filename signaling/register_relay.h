@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "config/config.h"
 #include "metrics/metrics.h"
@@ -49,6 +50,9 @@ class RegisterRelay {
   void update(const config::Lines& lines);
 
   const Registrations& registrations() const { return registrations_; }
+  // Whether a Request-URI user is of the form of a binding's token (the user part of the
+  // SBC's Contact at the core for a line): such a request is for a line, bound or not.
+  static bool isToken(std::string_view user);
 
   // The bindings of `aor` (all when empty) for the control socket, one per line.
   std::string describe(const std::string& aor) const;

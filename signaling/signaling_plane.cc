@@ -530,7 +530,8 @@ struct SignalingPlane::Impl {
       nta_incoming_destroy(request);
       return true;
     }
-    if (method != sip_method_register) return false;
+    const bool lineInvite = method == sip_method_invite && outOfDialog;
+    if (method != sip_method_register && !lineInvite) return false;
     if (badHeader) {
       countResponse(realm, 400);
       nta_msg_treply(agent, msg, 400, "Bad Header", TAG_END());
@@ -541,8 +542,119 @@ struct SignalingPlane::Impl {
       nta_msg_treply(agent, msg, 482, "Loop Detected", TAG_END());
       return true;
     }
+    if (lineInvite) {
+      if (!hasWellFormedUsers(sip)) {
+        metrics.counter(metrics::FamilyId::sipMalformedTotal)
+            .Add({{"realm", realm.name}, {"reason", "bad_user"}})
+            .Increment();
+        countResponse(realm, 400);
+        nta_msg_treply(agent, msg, 400, "Bad User Part", TAG_END());
+        return true;
+      }
+      startLineCall(realm, agent, msg, sip, terminalOf(msg, source));
+      return true;
+    }
     registers->onRegister(msg, sip, terminalOf(msg, source));
     return true;
+  }
+
+  void countLineRejected(const char* reason) {
+    metrics.counter(metrics::FamilyId::lineRejectedCallsTotal)
+        .Add({{"reason", reason}})
+        .Increment();
+  }
+
+  // Answers a new INVITE statelessly-created as a transaction with `status`.
+  void refuseInvite(RealmAgent& realm, nta_agent_t* agent, msg_t* msg, sip_t* sip, int status) {
+    nta_incoming_t* request = nta_incoming_create(agent, nullptr, msg, sip, TAG_END());
+    if (request == nullptr) return;
+    countResponse(realm, status);
+    const std::string retryAfter = std::to_string(settings.refusals.retryAfterS);
+    nta_incoming_treply(request, status, sip_status_phrase(status),
+                        TAG_IF(status == 503 && settings.refusals.retryAfterS > 0,
+                               SIPTAG_RETRY_AFTER_STR(retryAfter.c_str())),
+                        TAG_END());
+    nta_incoming_destroy(request);
+  }
+
+  static std::string routeTo(const TerminalAddress& terminal) {
+    const std::string host = terminal.address.family == policy::IpFamily::v6
+                                 ? "[" + terminal.address.toString() + "]"
+                                 : terminal.address.toString();
+    return "sip:" + host + ":" + std::to_string(terminal.port) +
+           ";transport=" + config::toString(terminal.transport);
+  }
+
+  // Admission against the line's ceiling; a refusal is answered and counted (nullopt).
+  std::optional<policy::CallSlot> admitLine(RealmAgent& realm, nta_agent_t* agent, msg_t* msg,
+                                            sip_t* sip, const std::string& aor) {
+    policy::Admission admission = policy->admitLineCall(aor);
+    if (admission.result == policy::AdmissionResult::admitted) return std::move(admission.slot);
+    const bool draining = admission.result == policy::AdmissionResult::draining;
+    countLineRejected(draining ? "draining" : "over_limit");
+    refuseInvite(realm, agent, msg, sip, draining ? 503 : lines.overLimitStatus);
+    return std::nullopt;
+  }
+
+  // An initial INVITE on the access realm from no trunk's address: a call from a line, if
+  // a terminal of the caller's line (From) registered from this address; else 403, as to
+  // any unknown source.
+  void startLineCall(RealmAgent& realm, nta_agent_t* agent, msg_t* msg, sip_t* sip,
+                     const TerminalAddress& terminal) {
+    const Registrations& bindings = registers->registrations();
+    const Binding* binding = bindings.byTerminal(terminal);
+    if (binding == nullptr && sip->sip_from != nullptr && sip->sip_from->a_url->url_host != nullptr) {
+      // Some terminals call from another socket than the one they registered from.
+      const url_t* from = sip->sip_from->a_url;
+      for (const Binding* candidate : bindings.ofAor(Registrations::aorOf(
+               from->url_user != nullptr ? from->url_user : "", from->url_host))) {
+        if (candidate->terminal.address == terminal.address) binding = candidate;
+      }
+    }
+    if (binding == nullptr) {
+      countLineRejected("not_registered");
+      if (!mayAnswerUnknownSource(realm, terminal.address)) {
+        nta_msg_discard(agent, msg);
+        return;
+      }
+      countResponse(realm, 403);
+      nta_msg_treply(agent, msg, 403, "Forbidden", TAG_END());
+      return;
+    }
+    if (refuseShortSession(realm, agent, msg, sip)) return;
+    auto slot = admitLine(realm, agent, msg, sip, binding->aor);
+    if (!slot) return;
+    const std::uint64_t id = nextCallId++;
+    CallRoute route{settings.coreNextHops, settings.coreFailoverTimeoutMs, std::nullopt,
+                    CallRoute::Line{binding->aor, terminal.address, routeTo(terminal), ""}};
+    calls.emplace(id, std::make_unique<Call>(environment, id, std::string(),
+                                             std::vector<policy::IpPrefix>{}, std::move(*slot),
+                                             msg, sip, dataplane::Realm::access,
+                                             std::move(route), false));
+  }
+
+  // An initial INVITE from the core to the Contact the SBC registered for a line: to the
+  // terminal's current address; 480 when the binding is gone.
+  void startCallToLine(nta_agent_t* agent, msg_t* msg, sip_t* sip, const std::string& token) {
+    const Binding* binding = registers->registrations().byToken(token);
+    if (binding == nullptr) {
+      countLineRejected("not_registered");
+      refuseInvite(realms[1], agent, msg, sip, 480);
+      return;
+    }
+    if (refuseShortSession(realms[1], agent, msg, sip)) return;
+    auto slot = admitLine(realms[1], agent, msg, sip, binding->aor);
+    if (!slot) return;
+    const std::uint64_t id = nextCallId++;
+    const config::HostPort target{binding->terminal.address.toString(), binding->terminal.port,
+                                  binding->terminal.transport};
+    CallRoute route{{target}, 0, std::nullopt,
+                    CallRoute::Line{binding->aor, binding->terminal.address,
+                                    routeTo(binding->terminal), binding->contact}};
+    calls.emplace(id, std::make_unique<Call>(environment, id, std::string(),
+                                             std::vector<policy::IpPrefix>{}, std::move(*slot),
+                                             msg, sip, dataplane::Realm::core, std::move(route),
+                                             false));
   }
 
   // An initial INVITE from a trunk: its credentials if the trunk is challenged, admission,
@@ -585,7 +697,8 @@ struct SignalingPlane::Impl {
                                        std::move(admission.slot), msg, sip,
                                        dataplane::Realm::access,
                                        CallRoute{settings.coreNextHops,
-                                                 settings.coreFailoverTimeoutMs, std::nullopt},
+                                                 settings.coreFailoverTimeoutMs, std::nullopt,
+                                                 std::nullopt},
                                        trustedTrunk(trunk));
     // A call that failed at once has asked for its own removal already; keep it until then.
     calls.emplace(id, std::move(call));
@@ -612,9 +725,14 @@ struct SignalingPlane::Impl {
       metrics.counter(metrics::FamilyId::unroutedCallsTotal).Add({{"reason", reason}}).Increment();
       refuse(404, "Not Found", false);
     };
+    // The Contact the SBC registered for a line: a call to that line.
+    const url_t* uri = sip->sip_request->rq_url;
+    if (uri != nullptr && uri->url_user != nullptr && RegisterRelay::isToken(uri->url_user)) {
+      startCallToLine(agent, msg, sip, uri->url_user);
+      return;
+    }
     // An explicit `;trunk=NAME` decides; otherwise the longest dial prefix of the user.
     char name[128] = "";
-    const url_t* uri = sip->sip_request->rq_url;
     const bool named = uri != nullptr && uri->url_params != nullptr &&
                        url_param(uri->url_params, "trunk", name, sizeof name) != 0;
     std::vector<config::Trunk>::const_iterator configured = trunks.end();
@@ -659,7 +777,8 @@ struct SignalingPlane::Impl {
                                        snapshot->trunk(*trunkIndex).sourcePrefixes,
                                        std::move(admission.slot), msg, sip,
                                        dataplane::Realm::core,
-                                       CallRoute{{configured->target}, 0, configured->answer},
+                                       CallRoute{{configured->target}, 0, configured->answer,
+                                                 std::nullopt},
                                        configured->trusted);
     calls.emplace(id, std::move(call));
   }
@@ -739,6 +858,7 @@ struct SignalingPlane::Impl {
   DialPlan dialPlan;                  // routes core calls to `trunks`; rebuilt with them
   std::optional<TrunkAuthenticator> authenticator;  // made on the signaling thread
   std::optional<RegisterRelay> registers;           // made on the signaling thread
+  config::Lines lines = settings.lines;              // the latest reload's
   std::shared_ptr<policy::Policy> policy;
   metrics::Metrics& metrics;
   std::shared_ptr<dataplane::MediaRelay> relay;
@@ -803,6 +923,7 @@ void SignalingPlane::updateTrunks(std::vector<config::Trunk> trunks) {
 
 void SignalingPlane::updateLines(const config::Lines& lines) {
   post([impl = impl_.get(), lines] {
+    impl->lines = lines;
     if (impl->registers) impl->registers->update(lines);
   });
 }

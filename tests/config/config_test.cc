@@ -113,6 +113,7 @@ TEST(ExampleConfig, LoadsWithTheDocumentedValues) {
   EXPECT_EQ(c.lines.maxBindings, 100000u);
   EXPECT_TRUE(c.lines.throttleRegistrations);
   EXPECT_EQ(c.lines.coreRegisterExpiresS, 3600u);
+  EXPECT_EQ(c.lines.overLimitStatus, 486);
   EXPECT_EQ(c.metricsListen, "127.0.0.1:9469");
   EXPECT_EQ(c.controlSocket, "/run/sbc/sbcd.sock");
   EXPECT_EQ(c.drainTimeoutS, 30u);
@@ -214,7 +215,8 @@ trunks = ( { name = "a.b-c_1"; source_prefixes = [ "2001:db8::/32", "198.51.100.
              challenge = { username = "u"; password = "p"; };
              answer = { username = "v"; password = "q w\"x"; realm = "r"; }; } );
 lines = { max_calls = 100; register_expires_s = 86400; max_bindings = 10000000;
-          throttle_registrations = false; core_register_expires_s = 7200; };
+          throttle_registrations = false; core_register_expires_s = 7200;
+          over_limit_status = 503; };
 metrics = { listen = "[::1]:0"; };
 control = { socket = "/tmp/sbcd-test.sock"; };
 drain = { timeout_s = 0; };
@@ -271,6 +273,7 @@ refusals = { unknown_source = "drop"; over_limit_status = 486; retry_after_s = 0
   EXPECT_EQ(c.lines.maxBindings, 10000000u);
   EXPECT_FALSE(c.lines.throttleRegistrations);
   EXPECT_EQ(c.lines.coreRegisterExpiresS, 7200u);
+  EXPECT_EQ(c.lines.overLimitStatus, 503);
   EXPECT_EQ(c.metricsListen, "[::1]:0");
   EXPECT_EQ(c.controlSocket, "/tmp/sbcd-test.sock");
   EXPECT_EQ(c.drainTimeoutS, 0u);

@@ -150,7 +150,7 @@ TEST(UnknownSetting, NoCloseNameListsValidOnes) {
   const auto errors = errorsOf(withMinimal("lines = { colour = \"blue\"; };\n"));
   EXPECT_EQ(errorFor(errors, "lines.colour").reason,
             "unknown setting 'colour'; valid settings here: max_calls, register_expires_s, "
-            "max_bindings, throttle_registrations, core_register_expires_s");
+            "max_bindings, throttle_registrations, core_register_expires_s, over_limit_status");
 }
 
 // ---- wrong types
@@ -259,6 +259,8 @@ TEST(OutOfRange, SaysRangeAndValue) {
        "out of range: 10000001 (valid: 1..10000000)"},
       {"lines = { core_register_expires_s = 59; };", "lines.core_register_expires_s",
        "out of range: 59 (valid: 60..86400)"},
+      {"lines = { over_limit_status = 407; };", "lines.over_limit_status",
+       "401 and 407 ask for credentials; choose another status"},
       {"lines = { throttle_registrations = 1; };", "lines.throttle_registrations",
        "wrong type: expected a boolean (true or false), got an integer"},
       {"drain = { timeout_s = 3601; };", "drain.timeout_s", "out of range: 3601 (valid: 0..3600)"},

@@ -15,57 +15,14 @@
 
 #include <gtest/gtest.h>
 
-#include "tests/integration/trunk_fixture.h"
+#include "tests/integration/line_fixture.h"
 
 namespace sbc::test {
 namespace {
 
 using namespace std::chrono_literals;
 
-class Registration : public TrunkFixture {
- protected:
-  // The terminal's SIPp: `scenario` once from `address`, answering challenges as
-  // alice/secret. With `traceFile`, its messages are written there. `extra` goes before
-  // the remote address (e.g. -cid_str).
-  CommandResult terminal(const std::string& scenario, const char* address = "127.0.0.4",
-                         const std::string& traceFile = "",
-                         std::vector<std::string> extra = {}) {
-    std::vector<std::string> args{"/usr/bin/sipp", "-sf", kSippDir + "/" + scenario, "-i",
-                                  address, "-bind_local", "-m", "1", "-au", "alice", "-ap",
-                                  "secret", "-timeout", "20s", "-timeout_error", "-nostdin"};
-    if (!traceFile.empty()) args.insert(args.end(), {"-trace_msg", "-message_file", traceFile});
-    args.insert(args.end(), extra.begin(), extra.end());
-    args.push_back("127.0.0.10:" + std::to_string(accessPort_));
-    return runCommand(args, 40s);
-  }
-
-  std::unique_ptr<ChildProcess> registrar(const std::string& scenario, int registrations = 1,
-                                          const std::string& traceFile = "") {
-    return startUas(scenario, "127.0.0.3", corePort_, registrations, "udp", traceFile);
-  }
-
-  // `sbcctl registrations [aor]`.
-  std::string listed(const std::string& aor = "") {
-    std::vector<std::string> args{builtProgram("SBCCTL"), "-s", dir_.file("sbcd.sock"),
-                                  "registrations"};
-    if (!aor.empty()) args.push_back(aor);
-    const auto result = runCommand(args, 10s);
-    EXPECT_EQ(result.status, 0) << result.output;
-    return result.output;
-  }
-
-  static std::string readFile(const std::string& path) {
-    std::ifstream in(path);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  }
-
-  void registerAlice(const char* address = "127.0.0.4", std::vector<std::string> extra = {}) {
-    const auto core = registrar("core_registrar.xml");
-    const auto line = terminal("line_register.xml", address, "", std::move(extra));
-    ASSERT_EQ(line.status, 0) << line.output;
-    ASSERT_EQ(core->waitForExit(10s), 0) << core->output();
-  }
-};
+class Registration : public LineFixture {};
 
 // Proves: a REGISTER from a non-trunk address reaches the core registrar with its
 // Request-URI, To, From and credentials intact (the core's 401 passes back, the terminal's
@@ -85,7 +42,7 @@ TEST_F(Registration, PassesTheCoreChallengeThroughAndHidesTheTerminal) {
   const std::string atCore = receivedMessages(coreTrace);
   ASSERT_NE(atCore.find("REGISTER sip:example.test SIP/2.0"), std::string::npos) << atCore;
   EXPECT_NE(atCore.find("Authorization: Digest"), std::string::npos) << atCore;
-  for (const char* leak : {"127.0.0.4", "10.99.0.20", "TerminalVendor", "phone-7", "urn:uuid"}) {
+  for (const char* leak : {"127.0.0.4", "127.99.0.20", "TerminalVendor", "phone-7", "urn:uuid"}) {
     EXPECT_EQ(atCore.find(leak), std::string::npos) << leak << " reached the core:\n" << atCore;
   }
   const std::string atLine = receivedMessages(lineTrace);
@@ -99,7 +56,7 @@ TEST_F(Registration, PassesTheCoreChallengeThroughAndHidesTheTerminal) {
   EXPECT_EQ(metric("sbc_register_total{result=\"accepted\"}"), 1);
   const std::string bindings = listed("alice@example.test");
   EXPECT_NE(bindings.find("alice@example.test udp:127.0.0.4:"), std::string::npos) << bindings;
-  EXPECT_NE(bindings.find("contact=sip:alice@10.99.0.20:5062;line=phone-7"), std::string::npos)
+  EXPECT_NE(bindings.find("contact=sip:alice@127.99.0.20:5062;line=phone-7"), std::string::npos)
       << bindings;
 }
 
@@ -189,7 +146,7 @@ std::string rawRegister(const UdpSocket& socket, const std::string& address, int
          "To: <sip:bob@example.test>\r\n"
          "Call-ID: raw-" + instance + "@" + address + "\r\n"
          "CSeq: " + std::to_string(cseq) + " REGISTER\r\n"
-         "Contact: <sip:bob@10.99.0.30:5060;i=" + instance + ">\r\n"
+         "Contact: <sip:bob@127.99.0.30:5060;i=" + instance + ">\r\n"
          "Expires: 600\r\n"
          "Max-Forwards: 70\r\n"
          "Content-Length: 0\r\n\r\n";
