@@ -1,7 +1,11 @@
 // Calls from and to subscriber lines (issue 6), against SIPp: alice's terminal registers
 // through sbcd (line_fixture.h), then calls the core or is called by it.
 
+#include <memory>
+#include <optional>
+#include <regex>
 #include <string>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -112,6 +116,83 @@ TEST_F(LineCall, ToAnUnboundContactIsTemporarilyUnavailable) {
   const auto core = coreCalls("core_uac_to_line_480.xml", "l0123456789abcdef01234567");
   EXPECT_EQ(core.status, 0) << core.output;
   EXPECT_EQ(metric("sbc_line_rejected_calls_total{reason=\"not_registered\"}"), 1);
+}
+
+// The c= address and first m=audio port of the first INVITE in `messages`.
+std::optional<AnsweredMedia> offeredMedia(const std::string& messages) {
+  static const std::regex offer(R"(INVITE [^\r\n]*\r?\n(?:.*\r?\n)*?c=IN IP4 ([0-9.]+)\r?\n(?:.*\r?\n)*?m=audio (\d+))");
+  std::smatch media;
+  if (!std::regex_search(messages, media, offer)) return std::nullopt;
+  return AnsweredMedia{media[1].str(), std::stoi(media[2].str())};
+}
+
+// Proves: the media of a line's call is latched: the terminal's SDP names a private
+// address (127.99.0.20:40000, where nothing listens), yet the core's media reaches the
+// terminal where its packets really come from (127.0.0.4, another port), and a packet from
+// another address of the access side (127.0.0.6) is dropped and counted, not forwarded.
+TEST_F(LineCall, MediaIsLatchedFromTheTerminalsAddress) {
+  startSbc(5);
+  registerAlice();
+  UdpSocket coreMedia("127.0.0.3", 0);
+  ASSERT_TRUE(coreMedia.bound());
+  const std::string coreTrace = dir_.file("core-media.trace");
+  const std::string lineTrace = dir_.file("line-media.trace");
+  auto core = std::make_unique<ChildProcess>(std::vector<std::string>{
+      "/usr/bin/sipp", "-sf", kSippDir + "/core_uas_media_at.xml", "-i", "127.0.0.3",
+      "-bind_local", "-p", std::to_string(corePort_), "-m", "1", "-key", "rtpport",
+      std::to_string(coreMedia.port()), "-trace_msg", "-message_file", coreTrace, "-nostdin"});
+  for (int i = 0; i < 500 && !portInUse(corePort_, "127.0.0.3", "udp"); ++i) {
+    std::this_thread::sleep_for(20ms);
+  }
+  ChildProcess line({"/usr/bin/sipp", "-sf", kSippDir + "/line_call.xml", "-i", "127.0.0.4",
+                     "-bind_local", "-m", "1", "-d", "3000", "-s", "bob", "-au", "alice", "-ap",
+                     "secret", "-timeout", "20s", "-timeout_error", "-nostdin", "-trace_msg",
+                     "-message_file", lineTrace,
+                     "127.0.0.10:" + std::to_string(accessPort_)});
+  std::string lineMessages;
+  const auto access = waitForAnsweredMedia(lineTrace, lineMessages);
+  ASSERT_TRUE(access.has_value()) << lineMessages;
+  ASSERT_EQ(access->address, "127.0.0.10");
+  std::optional<AnsweredMedia> coreSide;
+  for (int i = 0; i < 50 && !coreSide; ++i) {
+    coreSide = offeredMedia(receivedMessages(coreTrace));
+    if (!coreSide) std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_TRUE(coreSide.has_value());
+  ASSERT_EQ(coreSide->address, "127.0.0.11");
+
+  // Another address on the access side: not the terminal's, dropped.
+  UdpSocket intruder("127.0.0.6", 0);
+  for (int i = 0; i < 3; ++i) intruder.sendTo("intruder", "127.0.0.10", access->port);
+  EXPECT_TRUE(daemon_->waitForMetric("sbc_media_dropped_total{reason=\"source_not_allowed\"}", 3))
+      << daemon_->scrape();
+  // The terminal's real media socket (its NAT's mapping): the first packet latches it.
+  UdpSocket terminalMedia("127.0.0.4", 0);
+  int forwarded = 0;
+  for (int i = 0; i < 10 && forwarded == 0; ++i) {
+    terminalMedia.sendTo("from-terminal", "127.0.0.10", access->port);
+    while (const auto got = coreMedia.receive()) {
+      if (got->first == "intruder") ADD_FAILURE() << "the intruder's packet was forwarded";
+      if (got->first == "from-terminal") {
+        ++forwarded;
+        EXPECT_EQ(got->second, "127.0.0.11:" + std::to_string(coreSide->port));
+      }
+    }
+  }
+  EXPECT_GT(forwarded, 0);
+  // The core's media goes to where the terminal's came from, not to its SDP address.
+  int latched = 0;
+  for (int i = 0; i < 10 && latched == 0; ++i) {
+    coreMedia.sendTo("from-core", "127.0.0.11", coreSide->port);
+    if (const auto got = terminalMedia.receive(); got && got->first == "from-core") {
+      ++latched;
+      EXPECT_EQ(got->second, "127.0.0.10:" + std::to_string(access->port));
+    }
+  }
+  EXPECT_GT(latched, 0);
+  EXPECT_EQ(line.waitForExit(20s), 0) << line.output();
+  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  EXPECT_TRUE(daemon_->waitForMetric("sbc_media_flows", 0));
 }
 
 }  // namespace
