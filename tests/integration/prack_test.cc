@@ -184,6 +184,24 @@ TEST_F(Prack, FirstForksPrackCrossesAndTheSecondIsPrackedBySbc) {
   expectNothingLeft();
 }
 
+// Proves: when the core answers an offer relayed in a PRACK with SDP the SBC cannot anchor
+// (two m= lines for one), the trunk's PRACK gets 502 and the call is ended: 503 to the
+// trunk's INVITE, CANCEL to the core; counted aborted, slot and media freed. Before: the
+// trunk's PRACK was answered 200 and the call went on with media nobody had agreed on.
+TEST_F(Prack, UnusableAnswerInThe200ToAPrackEndsTheCall) {
+  startSbc(10);
+  auto core = startCore("prack_callee_bad_answer.xml", 1);
+  const auto trunk = trunkCalls("prack_caller_offer_bad_answer.xml", 1, 1);
+  EXPECT_EQ(trunk.status, 0) << trunk.output;
+  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  EXPECT_EQ(metric("sbc_sip_responses_total{code=\"502\",realm=\"access\"}"), 1)
+      << daemon_->scrape();
+  EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"aborted\",trunk=\"alpha\"}"),
+            1)
+      << daemon_->scrape();
+  expectNothingLeft();
+}
+
 // Proves: an offer in the trunk's PRACK while its INVITE's offer is still unanswered (the
 // core's reliable 183 has no SDP) is refused 491 and counted; the core's 183 is still
 // PRACKed, without a body (its scenario checks), and the call goes on to the core's answer.
