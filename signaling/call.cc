@@ -1,5 +1,8 @@
 #include "signaling/call.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <cstring>
 #include <optional>
@@ -258,6 +261,30 @@ void Call::rememberLineRequest(const sip_t* sip) {
   };
   credentialLines(sip->sip_authorization);
   credentialLines(sip->sip_proxy_authorization);
+}
+
+std::optional<std::pair<policy::IpAddress, std::string>> Call::terminalRouteOf(
+    const su_addrinfo_t* info) {
+  policy::IpAddress address;
+  std::uint16_t port = 0;
+  if (info->ai_addr->sa_family == AF_INET) {
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(info->ai_addr);
+    address.family = policy::IpFamily::v4;
+    std::memcpy(address.bytes.data(), &v4->sin_addr, 4);
+    port = ntohs(v4->sin_port);
+  } else if (info->ai_addr->sa_family == AF_INET6) {
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(info->ai_addr);
+    address.family = policy::IpFamily::v6;
+    std::memcpy(address.bytes.data(), &v6->sin6_addr, 16);
+    port = ntohs(v6->sin6_port);
+  } else {
+    return std::nullopt;
+  }
+  const std::string host =
+      address.family == policy::IpFamily::v6 ? "[" + address.toString() + "]" : address.toString();
+  const char* transport = info->ai_protocol == IPPROTO_TCP ? "tcp" : "udp";
+  return std::make_pair(address, "sip:" + host + ":" + std::to_string(port) +
+                                     ";transport=" + transport);
 }
 
 metrics::CallDirection Call::directionOf(dataplane::Realm callerRealm, bool line) {
@@ -1424,6 +1451,16 @@ int Call::onCalleeRequest(void* magic, nta_leg_t*, nta_incoming_t* request, cons
 
 int Call::relayInDialog(bool fromCaller, nta_incoming_t* request, const sip_t* sip) {
   const dataplane::Realm from = fromCaller ? callerRealm_ : calleeRealm();
+  if (route_.line && from == dataplane::Realm::access && state_ != State::over) {
+    // A request of the terminal's dialog from elsewhere: the terminal moved (its NAT
+    // mapping changed, or it changed networks); the call follows it.
+    msg_t* received = nta_incoming_getrequest(request);
+    const su_addrinfo_t* info = received != nullptr ? msg_addrinfo(received) : nullptr;
+    if (info != nullptr && info->ai_addr != nullptr) {
+      if (const auto moved = terminalRouteOf(info)) followTerminal(moved->first, moved->second);
+    }
+    if (received != nullptr) msg_destroy(received);
+  }
   const char* realm = dataplane::toString(from);
   const sip_method_t method = sip->sip_request->rq_method;
   environment_.countRequest(realm, sip->sip_request->rq_method_name);
@@ -1881,6 +1918,25 @@ void Call::sendBye(nta_leg_t* leg, const sip_t* relayedBye) {
   // Nobody waits for the answer: nta keeps retransmitting a destroyed BYE until it is
   // answered or times out.
   if (bye != nullptr) nta_outgoing_destroy(bye);
+}
+
+void Call::lineTerminalMoved(const std::string& aor, const policy::IpAddress& from,
+                             const policy::IpAddress& address, const std::string& route) {
+  if (!route_.line || route_.line->aor != aor || !(route_.line->terminal == from) ||
+      state_ == State::over) {
+    return;
+  }
+  followTerminal(address, route);
+}
+
+void Call::followTerminal(const policy::IpAddress& address, const std::string& route) {
+  if (route_.line->terminalRoute == route) return;
+  log::info("call", "call ", id_, ": the line's terminal moved to ", route);
+  route_.line->terminal = address;
+  route_.line->terminalRoute = route;
+  const auto& access = described_[static_cast<std::size_t>(dataplane::Realm::access)];
+  const auto& core = described_[static_cast<std::size_t>(dataplane::Realm::core)];
+  if (access && core) programStreams(*access, *core);  // latched afresh, new allowed source
 }
 
 void Call::terminate(metrics::CallResult result, const char* why) {

@@ -99,6 +99,12 @@ class Call {
   // sides as fits; the call is counted with `result`.
   void terminate(metrics::CallResult result, const char* why);
 
+  // A line's terminal now signals from `address` (`route`: "sip:ADDRESS:PORT;transport=T"):
+  // a call of `aor` whose terminal was at `from` sends its requests there and latches its
+  // media afresh within the new address. Any other call ignores it.
+  void lineTerminalMoved(const std::string& aor, const policy::IpAddress& from,
+                         const policy::IpAddress& address, const std::string& route);
+
  private:
   enum class State { calling, early, answered, confirmed, over };
 
@@ -113,7 +119,12 @@ class Call {
   // through its NAT binding, for the access leg of a line's call; else null.
   const url_string_t* routeOf(const nta_leg_t* leg) const;
   static metrics::CallDirection directionOf(dataplane::Realm callerRealm, bool line);
+  // A request's source as a terminal route ("sip:ADDRESS:PORT;transport=udp|tcp").
+  static std::optional<std::pair<policy::IpAddress, std::string>> terminalRouteOf(
+      const su_addrinfo_t* info);
   void rememberLineRequest(const sip_t* sip);
+  // The terminal's route and media source become `address` / `route` (a move).
+  void followTerminal(const policy::IpAddress& address, const std::string& route);
   // The core's 401/407 to a line's INVITE, relayed to the terminal with its challenge.
   void replyCallerChallenge(int status, const sip_t* challenge);
   // Retries are run from a timer, never inside the callback of the transaction they

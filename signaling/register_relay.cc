@@ -419,6 +419,7 @@ void RegisterRelay::accepted(Pending& pending, const sip_t* response) {
     if (before != nullptr && !(before->terminal == pending.terminal)) {
       log::info("register", pending.aor, " moved from ", before->terminal.toString(), " to ",
                 pending.terminal.toString());
+      if (moved) moved(pending.aor, before->terminal, pending.terminal);
     }
     if (coreGranted == 0) {
       registrations_.remove(pending.aor, pending.instance);

@@ -18,6 +18,7 @@
 // Signaling thread only.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -48,6 +49,10 @@ class RegisterRelay {
 
   // A reload's lines settings (expiries, throttling, the bindings' ceiling).
   void update(const config::Lines& lines);
+
+  // Told when the core accepted a terminal's REGISTER from another address than its
+  // binding's: (AoR, old address, new address). Calls of the line follow it.
+  std::function<void(const std::string&, const TerminalAddress&, const TerminalAddress&)> moved;
 
   const Registrations& registrations() const { return registrations_; }
   // Whether a Request-URI user is of the form of a binding's token (the user part of the

@@ -213,6 +213,12 @@ struct SignalingPlane::Impl {
                             settings.sipTimers.nonceExpiresS);
       authenticator->update(trunks);
       registers.emplace(realms[0].agent, realms[1].agent, settings, metrics, sipSeries);
+      registers->moved = [this](const std::string& aor, const TerminalAddress& from,
+                                const TerminalAddress& to) {
+        for (auto& [id, call] : calls) {
+          call->lineTerminalMoved(aor, from.address, to.address, routeTo(to));
+        }
+      };
     }
     if (!failure.empty()) {
       registers.reset();

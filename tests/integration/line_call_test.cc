@@ -195,5 +195,149 @@ TEST_F(LineCall, MediaIsLatchedFromTheTerminalsAddress) {
   EXPECT_TRUE(daemon_->waitForMetric("sbc_media_flows", 0));
 }
 
+// Proves: a terminal that moves during a call (its refresh from 127.0.0.5, accepted by the
+// core) takes the call with it: the call's media is latched afresh within the new address
+// (its packets reach the core, the core's come back to it) and the old address's packets
+// are dropped from then on.
+TEST_F(LineCall, ACallFollowsItsTerminalWhenItMoves) {
+  startSbc(5);
+  registerAlice("127.0.0.4", {"-cid_str", "moving-phone-%u"});
+  UdpSocket coreMedia("127.0.0.3", 0);
+  ASSERT_TRUE(coreMedia.bound());
+  const std::string coreTrace = dir_.file("core-move.trace");
+  const std::string lineTrace = dir_.file("line-move.trace");
+  ChildProcess core({"/usr/bin/sipp", "-sf", kSippDir + "/core_registrar_and_callee.xml", "-i",
+                     "127.0.0.3", "-bind_local", "-p", std::to_string(corePort_), "-m", "2",
+                     "-key", "rtpport", std::to_string(coreMedia.port()), "-trace_msg",
+                     "-message_file", coreTrace, "-nostdin"});
+  for (int i = 0; i < 500 && !portInUse(corePort_, "127.0.0.3", "udp"); ++i) {
+    std::this_thread::sleep_for(20ms);
+  }
+  ChildProcess line({"/usr/bin/sipp", "-sf", kSippDir + "/line_call.xml", "-i", "127.0.0.4",
+                     "-bind_local", "-m", "1", "-d", "4000", "-s", "bob", "-au", "alice", "-ap",
+                     "secret", "-timeout", "20s", "-timeout_error", "-nostdin", "-trace_msg",
+                     "-message_file", lineTrace, "127.0.0.10:" + std::to_string(accessPort_)});
+  std::string lineMessages;
+  const auto access = waitForAnsweredMedia(lineTrace, lineMessages);
+  ASSERT_TRUE(access.has_value()) << lineMessages;
+  std::optional<AnsweredMedia> coreSide;
+  for (int i = 0; i < 50 && !coreSide; ++i) {
+    coreSide = offeredMedia(receivedMessages(coreTrace));
+    if (!coreSide) std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_TRUE(coreSide.has_value());
+  // Media both ways from the first address, until something comes back.
+  const auto exchange = [&](const UdpSocket& terminal, const std::string& tag) {
+    bool there = false, back = false;
+    for (int i = 0; i < 10 && !(there && back); ++i) {
+      terminal.sendTo(tag, "127.0.0.10", access->port);
+      while (const auto got = coreMedia.receive()) there = there || got->first == tag;
+      coreMedia.sendTo("core-" + tag, "127.0.0.11", coreSide->port);
+      while (const auto got = terminal.receive()) back = back || got->first == "core-" + tag;
+    }
+    return there && back;
+  };
+  UdpSocket before("127.0.0.4", 0);
+  ASSERT_TRUE(exchange(before, "before"));
+
+  // The terminal's refresh from its new address (same Call-ID, Contact and instance).
+  UdpSocket moved("127.0.0.5", 0);
+  const std::string port = std::to_string(moved.port());
+  moved.sendTo("REGISTER sip:example.test SIP/2.0\r\n"
+               "Via: SIP/2.0/UDP 127.0.0.5:" + port + ";branch=z9hG4bK-moved\r\n"
+               "From: <sip:alice@example.test>;tag=moved\r\n"
+               "To: <sip:alice@example.test>\r\n"
+               "Call-ID: moving-phone-1\r\n"
+               "CSeq: 10 REGISTER\r\n"
+               "Contact: <sip:alice@127.99.0.20:5062;line=phone-7>;+sip.instance="
+               "\"<urn:uuid:00000000-0000-1000-8000-00aabbccddee>\"\r\n"
+               "Expires: 3600\r\n"
+               "Max-Forwards: 70\r\n"
+               "Content-Length: 0\r\n\r\n",
+               "127.0.0.10", accessPort_);
+  std::optional<std::pair<std::string, std::string>> accepted;
+  for (int i = 0; i < 25 && !accepted; ++i) accepted = moved.receive();
+  ASSERT_TRUE(accepted.has_value());
+  ASSERT_EQ(accepted->first.rfind("SIP/2.0 200", 0), 0u) << accepted->first;
+  ASSERT_NE(listed().find("udp:127.0.0.5:" + port), std::string::npos) << listed();
+
+  UdpSocket after("127.0.0.5", 0);
+  EXPECT_TRUE(exchange(after, "after"));
+  const double dropped = metric("sbc_media_dropped_total{reason=\"source_not_allowed\"}");
+  before.sendTo("stale", "127.0.0.10", access->port);
+  EXPECT_TRUE(daemon_->waitForMetric("sbc_media_dropped_total{reason=\"source_not_allowed\"}",
+                                     dropped + 1));
+  EXPECT_EQ(line.waitForExit(20s), 0) << line.output();
+  EXPECT_EQ(core.waitForExit(10s), 0) << core.output();
+}
+
+// Proves: a request of the call's dialog from a new address of the terminal (here an
+// INFO from 127.0.0.5, the dialog's Call-ID and tags) is the terminal moving: the call's
+// media is latched afresh within the new address.
+TEST_F(LineCall, ACallFollowsAnInDialogRequestFromANewAddress) {
+  startSbc(5);
+  registerAlice();
+  UdpSocket coreMedia("127.0.0.3", 0);
+  ASSERT_TRUE(coreMedia.bound());
+  const std::string coreTrace = dir_.file("core-info.trace");
+  const std::string lineTrace = dir_.file("line-info.trace");
+  ChildProcess core({"/usr/bin/sipp", "-sf", kSippDir + "/core_registrar_and_callee.xml", "-i",
+                     "127.0.0.3", "-bind_local", "-p", std::to_string(corePort_), "-m", "1",
+                     "-key", "rtpport", std::to_string(coreMedia.port()), "-trace_msg",
+                     "-message_file", coreTrace, "-nostdin"});
+  for (int i = 0; i < 500 && !portInUse(corePort_, "127.0.0.3", "udp"); ++i) {
+    std::this_thread::sleep_for(20ms);
+  }
+  ChildProcess line({"/usr/bin/sipp", "-sf", kSippDir + "/line_call.xml", "-i", "127.0.0.4",
+                     "-bind_local", "-m", "1", "-d", "4000", "-s", "bob", "-au", "alice", "-ap",
+                     "secret", "-timeout", "20s", "-timeout_error", "-nostdin", "-trace_msg",
+                     "-message_file", lineTrace, "127.0.0.10:" + std::to_string(accessPort_)});
+  std::string lineMessages;
+  const auto access = waitForAnsweredMedia(lineTrace, lineMessages);
+  ASSERT_TRUE(access.has_value()) << lineMessages;
+  std::optional<AnsweredMedia> coreSide;
+  for (int i = 0; i < 50 && !coreSide; ++i) {
+    coreSide = offeredMedia(receivedMessages(coreTrace));
+    if (!coreSide) std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_TRUE(coreSide.has_value());
+
+  // The dialog as the terminal knows it: its Call-ID and tag, the SBC's tag and Contact.
+  const std::string answer = lineMessages.substr(lineMessages.find("SIP/2.0 200 OK"));
+  std::smatch callId, ourTag, theirTag, contact;
+  ASSERT_TRUE(std::regex_search(answer, callId, std::regex("Call-ID: *([^\r\n]+)")));
+  ASSERT_TRUE(std::regex_search(answer, ourTag, std::regex("From: [^\r\n]*tag=([^;\r\n]+)")));
+  ASSERT_TRUE(std::regex_search(answer, theirTag, std::regex("To: [^\r\n]*tag=([^;\r\n]+)")));
+  ASSERT_TRUE(std::regex_search(answer, contact, std::regex("Contact: *<([^>]+)>")));
+  UdpSocket moved("127.0.0.5", 0);
+  const std::string port = std::to_string(moved.port());
+  moved.sendTo("INFO " + contact[1].str() + " SIP/2.0\r\n"
+               "Via: SIP/2.0/UDP 127.0.0.5:" + port + ";branch=z9hG4bK-moved-info\r\n"
+               "From: <sip:alice@example.test>;tag=" + ourTag[1].str() + "\r\n"
+               "To: <sip:bob@example.test>;tag=" + theirTag[1].str() + "\r\n"
+               "Call-ID: " + callId[1].str() + "\r\n"
+               "CSeq: 5 INFO\r\n"
+               "Max-Forwards: 70\r\n"
+               "Content-Length: 0\r\n\r\n",
+               "127.0.0.10", accessPort_);
+  std::optional<std::pair<std::string, std::string>> answered;
+  for (int i = 0; i < 25 && !answered; ++i) answered = moved.receive();
+  ASSERT_TRUE(answered.has_value());
+  ASSERT_EQ(answered->first.rfind("SIP/2.0 200", 0), 0u) << answered->first;
+
+  UdpSocket after("127.0.0.5", 0);
+  bool there = false, back = false;
+  for (int i = 0; i < 10 && !(there && back); ++i) {
+    after.sendTo("after", "127.0.0.10", access->port);
+    while (const auto got = coreMedia.receive()) there = there || got->first == "after";
+    coreMedia.sendTo("core-after", "127.0.0.11", coreSide->port);
+    while (const auto got = after.receive()) back = back || got->first == "core-after";
+  }
+  EXPECT_TRUE(there);
+  EXPECT_TRUE(back);
+  EXPECT_EQ(line.waitForExit(20s), 0) << line.output();
+  EXPECT_EQ(core.waitForExit(10s), 0) << core.output();
+}
+
 }  // namespace
 }  // namespace sbc::test
