@@ -75,6 +75,35 @@ TEST_F(LineCall, TheThirdCallIsBusy) {
   EXPECT_EQ(metric("sbc_line_rejected_calls_total{reason=\"over_limit\"}"), 1);
 }
 
+// Proves: the ceiling counts calls to the line too: with two calls of the line in
+// progress, the core's call to it gets 486 (counted), and none reaches the terminal.
+TEST_F(LineCall, ACallToABusyLineGets486) {
+  startSbc(5);
+  const int port = freeUdpPort("127.0.0.4");
+  const std::string token = registerAlice("127.0.0.4", {"-p", std::to_string(port)});
+  ASSERT_FALSE(token.empty());
+  {
+    const auto core = startCore("uas_answer.xml", 2);
+    ChildProcess busy({"/usr/bin/sipp", "-sf", kSippDir + "/line_call.xml", "-i", "127.0.0.4",
+                       "-bind_local", "-m", "2", "-l", "2", "-r", "20", "-d", "2000", "-s",
+                       "bob", "-au", "alice", "-ap", "secret", "-timeout", "20s",
+                       "-timeout_error", "-nostdin",
+                       "127.0.0.10:" + std::to_string(accessPort_)});
+    ASSERT_TRUE(daemon_->waitForMetric("sbc_line_active_calls", 2)) << daemon_->scrape();
+    // The core's SIPp is busy on the next-hop port: this one calls from another port.
+    const auto toLine = runCommand({"/usr/bin/sipp", "-sf", kSippDir + "/core_uac_to_line_486.xml",
+                                    "-i", "127.0.0.3", "-bind_local", "-m", "1", "-s", token,
+                                    "-timeout", "10s", "-timeout_error", "-nostdin",
+                                    "127.0.0.11:" + std::to_string(sbcCorePort_)},
+                                   20s);
+    EXPECT_EQ(toLine.status, 0) << toLine.output;
+    EXPECT_EQ(busy.waitForExit(20s), 0) << busy.output();
+    EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  }
+  EXPECT_EQ(metric("sbc_line_rejected_calls_total{reason=\"over_limit\"}"), 1);
+  EXPECT_TRUE(daemon_->waitForMetric("sbc_line_active_calls", 0)) << daemon_->scrape();
+}
+
 // Proves: the core's INVITE to the Contact the SBC registered for a line reaches the
 // terminal at its real address (where it registered from; its Contact names a private
 // one), with the terminal's own Contact as Request-URI and its AoR as To (line_uas_answer

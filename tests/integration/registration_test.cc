@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -218,6 +219,27 @@ TEST_F(Registration, KeepAliveOptionsOfARegisteredTerminal) {
   EXPECT_EQ(options("127.0.0.4"), "SIP/2.0 403");
   registerAlice();
   EXPECT_EQ(options("127.0.0.4"), "SIP/2.0 200");
+}
+
+// Proves: bindings survive a reload, and a reload's lines settings apply to the next
+// REGISTER: with lines.max_bindings lowered to 1 a second terminal is refused while the
+// registered one stays.
+TEST_F(Registration, BindingsSurviveAReload) {
+  startSbc(5);
+  registerAlice();
+  extraConfig_ = "lines = { max_bindings = 1; };\n";
+  dir_.write("sbc.cfg", sbcConfig(5, 30));
+  daemon_->process().signal(SIGHUP);
+  ASSERT_TRUE(daemon_->waitForMetric("sbc_config_reloads_total{result=\"success\"}", 1));
+  EXPECT_NE(listed().find("alice@example.test udp:127.0.0.4:"), std::string::npos);
+  EXPECT_EQ(metric("sbc_registrations"), 1);
+  UdpSocket other("127.0.0.6", 0);
+  ASSERT_TRUE(other.bound());
+  other.sendTo(rawRegister(other, "127.0.0.6", 1), "127.0.0.10", accessPort_);
+  std::optional<std::pair<std::string, std::string>> answer;
+  for (int i = 0; i < 25 && !answer; ++i) answer = other.receive();
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_EQ(answer->first.rfind("SIP/2.0 503", 0), 0u) << answer->first;
 }
 
 // Proves: an RFC 5626 keep-alive on a TCP connection (CRLF CRLF) is answered with the
