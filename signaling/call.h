@@ -122,6 +122,12 @@ class Call {
   // A request's source as a terminal route ("sip:ADDRESS:PORT;transport=udp|tcp").
   static std::optional<std::pair<policy::IpAddress, std::string>> terminalRouteOf(
       const su_addrinfo_t* info);
+
+ public:
+  static std::string terminalRoute(const policy::IpAddress& address, std::uint16_t port,
+                                   const char* transport);
+
+ private:
   void rememberLineRequest(const sip_t* sip);
   // The terminal's route and media source become `address` / `route` (a move).
   void followTerminal(const policy::IpAddress& address, const std::string& route);

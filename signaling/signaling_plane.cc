@@ -583,12 +583,10 @@ struct SignalingPlane::Impl {
     nta_incoming_destroy(request);
   }
 
+  // "sip:ADDRESS:PORT;transport=T", as Call::terminalRouteOf writes it.
   static std::string routeTo(const TerminalAddress& terminal) {
-    const std::string host = terminal.address.family == policy::IpFamily::v6
-                                 ? "[" + terminal.address.toString() + "]"
-                                 : terminal.address.toString();
-    return "sip:" + host + ":" + std::to_string(terminal.port) +
-           ";transport=" + config::toString(terminal.transport);
+    return Call::terminalRoute(terminal.address, terminal.port,
+                               config::toString(terminal.transport));
   }
 
   // Admission against the line's ceiling; a refusal is answered and counted (nullopt).
