@@ -536,6 +536,13 @@ struct SignalingPlane::Impl {
       nta_incoming_destroy(request);
       return true;
     }
+    if (method == sip_method_invite && outOfDialog &&
+        !registers->registrations().hasTerminalAt(source)) {
+      // No terminal registered from here: an unknown source, answered as one (403 within
+      // its budget, or nothing), never with anything that tells it more.
+      countLineRejected("not_registered");
+      return false;
+    }
     const bool lineInvite = method == sip_method_invite && outOfDialog;
     if (method != sip_method_register && !lineInvite) return false;
     if (badHeader) {
