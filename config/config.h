@@ -82,6 +82,9 @@ struct Lines {
   bool throttleRegistrations = true;
   std::uint32_t coreRegisterExpiresS = 3600;
   std::uint16_t overLimitStatus = 486;  // a line's call over its concurrent ceiling
+  // REGISTERs per second one source address may send (burst: 4 seconds' worth) before the
+  // rest are dropped: many terminals behind one NAT address share it.
+  std::uint32_t registerRatePerSource = 5;
   friend bool operator==(const Lines&, const Lines&) = default;
 };
 

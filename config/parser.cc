@@ -1316,7 +1316,7 @@ class Parser {
     const auto lines = Validator::member(root, "lines");
     if (!lines || !v_.group(*lines, {"max_calls", "register_expires_s", "max_bindings",
                                      "throttle_registrations", "core_register_expires_s",
-                                     "over_limit_status"})) {
+                                     "over_limit_status", "register_rate_per_source"})) {
       return;
     }
     v_.readInteger(*lines, "max_calls", 1, 100, out.maxConcurrentCalls);
@@ -1327,6 +1327,7 @@ class Parser {
     }
     v_.readInteger(*lines, "core_register_expires_s", 60, 86400, out.coreRegisterExpiresS);
     readRefusalStatus(*lines, "over_limit_status", out.overLimitStatus);
+    v_.readInteger(*lines, "register_rate_per_source", 1, 1000000, out.registerRatePerSource);
   }
 
   // "ADDRESS:PORT" with a literal IPv4 address or "[IPv6]:PORT"; port 0 = any free port.

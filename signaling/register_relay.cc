@@ -15,11 +15,16 @@
 namespace sbc::signaling {
 namespace {
 
-// REGISTERs one terminal address may send per second (burst: kRegisterBurst) before the
-// rest are dropped unanswered and counted: a terminal refreshes once a minute or so; a
-// flood would otherwise reach the core registrar through the SBC.
-constexpr double kRegistersPerSecond = 5;
-constexpr double kRegisterBurst = 20;
+// A source address may send lines.register_rate_per_source REGISTERs per second, and this
+// many seconds' worth at once, before the rest are dropped unanswered and counted: a
+// terminal refreshes once a minute or so; a flood would otherwise reach the core registrar
+// through the SBC.
+constexpr double kRegisterBurstSeconds = 4;
+
+SourceLimiter floodLimiterFor(const config::Lines& lines) {
+  const double perSecond = lines.registerRatePerSource;
+  return SourceLimiter(perSecond, perSecond * kRegisterBurstSeconds);
+}
 
 // RFC 3261 10.2.1.1: the expiry when a REGISTER names none.
 constexpr std::uint32_t kDefaultExpiresS = 3600;
@@ -122,7 +127,7 @@ RegisterRelay::RegisterRelay(nta_agent_t* access, nta_agent_t* core,
       metrics_(metrics),
       sipSeries_(sipSeries),
       registrations_(settings.lines.maxBindings),
-      floodLimiter_(kRegistersPerSecond, kRegisterBurst),
+      floodLimiter_(floodLimiterFor(settings.lines)),
       secret_(randomSecret()) {
   for (const char* result :
        {"relayed", "challenged", "accepted", "throttled", "rejected", "rate_limited"}) {
@@ -139,6 +144,9 @@ RegisterRelay::~RegisterRelay() {
 }
 
 void RegisterRelay::update(const config::Lines& lines) {
+  if (lines.registerRatePerSource != lines_.registerRatePerSource) {
+    floodLimiter_ = floodLimiterFor(lines);  // every source starts again with a full burst
+  }
   lines_ = lines;
   registrations_.setMaxBindings(lines.maxBindings);
 }

@@ -216,7 +216,7 @@ trunks = ( { name = "a.b-c_1"; source_prefixes = [ "2001:db8::/32", "198.51.100.
              answer = { username = "v"; password = "q w\"x"; realm = "r"; }; } );
 lines = { max_calls = 100; register_expires_s = 86400; max_bindings = 10000000;
           throttle_registrations = false; core_register_expires_s = 7200;
-          over_limit_status = 503; };
+          over_limit_status = 503; register_rate_per_source = 1000000; };
 metrics = { listen = "[::1]:0"; };
 control = { socket = "/tmp/sbcd-test.sock"; };
 drain = { timeout_s = 0; };
@@ -274,6 +274,7 @@ refusals = { unknown_source = "drop"; over_limit_status = 486; retry_after_s = 0
   EXPECT_FALSE(c.lines.throttleRegistrations);
   EXPECT_EQ(c.lines.coreRegisterExpiresS, 7200u);
   EXPECT_EQ(c.lines.overLimitStatus, 503);
+  EXPECT_EQ(c.lines.registerRatePerSource, 1000000u);
   EXPECT_EQ(c.metricsListen, "[::1]:0");
   EXPECT_EQ(c.controlSocket, "/tmp/sbcd-test.sock");
   EXPECT_EQ(c.drainTimeoutS, 0u);

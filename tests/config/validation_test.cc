@@ -150,7 +150,8 @@ TEST(UnknownSetting, NoCloseNameListsValidOnes) {
   const auto errors = errorsOf(withMinimal("lines = { colour = \"blue\"; };\n"));
   EXPECT_EQ(errorFor(errors, "lines.colour").reason,
             "unknown setting 'colour'; valid settings here: max_calls, register_expires_s, "
-            "max_bindings, throttle_registrations, core_register_expires_s, over_limit_status");
+            "max_bindings, throttle_registrations, core_register_expires_s, over_limit_status, "
+            "register_rate_per_source");
 }
 
 // ---- wrong types
@@ -261,6 +262,8 @@ TEST(OutOfRange, SaysRangeAndValue) {
        "out of range: 59 (valid: 60..86400)"},
       {"lines = { over_limit_status = 407; };", "lines.over_limit_status",
        "401 and 407 ask for credentials; choose another status"},
+      {"lines = { register_rate_per_source = 0; };", "lines.register_rate_per_source",
+       "out of range: 0 (valid: 1..1000000)"},
       {"lines = { throttle_registrations = 1; };", "lines.throttle_registrations",
        "wrong type: expected a boolean (true or false), got an integer"},
       {"drain = { timeout_s = 3601; };", "drain.timeout_s", "out of range: 3601 (valid: 0..3600)"},

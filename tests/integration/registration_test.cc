@@ -177,6 +177,23 @@ TEST_F(Registration, RegisterFloodFromOneAddressIsRateLimited) {
   EXPECT_EQ(metric("sbc_register_total{result=\"relayed\"}"), 60 - limited);
 }
 
+// Proves: lines.register_rate_per_source sets the per-address budget (many terminals
+// behind one NAT address): at 100 per second (burst 400) the same 60 REGISTERs from one
+// address all reach the (silent) core, none is dropped.
+TEST_F(Registration, RegisterRatePerSourceIsConfigurable) {
+  extraConfig_ = "lines = { register_rate_per_source = 100; };\n";
+  startSbc(5);
+  UdpSocket natAddress("127.0.0.6", 0);
+  ASSERT_TRUE(natAddress.bound());
+  for (int i = 0; i < 60; ++i) {
+    natAddress.sendTo(rawRegister(natAddress, "127.0.0.6", i + 1, "n" + std::to_string(i)),
+                      "127.0.0.10", accessPort_);
+  }
+  EXPECT_TRUE(daemon_->waitForMetric("sbc_register_total{result=\"relayed\"}", 60))
+      << daemon_->scrape();
+  EXPECT_EQ(metric("sbc_register_total{result=\"rate_limited\"}"), 0);
+}
+
 // Proves: lines.max_bindings bounds the bindings: a new terminal over it gets 503 at once
 // (never forwarded), counted rejected; the registered one stays.
 TEST_F(Registration, BindingsAreBounded) {
