@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -153,16 +154,21 @@ std::string rawRegister(const UdpSocket& socket, const std::string& address, int
          "Content-Length: 0\r\n\r\n";
 }
 
+// 60 REGISTERs of different terminal instances sent at once from `address`.
+void sendSixtyRegisters(const UdpSocket& socket, const std::string& address, int accessPort) {
+  for (int i = 0; i < 60; ++i) {
+    socket.sendTo(rawRegister(socket, address, i + 1, "f" + std::to_string(i)), "127.0.0.10",
+                  accessPort);
+  }
+}
+
 // Proves: a REGISTER flood from one address is cut at 5 per second (burst 20): the rest
 // are dropped unanswered and counted; the ones let through reach the (silent) core.
 TEST_F(Registration, RegisterFloodFromOneAddressIsRateLimited) {
   startSbc(5);
   UdpSocket flooder("127.0.0.6", 0);
   ASSERT_TRUE(flooder.bound());
-  for (int i = 0; i < 60; ++i) {
-    flooder.sendTo(rawRegister(flooder, "127.0.0.6", i + 1, "f" + std::to_string(i)),
-                   "127.0.0.10", accessPort_);
-  }
+  sendSixtyRegisters(flooder, "127.0.0.6", accessPort_);
   // 20 pass at once; a few more may as the bucket refills while the 60 are sent.
   const auto deadline = std::chrono::steady_clock::now() + 5s;
   while (std::chrono::steady_clock::now() < deadline &&
@@ -185,10 +191,23 @@ TEST_F(Registration, RegisterRatePerSourceIsConfigurable) {
   startSbc(5);
   UdpSocket natAddress("127.0.0.6", 0);
   ASSERT_TRUE(natAddress.bound());
-  for (int i = 0; i < 60; ++i) {
-    natAddress.sendTo(rawRegister(natAddress, "127.0.0.6", i + 1, "n" + std::to_string(i)),
-                      "127.0.0.10", accessPort_);
-  }
+  sendSixtyRegisters(natAddress, "127.0.0.6", accessPort_);
+  EXPECT_TRUE(daemon_->waitForMetric("sbc_register_total{result=\"relayed\"}", 60))
+      << daemon_->scrape();
+  EXPECT_EQ(metric("sbc_register_total{result=\"rate_limited\"}"), 0);
+}
+
+// Proves: a reload applies a new lines.register_rate_per_source to the next REGISTER (the
+// daemon started with the default 5 per second would drop most of the 60).
+TEST_F(Registration, ReloadedRegisterRatePerSourceApplies) {
+  startSbc(5);
+  extraConfig_ = "lines = { register_rate_per_source = 100; };\n";
+  dir_.write("sbc.cfg", sbcConfig(5, 30));
+  daemon_->process().signal(SIGHUP);
+  ASSERT_TRUE(daemon_->waitForMetric("sbc_config_reloads_total{result=\"success\"}", 1));
+  UdpSocket natAddress("127.0.0.6", 0);
+  ASSERT_TRUE(natAddress.bound());
+  sendSixtyRegisters(natAddress, "127.0.0.6", accessPort_);
   EXPECT_TRUE(daemon_->waitForMetric("sbc_register_total{result=\"relayed\"}", 60))
       << daemon_->scrape();
   EXPECT_EQ(metric("sbc_register_total{result=\"rate_limited\"}"), 0);
