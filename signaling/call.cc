@@ -1,8 +1,5 @@
 #include "signaling/call.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-
 #include <algorithm>
 #include <cstring>
 #include <optional>
@@ -15,6 +12,7 @@
 #include "common/log.h"
 #include "signaling/body_filter.h"
 #include "signaling/header_allow_list.h"
+#include "signaling/sip_address.h"
 
 namespace sbc::signaling {
 namespace {
@@ -24,10 +22,6 @@ namespace {
 std::uint64_t randomSessionId() {
   thread_local std::mt19937_64 generator{std::random_device{}()};
   return generator() >> 2;  // 62 bits: any SDP parser takes it as a decimal number
-}
-
-std::string hostForUri(const std::string& host) {
-  return host.find(':') != std::string::npos ? "[" + host + "]" : host;
 }
 
 // A relayed response carries the standard phrase for its code, never the peer's: a reason
@@ -263,41 +257,6 @@ void Call::rememberLineRequest(const sip_t* sip) {
   credentialLines(sip->sip_proxy_authorization);
 }
 
-std::optional<std::pair<policy::IpAddress, std::string>> Call::terminalRouteOf(
-    const su_addrinfo_t* info) {
-  policy::IpAddress address;
-  std::uint16_t port = 0;
-  if (info->ai_addr->sa_family == AF_INET) {
-    const auto* v4 = reinterpret_cast<const sockaddr_in*>(info->ai_addr);
-    address.family = policy::IpFamily::v4;
-    std::memcpy(address.bytes.data(), &v4->sin_addr, 4);
-    port = ntohs(v4->sin_port);
-  } else if (info->ai_addr->sa_family == AF_INET6) {
-    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(info->ai_addr);
-    address.family = policy::IpFamily::v6;
-    std::memcpy(address.bytes.data(), &v6->sin6_addr, 16);
-    port = ntohs(v6->sin6_port);
-  } else {
-    return std::nullopt;
-  }
-  return std::make_pair(
-      address, terminalRoute(address, port, info->ai_protocol == IPPROTO_TCP ? "tcp" : "udp"));
-}
-
-std::string Call::terminalRoute(const policy::IpAddress& address, std::uint16_t port,
-                                const char* transport) {
-  // Appended piece by piece: GCC 12 at -O3 warns falsely (-Wrestrict) on "[" + string.
-  std::string route = "sip:";
-  if (address.family == policy::IpFamily::v6) route += '[';
-  route += address.toString();
-  if (address.family == policy::IpFamily::v6) route += ']';
-  route += ':';
-  route += std::to_string(port);
-  route += ";transport=";
-  route += transport;
-  return route;
-}
-
 metrics::CallDirection Call::directionOf(dataplane::Realm callerRealm, bool line) {
   if (line) {
     return callerRealm == dataplane::Realm::access ? metrics::CallDirection::fromLine
@@ -323,10 +282,8 @@ bool Call::sendCalleeInvite(const msg_header_t* credentials) {
                                                               : environment_.settings->access)
                          .sip.front();
   const std::string userPart = calledUser_.empty() ? "" : calledUser_ + "@";
-  const std::string hopUri = "sip:" + hostForUri(hop.host) + ":" + std::to_string(hop.port) +
-                             ";transport=" + config::toString(hop.transport);
-  calleeRequestUri_ = "sip:" + userPart + hostForUri(hop.host) + ":" +
-                      std::to_string(hop.port) + ";transport=" + config::toString(hop.transport);
+  const std::string hopUri = sipUrl(hop.host, hop.port, config::toString(hop.transport));
+  calleeRequestUri_ = "sip:" + userPart + hopUri.substr(4);
   std::string from = "<sip:" + (callingUser_.empty() ? "" : callingUser_ + "@") +
                      hostForUri(ours.address) + ">";
   std::string to = "<sip:" + userPart + hostForUri(hop.host) + ">";
@@ -1465,12 +1422,10 @@ int Call::relayInDialog(bool fromCaller, nta_incoming_t* request, const sip_t* s
   if (route_.line && from == dataplane::Realm::access && state_ != State::over) {
     // A request of the terminal's dialog from elsewhere: the terminal moved (its NAT
     // mapping changed, or it changed networks); the call follows it.
-    msg_t* received = nta_incoming_getrequest(request);
-    const su_addrinfo_t* info = received != nullptr ? msg_addrinfo(received) : nullptr;
-    if (info != nullptr && info->ai_addr != nullptr) {
-      if (const auto moved = terminalRouteOf(info)) followTerminal(moved->first, moved->second);
+    if (msg_t* received = nta_incoming_getrequest(request)) {
+      if (const auto source = sourceOf(received)) followTerminal(source->address, sipUrl(*source));
+      msg_destroy(received);
     }
-    if (received != nullptr) msg_destroy(received);
   }
   const char* realm = dataplane::toString(from);
   const sip_method_t method = sip->sip_request->rq_method;

@@ -119,15 +119,7 @@ class Call {
   // through its NAT binding, for the access leg of a line's call; else null.
   const url_string_t* routeOf(const nta_leg_t* leg) const;
   static metrics::CallDirection directionOf(dataplane::Realm callerRealm, bool line);
-  // A request's source as a terminal route ("sip:ADDRESS:PORT;transport=udp|tcp").
-  static std::optional<std::pair<policy::IpAddress, std::string>> terminalRouteOf(
-      const su_addrinfo_t* info);
 
- public:
-  static std::string terminalRoute(const policy::IpAddress& address, std::uint16_t port,
-                                   const char* transport);
-
- private:
   void rememberLineRequest(const sip_t* sip);
   // The terminal's route and media source become `address` / `route` (a move).
   void followTerminal(const policy::IpAddress& address, const std::string& route);

@@ -11,6 +11,7 @@
 
 #include "common/log.h"
 #include "signaling/header_allow_list.h"
+#include "signaling/sip_address.h"
 
 namespace sbc::signaling {
 namespace {
@@ -87,10 +88,6 @@ std::string uriText(const url_t* url) {
 
 bool carriesCredentials(const sip_t* sip) {
   return sip->sip_authorization != nullptr || sip->sip_proxy_authorization != nullptr;
-}
-
-std::string hostForUri(const std::string& host) {
-  return host.find(':') != std::string::npos ? "[" + host + "]" : host;
 }
 
 }  // namespace
@@ -308,8 +305,7 @@ bool RegisterRelay::forward(Pending& pending) {
   const std::string maxForwards = std::to_string(
       (request->sip_max_forwards != nullptr ? request->sip_max_forwards->mf_count : 70) - 1);
   const std::string headers = allowedHeaderLines(request, settings_.headerAllowList);
-  const std::string target = "sip:" + hostForUri(hop.host) + ":" + std::to_string(hop.port) +
-                             ";transport=" + config::toString(hop.transport);
+  const std::string target = sipUrl(hop.host, hop.port, config::toString(hop.transport));
   sip_request_t* line = sip_request_create(
       home, SIP_METHOD_REGISTER, reinterpret_cast<const url_string_t*>(request->sip_request->rq_url),
       nullptr);

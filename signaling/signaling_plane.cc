@@ -23,6 +23,7 @@
 #include "signaling/dial_plan.h"
 #include "signaling/nta_refusals.h"
 #include "signaling/register_relay.h"
+#include "signaling/sip_address.h"
 #include "signaling/request_checks.h"
 #include "signaling/sofia.h"
 #include "signaling/source_limiter.h"
@@ -105,38 +106,11 @@ bool hasWellFormedUsers(const sip_t* sip) {
 // Bindings that were not refreshed in time are dropped this often.
 constexpr unsigned kRegistrationSweepMs = 1000;
 
-std::optional<policy::IpAddress> sourceOf(msg_t* msg) {
-  const su_addrinfo_t* info = msg_addrinfo(msg);
-  if (info == nullptr || info->ai_addr == nullptr) return std::nullopt;
-  policy::IpAddress address;
-  if (info->ai_addr->sa_family == AF_INET) {
-    const auto* v4 = reinterpret_cast<const sockaddr_in*>(info->ai_addr);
-    address.family = policy::IpFamily::v4;
-    std::memcpy(address.bytes.data(), &v4->sin_addr, 4);
-    return address;
-  }
-  if (info->ai_addr->sa_family == AF_INET6) {
-    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(info->ai_addr);
-    address.family = policy::IpFamily::v6;
-    std::memcpy(address.bytes.data(), &v6->sin6_addr, 16);
-    return address;
-  }
-  return std::nullopt;
-}
-
-// Where a request came from as a terminal is known by: address, port, transport.
-TerminalAddress terminalOf(msg_t* msg, const policy::IpAddress& address) {
-  TerminalAddress terminal;
-  terminal.address = address;
-  const su_addrinfo_t* info = msg_addrinfo(msg);
-  if (info->ai_addr->sa_family == AF_INET) {
-    terminal.port = ntohs(reinterpret_cast<const sockaddr_in*>(info->ai_addr)->sin_port);
-  } else {
-    terminal.port = ntohs(reinterpret_cast<const sockaddr_in6*>(info->ai_addr)->sin6_port);
-  }
-  terminal.transport = info->ai_protocol == IPPROTO_TCP ? config::Transport::tcp
-                                                          : config::Transport::udp;
-  return terminal;
+// The address a message came from, without port or transport: what sources are known by.
+std::optional<policy::IpAddress> sourceAddressOf(msg_t* msg) {
+  const auto source = sourceOf(msg);
+  if (!source) return std::nullopt;
+  return source->address;
 }
 
 }  // namespace
@@ -216,7 +190,7 @@ struct SignalingPlane::Impl {
       registers->moved = [this](const std::string& aor, const TerminalAddress& from,
                                 const TerminalAddress& to) {
         for (auto& [id, call] : calls) {
-          call->lineTerminalMoved(aor, from.address, to.address, routeTo(to));
+          call->lineTerminalMoved(aor, from.address, to.address, sipUrl(to));
         }
       };
     }
@@ -371,7 +345,7 @@ struct SignalingPlane::Impl {
       if (candidate.mclass != nullptr && candidate.mclass == msg_mclass(msg)) realm = &candidate;
     }
     if (realm == nullptr) return true;
-    const auto source = sourceOf(msg);
+    const auto source = sourceAddressOf(msg);
     if ((!source || !isKnownSource(*realm, *source)) && !mayAnswerUnknownSource(*realm, source)) {
       return false;
     }
@@ -430,7 +404,7 @@ struct SignalingPlane::Impl {
     const char* method = sip->sip_request->rq_method_name;
     self.sipSeries.countRequest(realm->name, method);
 
-    const auto source = sourceOf(msg);
+    const auto source = sourceAddressOf(msg);
     // A header Sofia's parser refused (nta leaves it to us, NTATAG_BAD_REQ_MASK): it is left
     // out of `sip`, so nothing else would notice. Refused are the headers nta itself refuses
     // by default and Max-Forwards (the SBC counts hops); one of no concern to a B2BUA (a
@@ -564,10 +538,10 @@ struct SignalingPlane::Impl {
         nta_msg_treply(agent, msg, 400, "Bad User Part", TAG_END());
         return true;
       }
-      startLineCall(realm, agent, msg, sip, terminalOf(msg, source));
+      startLineCall(realm, agent, msg, sip, *sourceOf(msg));
       return true;
     }
-    registers->onRegister(msg, sip, terminalOf(msg, source));
+    registers->onRegister(msg, sip, *sourceOf(msg));
     return true;
   }
 
@@ -588,12 +562,6 @@ struct SignalingPlane::Impl {
                                SIPTAG_RETRY_AFTER_STR(retryAfter.c_str())),
                         TAG_END());
     nta_incoming_destroy(request);
-  }
-
-  // "sip:ADDRESS:PORT;transport=T", as Call::terminalRouteOf writes it.
-  static std::string routeTo(const TerminalAddress& terminal) {
-    return Call::terminalRoute(terminal.address, terminal.port,
-                               config::toString(terminal.transport));
   }
 
   // Admission against the line's ceiling; a refusal is answered and counted (nullopt).
@@ -637,7 +605,7 @@ struct SignalingPlane::Impl {
     if (!slot) return;
     const std::uint64_t id = nextCallId++;
     CallRoute route{settings.coreNextHops, settings.coreFailoverTimeoutMs, std::nullopt,
-                    CallRoute::Line{binding->aor, terminal.address, routeTo(terminal), ""}};
+                    CallRoute::Line{binding->aor, terminal.address, sipUrl(terminal), ""}};
     calls.emplace(id, std::make_unique<Call>(environment, id, std::string(),
                                              std::vector<policy::IpPrefix>{}, std::move(*slot),
                                              msg, sip, dataplane::Realm::access,
@@ -661,7 +629,7 @@ struct SignalingPlane::Impl {
                                   binding->terminal.transport};
     CallRoute route{{target}, 0, std::nullopt,
                     CallRoute::Line{binding->aor, binding->terminal.address,
-                                    routeTo(binding->terminal), binding->contact}};
+                                    sipUrl(binding->terminal), binding->contact}};
     calls.emplace(id, std::make_unique<Call>(environment, id, std::string(),
                                              std::vector<policy::IpPrefix>{}, std::move(*slot),
                                              msg, sip, dataplane::Realm::core, std::move(route),
