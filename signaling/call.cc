@@ -1120,7 +1120,12 @@ int Call::onCallerPrack(void* magic, nta_reliable_t* reliable, nta_incoming_t* i
                         const sip_t* sip) {
   Call& call = *static_cast<Call*>(magic);
   PrackRelay* prack = call.prackOf(reliable);
-  if (incoming != nullptr) call.callerPracked_ = true;
+  if (incoming != nullptr) {
+    call.callerPracked_ = true;
+    // nta hands the caller's PRACK to the reliable response, not to the dialog, so it
+    // passes relayInDialog's count.
+    call.environment_.countRequest(dataplane::toString(call.callerRealm_), "PRACK");
+  }
   if (incoming == nullptr) {
     // No PRACK will come for it: the caller's INVITE got its final response first (the
     // callee's PRACK is moot then), or nta gave up waiting (64*T1) and ends the INVITE next

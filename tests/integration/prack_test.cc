@@ -3,7 +3,8 @@
 // only when the caller PRACKs it, with the caller's PRACK body anchored: the answer to a
 // late offer the provisional response carried, or a new offer whose answer comes back in
 // the 200 to the PRACK. And the ways that goes wrong: a caller that never PRACKs, a PRACK
-// without the answer. Every test ends by checking that no call slot or media flow leaked.
+// without the answer, a call ended by either side while a PRACK is relayed. Every test ends
+// by checking that no call slot or media flow leaked.
 
 #include <chrono>
 #include <regex>
@@ -107,6 +108,15 @@ TEST_F(Prack, LateOfferAnsweredInPrackReachesTheCoreAnchored) {
   EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"answered\",trunk=\"alpha\"}"),
             1)
       << daemon_->scrape();
+  // The trunk's PRACK is counted where it came from (nta hands it to the reliable response,
+  // not to the dialog); the SBC's own PRACK to the core is not a request it received.
+  EXPECT_EQ(metric("sbc_sip_requests_total{method=\"PRACK\",realm=\"access\"}"), 1)
+      << daemon_->scrape();
+  EXPECT_EQ(metricValue(daemon_->scrape(),
+                        "sbc_sip_requests_total{method=\"PRACK\",realm=\"core\"}")
+                .value_or(0),
+            0)
+      << daemon_->scrape();
   expectNothingLeft();
 }
 
@@ -129,6 +139,8 @@ TEST_F(Prack, LateOfferAnsweredInPrackReachesTheTrunkAnchored) {
   EXPECT_LE(prack->port, 20999);
   EXPECT_EQ(metric("sbc_calls_total{direction=\"to_trunk\",result=\"answered\",trunk=\"alpha\"}"),
             1)
+      << daemon_->scrape();
+  EXPECT_EQ(metric("sbc_sip_requests_total{method=\"PRACK\",realm=\"core\"}"), 1)
       << daemon_->scrape();
   expectNothingLeft();
 }
@@ -254,6 +266,21 @@ TEST_F(Prack, CancelWhileThePrackWaitsReachesTheCalleeUnpracked) {
   expectNothingLeft();
 }
 
+// Proves: the same with a BYE in the trunk's early dialog (RFC 3261 15) instead of the
+// CANCEL: BYE 200 and 487 to the trunk (not held back behind the unPRACKed 183), CANCEL and
+// never a PRACK to the core; counted cancelled, slot and media freed.
+TEST_F(Prack, ByeWhileThePrackWaitsReachesTheCalleeUnpracked) {
+  startSbc(10);
+  auto core = startCore("prack_callee_cancelled.xml", 1);
+  const auto trunk = trunkCalls("prack_caller_bye_before_prack.xml", 1, 1);
+  EXPECT_EQ(trunk.status, 0) << trunk.output;
+  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"cancelled\",trunk=\"alpha\"}"),
+            1)
+      << daemon_->scrape();
+  expectNothingLeft();
+}
+
 // Proves: a PRACK that does not answer the late offer of the reliable 183 it acknowledges
 // is refused with 488, the trunk's INVITE too, and the core gets CANCEL instead of a PRACK
 // without the answer it waits for; counted aborted, slot freed. Before: the PRACK was
@@ -267,6 +294,58 @@ TEST_F(Prack, PrackWithoutTheAnswerEndsTheCall) {
   EXPECT_EQ(metric("sbc_sip_responses_total{code=\"488\",realm=\"access\"}"), 2)
       << daemon_->scrape();
   EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"aborted\",trunk=\"alpha\"}"),
+            1)
+      << daemon_->scrape();
+  expectNothingLeft();
+}
+
+// Proves: a trunk that CANCELs while its PRACK, relayed to the core, waits for the core's
+// 200 ends the call on both legs: CANCEL 200, 481 to its PRACK and 487 to the trunk, a
+// CANCEL to the core (whose late 200 to the PRACK is absorbed); counted cancelled, the PRACK
+// counted, slot and media freed (also under ASan: nothing of the pending PRACK leaks).
+TEST_F(Prack, CancelWhileThePrackIsRelayedEndsBothLegs) {
+  startSbc(10);
+  auto core = startCore("prack_callee_prack_waits_cancelled.xml", 1);
+  const auto trunk = trunkCalls("prack_caller_cancels_while_prack_waits.xml", 1, 1);
+  EXPECT_EQ(trunk.status, 0) << trunk.output;
+  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"cancelled\",trunk=\"alpha\"}"),
+            1)
+      << daemon_->scrape();
+  EXPECT_EQ(metric("sbc_sip_requests_total{method=\"PRACK\",realm=\"access\"}"), 1)
+      << daemon_->scrape();
+  EXPECT_EQ(metric("sbc_sip_responses_total{code=\"481\",realm=\"access\"}"), 1)
+      << daemon_->scrape();
+  expectNothingLeft();
+}
+
+// Proves: the same with a BYE in the trunk's early dialog (RFC 3261 15) instead of a
+// CANCEL: BYE 200, 487 and 481 to the trunk, CANCEL to the core; counted cancelled, nothing
+// left.
+TEST_F(Prack, ByeWhileThePrackIsRelayedEndsBothLegs) {
+  startSbc(10);
+  auto core = startCore("prack_callee_prack_waits_cancelled.xml", 1);
+  const auto trunk = trunkCalls("prack_caller_bye_while_prack_waits.xml", 1, 1);
+  EXPECT_EQ(trunk.status, 0) << trunk.output;
+  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"cancelled\",trunk=\"alpha\"}"),
+            1)
+      << daemon_->scrape();
+  EXPECT_EQ(metric("sbc_sip_requests_total{method=\"BYE\",realm=\"access\"}"), 1)
+      << daemon_->scrape();
+  expectNothingLeft();
+}
+
+// Proves: a core that ends the call (486) instead of answering the relayed PRACK ends it on
+// both legs: 486 to the trunk's INVITE (ACKed), 481 to the trunk's PRACK; counted failed,
+// nothing left.
+TEST_F(Prack, CalleeFailingWhileThePrackIsRelayedEndsBothLegs) {
+  startSbc(10);
+  auto core = startCore("prack_callee_busy_while_prack_waits.xml", 1);
+  const auto trunk = trunkCalls("prack_caller_busy_while_prack_waits.xml", 1, 1);
+  EXPECT_EQ(trunk.status, 0) << trunk.output;
+  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"failed\",trunk=\"alpha\"}"),
             1)
       << daemon_->scrape();
   expectNothingLeft();
