@@ -314,6 +314,13 @@ bool Call::sendCalleeInvite(const msg_header_t* credentials) {
   const std::string sessionExpires = sessionTimers_->calleeSessionExpires();
   const std::string minSe = sessionTimers_->minSe();
   const bool timers = !sessionExpires.empty();
+  // 100rel is announced to the callee unless the callee could then offer in a reliable
+  // provisional response that nobody can answer: a late offer from a caller without 100rel
+  // has its answer only in the ACK, and a PRACK acknowledging an offer must carry the answer
+  // (RFC 3262 5). Such a callee sends its provisional responses unreliably and offers in the
+  // 200. With an offer in the INVITE a reliable provisional response carries the answer,
+  // which the SBC's own PRACK may acknowledge without a body.
+  const bool announceReliable = callerTakesReliable_ || !lateOffer_;
   calleeInvite_ = nullptr;  // a response reported from inside tcreate sets it
   const BodyTags body(calleeInviteBody_);
   nta_outgoing_t* invite = nta_outgoing_tcreate(
@@ -321,7 +328,7 @@ bool Call::sendCalleeInvite(const msg_header_t* credentials) {
       routeUrl.empty() ? nullptr : URL_STRING_MAKE(routeUrl.c_str()), SIP_METHOD_INVITE,
       URL_STRING_MAKE(calleeRequestUri_.c_str()),
       SIPTAG_CONTACT(nta_agent_contact(agentOf(calleeRealm()))),
-      SIPTAG_MAX_FORWARDS_STR(maxForwards.c_str()), NTATAG_REL100(1),
+      SIPTAG_MAX_FORWARDS_STR(maxForwards.c_str()), NTATAG_REL100(announceReliable),
       TAG_IF(!calleeHeaders_.empty(), SIPTAG_HEADER_STR(calleeHeaders_.c_str())),
       TAG_IF(timers, SIPTAG_SUPPORTED_STR("timer")),
       TAG_IF(timers, SIPTAG_SESSION_EXPIRES_STR(sessionExpires.c_str())),
@@ -898,6 +905,10 @@ int Call::onCalleeResponse(void* magic, nta_outgoing_t* request, const sip_t* si
     // A caller without 100rel cannot PRACK (nor one nta cannot send this one reliably
     // to): the SBC does at once, without a body.
     const bool endToEnd = reliable && call.reliableTowardsCaller();
+    if (reliable && !endToEnd && call.offersUnanswerably(sip)) {
+      call.refuseUnanswerableOffer(status);
+      return 0;
+    }
     if (reliable && !endToEnd && !call.prackCalleeNow(*fork, rseq, sip)) return 0;
     if (call.state_ == State::calling) call.state_ = State::early;
     const std::string forkTag = reliable ? fork->tag : std::string();
@@ -906,7 +917,12 @@ int Call::onCalleeResponse(void* magic, nta_outgoing_t* request, const sip_t* si
     fork = call.forkOf(forkTag.c_str());
     if (fork == nullptr) return 0;
     if (reply.reliable == nullptr) {
-      call.prackCalleeNow(*fork, rseq, sip);  // nta could not send it reliably after all
+      // nta could not send it reliably after all.
+      if (call.offersUnanswerably(sip)) {
+        call.refuseUnanswerableOffer(status);
+      } else {
+        call.prackCalleeNow(*fork, rseq, sip);
+      }
       return 0;
     }
     auto prack = std::make_unique<PrackRelay>();
@@ -1038,6 +1054,30 @@ nta_outgoing_t* Call::prackCallee(EarlyFork& fork, std::uint32_t rseq, const sip
       TAG_IF(!headers.empty(), SIPTAG_HEADER_STR(headers.c_str())), BODY_TAGS(bodyTags),
       TAG_END());
   return request;
+}
+
+bool Call::offersUnanswerably(const sip_t* response) const {
+  if (!lateOffer_ || lateOfferAnswered_ || !hasBody(response)) return false;
+  std::string error;
+  const auto split = splitSessionBody(response, environment_.settings->bodyTypes, error);
+  return split && split->sdp;
+}
+
+void Call::refuseUnanswerableOffer(int status) {
+  // The callee sent a provisional response reliably that offers the late offer's SDP,
+  // although the INVITE announced no 100rel (RFC 3262 3 forbids it) or nta cannot send
+  // it on reliably: its PRACK would have to carry an answer that only the caller's ACK
+  // will bring. A PRACK without it would break RFC 3262 5, and no PRACK leaves the callee
+  // retransmitting until it gives up: the call is refused at once, 502 to the caller (the
+  // next hop failed the protocol), CANCEL to the callee, counted aborted.
+  log::warning("call", "call ", id_, ": the ", dataplane::toString(calleeRealm()),
+               " offered in a reliable ", status,
+               " that the caller cannot answer before the ACK; refusing the call");
+  replyCaller(502, "Bad Gateway", nullptr);
+  if (calleeInvite_ != nullptr && nta_outgoing_status(calleeInvite_) < 200) {
+    nta_outgoing_cancel(calleeInvite_);
+  }
+  finish(metrics::CallResult::aborted, "unanswerable_reliable_offer");
 }
 
 bool Call::prackCalleeNow(EarlyFork& fork, std::uint32_t rseq, const sip_t* response) {

@@ -153,6 +153,10 @@ class Call {
                               const std::string& headers = "");
   // The same at once, nobody waiting for its answer. False when nta refuses.
   bool prackCalleeNow(EarlyFork& fork, std::uint32_t rseq, const sip_t* response);
+  // Whether a reliable provisional response the SBC must PRACK itself offers the late
+  // offer's SDP, which its PRACK would have to answer; refuseUnanswerableOffer ends the call.
+  bool offersUnanswerably(const sip_t* response) const;
+  void refuseUnanswerableOffer(int status);
   // A forking callee: each To tag is an early dialog of its own (RFC 3261 12.1.2). The
   // first follows calleeLeg_; each further one gets a leg of its own on the same Call-ID
   // and From tag. A fork that sends reliable provisionals gets the INVITE narrowed to it

@@ -3,8 +3,9 @@
 // only when the caller PRACKs it, with the caller's PRACK body anchored: the answer to a
 // late offer the provisional response carried, or a new offer whose answer comes back in
 // the 200 to the PRACK. And the ways that goes wrong: a caller that never PRACKs, a PRACK
-// without the answer, a call ended by either side while a PRACK is relayed. Every test ends
-// by checking that no call slot or media flow leaked.
+// without the answer, a call ended by either side while a PRACK is relayed, a late offer
+// from a caller without 100rel (which nobody could answer in a PRACK). Every test ends by
+// checking that no call slot or media flow leaked.
 
 #include <chrono>
 #include <regex>
@@ -292,6 +293,38 @@ TEST_F(Prack, PrackWithoutTheAnswerEndsTheCall) {
   EXPECT_EQ(trunk.status, 0) << trunk.output;
   EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
   EXPECT_EQ(metric("sbc_sip_responses_total{code=\"488\",realm=\"access\"}"), 2)
+      << daemon_->scrape();
+  EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"aborted\",trunk=\"alpha\"}"),
+            1)
+      << daemon_->scrape();
+  expectNothingLeft();
+}
+
+// Proves: a late offer from a trunk without 100rel reaches the core in an INVITE that
+// announces no 100rel (the core's scenario fails on 100rel in Supported or Require), so the
+// core offers in its 200 and the trunk's answer in the ACK reaches it anchored (both
+// scenarios check the SDP). Before: the INVITE said Supported: 100rel, and a core offering
+// in a reliable 183 was PRACKed by the SBC without the answer RFC 3262 5 demands.
+TEST_F(Prack, LateOfferFromCallerWithout100relAnnouncesNo100rel) {
+  startSbc(10);
+  callThrough("prack_callee_late_offer_without_100rel.xml", "uac_late_offer.xml");
+  EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"answered\",trunk=\"alpha\"}"),
+            1)
+      << daemon_->scrape();
+  expectNothingLeft();
+}
+
+// Proves: a core that offers in a reliable 183 all the same (the late-offer INVITE of a trunk
+// without 100rel announced none) is never PRACKed, since the PRACK would owe an answer the
+// trunk gives only in its ACK, but cancelled; the trunk hears 502 and nothing of the 183;
+// counted aborted, slot and media freed. Before: the SBC PRACKed the 183 without a body.
+TEST_F(Prack, ReliableOfferNobodyCanAnswerIsRefused502) {
+  startSbc(10);
+  auto core = startCore("prack_callee_reliable_without_100rel.xml", 1);
+  const auto trunk = trunkCalls("uac_late_offer_gets_502.xml", 1, 1);
+  EXPECT_EQ(trunk.status, 0) << trunk.output;
+  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  EXPECT_EQ(metric("sbc_sip_responses_total{code=\"502\",realm=\"access\"}"), 1)
       << daemon_->scrape();
   EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"aborted\",trunk=\"alpha\"}"),
             1)
