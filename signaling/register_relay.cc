@@ -451,8 +451,12 @@ void RegisterRelay::replyBindings(nta_incoming_t* request, const std::string& ao
     const auto left = std::chrono::duration_cast<std::chrono::seconds>(binding->expires - now -
                                                                        kExpiryGrace);
     if (!contacts.empty()) contacts += ", ";
-    contacts += "<" + binding->contact + ">" + binding->contactParams +
-                ";expires=" + std::to_string(std::max<std::int64_t>(0, left.count()));
+    contacts += '<';
+    contacts += binding->contact;
+    contacts += '>';
+    contacts += binding->contactParams;
+    contacts += ";expires=";
+    contacts += std::to_string(std::max<std::int64_t>(0, left.count()));
   }
   reply(request, 200, "OK", TAG_IF(!contacts.empty(), SIPTAG_CONTACT_STR(contacts.c_str())),
         TAG_END());
@@ -475,9 +479,12 @@ std::string RegisterRelay::describe(const std::string& aor) const {
   std::string text;
   registrations_.forEach([&](const Binding& binding) {
     if (!aor.empty() && binding.aor != aor) return;
-    text += binding.aor + " " + binding.terminal.toString() + " expires_in=" +
+    text += binding.aor;
+    text += " " + binding.terminal.toString() + " expires_in=" +
             secondsUntil(binding.expires - kExpiryGrace) + "s core_expires_in=" +
-            secondsUntil(binding.coreExpires) + "s contact=" + binding.contact + "\n";
+            secondsUntil(binding.coreExpires) + "s contact=";
+    text += binding.contact;
+    text += '\n';
   });
   return text;
 }

@@ -601,11 +601,11 @@ struct SignalingPlane::Impl {
       return;
     }
     if (refuseShortSession(realm, agent, msg, sip)) return;
-    auto slot = admitLine(realm, agent, msg, sip, binding->aor);
+    auto slot = admitLine(realm, agent, msg, sip, std::string(binding->aor));
     if (!slot) return;
     const std::uint64_t id = nextCallId++;
     CallRoute route{settings.coreNextHops, settings.coreFailoverTimeoutMs, std::nullopt,
-                    CallRoute::Line{binding->aor, terminal.address, sipUrl(terminal), ""}};
+                    CallRoute::Line{std::string(binding->aor), terminal.address, sipUrl(terminal), ""}};
     calls.emplace(id, std::make_unique<Call>(environment, id, std::string(),
                                              std::vector<policy::IpPrefix>{}, std::move(*slot),
                                              msg, sip, dataplane::Realm::access,
@@ -622,14 +622,14 @@ struct SignalingPlane::Impl {
       return;
     }
     if (refuseShortSession(realms[1], agent, msg, sip)) return;
-    auto slot = admitLine(realms[1], agent, msg, sip, binding->aor);
+    auto slot = admitLine(realms[1], agent, msg, sip, std::string(binding->aor));
     if (!slot) return;
     const std::uint64_t id = nextCallId++;
     const config::HostPort target{binding->terminal.address.toString(), binding->terminal.port,
                                   binding->terminal.transport};
     CallRoute route{{target}, 0, std::nullopt,
-                    CallRoute::Line{binding->aor, binding->terminal.address,
-                                    sipUrl(binding->terminal), binding->contact}};
+                    CallRoute::Line{std::string(binding->aor), binding->terminal.address,
+                                    sipUrl(binding->terminal), std::string(binding->contact)}};
     calls.emplace(id, std::make_unique<Call>(environment, id, std::string(),
                                              std::vector<policy::IpPrefix>{}, std::move(*slot),
                                              msg, sip, dataplane::Realm::core, std::move(route),
