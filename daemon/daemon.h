@@ -10,6 +10,7 @@
 #include "dataplane/media_relay.h"
 #include "daemon/asio.h"
 #include "daemon/control_server.h"
+#include "daemon/heap_trimmer.h"
 #include "metrics/metrics.h"
 #include "policy/policy.h"
 #include "signaling/signaling_plane.h"
@@ -37,6 +38,7 @@ class Daemon {
   boost::asio::io_context io_;
   boost::asio::signal_set signals_;
   boost::asio::steady_timer drainTimer_;
+  HeapTrimmer heapTrimmer_;
   std::string configPath_;
   config::Config config_;
   std::shared_ptr<policy::Policy> policy_;
