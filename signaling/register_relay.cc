@@ -187,6 +187,15 @@ void RegisterRelay::reply(nta_incoming_t* request, int status, const char* phras
   ta_end(ta);
 }
 
+void RegisterRelay::replyStateless(msg_t* msg, int status, const char* phrase, tag_type_t tag,
+                                   tag_value_t value, ...) {
+  ta_list ta;
+  ta_start(ta, tag, value);
+  sipSeries_.countResponse("access", status);
+  nta_msg_treply(access_, msg, status, phrase, ta_tags(ta));
+  ta_end(ta);
+}
+
 void RegisterRelay::onRegister(msg_t* msg, sip_t* sip, const TerminalAddress& terminal) {
   if (!floodLimiter_.allow(terminal.address)) {
     count("rate_limited");
@@ -196,13 +205,12 @@ void RegisterRelay::onRegister(msg_t* msg, sip_t* sip, const TerminalAddress& te
     nta_msg_discard(access_, msg);
     return;
   }
-  nta_incoming_t* incoming = nta_incoming_create(access_, nullptr, msg, sip, TAG_END());
-  if (incoming == nullptr) return;  // nta destroyed the message
+  // Refused and throttled REGISTERs are answered statelessly (a retransmission is simply
+  // answered again); only one going to the core gets a server transaction.
   const auto refuse = [&](int status, const char* phrase, const char* why) {
     log::info("register", "REGISTER from ", terminal.toString(), " refused: ", why);
     count("rejected");
-    reply(incoming, status, phrase, TAG_END());
-    nta_incoming_destroy(incoming);
+    replyStateless(msg, status, phrase, TAG_END());
   };
   const url_t* to = sip->sip_to != nullptr ? sip->sip_to->a_url : nullptr;
   if (to == nullptr || to->url_host == nullptr || sip->sip_from == nullptr ||
@@ -217,7 +225,6 @@ void RegisterRelay::onRegister(msg_t* msg, sip_t* sip, const TerminalAddress& te
   }
   auto pending = std::make_unique<Pending>();
   pending->relay = this;
-  pending->incoming = incoming;
   pending->terminal = terminal;
   pending->aor = Registrations::aorOf(to->url_user != nullptr ? to->url_user : "", to->url_host);
   pending->callId = sip->sip_call_id->i_id;
@@ -264,10 +271,13 @@ void RegisterRelay::onRegister(msg_t* msg, sip_t* sip, const TerminalAddress& te
     refreshed.granted = granted;
     registrations_.store(std::move(refreshed));
     count("throttled");
-    replyBindings(incoming, pending->aor);
-    nta_incoming_destroy(incoming);
+    const std::string contacts = contactsOf(pending->aor);
+    replyStateless(msg, 200, "OK", TAG_IF(!contacts.empty(), SIPTAG_CONTACT_STR(contacts.c_str())),
+                   TAG_END());
     return;
   }
+  pending->incoming = nta_incoming_create(access_, nullptr, msg, sip, TAG_END());
+  if (pending->incoming == nullptr) return;  // nta destroyed the message
   if (binds && lines_.throttleRegistrations) pending->expires = lines_.coreRegisterExpiresS;
   pending->id = nextPending_++;
   Pending& entry = *pending;
@@ -443,8 +453,14 @@ void RegisterRelay::accepted(Pending& pending, const sip_t* response) {
 }
 
 void RegisterRelay::replyBindings(nta_incoming_t* request, const std::string& aor) {
-  // The line's terminals as they registered them, each with what is left of its expiry:
-  // nothing of the core's (our own Contacts at the core) reaches the terminal.
+  const std::string contacts = contactsOf(aor);
+  reply(request, 200, "OK", TAG_IF(!contacts.empty(), SIPTAG_CONTACT_STR(contacts.c_str())),
+        TAG_END());
+}
+
+std::string RegisterRelay::contactsOf(const std::string& aor) const {
+  // Each with what is left of its expiry: nothing of the core's (our own Contacts at the
+  // core) reaches the terminal.
   const auto now = RegistrationClock::now();
   std::string contacts;
   for (const Binding* binding : registrations_.ofAor(aor)) {
@@ -458,8 +474,7 @@ void RegisterRelay::replyBindings(nta_incoming_t* request, const std::string& ao
     contacts += ";expires=";
     contacts += std::to_string(std::max<std::int64_t>(0, left.count()));
   }
-  reply(request, 200, "OK", TAG_IF(!contacts.empty(), SIPTAG_CONTACT_STR(contacts.c_str())),
-        TAG_END());
+  return contacts;
 }
 
 void RegisterRelay::finish(std::uint64_t id) {

@@ -71,7 +71,13 @@ class RegisterRelay {
   void accepted(Pending& pending, const sip_t* response);
   void reply(nta_incoming_t* request, int status, const char* phrase, tag_type_t tag,
              tag_value_t value, ...);
+  // Answers a request nta keeps no transaction for (it consumes msg): what sbcd answers
+  // itself needs none, and one would hold the messages for 64*T1 (Timer J) on UDP.
+  void replyStateless(msg_t* msg, int status, const char* phrase, tag_type_t tag,
+                      tag_value_t value, ...);
   void replyBindings(nta_incoming_t* request, const std::string& aor);
+  // The line's terminals as they registered them, for a Contact header field.
+  std::string contactsOf(const std::string& aor) const;
   void finish(std::uint64_t id);
   void count(const char* result);
   void publishSize();

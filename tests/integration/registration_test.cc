@@ -88,6 +88,21 @@ TEST_F(Registration, RefreshesAreThrottled) {
   EXPECT_EQ(metric("sbc_registrations"), 1);
 }
 
+// Proves: over TCP too, the refreshes sbcd answers itself (statelessly: no transaction is
+// kept for them) reach the terminal on the connection it registered on, with its Contact.
+TEST_F(Registration, RefreshesAreThrottledOverTcp) {
+  accessTransport_ = "tcp";
+  startSbc(5);
+  const auto core = registrar("core_registrar.xml");
+  const auto line = terminal("line_register_refresh.xml", "127.0.0.4", "", {"-t", "t1"});
+  ASSERT_EQ(line.status, 0) << line.output;
+  ASSERT_EQ(core->waitForExit(10s), 0) << core->output();
+  EXPECT_EQ(metric("sbc_register_total{result=\"throttled\"}"), 5);
+  EXPECT_EQ(metric("sbc_register_total{result=\"relayed\"}"), 2);
+  const std::string bindings = listed();
+  EXPECT_NE(bindings.find("alice@example.test tcp:127.0.0.4:"), std::string::npos) << bindings;
+}
+
 // Proves: with lines.throttle_registrations = false every refresh goes to the core (here:
 // none answers, so the terminal's refresh fails and nothing is counted throttled).
 TEST_F(Registration, WithoutThrottlingRefreshesGoToTheCore) {
