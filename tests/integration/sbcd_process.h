@@ -2,12 +2,15 @@
 // Starting the real sbcd binary on a temporary configuration, for integration tests.
 
 #include <chrono>
+#include <csignal>
 #include <fstream>
 #include <iterator>
 #include <optional>
 #include <regex>
 #include <string>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "tests/support/test_env.h"
 
@@ -41,7 +44,32 @@ drain = { timeout_s = 5; };
 )" + extra;
 }
 
-// Starts sbcd and finds the metrics port it bound from its start-up line.
+// How long sbcd gets to exit after the first SIGTERM: with no calls up it stops at once.
+inline constexpr auto kSbcdStopTime = 3s;
+// After a second SIGTERM (calls still up: sbcd would wait for drain.timeout_s) it stops at
+// once; under AddressSanitizer its leak check at exit takes a few seconds of this.
+inline constexpr auto kSbcdStopNowTime = 20s;
+
+// Whether sbcd's output holds a sanitizer report (ASan, LSan, UBSan).
+inline bool hasSanitizerReport(const std::string& output) {
+  return output.find("Sanitizer") != std::string::npos ||
+         output.find("runtime error:") != std::string::npos;
+}
+
+// The part of sbcd's output worth showing when its exit fails a test: the sanitizer
+// report if there is one, else the last lines.
+inline std::string exitExcerpt(const std::string& output) {
+  constexpr std::size_t kShown = 12000;
+  auto from = output.find("==ERROR:");
+  if (from == std::string::npos) from = output.find("runtime error:");
+  if (from == std::string::npos) from = output.size() > kShown ? output.size() - kShown : 0;
+  return output.substr(from, kShown);
+}
+
+// Starts sbcd and finds the metrics port it bound from its start-up line. When destroyed it
+// stops sbcd with SIGTERM rather than SIGKILL, so that under AddressSanitizer LeakSanitizer
+// checks the daemon at its normal exit; the current test fails unless sbcd exits 0 with no
+// sanitizer report in its output.
 class RunningDaemon {
  public:
   explicit RunningDaemon(const std::string& configPath)
@@ -52,6 +80,36 @@ class RunningDaemon {
     std::smatch match;
     static const std::regex portPattern(R"(metrics=http://127\.0\.0\.1:(\d+)/metrics)");
     if (std::regex_search(*bound, match, portPattern)) metricsPort_ = std::stoi(match[1]);
+  }
+  RunningDaemon(const RunningDaemon&) = delete;
+  RunningDaemon& operator=(const RunningDaemon&) = delete;
+  ~RunningDaemon() { stopAndCheckExit(); }
+
+  // Stops sbcd if it still runs (SIGTERM; a second SIGTERM if calls keep it draining) and
+  // records a test failure if it did not stop in time, exited non-zero or reported a
+  // sanitizer finding. Idempotent; a test that stopped sbcd itself may call it to check.
+  void stopAndCheckExit() {
+    if (checked_) return;
+    checked_ = true;
+    ChildProcess& sbcd = process_;
+    auto status = sbcd.waitForExit(0ms);
+    if (!status) {
+      sbcd.signal(SIGTERM);
+      status = sbcd.waitForExit(kSbcdStopTime);
+    }
+    if (!status) {
+      sbcd.signal(SIGTERM);
+      status = sbcd.waitForExit(kSbcdStopNowTime);
+    }
+    if (!status) {
+      ADD_FAILURE() << "sbcd did not exit within " << (kSbcdStopTime + kSbcdStopNowTime).count()
+                    << " s of SIGTERM (killed now)\n"
+                    << exitExcerpt(sbcd.output());
+      return;  // ChildProcess's destructor kills it by PID.
+    }
+    if (*status != 0 || hasSanitizerReport(sbcd.output())) {
+      ADD_FAILURE() << "sbcd exited with status " << *status << "\n" << exitExcerpt(sbcd.output());
+    }
   }
 
   ChildProcess& process() { return process_; }
@@ -72,6 +130,7 @@ class RunningDaemon {
 
  private:
   ChildProcess process_;
+  bool checked_ = false;
   int metricsPort_ = 0;
   std::string boundLine_;
 };
