@@ -203,10 +203,7 @@ TEST_F(Prack, FirstForksPrackCrossesAndTheSecondIsPrackedBySbc) {
 // trunk's PRACK was answered 200 and the call went on with media nobody had agreed on.
 TEST_F(Prack, UnusableAnswerInThe200ToAPrackEndsTheCall) {
   startSbc(10);
-  auto core = startCore("prack_callee_bad_answer.xml", 1);
-  const auto trunk = trunkCalls("prack_caller_offer_bad_answer.xml", 1, 1);
-  EXPECT_EQ(trunk.status, 0) << trunk.output;
-  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  callThrough("prack_callee_bad_answer.xml", "prack_caller_offer_bad_answer.xml");
   EXPECT_EQ(metric("sbc_sip_responses_total{code=\"502\",realm=\"access\"}"), 1)
       << daemon_->scrape();
   EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"aborted\",trunk=\"alpha\"}"),
@@ -221,10 +218,7 @@ TEST_F(Prack, UnusableAnswerInThe200ToAPrackEndsTheCall) {
 // Before: the trunk's PRACK was answered 200 (its scenario fails on that).
 TEST_F(Prack, OfferInPrackBeforeTheAnswerIsRefused491) {
   startSbc(10);
-  auto core = startCore("prack_callee_unanswered_183.xml", 1);
-  const auto trunk = trunkCalls("prack_caller_offer_too_early.xml", 1, 1);
-  EXPECT_EQ(trunk.status, 0) << trunk.output;
-  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  callThrough("prack_callee_unanswered_183.xml", "prack_caller_offer_too_early.xml");
   EXPECT_EQ(metric("sbc_sip_responses_total{code=\"491\",realm=\"access\"}"), 1)
       << daemon_->scrape();
   EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"answered\",trunk=\"alpha\"}"),
@@ -239,10 +233,7 @@ TEST_F(Prack, OfferInPrackBeforeTheAnswerIsRefused491) {
 // the core's 183 at once.
 TEST_F(Prack, CallerThatNeverPracksEndsTheCall) {
   startSbc(10);
-  auto core = startCore("prack_callee_cancelled.xml", 1);
-  const auto trunk = trunkCalls("prack_caller_silent.xml", 1, 1);
-  EXPECT_EQ(trunk.status, 0) << trunk.output;
-  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  callThrough("prack_callee_cancelled.xml", "prack_caller_silent.xml");
   EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"aborted\",trunk=\"alpha\"}"),
             1)
       << daemon_->scrape();
@@ -257,10 +248,7 @@ TEST_F(Prack, CallerThatNeverPracksEndsTheCall) {
 // core's 183 at once.
 TEST_F(Prack, CancelWhileThePrackWaitsReachesTheCalleeUnpracked) {
   startSbc(10);
-  auto core = startCore("prack_callee_cancelled.xml", 1);
-  const auto trunk = trunkCalls("prack_caller_cancels.xml", 1, 1);
-  EXPECT_EQ(trunk.status, 0) << trunk.output;
-  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  callThrough("prack_callee_cancelled.xml", "prack_caller_cancels.xml");
   EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"cancelled\",trunk=\"alpha\"}"),
             1)
       << daemon_->scrape();
@@ -272,10 +260,7 @@ TEST_F(Prack, CancelWhileThePrackWaitsReachesTheCalleeUnpracked) {
 // never a PRACK to the core; counted cancelled, slot and media freed.
 TEST_F(Prack, ByeWhileThePrackWaitsReachesTheCalleeUnpracked) {
   startSbc(10);
-  auto core = startCore("prack_callee_cancelled.xml", 1);
-  const auto trunk = trunkCalls("prack_caller_bye_before_prack.xml", 1, 1);
-  EXPECT_EQ(trunk.status, 0) << trunk.output;
-  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  callThrough("prack_callee_cancelled.xml", "prack_caller_bye_before_prack.xml");
   EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"cancelled\",trunk=\"alpha\"}"),
             1)
       << daemon_->scrape();
@@ -288,10 +273,7 @@ TEST_F(Prack, ByeWhileThePrackWaitsReachesTheCalleeUnpracked) {
 // answered 200 and the core PRACKed without SDP.
 TEST_F(Prack, PrackWithoutTheAnswerEndsTheCall) {
   startSbc(10);
-  auto core = startCore("prack_callee_cancelled.xml", 1);
-  const auto trunk = trunkCalls("prack_caller_late_offer_unanswered.xml", 1, 1);
-  EXPECT_EQ(trunk.status, 0) << trunk.output;
-  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  callThrough("prack_callee_cancelled.xml", "prack_caller_late_offer_unanswered.xml");
   EXPECT_EQ(metric("sbc_sip_responses_total{code=\"488\",realm=\"access\"}"), 2)
       << daemon_->scrape();
   EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"aborted\",trunk=\"alpha\"}"),
@@ -320,10 +302,7 @@ TEST_F(Prack, LateOfferFromCallerWithout100relAnnouncesNo100rel) {
 // counted aborted, slot and media freed. Before: the SBC PRACKed the 183 without a body.
 TEST_F(Prack, ReliableOfferNobodyCanAnswerIsRefused502) {
   startSbc(10);
-  auto core = startCore("prack_callee_reliable_without_100rel.xml", 1);
-  const auto trunk = trunkCalls("uac_late_offer_gets_502.xml", 1, 1);
-  EXPECT_EQ(trunk.status, 0) << trunk.output;
-  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  callThrough("prack_callee_reliable_without_100rel.xml", "uac_late_offer_gets_502.xml");
   EXPECT_EQ(metric("sbc_sip_responses_total{code=\"502\",realm=\"access\"}"), 1)
       << daemon_->scrape();
   EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"aborted\",trunk=\"alpha\"}"),
@@ -338,10 +317,7 @@ TEST_F(Prack, ReliableOfferNobodyCanAnswerIsRefused502) {
 // counted, slot and media freed (also under ASan: nothing of the pending PRACK leaks).
 TEST_F(Prack, CancelWhileThePrackIsRelayedEndsBothLegs) {
   startSbc(10);
-  auto core = startCore("prack_callee_prack_waits_cancelled.xml", 1);
-  const auto trunk = trunkCalls("prack_caller_cancels_while_prack_waits.xml", 1, 1);
-  EXPECT_EQ(trunk.status, 0) << trunk.output;
-  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  callThrough("prack_callee_prack_waits_cancelled.xml", "prack_caller_cancels_while_prack_waits.xml");
   EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"cancelled\",trunk=\"alpha\"}"),
             1)
       << daemon_->scrape();
@@ -357,10 +333,7 @@ TEST_F(Prack, CancelWhileThePrackIsRelayedEndsBothLegs) {
 // left.
 TEST_F(Prack, ByeWhileThePrackIsRelayedEndsBothLegs) {
   startSbc(10);
-  auto core = startCore("prack_callee_prack_waits_cancelled.xml", 1);
-  const auto trunk = trunkCalls("prack_caller_bye_while_prack_waits.xml", 1, 1);
-  EXPECT_EQ(trunk.status, 0) << trunk.output;
-  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  callThrough("prack_callee_prack_waits_cancelled.xml", "prack_caller_bye_while_prack_waits.xml");
   EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"cancelled\",trunk=\"alpha\"}"),
             1)
       << daemon_->scrape();
@@ -374,10 +347,7 @@ TEST_F(Prack, ByeWhileThePrackIsRelayedEndsBothLegs) {
 // nothing left.
 TEST_F(Prack, CalleeFailingWhileThePrackIsRelayedEndsBothLegs) {
   startSbc(10);
-  auto core = startCore("prack_callee_busy_while_prack_waits.xml", 1);
-  const auto trunk = trunkCalls("prack_caller_busy_while_prack_waits.xml", 1, 1);
-  EXPECT_EQ(trunk.status, 0) << trunk.output;
-  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  callThrough("prack_callee_busy_while_prack_waits.xml", "prack_caller_busy_while_prack_waits.xml");
   EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"failed\",trunk=\"alpha\"}"),
             1)
       << daemon_->scrape();
