@@ -96,6 +96,9 @@ struct SipTimers {
   std::uint32_t minSeS = 90;             // the smallest interval the SBC accepts
   // The longest interval the SBC agrees to when a callee's 422 asks for more than it asked.
   std::uint32_t maxSessionExpiresS = 7200;
+  // Overload control: new calls get 503 while more than this waits in the SIP UDP receive
+  // queues (signaling/overload_guard.h); 0 = never.
+  std::uint32_t overloadQueueKib = 1024;
   friend bool operator==(const SipTimers&, const SipTimers&) = default;
 };
 

@@ -48,7 +48,8 @@ enum class Source : unsigned char { stored, sampled };
   X(lineRejectedCallsTotal, "sbc_line_rejected_calls_total", counter, stored, "reason",      \
     "Calls from or to subscriber lines refused by the SBC, by reason: not_registered (from " \
     "an address with no binding for the caller: 403; to a Contact with no binding: 480), "   \
-    "over_limit (the line's concurrent ceiling: lines.over_limit_status), draining (503)")   \
+    "over_limit (the line's concurrent ceiling: lines.over_limit_status), draining (503), "  \
+    "overload (503: signaling overloaded)")                                                 \
   X(registrations, "sbc_registrations", gauge, stored, "",                                   \
     "Subscriber-line bindings the SBC holds (registered terminals, one per instance)")      \
   X(registerTotal, "sbc_register_total", counter, stored, "result",                          \
@@ -70,6 +71,12 @@ enum class Source : unsigned char { stored, sampled };
     "dropped), bad_request (refused by the SIP parser or its sanity checks: 400, 413 or "   \
     "505 when a usable Via allows a response, dropped otherwise), bad_user (a Request-URI " \
     "or From user part that is not RFC 3261's: 400)")                                      \
+  X(sipOverloadRefusalsTotal, "sbc_sip_overload_refusals_total", counter, stored, "realm",   \
+    "New calls (initial INVITEs) refused with 503 because the signaling thread was "        \
+    "overloaded (more than sip.overload_queue_kib waiting in the SIP receive queues), by "  \
+    "the realm the INVITE came from")                                                        \
+  X(sipOverloaded, "sbc_sip_overloaded", gauge, stored, "",                                  \
+    "1 while new calls are refused for signaling overload (sip.overload_queue_kib), else 0") \
   X(sipBodiesRefusedTotal, "sbc_sip_bodies_refused_total", counter, stored,                  \
     "realm,message,reason",                                                                  \
     "Message bodies inside a call whose type sip.body_types does not list, by the realm "   \

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -22,6 +23,7 @@
 #include "signaling/call.h"
 #include "signaling/dial_plan.h"
 #include "signaling/nta_refusals.h"
+#include "signaling/overload_guard.h"
 #include "signaling/register_relay.h"
 #include "signaling/sip_address.h"
 #include "signaling/request_checks.h"
@@ -126,7 +128,8 @@ struct SignalingPlane::Impl {
         relay(std::move(relayIn)),
         limiter(kUnknownSourceResponsesPerSecond, kUnknownSourceResponseBurst),
         callSeries(metricsIn),
-        sipSeries(metricsIn) {
+        sipSeries(metricsIn),
+        overload(std::size_t{config.sipTimers.overloadQueueKib} * 1024) {
     realms[0].plane = this;
     realms[0].name = "access";
     realms[0].isAccess = true;
@@ -141,6 +144,11 @@ struct SignalingPlane::Impl {
     for (const char* reason : {"no_route", "unknown_trunk"}) {
       metrics.counter(metrics::FamilyId::unroutedCallsTotal).Add({{"reason", reason}});
     }
+    for (std::size_t i = 0; i < 2; ++i) {
+      overloadRefusals[i] = &metrics.counter(metrics::FamilyId::sipOverloadRefusalsTotal)
+                                 .Add({{"realm", realms[i].name}});
+    }
+    overloadedGauge = &metrics.gauge(metrics::FamilyId::sipOverloaded).Add({});
     wakeFd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (wakeFd < 0) throw std::runtime_error("signaling: eventfd failed");
   }
@@ -168,6 +176,10 @@ struct SignalingPlane::Impl {
       });
       failure = createAgent(realms[0], settings.access);
       if (failure.empty()) failure = createAgent(realms[1], settings.core);
+      backlog = ReceiveBacklog(sipUdpSockets);
+      if (failure.empty() && overload.enabled() && backlog.empty() && hasUdpListen()) {
+        failure = "signaling: cannot find the SIP UDP sockets to watch for overload";
+      }
       sweepTimer = su_timer_create(su_root_task(root), kRegistrationSweepMs);
       if (failure.empty() &&
           (sweepTimer == nullptr ||
@@ -267,6 +279,13 @@ struct SignalingPlane::Impl {
       bound.push_back(std::string(realm.name) + "=" + name->tpn_proto + ":" + name->tpn_host +
                       ":" + name->tpn_port);
       ownSentBy.push_back({withoutBrackets(name->tpn_host), name->tpn_port});
+      if (tport_is_udp(tp)) {
+        for (const int fd : ReceiveBacklog::udpSocketsBoundTo(
+                 withoutBrackets(name->tpn_host),
+                 static_cast<unsigned>(std::strtoul(name->tpn_port, nullptr, 10)))) {
+          sipUdpSockets.push_back(fd);
+        }
+      }
     }
     return {};
   }
@@ -315,6 +334,8 @@ struct SignalingPlane::Impl {
   // requests its parser or sanity checks refused.
   static void onParserStatsTimer(void* magic, su_timer_t*, su_timer_arg_t*) {
     Impl& self = *static_cast<Impl*>(magic);
+    // The overload state also ends while no new call comes to ask.
+    if (self.overload.overloaded()) self.overloadedNow();
     for (auto& realm : self.realms) {
       if (realm.agent == nullptr) continue;
       usize_t received = 0, requests = 0, responses = 0, badRequests = 0;
@@ -551,6 +572,48 @@ struct SignalingPlane::Impl {
         .Increment();
   }
 
+  bool hasUdpListen() const {
+    for (const auto* listens : {&settings.access.sip, &settings.core.sip}) {
+      for (const auto& listen : *listens) {
+        if (listen.transport == config::Transport::udp) return true;
+      }
+    }
+    return false;
+  }
+
+  // Whether new calls are refused now for overload (signaling/overload_guard.h); each
+  // change is logged and published.
+  bool overloadedNow() {
+    if (!overload.enabled()) return false;
+    const std::size_t queued = backlog.bytes();
+    const bool before = overload.overloaded();
+    const bool now = overload.refuse(queued);
+    if (now == before) return now;
+    overloadedGauge->Set(now ? 1 : 0);
+    if (now) {
+      refusedForOverload = 0;
+      log::warning("sip", "overloaded: ", queued / 1024,
+                   " KiB wait in the SIP receive queues (sip.overload_queue_kib = ",
+                   overload.threshold() / 1024, "); new calls get 503 until half of that");
+    } else {
+      log::warning("sip", "no longer overloaded: ", queued / 1024,
+                   " KiB wait in the SIP receive queues; new calls are taken again (",
+                   refusedForOverload, " refused with 503 meanwhile)");
+    }
+    return now;
+  }
+
+  // A new call while the signaling thread is overloaded: 503 with Retry-After, from a
+  // transaction so that the INVITE's retransmissions are absorbed, not taken as new calls
+  // once the overload is over. True when refused (the caller counts the call).
+  bool refuseForOverload(RealmAgent& realm, nta_agent_t* agent, msg_t* msg, sip_t* sip) {
+    if (!overloadedNow()) return false;
+    ++refusedForOverload;
+    overloadRefusals[realm.isAccess ? 0 : 1]->Increment();
+    refuseInvite(realm, agent, msg, sip, 503);
+    return true;
+  }
+
   // Answers a new INVITE statelessly-created as a transaction with `status`.
   void refuseInvite(RealmAgent& realm, nta_agent_t* agent, msg_t* msg, sip_t* sip, int status) {
     nta_incoming_t* request = nta_incoming_create(agent, nullptr, msg, sip, TAG_END());
@@ -600,6 +663,10 @@ struct SignalingPlane::Impl {
       nta_msg_treply(agent, msg, 403, "Forbidden", TAG_END());
       return;
     }
+    if (refuseForOverload(realm, agent, msg, sip)) {
+      countLineRejected("overload");
+      return;
+    }
     if (refuseShortSession(realm, agent, msg, sip)) return;
     auto slot = admitLine(realm, agent, msg, sip, std::string(binding->aor));
     if (!slot) return;
@@ -619,6 +686,10 @@ struct SignalingPlane::Impl {
     if (binding == nullptr) {
       countLineRejected("not_registered");
       refuseInvite(realms[1], agent, msg, sip, 480);
+      return;
+    }
+    if (refuseForOverload(realms[1], agent, msg, sip)) {
+      countLineRejected("overload");
       return;
     }
     if (refuseShortSession(realms[1], agent, msg, sip)) return;
@@ -644,6 +715,10 @@ struct SignalingPlane::Impl {
     const auto snapshot = policy->current();
     const auto trunkIndex = snapshot->findTrunkBySource(source);
     const std::string& trunk = snapshot->trunk(*trunkIndex).name;
+    if (refuseForOverload(realms[0], agent, msg, sip)) {
+      countRefusedCall(trunk, metrics::CallDirection::fromTrunk, received);
+      return;
+    }
     // Before admission: a request without valid credentials never takes a slot or a token
     // of the trunk's call rate.
     if (!authenticator->admit(trunk, agent, msg, sip)) return;
@@ -737,7 +812,8 @@ struct SignalingPlane::Impl {
       unrouted("unknown_trunk");  // not in the policy yet: a reload is half-way through
       return;
     }
-    if (refuseShortSession(realms[1], agent, msg, sip)) {
+    if (refuseForOverload(realms[1], agent, msg, sip) ||
+        refuseShortSession(realms[1], agent, msg, sip)) {
       countRefusedCall(configured->name, metrics::CallDirection::toTrunk, received);
       return;
     }
@@ -860,6 +936,12 @@ struct SignalingPlane::Impl {
     std::string port;
   };
   std::vector<SentBy> ownSentBy;  // every bound listen address, both realms
+  std::vector<int> sipUdpSockets;  // nta's UDP sockets (both realms), watched for overload
+  ReceiveBacklog backlog;
+  OverloadGuard overload;
+  std::uint64_t refusedForOverload = 0;  // since the overload began, for its log line
+  prometheus::Counter* overloadRefusals[2] = {nullptr, nullptr};  // by realm, as `realms`
+  prometheus::Gauge* overloadedGauge = nullptr;
   CallEnvironment environment;
   std::map<std::uint64_t, std::unique_ptr<Call>> calls;
   std::map<dataplane::StreamId, std::uint64_t> streamOwners;

@@ -80,6 +80,7 @@ TEST(ExampleConfig, LoadsWithTheDocumentedValues) {
   EXPECT_EQ(c.sipTimers.sessionExpiresS, 1800u);
   EXPECT_EQ(c.sipTimers.minSeS, 90u);
   EXPECT_EQ(c.sipTimers.maxSessionExpiresS, 7200u);
+  EXPECT_EQ(c.sipTimers.overloadQueueKib, 1024u);
   ASSERT_EQ(c.trunks.size(), 4u);
   const Trunk& acme = c.trunks[0];
   EXPECT_EQ(acme.name, "acme");
@@ -208,7 +209,7 @@ media = { driver = "dpdk"; dscp = 0; quarantine_ms = 0; timeout_s = 0; };
 dpdk = { eal_args = [ "-l", "0" ]; ports = ( { device = "net_ring0"; realm = "access"; },
                                              { device = "net_ring1"; realm = "core"; } ); };
 sip = { t1_ms = 250; t1x64_ms = 16000; nonce_expires_s = 45; session_expires_s = 0;
-        min_se_s = 30; max_session_expires_s = 600; };
+        min_se_s = 30; max_session_expires_s = 600; overload_queue_kib = 0; };
 trunks = ( { name = "a.b-c_1"; source_prefixes = [ "2001:db8::/32", "198.51.100.7" ];
              target = { host = "198.51.100.7"; port = 5099; transport = "tcp"; };
              max_calls = 1000000; max_calls_per_second = 100000; call_rate_burst = 7; trusted = true;
@@ -251,6 +252,7 @@ refusals = { unknown_source = "drop"; over_limit_status = 486; retry_after_s = 0
   EXPECT_EQ(c.sipTimers.sessionExpiresS, 0u);
   EXPECT_EQ(c.sipTimers.minSeS, 30u);
   EXPECT_EQ(c.sipTimers.maxSessionExpiresS, 600u);
+  EXPECT_EQ(c.sipTimers.overloadQueueKib, 0u);
   ASSERT_EQ(c.trunks.size(), 1u);
   const Trunk& t = c.trunks[0];
   EXPECT_EQ(t.name, "a.b-c_1");

@@ -9,12 +9,16 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <optional>
 #include <regex>
+#include <sstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -367,6 +371,81 @@ TEST_F(TrunkCalls, MediaIsAnchoredOnTheRelay) {
   EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
   expectNoActiveCalls();
   EXPECT_TRUE(daemon_->waitForMetric("sbc_media_flows", 0));
+}
+
+// The bytes waiting in the receive queue of the UDP socket bound to 127.0.0.10:`port`, as
+// /proc/net/udp shows them (rx_queue); -1 when the socket is not listed.
+long long receiveQueueBytes(int port) {
+  std::ifstream table("/proc/net/udp");
+  std::string line;
+  char local[32];
+  std::snprintf(local, sizeof local, "0A00007F:%04X", port);
+  while (std::getline(table, line)) {
+    // sl local_address rem_address st tx_queue:rx_queue ...
+    std::istringstream fields(line);
+    std::string slot, address, remote, state, queues;
+    if (!(fields >> slot >> address >> remote >> state >> queues) || address != local) continue;
+    const auto colon = queues.find(':');
+    if (colon == std::string::npos) continue;
+    return std::stoll(queues.substr(colon + 1), nullptr, 16);
+  }
+  return -1;
+}
+
+// Proves: while more than sip.overload_queue_kib waits in the SIP receive queues, new
+// calls get 503 with Retry-After and are counted (refusals, responses, calls refused on
+// the trunk), the calls taken complete, no slot leaks, and once the queues are down new
+// calls are taken again. sbcd is stopped (SIGSTOP) while SIPp sends a burst of INVITEs, so
+// the burst waits in its queue as it would behind a thread that cannot keep up.
+TEST_F(TrunkCalls, OverloadRefusesNewCallsUntilTheQueueIsDown) {
+  sipExtra_ = "overload_queue_kib = 8;";
+  holdMs_ = 200;
+  startSbc(100);
+  constexpr int kBurst = 30;
+  auto core = startCore("uas_answer.xml", kBurst + 2);
+  const std::string trace = dir_.file("trunk_messages.log");
+  auto args = trunkArgs("uac_hold.xml", kBurst, kBurst, trace);
+  const auto rate = std::find(args.begin(), args.end(), "-r");
+  ASSERT_NE(rate, args.end());
+  *(rate + 1) = "1000";  // the whole burst within 30 ms
+
+  const pid_t sbcd = daemon_->process().pid();
+  ASSERT_EQ(::kill(sbcd, SIGSTOP), 0);
+  ChildProcess trunk(args);
+  // Every INVITE of the burst waiting (at least its payload's bytes), or 5 s.
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (std::chrono::steady_clock::now() < deadline &&
+         receiveQueueBytes(accessPort_) < kBurst * 500) {
+    std::this_thread::sleep_for(5ms);
+  }
+  const long long queued = receiveQueueBytes(accessPort_);
+  ASSERT_EQ(::kill(sbcd, SIGCONT), 0);
+  ASSERT_GE(queued, kBurst * 500) << "the burst never reached sbcd's queue";
+
+  const auto status = trunk.waitForExit(30s);
+  EXPECT_EQ(status, 0) << trunk.output();  // each call answered, or refused with 503
+  const double refused = metric("sbc_sip_overload_refusals_total{realm=\"access\"}");
+  const double admitted = metric("sbc_admission_total{result=\"admitted\",trunk=\"alpha\"}");
+  EXPECT_GE(refused, 1) << daemon_->scrape();
+  EXPECT_EQ(refused + std::max(admitted, 0.0), kBurst) << daemon_->scrape();
+  EXPECT_EQ(metric("sbc_sip_responses_total{code=\"503\",realm=\"access\"}"), refused);
+  EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"refused\",trunk=\"alpha\"}"),
+            refused);
+  std::ifstream messages(trace);
+  const std::string sent((std::istreambuf_iterator<char>(messages)),
+                         std::istreambuf_iterator<char>());
+  EXPECT_NE(sent.find("SIP/2.0 503 Service Unavailable"), std::string::npos);
+  EXPECT_NE(sent.find("Retry-After: 5"), std::string::npos);
+  expectNoActiveCalls();
+  EXPECT_TRUE(daemon_->waitForMetric("sbc_sip_overloaded", 0)) << daemon_->scrape();
+
+  // The queue is down: new calls are taken again.
+  const auto after = trunkCalls("uac_hold.xml", 2, 2);
+  EXPECT_EQ(after.status, 0) << after.output;
+  EXPECT_EQ(metric("sbc_admission_total{result=\"admitted\",trunk=\"alpha\"}"),
+            std::max(admitted, 0.0) + 2);
+  EXPECT_EQ(metric("sbc_sip_overload_refusals_total{realm=\"access\"}"), refused);
+  expectNoActiveCalls();
 }
 
 }  // namespace
