@@ -178,7 +178,8 @@ struct SignalingPlane::Impl {
       if (failure.empty()) failure = createAgent(realms[1], settings.core);
       backlog = ReceiveBacklog(sipUdpSockets);
       if (failure.empty() && overload.enabled() && backlog.empty() && hasUdpListen()) {
-        failure = "signaling: cannot find the SIP UDP sockets to watch for overload";
+        failure = "signaling: cannot find the SIP UDP sockets to watch for overload in "
+                  "/proc/self/fd (sip.overload_queue_kib = 0 turns overload control off)";
       }
       sweepTimer = su_timer_create(su_root_task(root), kRegistrationSweepMs);
       if (failure.empty() &&

@@ -327,7 +327,9 @@ void DpdkRelayImpl::scanTimeouts() {
       if (!info.expectsMedia[r]) continue;
       anyExpecting = true;
       const std::uint64_t seen = std::max(info.changed, flows_->lastSeen(id, static_cast<Realm>(r)));
-      if (now - seen < limit) allSilent = false;
+      // A worker may have stamped a packet after `now` was read (or on a vCPU whose TSC runs
+      // ahead): that side is talking, not 2^64 cycles silent.
+      if (seen >= now || now - seen < limit) allSilent = false;
     }
     if (anyExpecting && allSilent) {
       info.reported = true;
