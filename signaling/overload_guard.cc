@@ -15,26 +15,19 @@ namespace sbc::signaling {
 
 namespace {
 
-// The numeric address in `text` (IPv4, or IPv6 with or without brackets) with `port`.
-bool toSocketAddress(const std::string& text, unsigned port, sockaddr_storage& out,
-                     socklen_t& length) {
-  std::string host = text;
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
+// The numeric address `host` (IPv4, or IPv6 without brackets) with `port`.
+bool toSocketAddress(const std::string& host, unsigned port, sockaddr_storage& out) {
   std::memset(&out, 0, sizeof out);
   auto* v4 = reinterpret_cast<sockaddr_in*>(&out);
   if (::inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
     v4->sin_family = AF_INET;
     v4->sin_port = htons(static_cast<std::uint16_t>(port));
-    length = sizeof(sockaddr_in);
     return true;
   }
   auto* v6 = reinterpret_cast<sockaddr_in6*>(&out);
   if (::inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
     v6->sin6_family = AF_INET6;
     v6->sin6_port = htons(static_cast<std::uint16_t>(port));
-    length = sizeof(sockaddr_in6);
     return true;
   }
   return false;
@@ -58,8 +51,7 @@ bool sameAddress(const sockaddr_storage& a, const sockaddr_storage& b) {
 std::vector<int> ReceiveBacklog::udpSocketsBoundTo(const std::string& address, unsigned port) {
   std::vector<int> found;
   sockaddr_storage wanted{};
-  socklen_t wantedLength = 0;
-  if (!toSocketAddress(address, port, wanted, wantedLength)) return found;
+  if (!toSocketAddress(address, port, wanted)) return found;
   DIR* descriptors = ::opendir("/proc/self/fd");
   if (descriptors == nullptr) return found;
   const int own = ::dirfd(descriptors);

@@ -18,8 +18,8 @@ namespace sbc::signaling {
 // (each datagram with its buffer overhead: about 1-2 KiB for a SIP request on loopback).
 class ReceiveBacklog {
  public:
-  // The UDP sockets of this process bound to `address`:`port` (numeric host, brackets
-  // allowed for IPv6). nta owns its sockets and hands out no descriptors, so they are found
+  // The UDP sockets of this process bound to `address`:`port` (numeric host, IPv6
+  // without brackets). nta owns its sockets and hands out no descriptors, so they are found
   // by what they are bound to, once after the agents listen.
   static std::vector<int> udpSocketsBoundTo(const std::string& address, unsigned port);
 
