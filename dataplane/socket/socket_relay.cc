@@ -1,31 +1,37 @@
 // The socket media driver. Threads:
 // - signaling (every MediaRelay call but stats()): owns the port allocators, binds the
 //   sockets (so EADDRINUSE can move on to the next port synchronously), and posts commands
-//   (open, update, close) to the worker. It never waits on the worker.
-// - the worker: epoll over the command eventfd and every stream socket; per ready socket a
-//   recvmmsg burst, a source check per packet, and one sendmmsg out of the paired socket of
-//   the other realm. It alone touches a stream's forwarding state and writes its counters.
+//   (open, update, close, retire) to the worker. It never waits on the worker.
+// - the worker: epoll over the command eventfd and every bound media socket; per ready
+//   socket a recvmmsg burst, a source check per packet, and one sendmmsg out of the paired
+//   socket of the other realm. It alone touches a stream's forwarding state, decides which
+//   stream (if any) a socket serves, and writes the counters.
 // - any thread (stats()): sums counters.
 //
 // Command queue: a mutex-protected vector plus an eventfd. The worker takes the mutex once
 // per command batch (it swaps the whole vector out), never per packet; signaling holds it
-// for one push_back. Only `close` wakes the worker (its sockets and ports must come back):
-// `open` and `update` wait until the worker wakes anyway, because it applies waiting
-// commands before it reads any socket or checks silence, and a new stream's sockets are in
-// its epoll set from the start (signaling adds them). Waking it for every command cost a
-// context switch each: the media thread took about a tenth of a call's CPU time at a few
-// hundred calls/s, half of it after this change. A lock-free SPSC ring would need a policy
-// for "ring full" on the signaling side (wait or fail the call); the vector never fills,
-// and commands are rare next to packets. Closed streams come back to signaling through a
-// second vector under the same mutex, so signaling frees ports and memory only after the
-// worker let go of them.
+// for one push_back. Only `retire` wakes the worker (descriptors must come back): `open`,
+// `update` and `close` wait until the worker wakes anyway, because it applies waiting
+// commands before it reads any socket or checks silence. With no packet to wake it, the
+// worker still looks at its queue every kIdleWakeMs, so a closed stream's ports come back
+// within that. Waking it for every command cost a context switch each: the media thread
+// took about a tenth of a call's CPU time at a few hundred calls/s. A lock-free SPSC ring
+// would need a policy for "ring full" on the signaling side (wait or fail the call); the
+// vector never fills, and commands are rare next to packets. Closed streams and retired
+// sockets come back to signaling through vectors under the same mutex, so signaling frees
+// ports, descriptors and memory only after the worker let go of them.
 //
-// Sockets are kept, not closed: the worker only takes a closed stream's sockets out of its
-// epoll set, and signaling keeps the bound pair ("warm", up to kWarmPairsPerRealm per realm)
-// for its port. The pair serves the next stream once the port's quarantine is over, after
-// the datagrams that reached it meanwhile are discarded (counted as no_flow). Opening and
-// closing four sockets per call (socket, two setsockopt, bind, close each) was about a tenth
-// of a call's CPU time at 1,500 calls/s; reusing a pair costs a non-blocking read per socket.
+// Sockets are kept, not closed, and stay in the worker's epoll set for their whole life: a
+// closed stream's sockets only stop serving it, and signaling keeps the bound pair ("warm",
+// up to kWarmPairsPerRealm per realm) for its port. While a socket rests the worker reads
+// and drops what reaches it (counted as no_flow, as for a port without a stream), so the
+// pair serves the next stream once the port's quarantine is over with nothing left over.
+// Opening and closing four sockets per call (socket, two setsockopt, bind, close each) was
+// about a tenth of a call's CPU time at 1,500 calls/s; taking a reused pair out of the epoll
+// set and back in, and emptying it, cost 12 more system calls per call; now reuse costs none.
+// A socket is closed only through the worker ("retire": out of the epoll set first), so an
+// event the worker already holds can never name a descriptor that has been closed and
+// reused by someone else.
 
 #include "dataplane/socket/socket_relay.h"
 
@@ -75,8 +81,11 @@ constexpr std::size_t kKinds = 2;             // RTP, RTCP
 // thousand calls/s or more; 4 descriptors per pair over both realms count against
 // RLIMIT_NOFILE, so a socket that cannot be made for want of descriptors retires warm ones.
 constexpr std::size_t kWarmPairsPerRealm = 1024;
-// A warm socket holding more than this many stray datagrams is closed instead (flooded).
-constexpr int kMaxDiscardedPerSocket = 256;
+// Warm pairs retired at once when binding runs out of descriptors.
+constexpr std::size_t kRetiredWhenOutOfDescriptors = 16;
+// With no packet or retirement to wake it, the worker applies waiting commands (and hands
+// closed streams back) this often.
+constexpr int kIdleWakeMs = 50;
 
 enum class Kind : std::uint8_t { rtp = 0, rtcp = 1 };
 
@@ -174,12 +183,30 @@ policy::IpAddress ipOf(const sockaddr_storage& storage) noexcept {
 
 struct Stream;
 
-// One socket of a stream; epoll's data.ptr points here.
-struct Endpoint {
-  Stream* stream = nullptr;
-  Realm realm = Realm::access;
-  Kind kind = Kind::rtp;
-  int fd = -1;
+// One bound media socket, from its bind until it is retired; epoll's data.ptr points here
+// for all of that time, whether it serves a stream or rests.
+struct MediaSocket {
+  MediaSocket(int descriptor, Realm r, Kind k) : fd(descriptor), realm(r), kind(k) {}
+  ~MediaSocket() {
+    if (fd >= 0) ::close(fd);
+  }
+  MediaSocket(const MediaSocket&) = delete;
+  MediaSocket& operator=(const MediaSocket&) = delete;
+
+  const int fd;
+  const Realm realm;
+  const Kind kind;
+  Stream* stream = nullptr;  // worker only: the installed stream it serves; none = resting
+  bool retired = false;      // worker only: out of the epoll set, on its way to signaling
+};
+using SocketPtr = std::unique_ptr<MediaSocket>;
+
+// One realm's RTP/RTCP sockets of a port, bound and in the worker's epoll set.
+struct SocketPair {
+  std::uint16_t port = 0;
+  SocketPtr rtp;
+  SocketPtr rtcp;
+  Clock::time_point reusableAt;  // warm pairs: the port's quarantine ends
 };
 
 // The worker's view of one realm's side of a stream.
@@ -194,9 +221,8 @@ struct LegState {
 
 struct Stream {
   StreamId id = 0;
-  std::array<std::uint16_t, kRealmCount> ports{};
+  std::array<SocketPair, kRealmCount> pairs;  // set by signaling before `open` is posted
   LabelCounters* label = nullptr;
-  std::array<std::array<Endpoint, kKinds>, kRealmCount> endpoints{};  // [realm][kind]
   // Written by the worker, read by signaling (streamCounters()).
   std::array<std::atomic<std::uint64_t>, kRealmCount> packets{};
   std::array<std::atomic<std::uint64_t>, kRealmCount> bytes{};
@@ -208,14 +234,10 @@ struct Stream {
   bool installed = false;  // the worker has applied its `open`
   bool closed = false;
   std::size_t activeIndex = 0;  // position in the worker's list of open streams
-};
 
-// A closed stream's bound RTP/RTCP sockets of one realm, kept for their port.
-struct WarmPair {
-  std::uint16_t port = 0;
-  int rtp = -1;
-  int rtcp = -1;
-  Clock::time_point reusableAt;  // the port's quarantine ends
+  MediaSocket& socket(std::size_t realm, Kind kind) const {
+    return kind == Kind::rtp ? *pairs[realm].rtp : *pairs[realm].rtcp;
+  }
 };
 
 struct Command {
@@ -300,20 +322,14 @@ class SocketRelay final : public MediaRelay {
     stopping_.store(true, std::memory_order_relaxed);
     wake();
     worker_.join();
-    // The worker is gone: finish its queue here, then free what is left.
+    workerGone_ = true;  // from here on, sockets are closed here, not retired through it
+    // The worker is gone: finish its queue here, then free what is left. Sockets close with
+    // the streams and pairs that own them.
     processCommands(nowNanos(), true);
     handBack();
     reclaim();
-    for (auto& [id, stream] : streams_) {
-      for (auto& realm : stream->endpoints)
-        for (auto& endpoint : realm) closeFd(endpoint.fd);
-    }
-    for (auto& realm : warm_) {
-      for (auto& pair : realm) {
-        closeFd(pair.rtp);
-        closeFd(pair.rtcp);
-      }
-    }
+    streams_.clear();
+    for (auto& realm : warm_) realm.clear();
     closeFd(epollFd_);
     closeFd(commandFd_);
     closeFd(timeoutFd_);
@@ -324,12 +340,13 @@ class SocketRelay final : public MediaRelay {
     auto stream = std::make_unique<Stream>();
     std::size_t bound = 0;
     for (; bound < kRealmCount; ++bound) {
-      if (!bindRealm(*stream, static_cast<Realm>(bound))) break;
+      if (!bindRealm(*stream, bound)) break;
     }
     if (bound < kRealmCount) {
+      // They never served this stream: reusable at once, before any other warm pair.
       for (std::size_t r = 0; r < bound; ++r) {
-        for (auto& endpoint : stream->endpoints[r]) closeFd(endpoint.fd);
-        ports_[r].release(stream->ports[r]);
+        stream->pairs[r].reusableAt = Clock::now();
+        warm_[r].push_front(std::move(stream->pairs[r]));
       }
       return std::nullopt;
     }
@@ -337,31 +354,16 @@ class SocketRelay final : public MediaRelay {
       stream->id = nextId_++;
     } while (stream->id == 0 || streams_.contains(stream->id));
     stream->label = labelCounters(label);
-    for (std::size_t r = 0; r < kRealmCount; ++r) {
-      for (std::size_t k = 0; k < kKinds; ++k) {
-        auto& endpoint = stream->endpoints[r][k];
-        endpoint.stream = stream.get();
-        endpoint.realm = static_cast<Realm>(r);
-        endpoint.kind = static_cast<Kind>(k);
-      }
-    }
     StreamEndpoints out;
     out.id = stream->id;
     for (std::size_t r = 0; r < kRealmCount; ++r) {
-      out.rtp[r] = MediaAddress{settings_.realms[r].address, stream->ports[r]};
+      out.rtp[r] = MediaAddress{settings_.realms[r].address, stream->pairs[r].port};
     }
     Stream* raw = stream.get();
     streams_.emplace(out.id, std::move(stream));
-    // Queued before its sockets can wake the worker: a packet on them finds `open` waiting.
+    // Its sockets may wake the worker before it sees `open`: it then looks at the queue
+    // before treating them as resting (see run()).
     post(Command{Command::Type::open, raw, Realm::access, {}}, false);
-    for (auto& realm : raw->endpoints) {
-      for (auto& endpoint : realm) {
-        epoll_event event{};
-        event.events = EPOLLIN;
-        event.data.ptr = &endpoint;
-        ::epoll_ctl(epollFd_, EPOLL_CTL_ADD, endpoint.fd, &event);
-      }
-    }
     return out;
   }
 
@@ -379,7 +381,7 @@ class SocketRelay final : public MediaRelay {
     if (it == streams_.end()) return;
     Stream* raw = it->second.release();  // owned by the queue until the worker hands it back
     streams_.erase(it);
-    post(Command{Command::Type::close, raw, Realm::access, {}}, true);
+    post(Command{Command::Type::close, raw, Realm::access, {}}, false);
   }
 
   std::optional<StreamCounters> streamCounters(StreamId id) const override {
@@ -410,8 +412,6 @@ class SocketRelay final : public MediaRelay {
     for (std::size_t i = 0; i < out.dropped.size(); ++i) {
       out.dropped[i] = readCounter(counters_.dropped[i]);
     }
-    out.dropped[static_cast<std::size_t>(DropReason::noFlow)] +=
-        discardedAtReuse_.load(std::memory_order_relaxed);
     out.flows = readCounter(counters_.flows);
     std::lock_guard lock(labelsMutex_);
     out.labels.reserve(labels_.size());
@@ -429,48 +429,61 @@ class SocketRelay final : public MediaRelay {
   }
 
  private:
-  // Signaling thread: an even port and its RTCP neighbour, bound; skips ports in use by
-  // someone else (EADDRINUSE). False when the range is exhausted or binding fails otherwise.
-  bool bindRealm(Stream& stream, Realm realm) {
-    const auto r = static_cast<std::size_t>(realm);
-    if (auto pair = takeWarm(r)) {
-      stream.ports[r] = pair->port;
-      stream.endpoints[r][static_cast<std::size_t>(Kind::rtp)].fd = pair->rtp;
-      stream.endpoints[r][static_cast<std::size_t>(Kind::rtcp)].fd = pair->rtcp;
+  // Signaling thread: an even port and its RTCP neighbour, bound and in the worker's epoll
+  // set; skips ports in use by someone else (EADDRINUSE). False when the range is exhausted,
+  // descriptors run out, or binding fails otherwise.
+  bool bindRealm(Stream& stream, std::size_t realm) {
+    if (auto pair = takeWarm(realm)) {
+      stream.pairs[realm] = std::move(*pair);
       return true;
     }
-    const RealmMedia& media = settings_.realms[r];
-    for (std::size_t attempt = 0; attempt < ports_[r].capacity(); ++attempt) {
-      const auto port = ports_[r].allocate();
+    const RealmMedia& media = settings_.realms[realm];
+    for (std::size_t attempt = 0; attempt < ports_[realm].capacity(); ++attempt) {
+      const auto port = ports_[realm].allocate();
       if (!port) return false;
       const int rtp = bindSocket(media.address, *port, settings_.dscp);
       const int rtcp = rtp >= 0 ? bindSocket(media.address, static_cast<std::uint16_t>(*port + 1),
                                              settings_.dscp)
                                 : rtp;
       if (rtp >= 0 && rtcp >= 0) {
-        stream.ports[r] = *port;
-        stream.endpoints[r][static_cast<std::size_t>(Kind::rtp)].fd = rtp;
-        stream.endpoints[r][static_cast<std::size_t>(Kind::rtcp)].fd = rtcp;
+        SocketPair& pair = stream.pairs[realm];
+        pair.port = *port;
+        pair.rtp = std::make_unique<MediaSocket>(rtp, static_cast<Realm>(realm), Kind::rtp);
+        pair.rtcp = std::make_unique<MediaSocket>(rtcp, static_cast<Realm>(realm), Kind::rtcp);
+        watch(*pair.rtp);
+        watch(*pair.rtcp);
         return true;
       }
       if (rtp >= 0) ::close(rtp);
-      ports_[r].release(*port);  // rests in quarantine like any other
-      if ((rtcp == -EMFILE || rtcp == -ENFILE) && retireOldestWarm()) continue;
+      ports_[realm].release(*port);  // rests in quarantine like any other
+      if (rtcp == -EMFILE || rtcp == -ENFILE) {
+        // Warm pairs hold descriptors: hand some back for the calls after this one. They
+        // close on the worker's next round, so this open fails.
+        retireOldestWarm(kRetiredWhenOutOfDescriptors);
+        return false;
+      }
       if (rtcp != -EADDRINUSE) return false;
     }
     return false;
   }
 
-  // Out of descriptors: gives back the oldest warm pair of either realm.
-  bool retireOldestWarm() {
+  // Adds a freshly bound socket to the worker's epoll set, resting until a stream installs.
+  void watch(MediaSocket& socket) {
+    epoll_event event{};
+    event.events = EPOLLIN;
+    event.data.ptr = &socket;
+    ::epoll_ctl(epollFd_, EPOLL_CTL_ADD, socket.fd, &event);
+  }
+
+  // Out of descriptors: gives back up to `count` of the oldest warm pairs of either realm.
+  void retireOldestWarm(std::size_t count) {
     for (std::size_t r = 0; r < kRealmCount; ++r) {
-      if (warm_[r].empty()) continue;
-      WarmPair pair = warm_[r].front();
-      warm_[r].pop_front();
-      retire(r, pair);
-      return true;
+      while (count > 0 && !warm_[r].empty()) {
+        retire(std::move(warm_[r].front()));
+        warm_[r].pop_front();
+        --count;
+      }
     }
-    return false;
   }
 
   // Signaling thread: the counters of `label`, made on first use and kept for the
@@ -501,64 +514,68 @@ class SocketRelay final : public MediaRelay {
     [[maybe_unused]] const auto n = ::write(commandFd_, &one, sizeof one);
   }
 
-  // Signaling thread: frees what the worker has closed; their ports enter quarantine.
+  // Signaling thread: takes back what the worker let go of. A closed stream's pairs rest
+  // warm for their port's quarantine (or are retired when enough rest already); retired
+  // pairs are closed and their ports enter the allocator's quarantine.
   void reclaim() {
     {
       std::lock_guard lock(mutex_);
-      if (closed_.empty()) return;
+      if (closed_.empty() && retired_.empty()) return;
       reclaiming_.swap(closed_);
+      retiredBack_.swap(retired_);
     }
     const auto now = Clock::now();
     for (Stream* stream : reclaiming_) {
       for (std::size_t r = 0; r < kRealmCount; ++r) {
-        auto& rtp = stream->endpoints[r][static_cast<std::size_t>(Kind::rtp)].fd;
-        auto& rtcp = stream->endpoints[r][static_cast<std::size_t>(Kind::rtcp)].fd;
-        if (warm_[r].size() < kWarmPairsPerRealm && rtp >= 0 && rtcp >= 0) {
-          warm_[r].push_back(WarmPair{stream->ports[r], rtp, rtcp, now + settings_.quarantine});
-          rtp = rtcp = -1;
+        SocketPair& pair = stream->pairs[r];
+        pair.reusableAt = now + settings_.quarantine;
+        if (warm_[r].size() < kWarmPairsPerRealm) {
+          warm_[r].push_back(std::move(pair));
         } else {
-          closeFd(rtp);
-          closeFd(rtcp);
-          ports_[r].release(stream->ports[r], now);
+          retire(std::move(pair));
         }
       }
       delete stream;
     }
     reclaiming_.clear();
+    for (SocketPair& pair : retiredBack_) {
+      const auto realm = static_cast<std::size_t>(pair.rtp->realm);
+      pair.rtp.reset();  // closes
+      pair.rtcp.reset();
+      ports_[realm].release(pair.port, now);
+    }
+    retiredBack_.clear();
   }
 
-  // Signaling thread: the oldest warm pair of `realm` whose quarantine is over, emptied of
-  // what reached it while it rested; nullopt when there is none.
-  std::optional<WarmPair> takeWarm(std::size_t realm) {
+  // Signaling thread: the oldest warm pair of `realm` whose quarantine is over; nullopt
+  // when there is none. What reached it while it rested the worker has already dropped.
+  std::optional<SocketPair> takeWarm(std::size_t realm) {
     auto& pairs = warm_[realm];
-    const auto now = Clock::now();
-    while (!pairs.empty() && pairs.front().reusableAt <= now) {
-      WarmPair pair = pairs.front();
-      pairs.pop_front();
-      if (discardQueued(pair.rtp) && discardQueued(pair.rtcp)) return pair;
-      retire(realm, pair);  // flooded while resting: a fresh socket instead
-    }
-    return std::nullopt;
+    if (pairs.empty() || pairs.front().reusableAt > Clock::now()) return std::nullopt;
+    std::optional<SocketPair> pair(std::move(pairs.front()));
+    pairs.pop_front();
+    return pair;
   }
 
-  // Closes a warm pair for good; its port rests in the allocator's quarantine.
-  void retire(std::size_t realm, WarmPair& pair) {
-    closeFd(pair.rtp);
-    closeFd(pair.rtcp);
-    ports_[realm].release(pair.port);
-  }
-
-  // Reads and drops the datagrams queued on a resting socket (no stream owned its port);
-  // false when there were too many to be worth reading.
-  bool discardQueued(int fd) {
-    for (int n = 0; n < kMaxDiscardedPerSocket; ++n) {
-      // MSG_TRUNC with no buffer: the kernel discards the datagram without copying it.
-      if (::recv(fd, nullptr, 0, MSG_DONTWAIT | MSG_TRUNC) < 0) {
-        return errno == EAGAIN || errno == EWOULDBLOCK;
-      }
-      discardedAtReuse_.fetch_add(1, std::memory_order_relaxed);
+  // Signaling thread: closes a pair for good. The worker takes it out of its epoll set
+  // first and hands it back to reclaim(), which closes it.
+  void retire(SocketPair pair) {
+    if (workerGone_) {
+      const auto realm = static_cast<std::size_t>(pair.rtp->realm);
+      pair.rtp.reset();  // closes
+      pair.rtcp.reset();
+      ports_[realm].release(pair.port);
+      return;
     }
-    return false;
+    bool needsWake = false;
+    {
+      std::lock_guard lock(mutex_);
+      retiring_.push_back(std::move(pair));
+      commandsWaiting_.store(true, std::memory_order_release);
+      needsWake = !wakePending_;
+      wakePending_ = true;
+    }
+    if (needsWake) wake();
   }
 
   // --- worker thread -------------------------------------------------------------------
@@ -573,13 +590,14 @@ class SocketRelay final : public MediaRelay {
     const int scanMs = timeout > 0 ? static_cast<int>(std::clamp<std::int64_t>(
                                          settings_.mediaTimeout.count() / 8, 5, 1000))
                                    : -1;
+    const int waitMs = scanMs > 0 ? std::min(scanMs, kIdleWakeMs) : kIdleWakeMs;
     Nanos nextScan = nowNanos() + std::int64_t{scanMs} * 1000000;
     while (!stopping_.load(std::memory_order_relaxed)) {
-      const int n = ::epoll_wait(epollFd_, events.data(), kMaxEvents, scanMs);
+      const int n = ::epoll_wait(epollFd_, events.data(), kMaxEvents, waitMs);
       const Nanos now = nowNanos();
       // Commands first: a packet sent after updateLeg() or closeStream() returned is always
       // judged by the new state. A stream closed here is skipped below and handed back to
-      // signaling (which frees it) only at the end of the round.
+      // signaling (which frees it) only at the end of the round; so are retired sockets.
       bool commandEvent = false;
       for (int i = 0; i < n; ++i) {
         commandEvent = commandEvent || events[static_cast<std::size_t>(i)].data.ptr == nullptr;
@@ -588,11 +606,17 @@ class SocketRelay final : public MediaRelay {
         processCommands(now, commandEvent);
       }
       for (int i = 0; i < n; ++i) {
-        auto* endpoint = static_cast<Endpoint*>(events[static_cast<std::size_t>(i)].data.ptr);
-        if (endpoint == nullptr) continue;
-        // Its sockets were in the epoll set before the flag above could be seen set.
-        if (!endpoint->stream->installed) processCommands(now, false);
-        if (endpoint->stream->installed && !endpoint->stream->closed) drain(*endpoint, now);
+        auto* socket = static_cast<MediaSocket*>(events[static_cast<std::size_t>(i)].data.ptr);
+        if (socket == nullptr || socket->retired) continue;
+        // A stream may have been opened on a resting socket since the check above.
+        if (socket->stream == nullptr && commandsWaiting_.load(std::memory_order_acquire)) {
+          processCommands(now, false);
+        }
+        if (socket->stream != nullptr) {
+          drain(*socket, now);
+        } else if (!socket->retired) {
+          dropResting(*socket);
+        }
       }
       if (timeout > 0 && now >= nextScan) {
         scanTimeouts(now, timeout);
@@ -619,6 +643,7 @@ class SocketRelay final : public MediaRelay {
     {
       std::lock_guard lock(mutex_);
       pending_.swap(commands_);
+      retiringLocal_.swap(retiring_);
       commandsWaiting_.store(false, std::memory_order_relaxed);
       wakePending_ = false;
     }
@@ -632,20 +657,33 @@ class SocketRelay final : public MediaRelay {
       }
     }
     pending_.clear();
+    for (SocketPair& pair : retiringLocal_) {
+      for (MediaSocket* socket : {pair.rtp.get(), pair.rtcp.get()}) {
+        ::epoll_ctl(epollFd_, EPOLL_CTL_DEL, socket->fd, nullptr);
+        socket->retired = true;  // events of this round that name it are skipped
+      }
+      retiredLocal_.push_back(std::move(pair));
+    }
+    retiringLocal_.clear();
   }
 
   void install(Stream& stream, Nanos now) {
     stream.lastChange = now;
-    stream.installed = true;  // its sockets joined the epoll set in openStream()
+    stream.installed = true;
+    for (std::size_t r = 0; r < kRealmCount; ++r) {
+      stream.pairs[r].rtp->stream = &stream;
+      stream.pairs[r].rtcp->stream = &stream;
+    }
     stream.activeIndex = active_.size();
     active_.push_back(&stream);
     bump(counters_.flows, kRealmCount * kKinds);
   }
 
   void uninstall(Stream& stream) {
-    // Out of the epoll set, still open and bound: signaling keeps the pair warm for reuse.
-    for (auto& realm : stream.endpoints) {
-      for (auto& endpoint : realm) ::epoll_ctl(epollFd_, EPOLL_CTL_DEL, endpoint.fd, nullptr);
+    // Its sockets rest: still bound and watched, their datagrams dropped as no_flow.
+    for (std::size_t r = 0; r < kRealmCount; ++r) {
+      stream.pairs[r].rtp->stream = nullptr;
+      stream.pairs[r].rtcp->stream = nullptr;
     }
     stream.closed = true;
     Stream* last = active_.back();
@@ -655,6 +693,22 @@ class SocketRelay final : public MediaRelay {
     counters_.flows.store(readCounter(counters_.flows) - kRealmCount * kKinds,
                           std::memory_order_relaxed);
     toHandBack_.push_back(&stream);
+  }
+
+  // Reads and drops what reached a resting socket, in bursts, up to the same fairness
+  // bound as a stream's socket; the rest waits for the next round (level-triggered).
+  void dropResting(const MediaSocket& socket) {
+    std::uint64_t dropped = 0;
+    for (int burst = 0; burst < kBurstsPerEvent; ++burst) {
+      for (std::size_t i = 0; i < kBatch; ++i) {
+        rx_[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+      }
+      const int got = ::recvmmsg(socket.fd, rx_.data(), kBatch, MSG_DONTWAIT, nullptr);
+      if (got <= 0) break;
+      dropped += static_cast<std::uint64_t>(got);
+      if (static_cast<std::size_t>(got) < kBatch) break;
+    }
+    if (dropped > 0) bump(counters_.dropped[static_cast<std::size_t>(DropReason::noFlow)], dropped);
   }
 
   void applyLeg(Stream& stream, Realm realm, LegMedia&& media, Nanos now) {
@@ -721,32 +775,31 @@ class SocketRelay final : public MediaRelay {
   }
 
   // Called on the worker; lock-free, no allocation: bursts from one ready socket.
-  void drain(const Endpoint& endpoint, Nanos now) {
+  void drain(const MediaSocket& socket, Nanos now) {
     for (int burst = 0; burst < kBurstsPerEvent; ++burst) {
       // A close or update posted meanwhile applies before the next burst (one relaxed load
       // per burst): the grace period after closeStream() is one burst, not one round.
       if (commandsWaiting_.load(std::memory_order_relaxed)) processCommands(now, false);
-      if (endpoint.stream->closed) return;
-      if (forwardBurst(endpoint, now) < kBatch) return;
+      if (socket.stream == nullptr) return;  // closed (or its socket retired) just now
+      if (forwardBurst(socket, *socket.stream, now) < kBatch) return;
     }
   }
 
-  std::size_t forwardBurst(const Endpoint& endpoint, Nanos now) {
+  std::size_t forwardBurst(const MediaSocket& socket, Stream& stream, Nanos now) {
     for (std::size_t i = 0; i < kBatch; ++i) {
       rx_[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);  // the kernel shrinks it
     }
-    const int got = ::recvmmsg(endpoint.fd, rx_.data(), kBatch, MSG_DONTWAIT, nullptr);
+    const int got = ::recvmmsg(socket.fd, rx_.data(), kBatch, MSG_DONTWAIT, nullptr);
     if (got <= 0) return 0;
     const auto received = static_cast<std::size_t>(got);
 
-    Stream& stream = *endpoint.stream;
-    const auto in = static_cast<std::size_t>(endpoint.realm);
-    const auto out = static_cast<std::size_t>(otherRealm(endpoint.realm));
+    const auto in = static_cast<std::size_t>(socket.realm);
+    const auto out = static_cast<std::size_t>(otherRealm(socket.realm));
     LegState& from = stream.legs[in];
     // Latching below changes only this side's learnt source, never where its packets go.
     Kind outKind = Kind::rtp;
     SockAddr scratch;
-    const SockAddr* to = destination(stream.legs[out], endpoint.kind, outKind, scratch);
+    const SockAddr* to = destination(stream.legs[out], socket.kind, outKind, scratch);
 
     std::size_t malformed = 0, refused = 0, accepted = 0, queued = 0;
     for (std::size_t i = 0; i < received; ++i) {
@@ -755,7 +808,7 @@ class SocketRelay final : public MediaRelay {
         ++malformed;
         continue;
       }
-      if (!accept(from, endpoint.kind, sources_[i])) {
+      if (!accept(from, socket.kind, sources_[i])) {
         ++refused;
         continue;
       }
@@ -772,7 +825,7 @@ class SocketRelay final : public MediaRelay {
     std::size_t sent = 0, txFailed = 0;
     std::uint64_t sentBytes = 0;
     if (queued > 0) {
-      const int fd = stream.endpoints[out][static_cast<std::size_t>(outKind)].fd;
+      const int fd = stream.socket(out, outKind).fd;
       std::size_t pos = 0;
       while (pos < queued) {
         const int n = ::sendmmsg(fd, tx_.data() + pos, static_cast<unsigned>(queued - pos),
@@ -829,19 +882,22 @@ class SocketRelay final : public MediaRelay {
     }
   }
 
-  // Worker: hands closed streams and timeout reports over, one lock per round.
+  // Worker: hands closed streams, retired sockets and timeout reports over, one lock per
+  // round.
   void handBack() {
-    if (toHandBack_.empty() && timedOutLocal_.empty()) return;
+    if (toHandBack_.empty() && retiredLocal_.empty() && timedOutLocal_.empty()) return;
     bool notify = false;
     {
       std::lock_guard lock(mutex_);
       closed_.insert(closed_.end(), toHandBack_.begin(), toHandBack_.end());
+      for (SocketPair& pair : retiredLocal_) retired_.push_back(std::move(pair));
       if (!timedOutLocal_.empty()) {
         timedOut_.insert(timedOut_.end(), timedOutLocal_.begin(), timedOutLocal_.end());
         notify = true;
       }
     }
     toHandBack_.clear();
+    retiredLocal_.clear();
     timedOutLocal_.clear();
     if (notify) {
       const std::uint64_t one = 1;
@@ -857,21 +913,27 @@ class SocketRelay final : public MediaRelay {
   StreamId nextId_ = 1;
   std::map<std::string, LabelCounters*, std::less<>> labelIndex_;
   std::vector<Stream*> reclaiming_;
-  std::array<std::deque<WarmPair>, kRealmCount> warm_;  // release order = reuse order
-  std::atomic<std::uint64_t> discardedAtReuse_{0};       // read by stats() on any thread
+  std::vector<SocketPair> retiredBack_;
+  std::array<std::deque<SocketPair>, kRealmCount> warm_;  // release order = reuse order
+  bool workerGone_ = false;  // set by the destructor once the worker has stopped
 
   // Labels: added by signaling, read by stats() on any thread.
   mutable std::mutex labelsMutex_;
   std::deque<LabelCounters> labels_;
 
-  // Shared, under mutex_: commands in, closed streams and timeout reports out.
+  // Shared, under mutex_: commands and pairs to retire in; closed streams, retired pairs
+  // and timeout reports out.
   std::mutex mutex_;
   std::vector<Command> commands_;
+  std::vector<SocketPair> retiring_;
   std::vector<Stream*> closed_;
+  std::vector<SocketPair> retired_;
   std::vector<StreamId> timedOut_;
 
   // Worker only.
   std::vector<Command> pending_;
+  std::vector<SocketPair> retiringLocal_;
+  std::vector<SocketPair> retiredLocal_;
   std::vector<Stream*> active_;
   std::vector<Stream*> toHandBack_;
   std::vector<StreamId> timedOutLocal_;

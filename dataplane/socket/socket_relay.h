@@ -13,8 +13,9 @@ namespace sbc::dataplane {
 // Choices the interface leaves to the driver:
 // - A packet sent after updateLeg() or closeStream() returned is judged by the new state (the
 //   worker applies waiting commands before each burst): the grace period is one burst.
-// - A closed stream's ports go back to their allocator (into quarantine) at the first
-//   signaling call after the worker has closed its sockets.
+// - A closed stream's ports rest in quarantine from the first signaling call after the
+//   worker has let go of them (at once while packets flow, else within 50 ms). Their
+//   sockets stay bound meanwhile; what reaches them is dropped as no_flow.
 // - MediaStats::flows counts sockets installed in the worker: 4 per stream.
 // - Accepted packets towards a side whose address is unknown (rtp = nullopt) are counted
 //   in the stream's and label's `dropped` only, under no DropReason. Any send failure counts

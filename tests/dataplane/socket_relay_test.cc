@@ -3,12 +3,15 @@
 
 #include "dataplane/socket/socket_relay.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <sys/sysinfo.h>
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 #include <tuple>
 
@@ -42,7 +45,8 @@ TEST_P(SocketRelay, SkipsPortsHeldByOtherSockets) {
 
 // Proves: a closed stream's sockets are reused for the same ports after the quarantine
 // (kept bound, not reopened), and nothing that reached them while they rested reaches the
-// new stream: those datagrams are discarded and counted as no_flow drops.
+// new stream: the worker drops those datagrams as they arrive (counted as no_flow), not
+// only once the pair is taken again.
 TEST_P(SocketRelay, ReusedSocketsForgetWhatArrivedWhileResting) {
   auto relay = make(settings(300ms, 0ms, 1));  // one RTP/RTCP pair per realm
   UdpPeer trunk(target().trunk), core(target().core);
@@ -63,6 +67,9 @@ TEST_P(SocketRelay, ReusedSocketsForgetWhatArrivedWhileResting) {
     core.sendTo(first->rtp[1], rtpPacket(0xdead, seq));
     core.sendTo(plusOne(first->rtp[1]), rtpPacket(0xdead, seq));
   }
+  EXPECT_TRUE(eventually(
+      [&] { return totalDropped(relay->stats(), DropReason::noFlow) == 4u * kStray; }, 250ms));
+  EXPECT_FALSE(relay->openStream("t")) << "the only pair is still in quarantine";
   std::optional<StreamEndpoints> second;
   ASSERT_TRUE(eventually([&] { return (second = relay->openStream("t")).has_value(); }, 3000ms));
   EXPECT_EQ(second->rtp, first->rtp);
@@ -140,6 +147,103 @@ TEST_P(SocketRelay, DestroysWithOpenStreamsAndPendingCommands) {
   }
   relay.reset();
   SUCCEED();
+}
+
+// The lowest descriptor number above every open one: RLIMIT_NOFILE bounds numbers.
+int descriptorCeiling() {
+  int highest = -1;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    highest = std::max(highest, std::stoi(entry.path().filename().string()));
+  }
+  return highest + 1;  // may count the iterator's own descriptor: a little more room, no less
+}
+
+std::size_t openDescriptors() {
+  std::size_t count = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    ++count;
+  }
+  return count;
+}
+
+// Takes every free descriptor number below the highest open one (inherited descriptors
+// leave holes), so that a limit above it leaves an exact number of descriptors free.
+class DescriptorHoles {
+ public:
+  DescriptorHoles() {
+    const int ceiling = descriptorCeiling();
+    for (int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC); fd >= 0;
+         fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) {
+      if (fd >= ceiling) {
+        ::close(fd);
+        break;
+      }
+      filled_.push_back(fd);
+    }
+  }
+  ~DescriptorHoles() {
+    for (const int fd : filled_) ::close(fd);
+  }
+
+ private:
+  std::vector<int> filled_;
+};
+
+// Lowers the soft RLIMIT_NOFILE for one test and puts it back, also on failure.
+class DescriptorLimit {
+ public:
+  explicit DescriptorLimit(rlim_t soft) {
+    ::getrlimit(RLIMIT_NOFILE, &saved_);
+    rlimit lowered = saved_;
+    lowered.rlim_cur = soft;
+    ok_ = ::setrlimit(RLIMIT_NOFILE, &lowered) == 0;
+  }
+  ~DescriptorLimit() { ::setrlimit(RLIMIT_NOFILE, &saved_); }
+  bool ok() const { return ok_; }
+
+ private:
+  rlimit saved_{};
+  bool ok_ = false;
+};
+
+// Proves: when descriptors run out while closed streams' pairs rest in quarantine, the
+// open that hit the limit fails, resting pairs are retired through the worker (closed, so
+// descriptors come back; their ports stay in quarantine), and a later open succeeds on
+// ports none of the resting pairs had. No descriptor is leaked on the way.
+TEST_P(SocketRelay, OutOfDescriptorsRetiresRestingPairs) {
+  const std::size_t descriptorsBefore = openDescriptors();
+  {
+    auto relay = make(settings(10s, 0ms, 60));  // quarantine outlasts the test
+    constexpr int kStreamsThatFit = 10;
+    const DescriptorHoles holes;
+    DescriptorLimit limit(static_cast<rlim_t>(descriptorCeiling() + 4 * kStreamsThatFit + 2));
+    ASSERT_TRUE(limit.ok());
+    std::vector<StreamEndpoints> opened;
+    while (auto stream = relay->openStream("x")) {
+      opened.push_back(*stream);
+      ASSERT_LT(opened.size(), 40u) << "the descriptor limit did not hold";
+    }
+    EXPECT_EQ(opened.size(), static_cast<std::size_t>(kStreamsThatFit));
+    std::set<std::uint16_t> resting;
+    for (const auto& stream : opened) {
+      relay->closeStream(stream.id);
+      resting.insert(stream.rtp[0].port);
+      resting.insert(stream.rtp[1].port);
+    }
+    const std::size_t descriptorsHeld = openDescriptors();
+    std::optional<StreamEndpoints> next;
+    int failedOpens = 0;
+    ASSERT_TRUE(eventually([&] {
+      next = relay->openStream("x");
+      failedOpens += next ? 0 : 1;
+      return next.has_value();
+    }));
+    EXPECT_GE(failedOpens, 1) << "the first open after the closes meets the limit";
+    EXPECT_FALSE(resting.contains(next->rtp[0].port)) << next->rtp[0].port;
+    EXPECT_FALSE(resting.contains(next->rtp[1].port)) << next->rtp[1].port;
+    EXPECT_LT(openDescriptors(), descriptorsHeld) << "retired pairs were closed";
+  }
+  EXPECT_EQ(openDescriptors(), descriptorsBefore);
 }
 
 // A UDP peer on ::1 (the only IPv6 loopback address), with the traffic class it receives.
