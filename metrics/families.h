@@ -56,7 +56,7 @@ enum class Source : unsigned char { stored, sampled };
     "REGISTERs of subscriber lines, by result: relayed (sent to the core), challenged "     \
     "(the core's 401/407 passed back), accepted (the core's 2xx), throttled (a refresh "   \
     "answered by the SBC), rejected (refused by the SBC or the core), rate_limited "        \
-    "(dropped: over the per-address REGISTER rate)")                                         \
+    "(dropped: over the per-address REGISTER rate), overload (503: signaling overloaded)")  \
   X(unknownSourceTotal, "sbc_unknown_source_total", counter, stored, "realm",                \
     "SIP requests whose source address is in no trunk's prefixes (and no registered line)")  \
   X(sipRequestsTotal, "sbc_sip_requests_total", counter, stored, "realm,method",             \

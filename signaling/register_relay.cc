@@ -127,7 +127,7 @@ RegisterRelay::RegisterRelay(nta_agent_t* access, nta_agent_t* core,
       floodLimiter_(floodLimiterFor(settings.lines)),
       secret_(randomSecret()) {
   for (const char* result :
-       {"relayed", "challenged", "accepted", "throttled", "rejected", "rate_limited"}) {
+       {"relayed", "challenged", "accepted", "throttled", "rejected", "rate_limited", "overload"}) {
     metrics_.counter(metrics::FamilyId::registerTotal).Add({{"result", result}});
   }
   publishSize();
@@ -274,6 +274,16 @@ void RegisterRelay::onRegister(msg_t* msg, sip_t* sip, const TerminalAddress& te
     const std::string contacts = contactsOf(pending->aor);
     replyStateless(msg, 200, "OK", TAG_IF(!contacts.empty(), SIPTAG_CONTACT_STR(contacts.c_str())),
                    TAG_END());
+    return;
+  }
+  if (overloaded && overloaded()) {
+    // Only what would cost a transaction each way: refreshes answered here (above) cost
+    // no more than a refusal and keep the terminal's binding and NAT mapping alive.
+    count("overload");
+    const std::uint32_t retryAfterS = settings_.refusals.retryAfterS;
+    const std::string retryAfter = std::to_string(retryAfterS);
+    replyStateless(msg, 503, "Service Unavailable",
+                   TAG_IF(retryAfterS > 0, SIPTAG_RETRY_AFTER_STR(retryAfter.c_str())), TAG_END());
     return;
   }
   pending->incoming = nta_incoming_create(access_, nullptr, msg, sip, TAG_END());

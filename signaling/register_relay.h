@@ -50,6 +50,10 @@ class RegisterRelay {
   // A reload's lines settings (expiries, throttling, the bindings' ceiling).
   void update(const config::Lines& lines);
 
+  // Asked before a REGISTER is sent on to the core: true refuses it with 503 and
+  // Retry-After (the signaling thread is overloaded; the asker counts the refusal).
+  std::function<bool()> overloaded;
+
   // Told when the core accepted a terminal's REGISTER from another address than its
   // binding's: (AoR, old address, new address). Calls of the line follow it.
   std::function<void(const std::string&, const TerminalAddress&, const TerminalAddress&)> moved;

@@ -200,6 +200,7 @@ struct SignalingPlane::Impl {
                             settings.sipTimers.nonceExpiresS);
       authenticator->update(trunks);
       registers.emplace(realms[0].agent, realms[1].agent, settings, metrics, sipSeries);
+      registers->overloaded = [this] { return shedForOverload(true); };
       registers->moved = [this](const std::string& aor, const TerminalAddress& from,
                                 const TerminalAddress& to) {
         for (auto& [id, call] : calls) {
@@ -595,10 +596,11 @@ struct SignalingPlane::Impl {
       refusedForOverload = 0;
       log::warning("sip", "overloaded: ", queued / 1024,
                    " KiB wait in the SIP receive queues (sip.overload_queue_kib = ",
-                   overload.threshold() / 1024, "); new calls get 503 until half of that");
+                   overload.threshold() / 1024,
+                   "); new calls and REGISTERs for the core get 503 until half of that");
     } else {
       log::warning("sip", "no longer overloaded: ", queued / 1024,
-                   " KiB wait in the SIP receive queues; new calls are taken again (",
+                   " KiB wait in the SIP receive queues; new requests are taken again (",
                    refusedForOverload, " refused with 503 meanwhile)");
     }
     return now;
@@ -608,10 +610,17 @@ struct SignalingPlane::Impl {
   // transaction so that the INVITE's retransmissions are absorbed, not taken as new calls
   // once the overload is over. True when refused (the caller counts the call).
   bool refuseForOverload(RealmAgent& realm, nta_agent_t* agent, msg_t* msg, sip_t* sip) {
+    if (!shedForOverload(realm.isAccess)) return false;
+    refuseInvite(realm, agent, msg, sip, 503);
+    return true;
+  }
+
+  // Whether a new request (call, or REGISTER for the core) is to be refused for overload;
+  // counted as one refusal when it is. The caller answers it.
+  bool shedForOverload(bool access) {
     if (!overloadedNow()) return false;
     ++refusedForOverload;
-    overloadRefusals[realm.isAccess ? 0 : 1]->Increment();
-    refuseInvite(realm, agent, msg, sip, 503);
+    overloadRefusals[access ? 0 : 1]->Increment();
     return true;
   }
 
@@ -940,7 +949,7 @@ struct SignalingPlane::Impl {
   std::vector<int> sipUdpSockets;  // nta's UDP sockets (both realms), watched for overload
   ReceiveBacklog backlog;
   OverloadGuard overload;
-  std::uint64_t refusedForOverload = 0;  // since the overload began, for its log line
+  std::uint64_t refusedForOverload = 0;  // calls and REGISTERs since the overload began
   prometheus::Counter* overloadRefusals[2] = {nullptr, nullptr};  // by realm, as `realms`
   prometheus::Gauge* overloadedGauge = nullptr;
   CallEnvironment environment;

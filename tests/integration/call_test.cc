@@ -373,25 +373,6 @@ TEST_F(TrunkCalls, MediaIsAnchoredOnTheRelay) {
   EXPECT_TRUE(daemon_->waitForMetric("sbc_media_flows", 0));
 }
 
-// The bytes waiting in the receive queue of the UDP socket bound to 127.0.0.10:`port`, as
-// /proc/net/udp shows them (rx_queue); -1 when the socket is not listed.
-long long receiveQueueBytes(int port) {
-  std::ifstream table("/proc/net/udp");
-  std::string line;
-  char local[32];
-  std::snprintf(local, sizeof local, "0A00007F:%04X", port);
-  while (std::getline(table, line)) {
-    // sl local_address rem_address st tx_queue:rx_queue ...
-    std::istringstream fields(line);
-    std::string slot, address, remote, state, queues;
-    if (!(fields >> slot >> address >> remote >> state >> queues) || address != local) continue;
-    const auto colon = queues.find(':');
-    if (colon == std::string::npos) continue;
-    return std::stoll(queues.substr(colon + 1), nullptr, 16);
-  }
-  return -1;
-}
-
 // Proves: while more than sip.overload_queue_kib waits in the SIP receive queues, new
 // calls get 503 with Retry-After and are counted (refusals, responses, calls refused on
 // the trunk), the calls taken complete, no slot leaks, and once the queues are down new

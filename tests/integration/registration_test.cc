@@ -198,6 +198,67 @@ TEST_F(Registration, RegisterFloodFromOneAddressIsRateLimited) {
   EXPECT_EQ(metric("sbc_register_total{result=\"relayed\"}"), 60 - limited);
 }
 
+// Proves: while more than sip.overload_queue_kib waits in the SIP receive queues,
+// REGISTERs that would go to the core get 503 with Retry-After and are counted (as
+// overload in sbc_register_total and in the overload refusals), the others reach the core
+// (its 401 comes back), every REGISTER gets exactly one answer, and once the queue is down
+// a terminal registers again. sbcd is stopped (SIGSTOP) while the REGISTERs are sent, so
+// they wait in its queue as they would behind a thread that cannot keep up.
+TEST_F(Registration, OverloadRefusesRegistersForTheCore) {
+  sipExtra_ = "overload_queue_kib = 8;";
+  extraConfig_ = "lines = { register_rate_per_source = 100; };\n";
+  startSbc(5);
+  constexpr int kRegisters = 60;
+  auto core = registrar("core_registrar.xml", kRegisters);
+  UdpSocket terminals("127.0.0.6", 0);
+  ASSERT_TRUE(terminals.bound());
+
+  const pid_t sbcd = daemon_->process().pid();
+  ASSERT_EQ(::kill(sbcd, SIGSTOP), 0);
+  sendSixtyRegisters(terminals, "127.0.0.6", accessPort_);
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (std::chrono::steady_clock::now() < deadline &&
+         receiveQueueBytes(accessPort_) < kRegisters * 300) {
+    std::this_thread::sleep_for(5ms);
+  }
+  const long long queued = receiveQueueBytes(accessPort_);
+  ASSERT_EQ(::kill(sbcd, SIGCONT), 0);
+  ASSERT_GE(queued, kRegisters * 300) << "the REGISTERs never reached sbcd's queue";
+
+  int refused = 0, challenged = 0, other = 0, silences = 0;
+  while (refused + challenged + other < kRegisters && silences < 25) {
+    const auto answer = terminals.receive();
+    if (!answer) {
+      ++silences;
+      continue;
+    }
+    if (answer->first.rfind("SIP/2.0 503 ", 0) == 0) {
+      ++refused;
+      EXPECT_NE(answer->first.find("\r\nRetry-After: 5"), std::string::npos) << answer->first;
+    } else if (answer->first.rfind("SIP/2.0 401 ", 0) == 0) {
+      ++challenged;
+    } else {
+      ++other;
+      ADD_FAILURE() << answer->first;
+    }
+  }
+  EXPECT_GE(refused, 1);
+  EXPECT_EQ(refused + challenged, kRegisters) << daemon_->scrape();
+  EXPECT_FALSE(terminals.receive().has_value()) << "one answer per REGISTER";
+  EXPECT_EQ(metric("sbc_register_total{result=\"overload\"}"), refused) << daemon_->scrape();
+  EXPECT_EQ(metric("sbc_sip_overload_refusals_total{realm=\"access\"}"), refused);
+  EXPECT_EQ(metric("sbc_register_total{result=\"relayed\"}"), challenged);
+  EXPECT_EQ(metric("sbc_register_total{result=\"challenged\"}"), challenged);
+  EXPECT_TRUE(daemon_->waitForMetric("sbc_sip_overloaded", 0)) << daemon_->scrape();
+
+  // The queue is down: REGISTERs reach the core again, and a terminal registers (with a
+  // registrar of its own: this one waits for answers to its challenges that never come).
+  core.reset();
+  EXPECT_FALSE(registerAlice().empty());
+  EXPECT_EQ(metric("sbc_register_total{result=\"overload\"}"), refused);
+  EXPECT_EQ(metric("sbc_registrations"), 1);
+}
+
 // Proves: lines.register_rate_per_source sets the per-address budget (many terminals
 // behind one NAT address): at 100 per second (burst 400) the same 60 REGISTERs from one
 // address all reach the (silent) core, none is dropped.

@@ -9,11 +9,13 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
@@ -39,6 +41,25 @@ inline int freeUdpPort(const char* address) {
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &length);
   ::close(fd);
   return ntohs(bound.sin_port);
+}
+
+// The bytes waiting in the receive queue of the UDP socket bound to 127.0.0.10:`port`, as
+// /proc/net/udp shows them (rx_queue); -1 when the socket is not listed.
+inline long long receiveQueueBytes(int port) {
+  std::ifstream table("/proc/net/udp");
+  std::string line;
+  char local[32];
+  std::snprintf(local, sizeof local, "0A00007F:%04X", port);
+  while (std::getline(table, line)) {
+    // sl local_address rem_address st tx_queue:rx_queue ...
+    std::istringstream fields(line);
+    std::string slot, address, remote, state, queues;
+    if (!(fields >> slot >> address >> remote >> state >> queues) || address != local) continue;
+    const auto colon = queues.find(':');
+    if (colon == std::string::npos) continue;
+    return std::stoll(queues.substr(colon + 1), nullptr, 16);
+  }
+  return -1;
 }
 
 class TrunkFixture : public ::testing::Test {
