@@ -75,6 +75,9 @@ enum class Source : unsigned char { stored, sampled };
     "New calls (initial INVITEs) refused with 503 because the signaling thread was "        \
     "overloaded (more than sip.overload_queue_kib waiting in the SIP receive queues), by "  \
     "the realm the INVITE came from")                                                        \
+  X(b2buaCalls, "sbc_b2bua_calls", gauge, stored, "",                                        \
+    "Calls the B2BUA holds state for, from the first INVITE until their last transaction "  \
+    "is done")                                                                               \
   X(sipOverloaded, "sbc_sip_overloaded", gauge, stored, "",                                  \
     "1 while new calls are refused for signaling overload (sip.overload_queue_kib), else 0") \
   X(sipBodiesRefusedTotal, "sbc_sip_bodies_refused_total", counter, stored,                  \

@@ -149,6 +149,7 @@ struct SignalingPlane::Impl {
                                  .Add({{"realm", realms[i].name}});
     }
     overloadedGauge = &metrics.gauge(metrics::FamilyId::sipOverloaded).Add({});
+    callsHeld = &metrics.gauge(metrics::FamilyId::b2buaCalls).Add({});
     wakeFd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (wakeFd < 0) throw std::runtime_error("signaling: eventfd failed");
   }
@@ -170,6 +171,8 @@ struct SignalingPlane::Impl {
     } else if (su_wait_create(&timeoutWait, relay->timeoutNotifyFd(), SU_WAIT_IN) != 0 ||
                su_root_register(root, &timeoutWait, &Impl::onMediaTimeout, this, 0) < 0) {
       failure = "signaling: cannot watch the media relay's timeout reports";
+    } else if (su_root_add_prepoll(root, &Impl::onPrepoll, this) != 0) {
+      failure = "signaling: cannot hook su_root's loop";
     } else {
       setRefusalScreen([this](msg_t* msg, const sip_t* sip, int status) {
         return mayNtaRefuse(msg, sip, status);
@@ -232,8 +235,9 @@ struct SignalingPlane::Impl {
       streamOwners.erase(stream);
     };
     environment.ended = [this](std::uint64_t id) {
-      // Destroyed from the task queue: never inside the call's own nta callback.
-      postLocal([this, id] { calls.erase(id); });
+      // Destroyed before su_root's next wait (onPrepoll): never inside the call's own nta
+      // callback, and without the task queue's eventfd write, wake-up and read per call.
+      endedCalls.push_back(id);
     };
     started.set_value();
     su_root_run(root);
@@ -305,6 +309,7 @@ struct SignalingPlane::Impl {
     }
     setRefusalScreen({});
     if (root != nullptr) {
+      su_root_remove_prepoll(root);
       su_root_unregister(root, &wakeWait, &Impl::onWake, this);
       su_root_unregister(root, &timeoutWait, &Impl::onMediaTimeout, this);
       su_root_destroy(root);
@@ -324,6 +329,21 @@ struct SignalingPlane::Impl {
     }
     for (auto& task : tasks) task();
     return 0;
+  }
+
+  void holdCall(std::uint64_t id, std::unique_ptr<Call> call) {
+    calls.emplace(id, std::move(call));
+    callsHeld->Set(static_cast<double>(calls.size()));
+  }
+
+  // su_root calls this at the top of each turn of its loop, outside every callback.
+  static void onPrepoll(void* magic, su_root_t*) {
+    Impl& self = *static_cast<Impl*>(magic);
+    if (self.endedCalls.empty()) return;
+    std::vector<std::uint64_t> ended;
+    ended.swap(self.endedCalls);  // a call's destruction may end another: next turn
+    for (const std::uint64_t id : ended) self.calls.erase(id);
+    self.callsHeld->Set(static_cast<double>(self.calls.size()));
   }
 
   static void onSweepTimer(void* magic, su_timer_t*, su_timer_arg_t*) {
@@ -683,10 +703,9 @@ struct SignalingPlane::Impl {
     const std::uint64_t id = nextCallId++;
     CallRoute route{settings.coreNextHops, settings.coreFailoverTimeoutMs, std::nullopt,
                     CallRoute::Line{std::string(binding->aor), terminal.address, sipUrl(terminal), ""}};
-    calls.emplace(id, std::make_unique<Call>(environment, id, std::string(),
-                                             std::vector<policy::IpPrefix>{}, std::move(*slot),
-                                             msg, sip, dataplane::Realm::access,
-                                             std::move(route), false));
+    holdCall(id, std::make_unique<Call>(environment, id, std::string(),
+                                        std::vector<policy::IpPrefix>{}, std::move(*slot), msg,
+                                        sip, dataplane::Realm::access, std::move(route), false));
   }
 
   // An initial INVITE from the core to the Contact the SBC registered for a line: to the
@@ -711,10 +730,9 @@ struct SignalingPlane::Impl {
     CallRoute route{{target}, 0, std::nullopt,
                     CallRoute::Line{std::string(binding->aor), binding->terminal.address,
                                     sipUrl(binding->terminal), std::string(binding->contact)}};
-    calls.emplace(id, std::make_unique<Call>(environment, id, std::string(),
-                                             std::vector<policy::IpPrefix>{}, std::move(*slot),
-                                             msg, sip, dataplane::Realm::core, std::move(route),
-                                             false));
+    holdCall(id, std::make_unique<Call>(environment, id, std::string(),
+                                        std::vector<policy::IpPrefix>{}, std::move(*slot), msg,
+                                        sip, dataplane::Realm::core, std::move(route), false));
   }
 
   // An initial INVITE from a trunk: its credentials if the trunk is challenged, admission,
@@ -765,7 +783,7 @@ struct SignalingPlane::Impl {
                                                  std::nullopt},
                                        trustedTrunk(trunk));
     // A call that failed at once has asked for its own removal already; keep it until then.
-    calls.emplace(id, std::move(call));
+    holdCall(id, std::move(call));
   }
 
   // An initial INVITE from a core next hop: routed to the trunk its Request-URI names with
@@ -845,7 +863,7 @@ struct SignalingPlane::Impl {
                                        CallRoute{{configured->target}, 0, configured->answer,
                                                  std::nullopt},
                                        configured->trusted);
-    calls.emplace(id, std::move(call));
+    holdCall(id, std::move(call));
   }
 
   // trunks.trusted of the running configuration's trunk `name`.
@@ -952,8 +970,10 @@ struct SignalingPlane::Impl {
   std::uint64_t refusedForOverload = 0;  // calls and REGISTERs since the overload began
   prometheus::Counter* overloadRefusals[2] = {nullptr, nullptr};  // by realm, as `realms`
   prometheus::Gauge* overloadedGauge = nullptr;
+  prometheus::Gauge* callsHeld = nullptr;  // calls.size()
   CallEnvironment environment;
   std::map<std::uint64_t, std::unique_ptr<Call>> calls;
+  std::vector<std::uint64_t> endedCalls;  // ended, destroyed at the loop's next turn
   std::map<dataplane::StreamId, std::uint64_t> streamOwners;
   std::uint64_t nextCallId = 1;
   std::thread thread;

@@ -223,9 +223,12 @@ control = { socket = ")" + dir_.file("sbcd.sock") +
   }
 
   // The active-call gauge must come back to zero: no leaked slot.
+  // No call holds a slot, and the B2BUA has let go of every call's state (their
+  // transactions done: within 64*T1, 2 s here).
   void expectNoActiveCalls() {
     EXPECT_TRUE(daemon_->waitForMetric("sbc_trunk_active_calls{trunk=\"alpha\"}", 0))
         << daemon_->scrape();
+    EXPECT_TRUE(daemon_->waitForMetric("sbc_b2bua_calls", 0)) << daemon_->scrape();
   }
 
   // Appended to trunk alpha's settings, to the `sip` group and to the whole file by
