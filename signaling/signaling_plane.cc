@@ -24,6 +24,7 @@
 #include "signaling/dial_plan.h"
 #include "signaling/nta_refusals.h"
 #include "signaling/overload_guard.h"
+#include "signaling/timer_spin_guard.h"
 #include "signaling/register_relay.h"
 #include "signaling/sip_address.h"
 #include "signaling/request_checks.h"
@@ -171,6 +172,8 @@ struct SignalingPlane::Impl {
     } else if (su_wait_create(&timeoutWait, relay->timeoutNotifyFd(), SU_WAIT_IN) != 0 ||
                su_root_register(root, &timeoutWait, &Impl::onMediaTimeout, this, 0) < 0) {
       failure = "signaling: cannot watch the media relay's timeout reports";
+    } else if (!(spinGuard = TimerSpinGuard::forLoopWatching(wakeFd))) {
+      failure = "signaling: su_root's epoll descriptor not found";
     } else if (su_root_add_prepoll(root, &Impl::onPrepoll, this) != 0) {
       failure = "signaling: cannot hook su_root's loop";
     } else {
@@ -339,6 +342,7 @@ struct SignalingPlane::Impl {
   // su_root calls this at the top of each turn of its loop, outside every callback.
   static void onPrepoll(void* magic, su_root_t*) {
     Impl& self = *static_cast<Impl*>(magic);
+    self.spinGuard->onTurn();
     if (self.endedCalls.empty()) return;
     std::vector<std::uint64_t> ended;
     ended.swap(self.endedCalls);  // a call's destruction may end another: next turn
@@ -974,6 +978,7 @@ struct SignalingPlane::Impl {
   CallEnvironment environment;
   std::map<std::uint64_t, std::unique_ptr<Call>> calls;
   std::vector<std::uint64_t> endedCalls;  // ended, destroyed at the loop's next turn
+  std::optional<TimerSpinGuard> spinGuard;  // made with the root, before its loop runs
   std::map<dataplane::StreamId, std::uint64_t> streamOwners;
   std::uint64_t nextCallId = 1;
   std::thread thread;
