@@ -98,7 +98,7 @@ struct SipTimers {
   std::uint32_t maxSessionExpiresS = 7200;
   // Overload control: new calls get 503 while more than this waits in the SIP UDP receive
   // queues (signaling/overload_guard.h); 0 = never.
-  std::uint32_t overloadQueueKib = 1024;
+  std::uint32_t overloadQueueKib = 4096;
   friend bool operator==(const SipTimers&, const SipTimers&) = default;
 };
 

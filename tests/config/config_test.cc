@@ -80,7 +80,7 @@ TEST(ExampleConfig, LoadsWithTheDocumentedValues) {
   EXPECT_EQ(c.sipTimers.sessionExpiresS, 1800u);
   EXPECT_EQ(c.sipTimers.minSeS, 90u);
   EXPECT_EQ(c.sipTimers.maxSessionExpiresS, 7200u);
-  EXPECT_EQ(c.sipTimers.overloadQueueKib, 1024u);
+  EXPECT_EQ(c.sipTimers.overloadQueueKib, 4096u);
   ASSERT_EQ(c.trunks.size(), 4u);
   const Trunk& acme = c.trunks[0];
   EXPECT_EQ(acme.name, "acme");
