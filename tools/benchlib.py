@@ -152,6 +152,20 @@ def load_average():
     return os.getloadavg()[0]
 
 
+def machine_cpu_ticks():
+    """(all, steal) CPU ticks of the whole machine from /proc/stat: the share the hypervisor
+    gave to other guests over an interval is the steal delta over the total delta."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal [guest guest_nice: inside user/nice]
+    return sum(fields[:8]), fields[7]
+
+
+def steal_share(before, after):
+    total = after[0] - before[0]
+    return (after[1] - before[1]) / total if total > 0 else 0.0
+
+
 def read_stat_csv(path):
     """The last line of SIPp's -trace_stat file as a dict."""
     with open(path) as f:
