@@ -11,6 +11,8 @@
 #include <string>
 #include <system_error>
 
+#include "common/socket_address.h"
+
 namespace sbc::signaling {
 
 void TimerSpinGuard::onTurn() {
@@ -28,12 +30,11 @@ void TimerSpinGuard::onTurn() {
 }
 
 std::optional<int> TimerSpinGuard::findEpollWatching(int fd) {
-  std::error_code error;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", error)) {
+  for (const int candidate : common::openDescriptors()) {
+    const std::string name = std::to_string(candidate);
     std::error_code linkError;
-    const auto target = std::filesystem::read_symlink(entry.path(), linkError);
+    const auto target = std::filesystem::read_symlink("/proc/self/fd/" + name, linkError);
     if (linkError || target.native() != "anon_inode:[eventpoll]") continue;
-    const std::string name = entry.path().filename().native();
     // fdinfo of an epoll descriptor: one "tfd: N events: ..." line per watched descriptor.
     std::ifstream info("/proc/self/fdinfo/" + name);
     std::string line;
@@ -41,7 +42,7 @@ std::optional<int> TimerSpinGuard::findEpollWatching(int fd) {
       std::istringstream fields(line);
       std::string key;
       int watched = -1;
-      if (fields >> key >> watched && key == "tfd:" && watched == fd) return std::stoi(name);
+      if (fields >> key >> watched && key == "tfd:" && watched == fd) return candidate;
     }
   }
   return std::nullopt;

@@ -59,6 +59,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "common/socket_address.h"
 #include "dataplane/port_allocator.h"
 
 namespace sbc::dataplane {
@@ -115,71 +116,11 @@ struct alignas(64) WorkerCounters {
   std::atomic<std::uint64_t> flows{0};
 };
 
-// An address as the kernel takes it; length 0 means "none".
-struct SockAddr {
-  sockaddr_storage storage{};
-  socklen_t length = 0;
-  bool valid() const noexcept { return length != 0; }
-};
-
-SockAddr toSockAddr(const policy::IpAddress& address, std::uint16_t port) {
-  SockAddr out;
-  if (address.family == policy::IpFamily::v4) {
-    auto* in = reinterpret_cast<sockaddr_in*>(&out.storage);
-    in->sin_family = AF_INET;
-    in->sin_port = htons(port);
-    std::memcpy(&in->sin_addr, address.bytes.data(), 4);
-    out.length = sizeof(sockaddr_in);
-  } else {
-    auto* in6 = reinterpret_cast<sockaddr_in6*>(&out.storage);
-    in6->sin6_family = AF_INET6;
-    in6->sin6_port = htons(port);
-    std::memcpy(&in6->sin6_addr, address.bytes.data(), 16);
-    out.length = sizeof(sockaddr_in6);
-  }
-  return out;
-}
-
-std::uint16_t portOf(const sockaddr_storage& storage) {
-  return storage.ss_family == AF_INET
-             ? ntohs(reinterpret_cast<const sockaddr_in&>(storage).sin_port)
-             : ntohs(reinterpret_cast<const sockaddr_in6&>(storage).sin6_port);
-}
-
-void setPort(SockAddr& address, std::uint16_t port) {
-  if (address.storage.ss_family == AF_INET) {
-    reinterpret_cast<sockaddr_in&>(address.storage).sin_port = htons(port);
-  } else {
-    reinterpret_cast<sockaddr_in6&>(address.storage).sin6_port = htons(port);
-  }
-}
-
-// Exact (address, port) equality of a received source and a learnt one.
-bool sameSource(const sockaddr_storage& a, const SockAddr& b) noexcept {
-  if (a.ss_family != b.storage.ss_family) return false;
-  if (a.ss_family == AF_INET) {
-    const auto& x = reinterpret_cast<const sockaddr_in&>(a);
-    const auto& y = reinterpret_cast<const sockaddr_in&>(b.storage);
-    return x.sin_port == y.sin_port && x.sin_addr.s_addr == y.sin_addr.s_addr;
-  }
-  const auto& x = reinterpret_cast<const sockaddr_in6&>(a);
-  const auto& y = reinterpret_cast<const sockaddr_in6&>(b.storage);
-  return x.sin6_port == y.sin6_port &&
-         std::memcmp(&x.sin6_addr, &y.sin6_addr, sizeof(in6_addr)) == 0;
-}
-
-policy::IpAddress ipOf(const sockaddr_storage& storage) noexcept {
-  policy::IpAddress address;
-  if (storage.ss_family == AF_INET) {
-    address.family = policy::IpFamily::v4;
-    std::memcpy(address.bytes.data(), &reinterpret_cast<const sockaddr_in&>(storage).sin_addr, 4);
-  } else {
-    address.family = policy::IpFamily::v6;
-    std::memcpy(address.bytes.data(), &reinterpret_cast<const sockaddr_in6&>(storage).sin6_addr,
-                16);
-  }
-  return address;
-}
+using common::SocketAddress;
+using common::ipOf;
+using common::portOf;
+using common::setPort;
+using common::toSocketAddress;
 
 struct Stream;
 
@@ -213,9 +154,9 @@ struct SocketPair {
 struct LegState {
   bool known = false;  // an update arrived: until then nothing is accepted
   LegMedia media;
-  SockAddr rtpDest;   // media.rtp, if its family matches the realm's
-  SockAddr rtcpDest;  // media.rtcp, or rtp port + 1
-  std::array<SockAddr, kKinds> latched;  // learnt per port (RTP, RTCP) when media.latch
+  SocketAddress rtpDest;   // media.rtp, if its family matches the realm's
+  SocketAddress rtcpDest;  // media.rtcp, or rtp port + 1
+  std::array<SocketAddress, kKinds> latched;  // learnt per port (RTP, RTCP) when media.latch
   Nanos lastRx = 0;                      // last accepted packet from this side
 };
 
@@ -273,7 +214,7 @@ int bindSocket(const policy::IpAddress& address, std::uint16_t port, std::uint8_
     ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     ::setsockopt(fd, IPPROTO_IPV6, IPV6_TCLASS, &tos, sizeof tos);
   }
-  const SockAddr local = toSockAddr(address, port);
+  const SocketAddress local = toSocketAddress(address, port);
   if (::bind(fd, reinterpret_cast<const sockaddr*>(&local.storage), local.length) != 0) {
     const int error = errno;
     ::close(fd);
@@ -719,11 +660,11 @@ class SocketRelay final : public MediaRelay {
     leg.rtpDest = {};
     leg.rtcpDest = {};
     if (leg.media.rtp && leg.media.rtp->address.family == family) {
-      leg.rtpDest = toSockAddr(leg.media.rtp->address, leg.media.rtp->port);
+      leg.rtpDest = toSocketAddress(leg.media.rtp->address, leg.media.rtp->port);
       if (leg.media.rtcp && leg.media.rtcp->address.family == family) {
-        leg.rtcpDest = toSockAddr(leg.media.rtcp->address, leg.media.rtcp->port);
+        leg.rtcpDest = toSocketAddress(leg.media.rtcp->address, leg.media.rtcp->port);
       } else {
-        leg.rtcpDest = toSockAddr(leg.media.rtp->address,
+        leg.rtcpDest = toSocketAddress(leg.media.rtp->address,
                                   static_cast<std::uint16_t>(leg.media.rtp->port + 1));
       }
     }
@@ -735,8 +676,8 @@ class SocketRelay final : public MediaRelay {
   // Called on the worker; the packets' source check. Latches when the leg asks for it.
   static bool accept(LegState& leg, Kind kind, const sockaddr_storage& source) noexcept {
     if (!leg.known) return false;
-    SockAddr& latched = leg.latched[static_cast<std::size_t>(kind)];
-    if (leg.media.latch && latched.valid()) return sameSource(source, latched);
+    SocketAddress& latched = leg.latched[static_cast<std::size_t>(kind)];
+    if (leg.media.latch && latched.valid()) return common::sameEndpoint(source, latched.storage);
     if (source.ss_family != AF_INET && source.ss_family != AF_INET6) return false;
     const policy::IpAddress address = ipOf(source);
     bool inside = false;
@@ -755,16 +696,16 @@ class SocketRelay final : public MediaRelay {
 
   // Where packets that arrived on a `kind` port go on the other side, and out of which
   // socket. nullptr: that side gets nothing (its address is unknown or rejected).
-  static const SockAddr* destination(LegState& leg, Kind kind, Kind& outKind,
-                                     SockAddr& scratch) noexcept {
+  static const SocketAddress* destination(LegState& leg, Kind kind, Kind& outKind,
+                                          SocketAddress& scratch) noexcept {
     if (!leg.rtpDest.valid()) return nullptr;
-    const SockAddr& latchedRtp = leg.latched[0];
+    const SocketAddress& latchedRtp = leg.latched[0];
     if (kind == Kind::rtp || leg.media.rtcpMux) {
       outKind = Kind::rtp;
       return latchedRtp.valid() ? &latchedRtp : &leg.rtpDest;
     }
     outKind = Kind::rtcp;
-    const SockAddr& latchedRtcp = leg.latched[1];
+    const SocketAddress& latchedRtcp = leg.latched[1];
     if (latchedRtcp.valid()) return &latchedRtcp;
     if (latchedRtp.valid()) {
       scratch = latchedRtp;
@@ -798,8 +739,8 @@ class SocketRelay final : public MediaRelay {
     LegState& from = stream.legs[in];
     // Latching below changes only this side's learnt source, never where its packets go.
     Kind outKind = Kind::rtp;
-    SockAddr scratch;
-    const SockAddr* to = destination(stream.legs[out], socket.kind, outKind, scratch);
+    SocketAddress scratch;
+    const SocketAddress* to = destination(stream.legs[out], socket.kind, outKind, scratch);
 
     std::size_t malformed = 0, refused = 0, accepted = 0, queued = 0;
     for (std::size_t i = 0; i < received; ++i) {

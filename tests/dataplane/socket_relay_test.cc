@@ -11,6 +11,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <thread>
 #include <tuple>
@@ -102,6 +103,18 @@ TEST_P(SocketRelay, DropsOversizedDatagramsAsMalformed) {
   expectForwarded(trunk, stream->rtp[0], core, stream->rtp[1], 2, 5, 1400);
 }
 
+// The relay worker's /proc/self/task entry, once it has named itself (after setting its
+// affinity, which reads the CPU list from /sys: a descriptor open for a moment).
+std::optional<std::filesystem::path> workerTask() {
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    if (name == kSocketWorkerThreadName) return task.path();
+  }
+  return std::nullopt;
+}
+
 // Proves: the worker may run on every CPU even when its creator was pinned to one (as DPDK
 // pins the main thread).
 TEST_P(SocketRelay, WorkerSetsItsOwnAffinity) {
@@ -119,15 +132,11 @@ TEST_P(SocketRelay, WorkerSetsItsOwnAffinity) {
   pthread_setaffinity_np(pthread_self(), sizeof saved, &saved);
   std::string allowed;
   ASSERT_TRUE(eventually([&] {
-    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
-      std::ifstream comm(task.path() / "comm");
-      std::string name;
-      std::getline(comm, name);
-      if (name != kSocketWorkerThreadName) continue;
-      std::ifstream status(task.path() / "status");
-      for (std::string line; std::getline(status, line);) {
-        if (line.rfind("Cpus_allowed_list:", 0) == 0) allowed = line.substr(18);
-      }
+    const auto task = workerTask();
+    if (!task) return false;
+    std::ifstream status(*task / "status");
+    for (std::string line; std::getline(status, line);) {
+      if (line.rfind("Cpus_allowed_list:", 0) == 0) allowed = line.substr(18);
     }
     return !allowed.empty() && allowed.find_first_not_of(" \t0") != std::string::npos;
   })) << "worker affinity: '" << allowed << "'";
@@ -214,6 +223,8 @@ TEST_P(SocketRelay, OutOfDescriptorsRetiresRestingPairs) {
   const std::size_t descriptorsBefore = openDescriptors();
   {
     auto relay = make(settings(10s, 0ms, 60));  // quarantine outlasts the test
+    // Its start-up over, the worker opens nothing more that would shift the count below.
+    ASSERT_TRUE(eventually([] { return workerTask().has_value(); }));
     constexpr int kStreamsThatFit = 10;
     const DescriptorHoles holes;
     DescriptorLimit limit(static_cast<rlim_t>(descriptorCeiling() + 4 * kStreamsThatFit + 2));

@@ -390,21 +390,14 @@ TEST_F(TrunkCalls, OverloadRefusesNewCallsUntilTheQueueIsDown) {
   ASSERT_NE(rate, args.end());
   *(rate + 1) = "1000";  // the whole burst within 30 ms
 
-  const pid_t sbcd = daemon_->process().pid();
-  ASSERT_EQ(::kill(sbcd, SIGSTOP), 0);
-  ChildProcess trunk(args);
-  // Every INVITE of the burst waiting (at least its payload's bytes), or 5 s.
-  const auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (std::chrono::steady_clock::now() < deadline &&
-         receiveQueueBytes(accessPort_) < kBurst * 500) {
-    std::this_thread::sleep_for(5ms);
-  }
-  const long long queued = receiveQueueBytes(accessPort_);
-  ASSERT_EQ(::kill(sbcd, SIGCONT), 0);
+  std::optional<ChildProcess> trunk;
+  // Every INVITE of the burst waiting (at least its payload's bytes).
+  const long long queued = queueWhileStopped(daemon_->process().pid(), accessPort_,
+                                             kBurst * 500, [&] { trunk.emplace(args); });
   ASSERT_GE(queued, kBurst * 500) << "the burst never reached sbcd's queue";
 
-  const auto status = trunk.waitForExit(30s);
-  EXPECT_EQ(status, 0) << trunk.output();  // each call answered, or refused with 503
+  const auto status = trunk->waitForExit(30s);
+  EXPECT_EQ(status, 0) << trunk->output();  // each call answered, or refused with 503
   const double refused = metric("sbc_sip_overload_refusals_total{realm=\"access\"}");
   const double admitted = metric("sbc_admission_total{result=\"admitted\",trunk=\"alpha\"}");
   EXPECT_GE(refused, 1) << daemon_->scrape();

@@ -213,16 +213,9 @@ TEST_F(Registration, OverloadRefusesRegistersForTheCore) {
   UdpSocket terminals("127.0.0.6", 0);
   ASSERT_TRUE(terminals.bound());
 
-  const pid_t sbcd = daemon_->process().pid();
-  ASSERT_EQ(::kill(sbcd, SIGSTOP), 0);
-  sendSixtyRegisters(terminals, "127.0.0.6", accessPort_);
-  const auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (std::chrono::steady_clock::now() < deadline &&
-         receiveQueueBytes(accessPort_) < kRegisters * 300) {
-    std::this_thread::sleep_for(5ms);
-  }
-  const long long queued = receiveQueueBytes(accessPort_);
-  ASSERT_EQ(::kill(sbcd, SIGCONT), 0);
+  const long long queued =
+      queueWhileStopped(daemon_->process().pid(), accessPort_, kRegisters * 300,
+                        [&] { sendSixtyRegisters(terminals, "127.0.0.6", accessPort_); });
   ASSERT_GE(queued, kRegisters * 300) << "the REGISTERs never reached sbcd's queue";
 
   int refused = 0, challenged = 0, other = 0, silences = 0;

@@ -8,9 +8,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <csignal>
+
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <iterator>
 #include <memory>
@@ -60,6 +63,25 @@ inline long long receiveQueueBytes(int port) {
     return std::stoll(queues.substr(colon + 1), nullptr, 16);
   }
   return -1;
+}
+
+// Stops sbcd (SIGSTOP, by its PID), runs `send`, waits until at least `bytes` wait in the
+// receive queue of its socket on `port` (or 5 s), and lets it go on (SIGCONT, also when
+// `send` throws): what then waits is what a signaling thread that could not keep up would
+// find. Returns the bytes that were waiting; -1 if sbcd could not be stopped.
+inline long long queueWhileStopped(pid_t sbcd, int port, long long bytes,
+                                   const std::function<void()>& send) {
+  if (::kill(sbcd, SIGSTOP) != 0) return -1;
+  struct Resume {
+    pid_t pid;
+    ~Resume() { ::kill(pid, SIGCONT); }
+  } resume{sbcd};
+  send();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (std::chrono::steady_clock::now() < deadline && receiveQueueBytes(port) < bytes) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return receiveQueueBytes(port);
 }
 
 class TrunkFixture : public ::testing::Test {
