@@ -157,7 +157,7 @@ struct LegState {
   SocketAddress rtpDest;   // media.rtp, if its family matches the realm's
   SocketAddress rtcpDest;  // media.rtcp, or rtp port + 1
   std::array<SocketAddress, kKinds> latched;  // learnt per port (RTP, RTCP) when media.latch
-  Nanos lastRx = 0;                      // last accepted packet from this side
+  Nanos lastRx = 0;  // last accepted packet from this side
 };
 
 struct Stream {
@@ -215,7 +215,7 @@ int bindSocket(const policy::IpAddress& address, std::uint16_t port, std::uint8_
     ::setsockopt(fd, IPPROTO_IPV6, IPV6_TCLASS, &tos, sizeof tos);
   }
   const SocketAddress local = toSocketAddress(address, port);
-  if (::bind(fd, reinterpret_cast<const sockaddr*>(&local.storage), local.length) != 0) {
+  if (::bind(fd, local.get(), local.length) != 0) {
     const int error = errno;
     ::close(fd);
     return -error;
@@ -665,7 +665,7 @@ class SocketRelay final : public MediaRelay {
         leg.rtcpDest = toSocketAddress(leg.media.rtcp->address, leg.media.rtcp->port);
       } else {
         leg.rtcpDest = toSocketAddress(leg.media.rtp->address,
-                                  static_cast<std::uint16_t>(leg.media.rtp->port + 1));
+                                       static_cast<std::uint16_t>(leg.media.rtp->port + 1));
       }
     }
     leg.latched = {};  // latch: learn afresh; no latch: nothing learnt applies
