@@ -1,9 +1,11 @@
 #include "signaling/sip_address.h"
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cstring>
+
+#include "common/socket_address.h"
 
 namespace sbc::signaling {
 
@@ -30,20 +32,14 @@ std::string sipUrl(std::string_view host, std::uint16_t port, std::string_view t
 std::optional<TerminalAddress> sourceOf(msg_t* msg) {
   const su_addrinfo_t* info = msg_addrinfo(msg);
   if (info == nullptr || info->ai_addr == nullptr) return std::nullopt;
+  const int family = info->ai_addr->sa_family;
+  if (family != AF_INET && family != AF_INET6) return std::nullopt;
+  sockaddr_storage storage{};
+  std::memcpy(&storage, info->ai_addr,
+              std::min(static_cast<std::size_t>(info->ai_addrlen), sizeof storage));
   TerminalAddress source;
-  if (info->ai_addr->sa_family == AF_INET) {
-    const auto* v4 = reinterpret_cast<const sockaddr_in*>(info->ai_addr);
-    source.address.family = policy::IpFamily::v4;
-    std::memcpy(source.address.bytes.data(), &v4->sin_addr, 4);
-    source.port = ntohs(v4->sin_port);
-  } else if (info->ai_addr->sa_family == AF_INET6) {
-    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(info->ai_addr);
-    source.address.family = policy::IpFamily::v6;
-    std::memcpy(source.address.bytes.data(), &v6->sin6_addr, 16);
-    source.port = ntohs(v6->sin6_port);
-  } else {
-    return std::nullopt;
-  }
+  source.address = common::ipOf(storage);
+  source.port = common::portOf(storage);
   source.transport = info->ai_protocol == IPPROTO_TCP ? config::Transport::tcp
                                                         : config::Transport::udp;
   return source;
