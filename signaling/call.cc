@@ -561,7 +561,8 @@ Call::CallerReply Call::replyCaller(int status, const char* phrase, const sip_t*
       if (split && !split->sdp) error = "the body has no application/sdp";
       // A late offer the caller answered in its PRACK is complete: SDP in a later response
       // repeats it (RFC 6337 3.1.1) and reaches the caller as the SBC sent it the first time.
-      const bool repeatedOffer = lateOffer_ && lateOfferAnswered_;
+      // So does another fork's offer: the SBC answers that one itself (foreignOffer).
+      const bool repeatedOffer = lateOffer_ && (lateOfferAnswered_ || foreignOffer(response));
       if (repeatedOffer) answerSdp = sdpSentOn_[static_cast<std::size_t>(callerRealm_)];
       const bool anchored =
           split && split->sdp &&
@@ -902,17 +903,29 @@ int Call::onCalleeResponse(void* magic, nta_outgoing_t* request, const sip_t* si
     EarlyFork* fork = reliable ? call.reliableFork(sip) : nullptr;
     if (reliable && fork == nullptr) return 0;
     const std::uint32_t rseq = reliable ? sip->sip_rseq->rs_response : 0;
+    // Another fork's own offer is the SBC's to answer in the PRACK, now or once the
+    // caller's answer to the offer it has comes.
+    const bool foreign = reliable && call.foreignOffer(sip);
+    if (foreign) {
+      fork->offerSdp = call.sdpIn(sip);
+      if (!call.lateOfferAnswered_) {
+        fork->owedPrack = rseq;
+      } else if (!call.answerForkInPrack(*fork, rseq, sip)) {
+        return 0;
+      }
+    }
     // A caller without 100rel cannot PRACK (nor one nta cannot send this one reliably
     // to): the SBC does at once, without a body.
-    const bool endToEnd = reliable && call.reliableTowardsCaller();
-    if (reliable && !endToEnd && call.offersUnanswerably(sip)) {
+    const bool endToEnd = reliable && !foreign && call.reliableTowardsCaller();
+    if (reliable && !foreign && !endToEnd && call.offersUnanswerably(sip)) {
       call.refuseUnanswerableOffer(status);
       return 0;
     }
-    if (reliable && !endToEnd && !call.prackCalleeNow(*fork, rseq, sip)) return 0;
+    if (reliable && !foreign && !endToEnd && !call.prackCalleeNow(*fork, rseq, sip)) return 0;
     if (call.state_ == State::calling) call.state_ = State::early;
     const std::string forkTag = reliable ? fork->tag : std::string();
-    const CallerReply reply = call.replyCaller(status, phraseOf(status), sip, reliable);
+    const CallerReply reply = call.replyCaller(status, phraseOf(status), sip, endToEnd);
+    if (reply.lateOffer && reply.reliable != nullptr) call.offerFork_ = forkTag;
     if (!endToEnd || call.state_ == State::over) return 0;
     fork = call.forkOf(forkTag.c_str());
     if (fork == nullptr) return 0;
@@ -961,6 +974,16 @@ int Call::onCalleeResponse(void* magic, nta_outgoing_t* request, const sip_t* si
     call.state_ = State::answered;
     call.refreshByInvite_[static_cast<std::size_t>(call.calleeRealm())] = !takesUpdate(sip);
     call.sessionTimers_->calleeAnswered(sip);
+    if (call.fromForeignFork(sip)) {
+      // A fork whose offer the caller never saw won: it is answered from the caller's
+      // answer, now or once that comes in the caller's PRACK (relayPrack).
+      if (fork->offerSdp.empty()) fork->offerSdp = call.sdpIn(sip);
+      call.winnerToAdopt_ = true;
+      if (call.lateOfferAnswered_ && !call.adoptWinningOffer()) {
+        call.refuseWinningOffer();
+        return 0;
+      }
+    }
     call.replyCaller(status, phraseOf(status), sip);
     return 0;
   }
@@ -1039,6 +1062,7 @@ Call::EarlyFork* Call::reliableFork(const sip_t* sip) {
 
 bool Call::prackAwaited(const EarlyFork& fork, std::uint32_t rseq) const {
   if (fork.invite != nullptr && rseq <= nta_outgoing_rseq(fork.invite)) return true;
+  if (rseq <= fork.owedPrack) return true;
   return std::any_of(pracks_.begin(), pracks_.end(), [&](const auto& prack) {
     return prack->rseq == rseq && ::strcasecmp(prack->forkTag.c_str(), fork.tag.c_str()) == 0;
   });
@@ -1119,7 +1143,10 @@ Call::EarlyFork* Call::openFork(const sip_t* response, bool narrow) {
     }
     nta_leg_rtag(leg, tag);
     nta_leg_client_reroute(leg, response->sip_record_route, response->sip_contact, 1);
-    forks_.push_back(EarlyFork{tag, leg, nullptr});
+    EarlyFork opened;
+    opened.tag = tag;
+    opened.leg = leg;
+    forks_.push_back(std::move(opened));
     fork = &forks_.back();
   }
   if (narrow && fork->invite == nullptr) {
@@ -1153,6 +1180,108 @@ void Call::endLosingForks() {
   for (const auto& fork : forks_) {
     // RFC 3261 15: a UAC may end an early dialog with BYE.
     if (fork.leg != calleeLeg_) sendBye(fork.leg);
+  }
+}
+
+std::string Call::sdpIn(const sip_t* message) const {
+  if (!hasBody(message)) return {};
+  std::string error;
+  const auto split = splitSessionBody(message, environment_.settings->bodyTypes, error);
+  return split && split->sdp ? *split->sdp : std::string();
+}
+
+bool Call::fromForeignFork(const sip_t* response) const {
+  if (!lateOffer_ || offerFork_.empty() || response == nullptr || response->sip_to == nullptr ||
+      response->sip_to->a_tag == nullptr) {
+    return false;
+  }
+  return ::strcasecmp(response->sip_to->a_tag, offerFork_.c_str()) != 0;
+}
+
+bool Call::foreignOffer(const sip_t* response) const {
+  return fromForeignFork(response) && !sdpIn(response).empty();
+}
+
+std::string Call::answerForFork(EarlyFork& fork) {
+  std::string error;
+  auto offer = ParsedSdp::parse(fork.offerSdp, error);
+  const auto& callerAnswer = described_[static_cast<std::size_t>(callerRealm_)];
+  const std::string& answer = sdpSentOn_[static_cast<std::size_t>(calleeRealm())];
+  if (offer && callerAnswer && !answer.empty() &&
+      answerFits(*callerAnswer, offer->description())) {
+    fork.refused = false;
+    return answer;
+  }
+  fork.refused = true;
+  if (!offer) {
+    log::warning("call", "call ", id_, ": unusable SDP in an early dialog of the ",
+                 dataplane::toString(calleeRealm()), ": ", error);
+    return {};
+  }
+  log::warning("call", "call ", id_, ": an early dialog of the ",
+               dataplane::toString(calleeRealm()),
+               " offers media the caller's answer does not fit; its streams are rejected");
+  const std::vector<std::uint16_t> rejected(offer->description().streams.size(), 0);
+  return offer->rewrite(mediaOf(calleeRealm()), rejected, sdpSessionId_, sdpVersion_, error)
+      .value_or(std::string());
+}
+
+bool Call::answerForkInPrack(EarlyFork& fork, std::uint32_t rseq, const sip_t* response) {
+  const std::string answer = answerForFork(fork);
+  OutgoingBody body;
+  if (!answer.empty()) body = OutgoingBody{"application/sdp", "", answer};
+  nta_outgoing_t* request = prackCallee(fork, rseq, response, nullptr, body);
+  if (request == nullptr) return false;
+  // Nobody waits for its answer: nta retransmits it on its own.
+  nta_outgoing_destroy(request);
+  fork.owedPrack = 0;
+  fork.answered = true;
+  return true;
+}
+
+void Call::answerOwedPracks() {
+  for (auto& fork : forks_) {
+    if (fork.owedPrack != 0) answerForkInPrack(fork, fork.owedPrack, nullptr);
+  }
+}
+
+bool Call::adoptWinningOffer() {
+  winnerToAdopt_ = false;
+  EarlyFork* winner = nullptr;
+  for (auto& fork : forks_) {
+    if (fork.leg == calleeLeg_) winner = &fork;
+  }
+  if (winner == nullptr || winner->offerSdp.empty()) {
+    log::warning("call", "call ", id_, ": the answering early dialog of the ",
+                 dataplane::toString(calleeRealm()), " never offered SDP");
+    return false;
+  }
+  if (!winner->answered) ackAnswer_ = answerForFork(*winner);
+  if (winner->refused) return false;
+  std::string error;
+  auto offer = parseSdp(winner->offerSdp, error);
+  if (!offer) return false;
+  described_[static_cast<std::size_t>(calleeRealm())] = std::move(*offer);
+  const auto& access = described_[static_cast<std::size_t>(dataplane::Realm::access)];
+  const auto& core = described_[static_cast<std::size_t>(dataplane::Realm::core)];
+  if (access && core) programStreams(*access, *core);
+  return true;
+}
+
+void Call::refuseWinningOffer() {
+  log::warning("call", "call ", id_, ": the answering early dialog's media does not fit the ",
+               dataplane::toString(callerRealm_), "'s answer; ending the call");
+  // Its 2xx is acknowledged first (RFC 3261 13.2.2.4), with every stream rejected when
+  // the ACK owes the answer.
+  OutgoingBody body;
+  if (!ackAnswer_.empty()) body = OutgoingBody{"application/sdp", "", ackAnswer_};
+  sendAck(calleeLeg_, calleeInvite_, body);
+  if (callerInvite_ != nullptr && nta_incoming_status(callerInvite_) < 200) {
+    sendBye(calleeLeg_);
+    replyCaller(488, phraseOf(488), nullptr);
+    finish(metrics::CallResult::aborted, "fork_offer_unfit");
+  } else {
+    terminate(metrics::CallResult::aborted, "fork_offer_unfit");
   }
 }
 
@@ -1218,7 +1347,9 @@ int Call::relayPrack(PrackRelay& prack, nta_incoming_t* incoming, const sip_t* s
       wasAnswered()) {
     // The callee's INVITE has its final response (an answer the caller's PRACK crossed, a
     // failure whose retry forgot the early dialog): nothing is left to PRACK there.
+    const bool answersLateOffer = prack.lateOffer && !lateOfferAnswered_ && wasAnswered();
     freePrack(prack);
+    if (answersLateOffer) return takeLateAnswer(incoming, sip);
     environment_.countResponse(realm, 200);
     return 200;
   }
@@ -1286,6 +1417,8 @@ int Call::relayPrack(PrackRelay& prack, nta_incoming_t* incoming, const sip_t* s
   const nta_reliable_t* const reliable = prack.reliable;
   nta_outgoing_t* outgoing =
       prackCallee(*fork, prack.rseq, nullptr, pending, body, passed);
+  // Forks whose own offers waited for the caller's answer get theirs after the offer's fork.
+  if (lateOfferAnswered_) answerOwedPracks();
   if (prackOf(reliable) != pending) return 0;  // answered (and freed) from inside nta
   if (outgoing == nullptr) {
     log::warning("call", "call ", id_, ": cannot PRACK the ",
@@ -1302,6 +1435,36 @@ int Call::relayPrack(PrackRelay& prack, nta_incoming_t* incoming, const sip_t* s
     freePrack(*pending);
   }
   return 0;  // answered when the callee answers our PRACK
+}
+
+int Call::takeLateAnswer(nta_incoming_t* incoming, const sip_t* sip) {
+  // A fork answered while the caller's answer to the late offer was on its way: the
+  // answer is still the caller's part of the offer/answer (RFC 3262 5), and the winner
+  // gets it in the ACK of its 2xx.
+  const char* realm = dataplane::toString(callerRealm_);
+  std::string error = "no SDP";
+  std::string rewritten;
+  std::optional<SessionBody> split;
+  if (hasBody(sip)) split = sessionBodyOf(callerRealm_, "request", sip, error);
+  if (split && !split->sdp) error = "the body has no application/sdp";
+  if (!split || !split->sdp || !anchorAnswer(callerRealm_, *split->sdp, rewritten, error)) {
+    log::warning("call", "call ", id_, ": the PRACK does not answer the late offer: ", error);
+    replyPrack(incoming, 488);
+    sendAck(calleeLeg_, calleeInvite_, OutgoingBody());
+    terminate(metrics::CallResult::aborted, "bad_sdp_answer");
+    return 0;
+  }
+  lateOfferAnswered_ = true;
+  sdpSentOn_[static_cast<std::size_t>(calleeRealm())] = rewritten;
+  environment_.countResponse(realm, 200);
+  nta_incoming_treply(incoming, 200, phraseOf(200), TAG_END());
+  nta_incoming_destroy(incoming);
+  if (winnerToAdopt_) {
+    if (!adoptWinningOffer()) refuseWinningOffer();
+  } else {
+    ackAnswer_ = rewritten;  // the winner offered first and was never PRACKed
+  }
+  return 0;
 }
 
 int Call::onPrackResponse(void* magic, nta_outgoing_t* request, const sip_t* sip) {
@@ -1437,6 +1600,9 @@ int Call::onCallerAckOrCancel(void* magic, nta_incoming_t*, const sip_t* sip) {
     if (split) {
       call.countLeftOutParts(call.callerRealm_, "request", *split);
       ackBody = split->crossing(answer);
+    } else if (!call.ackAnswer_.empty()) {
+      // The winning fork's offer, answered by the SBC (adoptWinningOffer).
+      ackBody = OutgoingBody{"application/sdp", "", call.ackAnswer_};
     }
     call.sendAck(call.calleeLeg_, call.calleeInvite_, ackBody);
     call.endLosingForks();

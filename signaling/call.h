@@ -166,6 +166,13 @@ class Call {
     std::string tag;
     nta_leg_t* leg = nullptr;
     nta_outgoing_t* invite = nullptr;  // narrowed to this fork; null until it is needed
+    // A late offer of this fork's own (see foreignOffer), as the fork wrote it.
+    std::string offerSdp;
+    // The RSeq of its reliable provisional response whose PRACK waits for the caller's
+    // answer to the late offer, which it must carry; 0 for none.
+    std::uint32_t owedPrack = 0;
+    bool answered = false;  // the SBC's answer to offerSdp went in a PRACK
+    bool refused = false;   // offerSdp does not fit the caller's answer (answerFits)
   };
   EarlyFork* forkOf(const char* tag);
   // The fork with `response`'s To tag, made (with its dialog routed by `response`) if new;
@@ -175,6 +182,31 @@ class Call {
   // The answered fork becomes the callee's dialog; the others are ended (BYE in their early
   // dialog) once the answer is acknowledged.
   void endLosingForks();
+  // A late offer from a forking callee reaches the caller once: the first offer sent to it
+  // reliably (offerFork_), which the caller answers in its PRACK. A response with SDP from
+  // another fork is that fork's own offer (RFC 3264: each early dialog negotiates on its
+  // own), which the caller never sees (it gets the offer it has again) and the SBC answers
+  // itself from the caller's answer: in the fork's PRACK (at once, or once the caller's
+  // answer comes) or in the ACK of the fork's 2xx. A fork whose offer the answer does not
+  // fit (answerFits) gets every stream rejected; if it answers the call, the call fails.
+  bool foreignOffer(const sip_t* response) const;
+  // The SDP of `message`'s body (alone or its multipart's SDP part), empty if none.
+  std::string sdpIn(const sip_t* message) const;
+  bool fromForeignFork(const sip_t* response) const;
+  // The SBC's answer to `fork`'s offerSdp: the caller's answer as sent to the offer's fork,
+  // or, when that does not fit, the fork's offer with every stream rejected (port 0).
+  std::string answerForFork(EarlyFork& fork);
+  // PRACKs `fork`'s reliable provisional response `rseq` with answerForFork. False if nta
+  // refuses.
+  bool answerForkInPrack(EarlyFork& fork, std::uint32_t rseq, const sip_t* response);
+  // Once the caller's answer is there: the forks whose PRACK waited for it get it.
+  void answerOwedPracks();
+  // A foreign fork won (its 2xx came): its offer is answered (in the ACK, unless its PRACK
+  // carried the answer) and the callee leg's media moves to what it offered. False when
+  // the answer does not fit: the fork's ACK then rejects every stream (ackAnswer_).
+  bool adoptWinningOffer();
+  // The call cannot go on with the winning fork's media (adoptWinningOffer failed).
+  void refuseWinningOffer();
   // PRACK end to end (RFC 3262 with RFC 6337 3.2's offers and answers in PRACK): a reliable
   // provisional response of the callee relayed reliably to the caller is PRACKed towards
   // the callee only once the caller PRACKs it, with the caller's PRACK body (the answer to
@@ -187,6 +219,8 @@ class Call {
   bool reliableTowardsCaller() const;
   bool prackAwaited(const EarlyFork& fork, std::uint32_t rseq) const;
   int relayPrack(PrackRelay& prack, nta_incoming_t* incoming, const sip_t* sip);
+  // The caller's PRACK answering the late offer after a fork answered the INVITE.
+  int takeLateAnswer(nta_incoming_t* incoming, const sip_t* sip);
   static int onPrackResponse(void* magic, nta_outgoing_t* request, const sip_t* sip);
   void answerPrack(PrackRelay& prack, int status, const sip_t* sip);
   // A caller's PRACK answered by the SBC itself (`status`, no body), counted.
@@ -380,6 +414,10 @@ class Call {
   // The late offer came in a reliable provisional response and the caller's PRACK
   // answered it: the ACK need not, and SDP in later responses repeats that offer.
   bool lateOfferAnswered_ = false;
+  std::string offerFork_;  // To tag of the fork whose late offer went to the caller
+  // The winning fork is a foreign one whose offer still needs the SBC's answer and media.
+  bool winnerToAdopt_ = false;
+  std::string ackAnswer_;  // SDP the ACK of the callee's 2xx carries for a foreign winner
   std::vector<std::unique_ptr<PrackRelay>> pracks_;
   unsigned reliableToCaller_ = 0;  // provisional responses handed to nta_reliable_treply
   bool callerPracked_ = false;     // a PRACK of one of them has come

@@ -1,8 +1,12 @@
 #include "signaling/sdp.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <memory>
 #include <vector>
+
+#include <strings.h>
 
 #include "signaling/sofia.h"
 
@@ -44,6 +48,26 @@ const sdp_attribute_t* findAttribute(const sdp_attribute_t* attributes, const ch
     if (a->a_name != nullptr && std::strcmp(a->a_name, name) == 0) return a;
   }
   return nullptr;
+}
+
+std::vector<std::string> formatsOf(const sdp_media_t* m) {
+  std::vector<std::string> formats;
+  for (const sdp_rtpmap_t* map = m->m_rtpmaps; map != nullptr; map = map->rm_next) {
+    std::string format = std::to_string(map->rm_pt);
+    if (map->rm_pt >= 96 && map->rm_encoding != nullptr) {
+      format += ' ';
+      for (const char* c = map->rm_encoding; *c != '\0'; ++c) {
+        format += static_cast<char>(std::tolower(static_cast<unsigned char>(*c)));
+      }
+      format += '/';
+      format += std::to_string(map->rm_rate);
+    }
+    formats.push_back(std::move(format));
+  }
+  for (const sdp_list_t* item = m->m_format; item != nullptr; item = item->l_next) {
+    if (item->l_text != nullptr) formats.emplace_back(item->l_text);
+  }
+  return formats;
 }
 
 // RFC 4566 token characters: what an m= line's format list may hold.
@@ -194,6 +218,7 @@ std::optional<ParsedSdp> ParsedSdp::parse(std::string_view body, std::string& er
     stream.rejected = m->m_port == 0 || m->m_rejected;
     stream.direction = directionOf(m->m_attributes, sessionDirection);
     stream.rtcpMux = findAttribute(m->m_attributes, "rtcp-mux") != nullptr;
+    stream.formats = formatsOf(m);
     if (!stream.rejected) {
       if (m->m_port > 65535) {
         error = "m= port out of range";
@@ -325,6 +350,24 @@ std::optional<std::string> ParsedSdp::rewrite(const policy::IpAddress& address,
   std::string result(sdp_message(printer), sdp_message_size(printer));
   sdp_printer_free(printer);
   return result;
+}
+
+bool answerFits(const SdpDescription& answer, const SdpDescription& offer) {
+  if (answer.streams.size() != offer.streams.size()) return false;
+  for (std::size_t i = 0; i < answer.streams.size(); ++i) {
+    const SdpStream& answered = answer.streams[i];
+    const SdpStream& offered = offer.streams[i];
+    if (::strcasecmp(answered.media.c_str(), offered.media.c_str()) != 0) return false;
+    if (answered.rejected) continue;
+    if (offered.rejected) return false;
+    for (const auto& format : answered.formats) {
+      if (std::find(offered.formats.begin(), offered.formats.end(), format) ==
+          offered.formats.end()) {
+        return false;
+      }
+    }
+  }
+  return true;
 }
 
 std::optional<SdpDescription> parseSdp(std::string_view body, std::string& error) {

@@ -24,11 +24,22 @@ struct SdpStream {
   std::optional<dataplane::MediaAddress> rtcp;  // a=rtcp, if given
   bool rtcpMux = false;                          // a=rtcp-mux
   SdpDirection direction = SdpDirection::sendrecv;
+  // The m= line's formats in order: an RTP payload type by its number, a dynamic one
+  // (96-127) with its a=rtpmap encoding and clock rate ("101 telephone-event/8000",
+  // encoding in lower case); other transports' formats as written ("t38").
+  std::vector<std::string> formats;
 };
 
 struct SdpDescription {
   std::vector<SdpStream> streams;
 };
+
+// Whether `answer`, an answer given to another offer, would also answer `offer` (RFC 3264
+// 6): the same number of m= lines with the same media types, every stream the answer
+// accepts still offered, and every format it accepts offered there too (a dynamic payload
+// type under the same number, encoding and clock rate). A stream the answer rejects fits
+// any offer.
+bool answerFits(const SdpDescription& answer, const SdpDescription& offer);
 
 // A peer's description as Sofia-SIP parsed it, read (description()) and then rewritten for
 // the other realm (rewrite()) from the same parse: each body crosses the parser once.

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <regex>
 #include <string>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -193,6 +194,103 @@ TEST_F(Prack, FirstForksPrackCrossesAndTheSecondIsPrackedBySbc) {
       << "a fork's tag or contact leaked";
   EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"answered\",trunk=\"alpha\"}"),
             1)
+      << daemon_->scrape();
+  expectNothingLeft();
+}
+
+// Proves: with a trunk's late offer and a forking core whose two early dialogs each offer in
+// a reliable 183, the first offer reaches the trunk and the trunk's answer reaches that
+// fork's PRACK; the second fork's offer, which the trunk never sees (it gets an ordinary
+// 183 repeating the offer it has), is answered by the SBC itself in that fork's PRACK, with
+// the same anchored answer (RFC 3262 5); when the second fork answers, the trunk's media
+// reaches the second fork's port (SIPp echoes it back) and none goes to the first's.
+// Before: the second fork's PRACK had no SDP and the media kept going to the first fork.
+TEST_F(Prack, EachForksLateOfferIsAnsweredAndTheWinnerGetsTheMedia) {
+  startSbc(10);
+  const int echoPort = freeUdpPort("127.0.0.3");
+  UdpSocket forkA("127.0.0.3", 0);
+  ASSERT_TRUE(forkA.bound());
+  const std::string coreTrace = dir_.file("core-messages.log");
+  auto core = startListening(
+      {"/usr/bin/sipp", "-sf", kSippDir + "/uas_fork_late_offer_prack.xml", "-i", "127.0.0.3",
+       "-bind_local", "-p", std::to_string(corePort_), "-m", "1", "-nostdin", "-mi",
+       "127.0.0.3", "-mp", std::to_string(echoPort), "-rtp_echo", "-key", "fork_a_port",
+       std::to_string(forkA.port()), "-trace_msg", "-message_file", coreTrace},
+      "127.0.0.3", corePort_);
+  UdpSocket trunkMedia("127.0.0.2", 0);
+  ASSERT_TRUE(trunkMedia.bound());
+  const std::string trace = dir_.file("trunk-messages.log");
+  auto args = trunkArgs("prack_caller_forked_late_offer.xml", 1, 1, trace);
+  args.insert(args.end() - 1, {"-key", "answer_port", std::to_string(trunkMedia.port())});
+  ChildProcess trunk(args);
+
+  // The media starts once the trunk has the 200 to its INVITE (after the PRACK's).
+  std::string messages;
+  for (int i = 0; i < 100; ++i) {
+    messages = receivedMessages(trace);
+    const auto first = messages.find("SIP/2.0 200 OK");
+    if (first != std::string::npos &&
+        messages.find("SIP/2.0 200 OK", first + 1) != std::string::npos) {
+      break;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  const auto answered = waitForAnsweredMedia(trace, messages);
+  ASSERT_TRUE(answered.has_value()) << messages;
+  EXPECT_EQ(answered->address, "127.0.0.10");
+  int echoed = 0;
+  constexpr int kPackets = 20;
+  for (int i = 0; i < kPackets; ++i) {
+    const std::string payload = "rtp-packet-" + std::to_string(i) + std::string(160, 'x');
+    trunkMedia.sendTo(payload, "127.0.0.10", answered->port);
+    const auto back = trunkMedia.receive();
+    if (back && back->first == payload) ++echoed;
+  }
+  EXPECT_GE(echoed, kPackets - 2);  // loopback UDP: allow a stray loss, not a broken path
+  EXPECT_FALSE(forkA.receive().has_value()) << "media went to the losing fork";
+
+  EXPECT_EQ(trunk.waitForExit(20s), 0) << trunk.output();
+  EXPECT_EQ(core->waitForExit(10s), 0) << core->output() << receivedMessages(coreTrace);
+  const std::string coreReceived = receivedMessages(coreTrace);
+  const auto toA = sdpOfFirst(coreReceived, "PRACK sip:fork-a");
+  const auto toB = sdpOfFirst(coreReceived, "PRACK sip:fork-b");
+  ASSERT_TRUE(toA.has_value() && toB.has_value()) << coreReceived;
+  EXPECT_EQ(toB->address, "127.0.0.11");
+  EXPECT_EQ(toB->port, toA->port) << "each fork is answered with the same anchored answer";
+  EXPECT_EQ(receivedMessages(trace).find("fork"), std::string::npos) << "a fork leaked";
+  EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"answered\",trunk=\"alpha\"}"),
+            1)
+      << daemon_->scrape();
+  expectNothingLeft();
+}
+
+// Proves: a second fork offering only what the trunk's answer does not fit (PCMA, where
+// the trunk answered PCMU), and offering before that answer came, gets its PRACK once the
+// answer is there (after the first fork's) with its stream rejected (m=audio 0); when
+// that fork answers the call, its 200 is ACKed and its dialog ended, the first fork's
+// early dialog is ended too, the trunk hears 488, and the call counts as aborted. Before:
+// that fork got a PRACK without SDP at once and the call went on with no usable media.
+TEST_F(Prack, ForkOfferingWhatTheAnswerDoesNotFitIsRejected) {
+  startSbc(10);
+  const int mediaPort = freeUdpPort("127.0.0.3");
+  const std::string coreTrace = dir_.file("core-messages.log");
+  auto core = startListening(
+      {"/usr/bin/sipp", "-sf", kSippDir + "/uas_fork_late_offer_unfit.xml", "-i", "127.0.0.3",
+       "-bind_local", "-p", std::to_string(corePort_), "-m", "1", "-nostdin", "-mi",
+       "127.0.0.3", "-mp", std::to_string(mediaPort), "-trace_msg", "-message_file",
+       coreTrace},
+      "127.0.0.3", corePort_);
+  const std::string trace = dir_.file("trunk-messages.log");
+  auto args = trunkArgs("prack_caller_forked_late_offer_unfit.xml", 1, 1, trace);
+  args.insert(args.end() - 1, {"-key", "answer_port", "7000"});
+  const auto trunk = runCommand(args, std::chrono::seconds(40));
+  EXPECT_EQ(trunk.status, 0) << trunk.output;
+  EXPECT_EQ(core->waitForExit(10s), 0) << core->output() << receivedMessages(coreTrace);
+  EXPECT_EQ(receivedMessages(trace).find("fork"), std::string::npos) << "a fork leaked";
+  EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"aborted\",trunk=\"alpha\"}"),
+            1)
+      << daemon_->scrape();
+  EXPECT_EQ(metric("sbc_sip_responses_total{code=\"488\",realm=\"access\"}"), 1)
       << daemon_->scrape();
   expectNothingLeft();
 }

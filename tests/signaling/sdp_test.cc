@@ -2,6 +2,9 @@
 
 #include "signaling/sdp.h"
 
+#include <string>
+#include <vector>
+
 #include <gtest/gtest.h>
 
 namespace sbc::signaling {
@@ -57,6 +60,56 @@ TEST(Sdp, ParsesStreams) {
   EXPECT_EQ(sdp->streams[2].media, "image");
   EXPECT_EQ(sdp->streams[2].rtp->address.toString(), "192.0.2.67");
   EXPECT_EQ(sdp->streams[2].direction, SdpDirection::sendrecv);
+}
+
+// Proves: each m= line's formats are read in order, dynamic payload types with their
+// encoding (lower case) and clock rate, static ones and non-RTP formats as numbers/tokens.
+TEST(Sdp, ReadsFormats) {
+  std::string error;
+  const auto sdp = parseSdp(kOffer, error);
+  ASSERT_TRUE(sdp.has_value()) << error;
+  EXPECT_EQ(sdp->streams[0].formats,
+            (std::vector<std::string>{"0", "8", "101 telephone-event/8000"}));
+  EXPECT_EQ(sdp->streams[1].formats, (std::vector<std::string>{"96 h264/90000"}));
+  EXPECT_EQ(sdp->streams[2].formats, (std::vector<std::string>{"t38"}));
+}
+
+SdpDescription describe(const std::string& media) {
+  std::string error;
+  auto sdp = parseSdp("v=0\r\no=x 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\n"
+                      "t=0 0\r\n" + media, error);
+  EXPECT_TRUE(sdp.has_value()) << error;
+  return sdp.value_or(SdpDescription{});
+}
+
+// Proves: an answer fits another offer only with the same m= lines, every accepted format
+// offered there (a dynamic payload type under the same number, encoding and rate), and no
+// accepted stream the offer rejects; a stream the answer rejects fits anything.
+TEST(Sdp, AnswerFitsAnOfferOfferingWhatItAccepts) {
+  const auto answer = describe(
+      "m=audio 5000 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\n"
+      "m=video 0 RTP/AVP 96\r\n");
+  EXPECT_TRUE(answerFits(answer, describe("m=audio 6000 RTP/AVP 0 8 101\r\n"
+                                          "a=rtpmap:101 TELEPHONE-EVENT/8000\r\n"
+                                          "m=video 6002 RTP/AVP 97\r\n"
+                                          "a=rtpmap:97 VP8/90000\r\n")));
+  // PCMA missing.
+  EXPECT_FALSE(answerFits(answer, describe("m=audio 6000 RTP/AVP 0 101\r\n"
+                                           "a=rtpmap:101 telephone-event/8000\r\n"
+                                           "m=video 6002 RTP/AVP 96\r\n")));
+  // telephone-event under another number.
+  EXPECT_FALSE(answerFits(answer, describe("m=audio 6000 RTP/AVP 8 100\r\n"
+                                           "a=rtpmap:100 telephone-event/8000\r\n"
+                                           "m=video 6002 RTP/AVP 96\r\n")));
+  // One m= line fewer, another media type, the accepted stream rejected by the offer.
+  EXPECT_FALSE(answerFits(answer, describe("m=audio 6000 RTP/AVP 8 101\r\n"
+                                           "a=rtpmap:101 telephone-event/8000\r\n")));
+  EXPECT_FALSE(answerFits(answer, describe("m=audio 6000 RTP/AVP 8 101\r\n"
+                                           "a=rtpmap:101 telephone-event/8000\r\n"
+                                           "m=image 6002 udptl t38\r\n")));
+  EXPECT_FALSE(answerFits(answer, describe("m=audio 0 RTP/AVP 8 101\r\n"
+                                           "a=rtpmap:101 telephone-event/8000\r\n"
+                                           "m=video 6002 RTP/AVP 96\r\n")));
 }
 
 // Proves: nothing of the peer's addresses, origin, free text (s=, i=, u=, e=, p=) or ICE
