@@ -904,8 +904,9 @@ int Call::onCalleeResponse(void* magic, nta_outgoing_t* request, const sip_t* si
     if (reliable && fork == nullptr) return 0;
     const std::uint32_t rseq = reliable ? sip->sip_rseq->rs_response : 0;
     // Another fork's own offer is the SBC's to answer in the PRACK, now or once the
-    // caller's answer to the offer it has comes.
-    const bool foreign = reliable && call.foreignOffer(sip);
+    // caller's answer to the offer it has comes. Once answered, SDP in that fork's later
+    // reliable responses repeats its offer, and its PRACKs carry none.
+    const bool foreign = reliable && !fork->answered && call.foreignOffer(sip);
     if (foreign) {
       fork->offerSdp = call.sdpIn(sip);
       if (!call.lateOfferAnswered_) {
