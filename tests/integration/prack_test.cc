@@ -56,6 +56,18 @@ class Prack : public TrunkFixture {
     expectNoActiveCalls();
     EXPECT_TRUE(daemon_->waitForMetric("sbc_media_flows", 0)) << daemon_->scrape();
   }
+
+  // A forking core's call from the trunk is over with `result`, nothing of the forks (tags,
+  // contacts) reached the trunk (its trace in `trunkTrace`), and nothing leaked.
+  void expectForkedCallOver(const std::string& trunkTrace, const std::string& result) {
+    EXPECT_EQ(receivedMessages(trunkTrace).find("fork"), std::string::npos)
+        << "a fork's tag or contact leaked";
+    EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"" + result +
+                     "\",trunk=\"alpha\"}"),
+              1)
+        << daemon_->scrape();
+    expectNothingLeft();
+  }
 };
 
 // Proves: a trunk's late offer (INVITE without SDP) answered in the PRACK of the core's
@@ -190,12 +202,7 @@ TEST_F(Prack, FirstForksPrackCrossesAndTheSecondIsPrackedBySbc) {
                                 std::chrono::seconds(40));
   EXPECT_EQ(trunk.status, 0) << trunk.output;
   EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
-  EXPECT_EQ(receivedMessages(trace).find("fork"), std::string::npos)
-      << "a fork's tag or contact leaked";
-  EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"answered\",trunk=\"alpha\"}"),
-            1)
-      << daemon_->scrape();
-  expectNothingLeft();
+  expectForkedCallOver(trace, "answered");
 }
 
 // Proves: with a trunk's late offer and a forking core whose two early dialogs each offer in
@@ -257,11 +264,7 @@ TEST_F(Prack, EachForksLateOfferIsAnsweredAndTheWinnerGetsTheMedia) {
   ASSERT_TRUE(toA.has_value() && toB.has_value()) << coreReceived;
   EXPECT_EQ(toB->address, "127.0.0.11");
   EXPECT_EQ(toB->port, toA->port) << "each fork is answered with the same anchored answer";
-  EXPECT_EQ(receivedMessages(trace).find("fork"), std::string::npos) << "a fork leaked";
-  EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"answered\",trunk=\"alpha\"}"),
-            1)
-      << daemon_->scrape();
-  expectNothingLeft();
+  expectForkedCallOver(trace, "answered");
 }
 
 // Proves: a second fork offering only what the trunk's answer does not fit (PCMA, where
@@ -286,13 +289,9 @@ TEST_F(Prack, ForkOfferingWhatTheAnswerDoesNotFitIsRejected) {
   const auto trunk = runCommand(args, std::chrono::seconds(40));
   EXPECT_EQ(trunk.status, 0) << trunk.output;
   EXPECT_EQ(core->waitForExit(10s), 0) << core->output() << receivedMessages(coreTrace);
-  EXPECT_EQ(receivedMessages(trace).find("fork"), std::string::npos) << "a fork leaked";
-  EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"aborted\",trunk=\"alpha\"}"),
-            1)
-      << daemon_->scrape();
   EXPECT_EQ(metric("sbc_sip_responses_total{code=\"488\",realm=\"access\"}"), 1)
       << daemon_->scrape();
-  expectNothingLeft();
+  expectForkedCallOver(trace, "aborted");
 }
 
 // Proves: when the core answers an offer relayed in a PRACK with SDP the SBC cannot anchor
