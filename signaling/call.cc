@@ -612,15 +612,12 @@ Call::CallerReply Call::replyCaller(int status, const char* phrase, const sip_t*
   // Reliability is per leg (RFC 3262): a provisional response the callee sent reliably is
   // sent reliably to a caller that supports it; nta retransmits it until PRACKed and holds
   // the final response back until then.
-  if (reliable && reliableTowardsCaller() && status > 100 && status < 200) {
+  if (reliable && callerTakesReliable_ && status > 100 && status < 200) {
     reply.reliable = nta_reliable_treply(
         callerInvite_, &Call::onCallerPrack, this, status, phrase, SIPTAG_CONTACT(contact),
         TAG_IF(!passed.empty(), SIPTAG_HEADER_STR(passed.c_str())), BODY_TAGS(bodyTags),
         TAG_END());
-    if (reply.reliable != nullptr) {
-      ++reliableToCaller_;
-      return reply;
-    }
+    if (reply.reliable != nullptr) return reply;
     // nta refused to send it reliably: it goes as an ordinary provisional response.
   }
   nta_incoming_treply(callerInvite_, status, phrase, TAG_IF(dialogue, SIPTAG_CONTACT(contact)),
@@ -917,7 +914,7 @@ int Call::onCalleeResponse(void* magic, nta_outgoing_t* request, const sip_t* si
     }
     // A caller without 100rel cannot PRACK (nor one nta cannot send this one reliably
     // to): the SBC does at once, without a body.
-    const bool endToEnd = reliable && !foreign && call.reliableTowardsCaller();
+    const bool endToEnd = reliable && !foreign && call.callerTakesReliable_;
     if (reliable && !foreign && !endToEnd && call.offersUnanswerably(sip)) {
       call.refuseUnanswerableOffer(status);
       return 0;
@@ -1291,7 +1288,6 @@ int Call::onCallerPrack(void* magic, nta_reliable_t* reliable, nta_incoming_t* i
   Call& call = *static_cast<Call*>(magic);
   PrackRelay* prack = call.prackOf(reliable);
   if (incoming != nullptr) {
-    call.callerPracked_ = true;
     // nta hands the caller's PRACK to the reliable response, not to the dialog, so it
     // passes relayInDialog's count.
     call.environment_.countRequest(dataplane::toString(call.callerRealm_), "PRACK");
@@ -1303,22 +1299,30 @@ int Call::onCallerPrack(void* magic, nta_reliable_t* reliable, nta_incoming_t* i
     if (prack != nullptr) call.freePrack(*prack);
     return 0;
   }
+  int status = 200;
   if (prack == nullptr) {
     // The callee's provisional response was PRACKed by the SBC already (or is gone with
     // its early dialog).
     call.environment_.countResponse(dataplane::toString(call.callerRealm_), 200);
-    return 200;
+  } else {
+    status = call.relayPrack(*prack, incoming, sip);
   }
-  return call.relayPrack(*prack, incoming, sip);
+  call.releasePracked(reliable);
+  return status;
 }
 
-bool Call::reliableTowardsCaller() const {
-  // nta (1.12) queues a reliable provisional response while the one before it is the only
-  // one sent so far, whether that one was PRACKed or not, and sends the queue only when a
-  // PRACK arrives: a second one after the first was PRACKed would wait for ever (and a 2xx
-  // behind it too, if it carried SDP). That one, and every later one (each would queue
-  // behind it), goes as an ordinary provisional response instead.
-  return callerTakesReliable_ && !(reliableToCaller_ == 1 && callerPracked_);
+void Call::releasePracked(nta_reliable_t* reliable) {
+  // nta (1.12) holds back a reliable provisional response while the one before it is the
+  // only one it keeps, PRACKed or not, and lets the queue go only when a PRACK arrives: a
+  // second one after a PRACKed first would wait for ever (and a 2xx with SDP behind it).
+  // A PRACKed response is let go at once (the PRACK's own transaction absorbs its
+  // retransmissions), so the next one goes out at once, or waits only for one the caller
+  // has not PRACKed yet, as RFC 3262 3 has it. Callers of this (nta's PRACK callback)
+  // no longer touch the handle, which nta frees here.
+  for (auto& prack : pracks_) {
+    if (prack->reliable == reliable) prack->reliable = nullptr;
+  }
+  nta_reliable_destroy(reliable);
 }
 
 Call::PrackRelay* Call::prackOf(const nta_reliable_t* reliable) {

@@ -215,8 +215,8 @@ class Call {
   // Owned by the call from the relayed provisional response until the caller's PRACK has
   // its answer (or nta gives up on it).
   PrackRelay* prackOf(const nta_reliable_t* reliable);
-  // Whether a provisional response the callee sent reliably goes reliably to the caller.
-  bool reliableTowardsCaller() const;
+  // Frees nta's handle of a reliable provisional response once the caller has PRACKed it.
+  void releasePracked(nta_reliable_t* reliable);
   bool prackAwaited(const EarlyFork& fork, std::uint32_t rseq) const;
   int relayPrack(PrackRelay& prack, nta_incoming_t* incoming, const sip_t* sip);
   // The caller's PRACK answering the late offer after a fork answered the INVITE.
@@ -419,8 +419,6 @@ class Call {
   bool winnerToAdopt_ = false;
   std::string ackAnswer_;  // SDP the ACK of the callee's 2xx carries for a foreign winner
   std::vector<std::unique_ptr<PrackRelay>> pracks_;
-  unsigned reliableToCaller_ = 0;  // provisional responses handed to nta_reliable_treply
-  bool callerPracked_ = false;     // a PRACK of one of them has come
   std::vector<EarlyFork> forks_;
   nta_outgoing_t* calleeUntagged_ = nullptr;  // the INVITE as sent, once narrowed to forks
   bool losingForksEnded_ = false;

@@ -187,14 +187,12 @@ TEST_F(Prack, NewOfferInPrackIsRelayedAndAnswered) {
 }
 
 // Proves: with a forking core whose two early dialogs each send a reliable 183, a trunk with
-// 100rel gets the first reliably and its PRACK's ISUP body reaches the first fork's PRACK
-// (the core's scenario checks it there; each PRACK in its fork's To tag and Contact); the
-// second 183, which nta would hold back for ever as a second reliable response after a
-// PRACKed first one, reaches the trunk as an ordinary 183 and the SBC PRACKs that fork
-// itself without a body; nothing of the forks reaches the trunk. Fails with the PRACK
-// relayed hop by hop (no ISUP at forkA) and with the second 183 handed to nta reliably
-// (never sent: the trunk's scenario times out).
-TEST_F(Prack, FirstForksPrackCrossesAndTheSecondIsPrackedBySbc) {
+// 100rel gets both reliably (RSeq 1 and 2) and each of its PRACKs' ISUP bodies reaches that
+// fork's PRACK only (the core's scenario checks them there; each PRACK in its fork's To tag
+// and Contact); nothing of the forks reaches the trunk. Fails with the PRACK relayed hop by
+// hop (no ISUP at forkA), and without the first 183 let go once PRACKed (nta then holds
+// the second back for ever: the trunk's scenario times out).
+TEST_F(Prack, EachForksReliable183IsPrackedEndToEnd) {
   startSbc(10);
   auto core = startCore("uas_fork_prack_end_to_end.xml", 1);
   const std::string trace = dir_.file("trunk-messages.log");
@@ -203,6 +201,27 @@ TEST_F(Prack, FirstForksPrackCrossesAndTheSecondIsPrackedBySbc) {
   EXPECT_EQ(trunk.status, 0) << trunk.output;
   EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
   expectForkedCallOver(trace, "answered");
+}
+
+// Proves: a trunk's late offer that the core answers with a reliable 180 first and its
+// offer in a reliable 183 after reaches the trunk reliably both times, and the trunk's
+// answer in its second PRACK reaches the core's PRACK of the 183, anchored (the scenarios
+// check each). Before: the 180 was kept once PRACKed, nta would have held the 183 back for
+// ever, so it could not go reliably: the call was refused with 502.
+TEST_F(Prack, LateOfferInASecondReliableProvisionalIsAnsweredEndToEnd) {
+  startSbc(10);
+  auto core = startCore("prack_callee_offer_after_180.xml", 1);
+  auto args = trunkArgs("prack_caller_late_offer_after_180.xml", 1, 1);
+  args.insert(args.end() - 1, {"-key", "answer_port", "7000"});
+  const auto trunk = runCommand(args, std::chrono::seconds(40));
+  EXPECT_EQ(trunk.status, 0) << trunk.output;
+  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  EXPECT_EQ(metric("sbc_calls_total{direction=\"from_trunk\",result=\"answered\",trunk=\"alpha\"}"),
+            1)
+      << daemon_->scrape();
+  EXPECT_EQ(metric("sbc_sip_requests_total{method=\"PRACK\",realm=\"access\"}"), 2)
+      << daemon_->scrape();
+  expectNothingLeft();
 }
 
 // Proves: with a trunk's late offer and a forking core whose two early dialogs each offer in
