@@ -57,6 +57,62 @@ class Prack : public TrunkFixture {
     EXPECT_TRUE(daemon_->waitForMetric("sbc_media_flows", 0)) << daemon_->scrape();
   }
 
+  // A call from the trunk (`trunkScenario`, with a late offer; its trace in
+  // trunk-messages.log) to a forking core (`coreScenario`) whose winning fork offers
+  // [media_port], where SIPp echoes media, and whose first fork offers [fork_a_port], a
+  // socket of the test's. Once the trunk has the 200 to its INVITE, media sent to the SBC
+  // must come back from the winner and none may reach the first fork. Returns the core's
+  // received messages, once both scenarios have completed.
+  std::string callForkingCoreWithMedia(const std::string& coreScenario,
+                                       const std::string& trunkScenario) {
+    const int echoPort = freeUdpPort("127.0.0.3");
+    UdpSocket forkA("127.0.0.3", 0);
+    EXPECT_TRUE(forkA.bound());
+    const std::string coreTrace = dir_.file("core-messages.log");
+    auto core = startListening(
+        {"/usr/bin/sipp", "-sf", kSippDir + "/" + coreScenario, "-i", "127.0.0.3",
+         "-bind_local", "-p", std::to_string(corePort_), "-m", "1", "-nostdin", "-mi",
+         "127.0.0.3", "-mp", std::to_string(echoPort), "-rtp_echo", "-key", "fork_a_port",
+         std::to_string(forkA.port()), "-trace_msg", "-message_file", coreTrace},
+        "127.0.0.3", corePort_);
+    UdpSocket trunkMedia("127.0.0.2", 0);
+    EXPECT_TRUE(trunkMedia.bound());
+    const std::string trace = dir_.file("trunk-messages.log");
+    auto args = trunkArgs(trunkScenario, 1, 1, trace);
+    args.insert(args.end() - 1, {"-key", "answer_port", std::to_string(trunkMedia.port())});
+    ChildProcess trunk(args);
+
+    // The media starts once the trunk has the 200 to its INVITE (after the PRACK's).
+    std::string messages;
+    for (int i = 0; i < 100; ++i) {
+      messages = receivedMessages(trace);
+      const auto first = messages.find("SIP/2.0 200 OK");
+      if (first != std::string::npos &&
+          messages.find("SIP/2.0 200 OK", first + 1) != std::string::npos) {
+        break;
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+    const auto answered = waitForAnsweredMedia(trace, messages);
+    EXPECT_TRUE(answered.has_value()) << messages;
+    if (answered) {
+      EXPECT_EQ(answered->address, "127.0.0.10");
+      int echoed = 0;
+      constexpr int kPackets = 20;
+      for (int i = 0; i < kPackets; ++i) {
+        const std::string payload = "rtp-packet-" + std::to_string(i) + std::string(160, 'x');
+        trunkMedia.sendTo(payload, "127.0.0.10", answered->port);
+        const auto back = trunkMedia.receive();
+        if (back && back->first == payload) ++echoed;
+      }
+      EXPECT_GE(echoed, kPackets - 2);  // loopback UDP: allow a stray loss, not a broken path
+      EXPECT_FALSE(forkA.receive().has_value()) << "media went to the losing fork";
+    }
+    EXPECT_EQ(trunk.waitForExit(20s), 0) << trunk.output();
+    EXPECT_EQ(core->waitForExit(10s), 0) << core->output() << receivedMessages(coreTrace);
+    return receivedMessages(coreTrace);
+  }
+
   // A forking core's call from the trunk is over with `result`, nothing of the forks (tags,
   // contacts) reached the trunk (its trace in `trunkTrace`), and nothing leaked.
   void expectForkedCallOver(const std::string& trunkTrace, const std::string& result) {
@@ -233,57 +289,26 @@ TEST_F(Prack, LateOfferInASecondReliableProvisionalIsAnsweredEndToEnd) {
 // Before: the second fork's PRACK had no SDP and the media kept going to the first fork.
 TEST_F(Prack, EachForksLateOfferIsAnsweredAndTheWinnerGetsTheMedia) {
   startSbc(10);
-  const int echoPort = freeUdpPort("127.0.0.3");
-  UdpSocket forkA("127.0.0.3", 0);
-  ASSERT_TRUE(forkA.bound());
-  const std::string coreTrace = dir_.file("core-messages.log");
-  auto core = startListening(
-      {"/usr/bin/sipp", "-sf", kSippDir + "/uas_fork_late_offer_prack.xml", "-i", "127.0.0.3",
-       "-bind_local", "-p", std::to_string(corePort_), "-m", "1", "-nostdin", "-mi",
-       "127.0.0.3", "-mp", std::to_string(echoPort), "-rtp_echo", "-key", "fork_a_port",
-       std::to_string(forkA.port()), "-trace_msg", "-message_file", coreTrace},
-      "127.0.0.3", corePort_);
-  UdpSocket trunkMedia("127.0.0.2", 0);
-  ASSERT_TRUE(trunkMedia.bound());
-  const std::string trace = dir_.file("trunk-messages.log");
-  auto args = trunkArgs("prack_caller_forked_late_offer.xml", 1, 1, trace);
-  args.insert(args.end() - 1, {"-key", "answer_port", std::to_string(trunkMedia.port())});
-  ChildProcess trunk(args);
-
-  // The media starts once the trunk has the 200 to its INVITE (after the PRACK's).
-  std::string messages;
-  for (int i = 0; i < 100; ++i) {
-    messages = receivedMessages(trace);
-    const auto first = messages.find("SIP/2.0 200 OK");
-    if (first != std::string::npos &&
-        messages.find("SIP/2.0 200 OK", first + 1) != std::string::npos) {
-      break;
-    }
-    std::this_thread::sleep_for(50ms);
-  }
-  const auto answered = waitForAnsweredMedia(trace, messages);
-  ASSERT_TRUE(answered.has_value()) << messages;
-  EXPECT_EQ(answered->address, "127.0.0.10");
-  int echoed = 0;
-  constexpr int kPackets = 20;
-  for (int i = 0; i < kPackets; ++i) {
-    const std::string payload = "rtp-packet-" + std::to_string(i) + std::string(160, 'x');
-    trunkMedia.sendTo(payload, "127.0.0.10", answered->port);
-    const auto back = trunkMedia.receive();
-    if (back && back->first == payload) ++echoed;
-  }
-  EXPECT_GE(echoed, kPackets - 2);  // loopback UDP: allow a stray loss, not a broken path
-  EXPECT_FALSE(forkA.receive().has_value()) << "media went to the losing fork";
-
-  EXPECT_EQ(trunk.waitForExit(20s), 0) << trunk.output();
-  EXPECT_EQ(core->waitForExit(10s), 0) << core->output() << receivedMessages(coreTrace);
-  const std::string coreReceived = receivedMessages(coreTrace);
+  const std::string coreReceived =
+      callForkingCoreWithMedia("uas_fork_late_offer_prack.xml", "prack_caller_forked_late_offer.xml");
   const auto toA = sdpOfFirst(coreReceived, "PRACK sip:fork-a");
   const auto toB = sdpOfFirst(coreReceived, "PRACK sip:fork-b");
   ASSERT_TRUE(toA.has_value() && toB.has_value()) << coreReceived;
   EXPECT_EQ(toB->address, "127.0.0.11");
   EXPECT_EQ(toB->port, toA->port) << "each fork is answered with the same anchored answer";
-  expectForkedCallOver(trace, "answered");
+  expectForkedCallOver(dir_.file("trunk-messages.log"), "answered");
+}
+
+// Proves: when a second fork answers (200 with its own offer) while the trunk is still to
+// answer the first fork's offer in its PRACK, the trunk's answer is taken from that PRACK
+// all the same, the winner gets it in the ACK of its 200 (anchored: the core's scenario
+// checks c=, the relay port and o=), and the trunk's media reaches the winner's port (SIPp
+// echoes it back) and none goes to the first fork's. Before: the PRACK's answer was
+// dropped, the ACK carried none, and the call was ended as unanswered at the ACK.
+TEST_F(Prack, ForkAnsweringBeforeTheCallersAnswerGetsItInTheAck) {
+  startSbc(10);
+  callForkingCoreWithMedia("uas_fork_late_offer_early_answer.xml", "prack_caller_late_offer.xml");
+  expectForkedCallOver(dir_.file("trunk-messages.log"), "answered");
 }
 
 // Proves: a second fork offering only what the trunk's answer does not fit (PCMA, where
