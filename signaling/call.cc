@@ -1079,10 +1079,7 @@ nta_outgoing_t* Call::prackCallee(EarlyFork& fork, std::uint32_t rseq, const sip
 }
 
 bool Call::offersUnanswerably(const sip_t* response) const {
-  if (!lateOffer_ || lateOfferAnswered_ || !hasBody(response)) return false;
-  std::string error;
-  const auto split = splitSessionBody(response, environment_.settings->bodyTypes, error);
-  return split && split->sdp;
+  return lateOffer_ && !lateOfferAnswered_ && !sdpIn(response).empty();
 }
 
 void Call::refuseUnanswerableOffer(int status) {
@@ -1365,12 +1362,8 @@ int Call::relayPrack(PrackRelay& prack, nta_incoming_t* incoming, const sip_t* s
   std::string rewritten;  // the SDP of the caller's PRACK as rewritten for the callee
   int refusal = 0;        // the caller's PRACK is refused with it, the callee PRACKed bare
   if (prack.lateOffer) {
-    // RFC 3262 5: a PRACK acknowledging a provisional response that offered must answer.
-    if (hasBody(sip) && split && !sdp) error = "the body has no application/sdp";
-    if (!hasBody(sip)) error = "no SDP";
-    if (!sdp || !anchorAnswer(callerRealm_, *split->sdp, rewritten, error)) {
+    if (!acceptLateAnswer(sip, split, rewritten, error)) {
       // The callee waits for an answer the SBC cannot give: the call ends.
-      log::warning("call", "call ", id_, ": the PRACK does not answer the late offer: ", error);
       freePrack(prack);
       environment_.countResponse(realm, 488);
       nta_incoming_treply(incoming, 488, phraseOf(488), TAG_END());
@@ -1382,8 +1375,6 @@ int Call::relayPrack(PrackRelay& prack, nta_incoming_t* incoming, const sip_t* s
       finish(metrics::CallResult::aborted, "bad_sdp_answer");
       return 0;
     }
-    lateOfferAnswered_ = true;
-    sdpSentOn_[static_cast<std::size_t>(calleeRealm())] = rewritten;
   } else if (sdp) {
     // A new offer once the INVITE's offer/answer is complete (RFC 6337 3.2): relayed in
     // our PRACK, its answer comes in the callee's 200. One exchange at a time, as inside
@@ -1446,22 +1437,17 @@ int Call::takeLateAnswer(nta_incoming_t* incoming, const sip_t* sip) {
   // A fork answered while the caller's answer to the late offer was on its way: the
   // answer is still the caller's part of the offer/answer (RFC 3262 5), and the winner
   // gets it in the ACK of its 2xx.
-  const char* realm = dataplane::toString(callerRealm_);
-  std::string error = "no SDP";
+  std::string error;
   std::string rewritten;
   std::optional<SessionBody> split;
   if (hasBody(sip)) split = sessionBodyOf(callerRealm_, "request", sip, error);
-  if (split && !split->sdp) error = "the body has no application/sdp";
-  if (!split || !split->sdp || !anchorAnswer(callerRealm_, *split->sdp, rewritten, error)) {
-    log::warning("call", "call ", id_, ": the PRACK does not answer the late offer: ", error);
+  if (!acceptLateAnswer(sip, split, rewritten, error)) {
     replyPrack(incoming, 488);
     sendAck(calleeLeg_, calleeInvite_, OutgoingBody());
     terminate(metrics::CallResult::aborted, "bad_sdp_answer");
     return 0;
   }
-  lateOfferAnswered_ = true;
-  sdpSentOn_[static_cast<std::size_t>(calleeRealm())] = rewritten;
-  environment_.countResponse(realm, 200);
+  environment_.countResponse(dataplane::toString(callerRealm_), 200);
   nta_incoming_treply(incoming, 200, phraseOf(200), TAG_END());
   nta_incoming_destroy(incoming);
   if (winnerToAdopt_) {
@@ -1470,6 +1456,23 @@ int Call::takeLateAnswer(nta_incoming_t* incoming, const sip_t* sip) {
     ackAnswer_ = rewritten;  // the winner offered first and was never PRACKed
   }
   return 0;
+}
+
+bool Call::acceptLateAnswer(const sip_t* sip, const std::optional<SessionBody>& split,
+                            std::string& rewritten, std::string& error) {
+  // RFC 3262 5: a PRACK acknowledging a provisional response that offered must answer.
+  if (!hasBody(sip)) {
+    error = "no SDP";
+  } else if (split && !split->sdp) {
+    error = "the body has no application/sdp";
+  }
+  if (!split || !split->sdp || !anchorAnswer(callerRealm_, *split->sdp, rewritten, error)) {
+    log::warning("call", "call ", id_, ": the PRACK does not answer the late offer: ", error);
+    return false;
+  }
+  lateOfferAnswered_ = true;
+  sdpSentOn_[static_cast<std::size_t>(calleeRealm())] = rewritten;
+  return true;
 }
 
 int Call::onPrackResponse(void* magic, nta_outgoing_t* request, const sip_t* sip) {

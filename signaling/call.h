@@ -219,6 +219,11 @@ class Call {
   void releasePracked(nta_reliable_t* reliable);
   bool prackAwaited(const EarlyFork& fork, std::uint32_t rseq) const;
   int relayPrack(PrackRelay& prack, nta_incoming_t* incoming, const sip_t* sip);
+  // The caller's answer to the late offer in its PRACK (`split`: the PRACK's body taken
+  // apart), anchored and recorded (lateOfferAnswered_, sdpSentOn_). False, logged with the
+  // reason in `error`, when the PRACK does not answer.
+  bool acceptLateAnswer(const sip_t* sip, const std::optional<SessionBody>& split,
+                        std::string& rewritten, std::string& error);
   // The caller's PRACK answering the late offer after a fork answered the INVITE.
   int takeLateAnswer(nta_incoming_t* incoming, const sip_t* sip);
   static int onPrackResponse(void* magic, nta_outgoing_t* request, const sip_t* sip);

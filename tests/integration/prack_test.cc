@@ -52,6 +52,37 @@ class Prack : public TrunkFixture {
         std::chrono::seconds(40));
   }
 
+  // SIPp as the core answering one call with `scenario`, its media on 127.0.0.3 at a free
+  // port, its messages traced to core-messages.log (`extra`: -rtp_echo, -key ...), once it
+  // listens.
+  std::unique_ptr<ChildProcess> startTracedCore(const std::string& scenario,
+                                                std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{
+        "/usr/bin/sipp", "-sf", kSippDir + "/" + scenario, "-i", "127.0.0.3", "-bind_local",
+        "-p", std::to_string(corePort_), "-m", "1", "-nostdin", "-mi", "127.0.0.3", "-mp",
+        std::to_string(freeUdpPort("127.0.0.3")), "-trace_msg", "-message_file",
+        dir_.file("core-messages.log")};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return startListening(std::move(args), "127.0.0.3", corePort_);
+  }
+
+  // Sends 20 packets from `trunkMedia` to the SBC's access media port `port` and expects
+  // (nearly) all of them echoed back by the core, each from that same address and port.
+  static void expectMediaEchoed(const UdpSocket& trunkMedia, int port) {
+    int echoed = 0;
+    constexpr int kPackets = 20;
+    for (int i = 0; i < kPackets; ++i) {
+      const std::string payload = "rtp-packet-" + std::to_string(i) + std::string(160, 'x');
+      trunkMedia.sendTo(payload, "127.0.0.10", port);
+      const auto back = trunkMedia.receive();
+      if (back && back->first == payload) {
+        ++echoed;
+        EXPECT_EQ(back->second, "127.0.0.10:" + std::to_string(port));
+      }
+    }
+    EXPECT_GE(echoed, kPackets - 2);  // loopback UDP: allow a stray loss, not a broken path
+  }
+
   void expectNothingLeft() {
     expectNoActiveCalls();
     EXPECT_TRUE(daemon_->waitForMetric("sbc_media_flows", 0)) << daemon_->scrape();
@@ -65,16 +96,11 @@ class Prack : public TrunkFixture {
   // received messages, once both scenarios have completed.
   std::string callForkingCoreWithMedia(const std::string& coreScenario,
                                        const std::string& trunkScenario) {
-    const int echoPort = freeUdpPort("127.0.0.3");
     UdpSocket forkA("127.0.0.3", 0);
     EXPECT_TRUE(forkA.bound());
     const std::string coreTrace = dir_.file("core-messages.log");
-    auto core = startListening(
-        {"/usr/bin/sipp", "-sf", kSippDir + "/" + coreScenario, "-i", "127.0.0.3",
-         "-bind_local", "-p", std::to_string(corePort_), "-m", "1", "-nostdin", "-mi",
-         "127.0.0.3", "-mp", std::to_string(echoPort), "-rtp_echo", "-key", "fork_a_port",
-         std::to_string(forkA.port()), "-trace_msg", "-message_file", coreTrace},
-        "127.0.0.3", corePort_);
+    auto core = startTracedCore(coreScenario,
+                                {"-rtp_echo", "-key", "fork_a_port", std::to_string(forkA.port())});
     UdpSocket trunkMedia("127.0.0.2", 0);
     EXPECT_TRUE(trunkMedia.bound());
     const std::string trace = dir_.file("trunk-messages.log");
@@ -97,15 +123,7 @@ class Prack : public TrunkFixture {
     EXPECT_TRUE(answered.has_value()) << messages;
     if (answered) {
       EXPECT_EQ(answered->address, "127.0.0.10");
-      int echoed = 0;
-      constexpr int kPackets = 20;
-      for (int i = 0; i < kPackets; ++i) {
-        const std::string payload = "rtp-packet-" + std::to_string(i) + std::string(160, 'x');
-        trunkMedia.sendTo(payload, "127.0.0.10", answered->port);
-        const auto back = trunkMedia.receive();
-        if (back && back->first == payload) ++echoed;
-      }
-      EXPECT_GE(echoed, kPackets - 2);  // loopback UDP: allow a stray loss, not a broken path
+      expectMediaEchoed(trunkMedia, answered->port);
       EXPECT_FALSE(forkA.receive().has_value()) << "media went to the losing fork";
     }
     EXPECT_EQ(trunk.waitForExit(20s), 0) << trunk.output();
@@ -136,14 +154,8 @@ class Prack : public TrunkFixture {
 // body, the answer was lost and the call was ended at the ACK.
 TEST_F(Prack, LateOfferAnsweredInPrackReachesTheCoreAnchored) {
   startSbc(10);
-  const int coreMediaPort = freeUdpPort("127.0.0.3");
   const std::string coreTrace = dir_.file("core-messages.log");
-  auto core = startListening(
-      {"/usr/bin/sipp", "-sf", kSippDir + "/prack_callee_late_offer.xml", "-i", "127.0.0.3",
-       "-bind_local", "-p", std::to_string(corePort_), "-m", "1", "-nostdin", "-mi",
-       "127.0.0.3", "-mp", std::to_string(coreMediaPort), "-rtp_echo", "-trace_msg",
-       "-message_file", coreTrace},
-      "127.0.0.3", corePort_);
+  auto core = startTracedCore("prack_callee_late_offer.xml", {"-rtp_echo"});
   UdpSocket trunkMedia("127.0.0.2", 0);
   ASSERT_TRUE(trunkMedia.bound());
   const std::string trace = dir_.file("trunk-messages.log");
@@ -155,18 +167,7 @@ TEST_F(Prack, LateOfferAnsweredInPrackReachesTheCoreAnchored) {
   const auto answered = waitForAnsweredMedia(trace, messages);
   ASSERT_TRUE(answered.has_value()) << messages;
   EXPECT_EQ(answered->address, "127.0.0.10");
-  int echoed = 0;
-  constexpr int kPackets = 20;
-  for (int i = 0; i < kPackets; ++i) {
-    const std::string payload = "rtp-packet-" + std::to_string(i) + std::string(160, 'x');
-    trunkMedia.sendTo(payload, "127.0.0.10", answered->port);
-    const auto back = trunkMedia.receive();
-    if (back && back->first == payload) {
-      ++echoed;
-      EXPECT_EQ(back->second, "127.0.0.10:" + std::to_string(answered->port));
-    }
-  }
-  EXPECT_GE(echoed, kPackets - 2);  // loopback UDP: allow a stray loss, not a broken path
+  expectMediaEchoed(trunkMedia, answered->port);
 
   EXPECT_EQ(trunk.waitForExit(20s), 0) << trunk.output();
   EXPECT_EQ(core->waitForExit(10s), 0) << core->output() << receivedMessages(coreTrace);
@@ -319,14 +320,8 @@ TEST_F(Prack, ForkAnsweringBeforeTheCallersAnswerGetsItInTheAck) {
 // that fork got a PRACK without SDP at once and the call went on with no usable media.
 TEST_F(Prack, ForkOfferingWhatTheAnswerDoesNotFitIsRejected) {
   startSbc(10);
-  const int mediaPort = freeUdpPort("127.0.0.3");
   const std::string coreTrace = dir_.file("core-messages.log");
-  auto core = startListening(
-      {"/usr/bin/sipp", "-sf", kSippDir + "/uas_fork_late_offer_unfit.xml", "-i", "127.0.0.3",
-       "-bind_local", "-p", std::to_string(corePort_), "-m", "1", "-nostdin", "-mi",
-       "127.0.0.3", "-mp", std::to_string(mediaPort), "-trace_msg", "-message_file",
-       coreTrace},
-      "127.0.0.3", corePort_);
+  auto core = startTracedCore("uas_fork_late_offer_unfit.xml");
   const std::string trace = dir_.file("trunk-messages.log");
   auto args = trunkArgs("prack_caller_forked_late_offer_unfit.xml", 1, 1, trace);
   args.insert(args.end() - 1, {"-key", "answer_port", "7000"});
