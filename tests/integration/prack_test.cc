@@ -312,6 +312,29 @@ TEST_F(Prack, ForkAnsweringBeforeTheCallersAnswerGetsItInTheAck) {
   expectForkedCallOver(dir_.file("trunk-messages.log"), "answered");
 }
 
+// Proves: a second fork that previews an offer of its own in an unreliable 183 (which the
+// trunk gets as an ordinary 183 repeating the first fork's offer: nothing to PRACK) and
+// then answers with a 200 repeating it, after the trunk answered the first fork's offer in
+// its PRACK, gets the trunk's anchored answer in the ACK of its 200 (the core's scenario
+// checks c=, the relay port and o=), and the trunk's media reaches that fork's port and
+// none goes to the first fork's.
+TEST_F(Prack, ForkPreviewingItsOfferUnreliablyGetsTheAnswerInTheAck) {
+  startSbc(10);
+  callForkingCoreWithMedia("uas_fork_late_offer_preview.xml",
+                           "prack_caller_forked_late_offer.xml");
+  expectForkedCallOver(dir_.file("trunk-messages.log"), "answered");
+}
+
+// Proves: a fork whose first message is a 200 with an offer of its own, after the trunk
+// answered another fork's offer in its PRACK, gets the trunk's anchored answer in the ACK
+// of its 200 (checked by the core's scenario), the other fork's early dialog is ended, and
+// the trunk's media reaches the winner's port and none goes to the other fork's.
+TEST_F(Prack, ForkOfferingFirstInIts200AfterTheAnswerGetsItInTheAck) {
+  startSbc(10);
+  callForkingCoreWithMedia("uas_fork_late_offer_after_answer.xml", "prack_caller_late_offer.xml");
+  expectForkedCallOver(dir_.file("trunk-messages.log"), "answered");
+}
+
 // Proves: a second fork offering only what the trunk's answer does not fit (PCMA, where
 // the trunk answered PCMU), and offering before that answer came, gets its PRACK once the
 // answer is there (after the first fork's) with its stream rejected (m=audio 0); when
