@@ -14,7 +14,68 @@
 namespace sbc::test {
 namespace {
 
-class LineCall : public LineFixture {};
+// The c= address and first m=audio port of the first INVITE in `messages`.
+std::optional<AnsweredMedia> offeredMedia(const std::string& messages) {
+  static const std::regex offer(R"(INVITE [^\r\n]*\r?\n(?:.*\r?\n)*?c=IN IP4 ([0-9.]+)\r?\n(?:.*\r?\n)*?m=audio (\d+))");
+  std::smatch media;
+  if (!std::regex_search(messages, media, offer)) return std::nullopt;
+  return AnsweredMedia{media[1].str(), std::stoi(media[2].str())};
+}
+
+// A subscriber line's call through the SBC with both sides' media known: the terminal
+// (line_call.xml from 127.0.0.4, hung up after `holdMs`) calls a core SIPp playing
+// `coreScenario` for `coreCalls` calls, whose media socket is `coreMedia`. `access` is
+// the SBC's media address and port in the terminal's 200, `coreSide` in the core's INVITE.
+struct LineCallWithMedia {
+  std::unique_ptr<ChildProcess> core;
+  std::unique_ptr<ChildProcess> line;
+  std::string lineMessages;
+  std::optional<AnsweredMedia> access;
+  std::optional<AnsweredMedia> coreSide;
+};
+
+// Sends `tag` from `terminal` to the SBC's access media port and the core's answer back,
+// up to 10 times, until each has crossed once; true when both did.
+bool mediaCrossesBothWays(const UdpSocket& terminal, const UdpSocket& coreMedia,
+                          const LineCallWithMedia& call, const std::string& tag) {
+  bool there = false, back = false;
+  for (int i = 0; i < 10 && !(there && back); ++i) {
+    terminal.sendTo(tag, "127.0.0.10", call.access->port);
+    while (const auto got = coreMedia.receive()) there = there || got->first == tag;
+    coreMedia.sendTo("core-" + tag, "127.0.0.11", call.coreSide->port);
+    while (const auto got = terminal.receive()) back = back || got->first == "core-" + tag;
+  }
+  return there && back;
+}
+
+class LineCall : public LineFixture {
+ protected:
+  LineCallWithMedia callWithMedia(const std::string& coreScenario, int coreCalls, int holdMs,
+                                  const UdpSocket& coreMedia, const std::string& name) {
+    LineCallWithMedia call;
+    const std::string coreTrace = dir_.file("core-" + name + ".trace");
+    const std::string lineTrace = dir_.file("line-" + name + ".trace");
+    call.core = std::make_unique<ChildProcess>(std::vector<std::string>{
+        "/usr/bin/sipp", "-sf", kSippDir + "/" + coreScenario, "-i", "127.0.0.3", "-bind_local",
+        "-p", std::to_string(corePort_), "-m", std::to_string(coreCalls), "-key", "rtpport",
+        std::to_string(coreMedia.port()), "-trace_msg", "-message_file", coreTrace,
+        "-nostdin"});
+    for (int i = 0; i < 500 && !portInUse(corePort_, "127.0.0.3", "udp"); ++i) {
+      std::this_thread::sleep_for(20ms);
+    }
+    call.line = std::make_unique<ChildProcess>(std::vector<std::string>{
+        "/usr/bin/sipp", "-sf", kSippDir + "/line_call.xml", "-i", "127.0.0.4", "-bind_local",
+        "-m", "1", "-d", std::to_string(holdMs), "-s", "bob", "-au", "alice", "-ap", "secret",
+        "-timeout", "20s", "-timeout_error", "-nostdin", "-trace_msg", "-message_file",
+        lineTrace, "127.0.0.10:" + std::to_string(accessPort_)});
+    call.access = waitForAnsweredMedia(lineTrace, call.lineMessages);
+    for (int i = 0; i < 50 && call.access && !call.coreSide; ++i) {
+      call.coreSide = offeredMedia(receivedMessages(coreTrace));
+      if (!call.coreSide) std::this_thread::sleep_for(50ms);
+    }
+    return call;
+  }
+};
 
 // Proves: a registered terminal's INVITE reaches the core with its Request-URI and From
 // kept (the core's scenario checks them); the core's 401 passes to the terminal, whose
@@ -147,14 +208,6 @@ TEST_F(LineCall, ToAnUnboundContactIsTemporarilyUnavailable) {
   EXPECT_EQ(metric("sbc_line_rejected_calls_total{reason=\"not_registered\"}"), 1);
 }
 
-// The c= address and first m=audio port of the first INVITE in `messages`.
-std::optional<AnsweredMedia> offeredMedia(const std::string& messages) {
-  static const std::regex offer(R"(INVITE [^\r\n]*\r?\n(?:.*\r?\n)*?c=IN IP4 ([0-9.]+)\r?\n(?:.*\r?\n)*?m=audio (\d+))");
-  std::smatch media;
-  if (!std::regex_search(messages, media, offer)) return std::nullopt;
-  return AnsweredMedia{media[1].str(), std::stoi(media[2].str())};
-}
-
 // Proves: the media of a line's call is latched: the terminal's SDP names a private
 // address (127.99.0.20:40000, where nothing listens), yet the core's media reaches the
 // terminal where its packets really come from (127.0.0.4, another port), and a packet from
@@ -164,29 +217,11 @@ TEST_F(LineCall, MediaIsLatchedFromTheTerminalsAddress) {
   registerAlice();
   UdpSocket coreMedia("127.0.0.3", 0);
   ASSERT_TRUE(coreMedia.bound());
-  const std::string coreTrace = dir_.file("core-media.trace");
-  const std::string lineTrace = dir_.file("line-media.trace");
-  auto core = std::make_unique<ChildProcess>(std::vector<std::string>{
-      "/usr/bin/sipp", "-sf", kSippDir + "/core_uas_media_at.xml", "-i", "127.0.0.3",
-      "-bind_local", "-p", std::to_string(corePort_), "-m", "1", "-key", "rtpport",
-      std::to_string(coreMedia.port()), "-trace_msg", "-message_file", coreTrace, "-nostdin"});
-  for (int i = 0; i < 500 && !portInUse(corePort_, "127.0.0.3", "udp"); ++i) {
-    std::this_thread::sleep_for(20ms);
-  }
-  ChildProcess line({"/usr/bin/sipp", "-sf", kSippDir + "/line_call.xml", "-i", "127.0.0.4",
-                     "-bind_local", "-m", "1", "-d", "3000", "-s", "bob", "-au", "alice", "-ap",
-                     "secret", "-timeout", "20s", "-timeout_error", "-nostdin", "-trace_msg",
-                     "-message_file", lineTrace,
-                     "127.0.0.10:" + std::to_string(accessPort_)});
-  std::string lineMessages;
-  const auto access = waitForAnsweredMedia(lineTrace, lineMessages);
-  ASSERT_TRUE(access.has_value()) << lineMessages;
+  const auto call = callWithMedia("core_uas_media_at.xml", 1, 3000, coreMedia, "media");
+  const auto& access = call.access;
+  const auto& coreSide = call.coreSide;
+  ASSERT_TRUE(access.has_value()) << call.lineMessages;
   ASSERT_EQ(access->address, "127.0.0.10");
-  std::optional<AnsweredMedia> coreSide;
-  for (int i = 0; i < 50 && !coreSide; ++i) {
-    coreSide = offeredMedia(receivedMessages(coreTrace));
-    if (!coreSide) std::this_thread::sleep_for(50ms);
-  }
   ASSERT_TRUE(coreSide.has_value());
   ASSERT_EQ(coreSide->address, "127.0.0.11");
 
@@ -219,8 +254,8 @@ TEST_F(LineCall, MediaIsLatchedFromTheTerminalsAddress) {
     }
   }
   EXPECT_GT(latched, 0);
-  EXPECT_EQ(line.waitForExit(20s), 0) << line.output();
-  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  EXPECT_EQ(call.line->waitForExit(20s), 0) << call.line->output();
+  EXPECT_EQ(call.core->waitForExit(10s), 0) << call.core->output();
   EXPECT_TRUE(daemon_->waitForMetric("sbc_media_flows", 0));
 }
 
@@ -233,41 +268,12 @@ TEST_F(LineCall, ACallFollowsItsTerminalWhenItMoves) {
   registerAlice("127.0.0.4", {"-cid_str", "moving-phone-%u"});
   UdpSocket coreMedia("127.0.0.3", 0);
   ASSERT_TRUE(coreMedia.bound());
-  const std::string coreTrace = dir_.file("core-move.trace");
-  const std::string lineTrace = dir_.file("line-move.trace");
-  ChildProcess core({"/usr/bin/sipp", "-sf", kSippDir + "/core_registrar_and_callee.xml", "-i",
-                     "127.0.0.3", "-bind_local", "-p", std::to_string(corePort_), "-m", "2",
-                     "-key", "rtpport", std::to_string(coreMedia.port()), "-trace_msg",
-                     "-message_file", coreTrace, "-nostdin"});
-  for (int i = 0; i < 500 && !portInUse(corePort_, "127.0.0.3", "udp"); ++i) {
-    std::this_thread::sleep_for(20ms);
-  }
-  ChildProcess line({"/usr/bin/sipp", "-sf", kSippDir + "/line_call.xml", "-i", "127.0.0.4",
-                     "-bind_local", "-m", "1", "-d", "4000", "-s", "bob", "-au", "alice", "-ap",
-                     "secret", "-timeout", "20s", "-timeout_error", "-nostdin", "-trace_msg",
-                     "-message_file", lineTrace, "127.0.0.10:" + std::to_string(accessPort_)});
-  std::string lineMessages;
-  const auto access = waitForAnsweredMedia(lineTrace, lineMessages);
-  ASSERT_TRUE(access.has_value()) << lineMessages;
-  std::optional<AnsweredMedia> coreSide;
-  for (int i = 0; i < 50 && !coreSide; ++i) {
-    coreSide = offeredMedia(receivedMessages(coreTrace));
-    if (!coreSide) std::this_thread::sleep_for(50ms);
-  }
-  ASSERT_TRUE(coreSide.has_value());
-  // Media both ways from the first address, until something comes back.
-  const auto exchange = [&](const UdpSocket& terminal, const std::string& tag) {
-    bool there = false, back = false;
-    for (int i = 0; i < 10 && !(there && back); ++i) {
-      terminal.sendTo(tag, "127.0.0.10", access->port);
-      while (const auto got = coreMedia.receive()) there = there || got->first == tag;
-      coreMedia.sendTo("core-" + tag, "127.0.0.11", coreSide->port);
-      while (const auto got = terminal.receive()) back = back || got->first == "core-" + tag;
-    }
-    return there && back;
-  };
+  const auto call = callWithMedia("core_registrar_and_callee.xml", 2, 4000, coreMedia, "move");
+  ASSERT_TRUE(call.access.has_value()) << call.lineMessages;
+  ASSERT_TRUE(call.coreSide.has_value());
+  // Media both ways from the first address.
   UdpSocket before("127.0.0.4", 0);
-  ASSERT_TRUE(exchange(before, "before"));
+  ASSERT_TRUE(mediaCrossesBothWays(before, coreMedia, call, "before"));
 
   // The terminal's refresh from its new address (same Call-ID, Contact and instance).
   UdpSocket moved("127.0.0.5", 0);
@@ -291,13 +297,13 @@ TEST_F(LineCall, ACallFollowsItsTerminalWhenItMoves) {
   ASSERT_NE(listed().find("udp:127.0.0.5:" + port), std::string::npos) << listed();
 
   UdpSocket after("127.0.0.5", 0);
-  EXPECT_TRUE(exchange(after, "after"));
+  EXPECT_TRUE(mediaCrossesBothWays(after, coreMedia, call, "after"));
   const double dropped = metric("sbc_media_dropped_total{reason=\"source_not_allowed\"}");
-  before.sendTo("stale", "127.0.0.10", access->port);
+  before.sendTo("stale", "127.0.0.10", call.access->port);
   EXPECT_TRUE(daemon_->waitForMetric("sbc_media_dropped_total{reason=\"source_not_allowed\"}",
                                      dropped + 1));
-  EXPECT_EQ(line.waitForExit(20s), 0) << line.output();
-  EXPECT_EQ(core.waitForExit(10s), 0) << core.output();
+  EXPECT_EQ(call.line->waitForExit(20s), 0) << call.line->output();
+  EXPECT_EQ(call.core->waitForExit(10s), 0) << call.core->output();
 }
 
 // Proves: a request of the call's dialog from a new address of the terminal (here an
@@ -308,31 +314,13 @@ TEST_F(LineCall, ACallFollowsAnInDialogRequestFromANewAddress) {
   registerAlice();
   UdpSocket coreMedia("127.0.0.3", 0);
   ASSERT_TRUE(coreMedia.bound());
-  const std::string coreTrace = dir_.file("core-info.trace");
-  const std::string lineTrace = dir_.file("line-info.trace");
-  ChildProcess core({"/usr/bin/sipp", "-sf", kSippDir + "/core_registrar_and_callee.xml", "-i",
-                     "127.0.0.3", "-bind_local", "-p", std::to_string(corePort_), "-m", "1",
-                     "-key", "rtpport", std::to_string(coreMedia.port()), "-trace_msg",
-                     "-message_file", coreTrace, "-nostdin"});
-  for (int i = 0; i < 500 && !portInUse(corePort_, "127.0.0.3", "udp"); ++i) {
-    std::this_thread::sleep_for(20ms);
-  }
-  ChildProcess line({"/usr/bin/sipp", "-sf", kSippDir + "/line_call.xml", "-i", "127.0.0.4",
-                     "-bind_local", "-m", "1", "-d", "4000", "-s", "bob", "-au", "alice", "-ap",
-                     "secret", "-timeout", "20s", "-timeout_error", "-nostdin", "-trace_msg",
-                     "-message_file", lineTrace, "127.0.0.10:" + std::to_string(accessPort_)});
-  std::string lineMessages;
-  const auto access = waitForAnsweredMedia(lineTrace, lineMessages);
-  ASSERT_TRUE(access.has_value()) << lineMessages;
-  std::optional<AnsweredMedia> coreSide;
-  for (int i = 0; i < 50 && !coreSide; ++i) {
-    coreSide = offeredMedia(receivedMessages(coreTrace));
-    if (!coreSide) std::this_thread::sleep_for(50ms);
-  }
-  ASSERT_TRUE(coreSide.has_value());
+  const auto call = callWithMedia("core_registrar_and_callee.xml", 1, 4000, coreMedia, "info");
+  ASSERT_TRUE(call.access.has_value()) << call.lineMessages;
+  ASSERT_TRUE(call.coreSide.has_value());
 
   // The dialog as the terminal knows it: its Call-ID and tag, the SBC's tag and Contact.
-  const std::string answer = lineMessages.substr(lineMessages.find("SIP/2.0 200 OK"));
+  const std::string answer =
+      call.lineMessages.substr(call.lineMessages.find("SIP/2.0 200 OK"));
   std::smatch callId, ourTag, theirTag, contact;
   ASSERT_TRUE(std::regex_search(answer, callId, std::regex("Call-ID: *([^\r\n]+)")));
   ASSERT_TRUE(std::regex_search(answer, ourTag, std::regex("From: [^\r\n]*tag=([^;\r\n]+)")));
@@ -355,17 +343,9 @@ TEST_F(LineCall, ACallFollowsAnInDialogRequestFromANewAddress) {
   ASSERT_EQ(answered->first.rfind("SIP/2.0 200", 0), 0u) << answered->first;
 
   UdpSocket after("127.0.0.5", 0);
-  bool there = false, back = false;
-  for (int i = 0; i < 10 && !(there && back); ++i) {
-    after.sendTo("after", "127.0.0.10", access->port);
-    while (const auto got = coreMedia.receive()) there = there || got->first == "after";
-    coreMedia.sendTo("core-after", "127.0.0.11", coreSide->port);
-    while (const auto got = after.receive()) back = back || got->first == "core-after";
-  }
-  EXPECT_TRUE(there);
-  EXPECT_TRUE(back);
-  EXPECT_EQ(line.waitForExit(20s), 0) << line.output();
-  EXPECT_EQ(core.waitForExit(10s), 0) << core.output();
+  EXPECT_TRUE(mediaCrossesBothWays(after, coreMedia, call, "after"));
+  EXPECT_EQ(call.line->waitForExit(20s), 0) << call.line->output();
+  EXPECT_EQ(call.core->waitForExit(10s), 0) << call.core->output();
 }
 
 }  // namespace
