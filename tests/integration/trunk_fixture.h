@@ -191,8 +191,12 @@ control = { socket = ")" + dir_.file("sbcd.sock") +
   // With `traceFile`, SIPp writes every message it sends and receives there.
   std::vector<std::string> trunkArgs(const std::string& scenario, int calls, int simultaneous,
                                      const std::string& traceFile = "") {
+    // A port of its own rather than SIPp's default 5060, which every earlier trunk SIPp of
+    // every test binary took in turn: a retransmission an earlier call's sbcd still sends
+    // there cannot reach this one.
     auto args = withTransport({"/usr/bin/sipp", "-sf", kSippDir + "/" + scenario, "-i",
-            "127.0.0.2", "-bind_local", "-m", std::to_string(calls), "-l",
+            "127.0.0.2", "-bind_local", "-p", std::to_string(freeUdpPort("127.0.0.2")),
+            "-m", std::to_string(calls), "-l",
             std::to_string(simultaneous), "-r", "100", "-d", std::to_string(holdMs_),
             "-timeout", "20s", "-timeout_error",
             "-nostdin", "127.0.0.10:" + std::to_string(accessPort_)}, accessTransport_);
