@@ -349,4 +349,21 @@ class UdpSocket {
   bool bound_ = false;
 };
 
+// Sends `packets` 172-byte datagrams from `trunkMedia` to the SBC's access media port
+// `port` and expects (nearly) all of them echoed back by the core's SIPp, each from that
+// same address and port.
+inline void expectMediaEchoed(const UdpSocket& trunkMedia, int port, int packets) {
+  int echoed = 0;
+  for (int i = 0; i < packets; ++i) {
+    const std::string payload = "rtp-packet-" + std::to_string(i) + std::string(160, 'x');
+    trunkMedia.sendTo(payload, "127.0.0.10", port);
+    const auto back = trunkMedia.receive();
+    if (back && back->first == payload) {
+      ++echoed;
+      EXPECT_EQ(back->second, "127.0.0.10:" + std::to_string(port));
+    }
+  }
+  EXPECT_GE(echoed, packets - 2);  // loopback UDP: allow a stray loss, not a broken path
+}
+
 }  // namespace sbc::test
