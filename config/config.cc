@@ -28,6 +28,16 @@ const char* toString(MediaDriver driver) noexcept {
   return "?";
 }
 
+const char* toString(SocketPorts ports) noexcept {
+  switch (ports) {
+    case SocketPorts::perPort:
+      return "per_port";
+    case SocketPorts::skLookup:
+      return "sk_lookup";
+  }
+  return "?";
+}
+
 const char* toString(LogLevel level) noexcept {
   switch (level) {
     case LogLevel::debug:

@@ -15,10 +15,13 @@ namespace sbc::config {
 
 enum class Transport : std::uint8_t { udp, tcp };
 enum class MediaDriver : std::uint8_t { socket, dpdk };
+// socket driver: a bound socket per relay port, or one socket per realm with BPF sk_lookup.
+enum class SocketPorts : std::uint8_t { perPort, skLookup };
 enum class LogLevel : std::uint8_t { debug, info, warning, error };
 
 const char* toString(Transport transport) noexcept;
 const char* toString(MediaDriver driver) noexcept;
+const char* toString(SocketPorts ports) noexcept;
 const char* toString(LogLevel level) noexcept;
 
 struct SipListen {
@@ -127,6 +130,7 @@ struct Dpdk {
 
 struct Media {
   MediaDriver driver = MediaDriver::socket;
+  SocketPorts socketPorts = SocketPorts::perPort;
   std::uint8_t dscp = 46;  // EF
   std::uint32_t quarantineMs = 2000;
   std::uint32_t timeoutS = 60;

@@ -252,6 +252,8 @@ constexpr EnumName<UnknownSourceAction> kUnknownSourceActions[] = {
     {"forbidden", UnknownSourceAction::forbidden}, {"drop", UnknownSourceAction::drop}};
 constexpr EnumName<MediaDriver> kDrivers[] = {{"socket", MediaDriver::socket},
                                               {"dpdk", MediaDriver::dpdk}};
+constexpr EnumName<SocketPorts> kSocketPorts[] = {{"per_port", SocketPorts::perPort},
+                                                  {"sk_lookup", SocketPorts::skLookup}};
 
 enum class RealmName : std::uint8_t { access, core };
 constexpr EnumName<RealmName> kRealmNames[] = {{"access", RealmName::access},
@@ -844,7 +846,8 @@ class Parser {
   // False when the driver is unknown (then the dpdk section cannot be judged).
   bool parseMedia(const Node& root, Media& out) {
     const auto media = Validator::member(root, "media");
-    if (!media || !v_.group(*media, {"driver", "dscp", "quarantine_ms", "timeout_s"})) {
+    if (!media ||
+        !v_.group(*media, {"driver", "socket_ports", "dscp", "quarantine_ms", "timeout_s"})) {
       return !media;
     }
     bool driverKnown = true;
@@ -854,6 +857,9 @@ class Parser {
       } else {
         driverKnown = false;
       }
+    }
+    if (const auto ports = Validator::member(*media, "socket_ports")) {
+      if (const auto value = v_.enumeration(*ports, kSocketPorts)) out.socketPorts = *value;
     }
     v_.readInteger(*media, "dscp", 0, 63, out.dscp);
     v_.readInteger(*media, "quarantine_ms", 0, 60000, out.quarantineMs);

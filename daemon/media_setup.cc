@@ -35,6 +35,9 @@ dataplane::RelaySettings relaySettings(const config::Config& config) {
   settings.dscp = config.media.dscp;
   settings.quarantine = std::chrono::milliseconds(config.media.quarantineMs);
   settings.mediaTimeout = std::chrono::seconds(config.media.timeoutS);
+  settings.socketPorts = config.media.socketPorts == config::SocketPorts::skLookup
+                             ? dataplane::SocketPorts::skLookup
+                             : dataplane::SocketPorts::perPort;
   return settings;
 }
 
@@ -57,8 +60,11 @@ std::string describeMedia(const config::Config& config) {
     return media.address + ":" + std::to_string(media.portMin) + "-" +
            std::to_string(media.portMax);
   };
-  return std::string("media.driver=") + config::toString(config.media.driver) +
-         " media.access=" + range(config.access.media) + " media.core=" +
+  std::string driver = config::toString(config.media.driver);
+  if (config.media.driver == config::MediaDriver::socket) {
+    driver += std::string(" media.socket_ports=") + config::toString(config.media.socketPorts);
+  }
+  return "media.driver=" + driver + " media.access=" + range(config.access.media) + " media.core=" +
          range(config.core.media);
 }
 

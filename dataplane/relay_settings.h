@@ -25,11 +25,23 @@ struct RealmMedia {
   std::uint16_t vlan = 0;
 };
 
+// socket driver: how datagrams for the relay ports reach its worker.
+enum class SocketPorts : std::uint8_t {
+  // A bound UDP socket per RTP and per RTCP port: four descriptors per call, counted
+  // against RLIMIT_NOFILE. Needs no privilege.
+  perPort,
+  // One UDP socket per realm; a BPF sk_lookup program steers the realm's whole port range
+  // to it, and a raw socket sends with any relay port as the source. A few descriptors in
+  // all; needs CAP_BPF + CAP_NET_ADMIN (or CAP_SYS_ADMIN) and CAP_NET_RAW, Linux 5.9 or later.
+  skLookup,
+};
+
 struct RelaySettings {
   std::array<RealmMedia, kRealmCount> realms;  // indexed by Realm
   std::uint8_t dscp = 46;                      // EF
   std::chrono::milliseconds quarantine{2000};  // a released port rests this long
   std::chrono::milliseconds mediaTimeout{60000};  // 0: never report silence
+  SocketPorts socketPorts = SocketPorts::perPort;  // socket driver only
 };
 
 struct DpdkPortSettings {

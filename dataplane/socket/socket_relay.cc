@@ -32,6 +32,17 @@
 // A socket is closed only through the worker ("retire": out of the epoll set first), so an
 // event the worker already holds can never name a descriptor that has been closed and
 // reused by someone else.
+//
+// sk_lookup mode (RelaySettings::socketPorts): a port has no socket of its own. Per realm,
+// one UDP socket receives the datagrams of every port in the range (a BPF sk_lookup program
+// steers them to it; see port_steering.h) and one raw socket sends them with the relay port
+// as the UDP source port (headers written here: udp_headers.h). A stream's ports are then
+// only entries in the worker's per-realm table of port owners, set on `open` and cleared on
+// `close`; a closed stream's ports go straight into the allocator's quarantine, and what
+// reaches a port without an owner is dropped as no_flow. One receive burst mixes streams, so
+// each datagram is looked up, checked and counted on its own. Why: 10,000 calls need 40,000
+// sockets per port, more than RLIMIT_NOFILE allows in many deployments (20,000 on the
+// machine this was measured on), while this mode needs four descriptors whatever the load.
 
 #include "dataplane/socket/socket_relay.h"
 
@@ -61,6 +72,8 @@
 
 #include "common/socket_address.h"
 #include "dataplane/port_allocator.h"
+#include "dataplane/socket/port_steering.h"
+#include "dataplane/socket/udp_headers.h"
 
 namespace sbc::dataplane {
 namespace {
@@ -77,6 +90,11 @@ constexpr std::size_t kMaxDatagram = 2048;    // larger datagrams are truncated:
 constexpr int kBurstsPerEvent = static_cast<int>(256 / kBatch > 0 ? 256 / kBatch : 1);
 constexpr int kMaxEvents = 256;
 constexpr int kReceiveBuffer = 1 << 20;  // per socket (the kernel doubles it for overhead)
+// sk_lookup mode: one socket takes the realm's whole load.
+constexpr int kSteeredReceiveBuffer = 16 << 20;
+constexpr int kSteeredSendBuffer = 4 << 20;
+// Room for one IP_ORIGDSTADDR / IPV6_ORIGDSTADDR control message.
+constexpr std::size_t kControlSize = CMSG_SPACE(sizeof(sockaddr_in6));
 constexpr std::size_t kKinds = 2;             // RTP, RTCP
 // Warm pairs kept per realm: enough for the ports released during a quarantine at a
 // thousand calls/s or more; 4 descriptors per pair over both realms count against
@@ -134,9 +152,10 @@ struct MediaSocket {
   MediaSocket(const MediaSocket&) = delete;
   MediaSocket& operator=(const MediaSocket&) = delete;
 
-  const int fd;
+  const int fd;  // -1 in sk_lookup mode, where a port has no socket of its own
   const Realm realm;
   const Kind kind;
+  bool steeredReceiver = false;  // sk_lookup mode: the realm's socket for the whole range
   Stream* stream = nullptr;  // worker only: the installed stream it serves; none = resting
   bool retired = false;      // worker only: out of the epoll set, on its way to signaling
 };
@@ -223,6 +242,83 @@ int bindSocket(const policy::IpAddress& address, std::uint16_t port, std::uint8_
   return fd;
 }
 
+#ifndef IPV6_HDRINCL
+#define IPV6_HDRINCL 36  // linux/in6.h; glibc's netinet/in.h lacks it
+#endif
+
+// sk_lookup mode: what one realm has instead of a socket per port.
+struct SteeredRealm {
+  std::unique_ptr<MediaSocket> receiver;  // every port's datagrams, IP_ORIGDSTADDR on each
+  std::unique_ptr<MediaSocket> sender;    // raw: sends the IP and UDP headers written here
+  std::unique_ptr<PortSteering> steering;
+  SocketAddress source;  // the realm's media address; the port is set per datagram
+  std::uint16_t firstPort = 0;
+  std::vector<MediaSocket*> owners;  // worker only: by port - firstPort, the socket serving it
+
+  MediaSocket* ownerOf(std::uint16_t port) const noexcept {
+    if (port < firstPort) return nullptr;
+    const std::size_t index = port - firstPort;
+    return index < owners.size() ? owners[index] : nullptr;
+  }
+};
+
+[[noreturn]] void failSteering(int error, const std::string& what) {
+  throw std::system_error(error, std::generic_category(), "media sk_lookup: " + what);
+}
+
+SteeredRealm steerRealm(const RealmMedia& media, Realm realm, std::uint8_t dscp) {
+  SteeredRealm out;
+  const bool v4 = media.address.family == policy::IpFamily::v4;
+  const int fd = bindSocket(media.address, 0, dscp);
+  if (fd < 0) failSteering(-fd, "cannot bind a socket on " + media.address.toString());
+  out.receiver = std::make_unique<MediaSocket>(fd, realm, Kind::rtp);
+  out.receiver->steeredReceiver = true;
+  const int one = 1;
+  const int origDst = v4 ? ::setsockopt(fd, IPPROTO_IP, IP_RECVORIGDSTADDR, &one, sizeof one)
+                         : ::setsockopt(fd, IPPROTO_IPV6, IPV6_RECVORIGDSTADDR, &one, sizeof one);
+  if (origDst != 0) failSteering(errno, "cannot ask for each datagram's destination port");
+  const int receiveBuffer = kSteeredReceiveBuffer;
+  if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &receiveBuffer, sizeof receiveBuffer) != 0) {
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receiveBuffer, sizeof receiveBuffer);
+  }
+
+  const int raw = ::socket(v4 ? AF_INET : AF_INET6, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                           IPPROTO_RAW);
+  if (raw < 0) failSteering(errno, "cannot open a raw socket to send media (needs CAP_NET_RAW)");
+  out.sender = std::make_unique<MediaSocket>(raw, realm, Kind::rtp);
+  if (!v4 && ::setsockopt(raw, IPPROTO_IPV6, IPV6_HDRINCL, &one, sizeof one) != 0) {
+    failSteering(errno, "cannot send IPv6 headers as written (IPV6_HDRINCL)");
+  }
+  const int sendBuffer = kSteeredSendBuffer;
+  if (::setsockopt(raw, SOL_SOCKET, SO_SNDBUFFORCE, &sendBuffer, sizeof sendBuffer) != 0) {
+    ::setsockopt(raw, SOL_SOCKET, SO_SNDBUF, &sendBuffer, sizeof sendBuffer);
+  }
+
+  out.steering = std::make_unique<PortSteering>(media.address, media.portMin, media.portMax, fd);
+  out.source = toSocketAddress(media.address, 0);
+  out.firstPort = media.portMin;
+  out.owners.assign(static_cast<std::size_t>(media.portMax - media.portMin) + 1, nullptr);
+  return out;
+}
+
+// The destination port a steered datagram was sent to (IP_ORIGDSTADDR); 0 when missing.
+std::uint16_t originalPort(const msghdr& message) noexcept {
+  for (const cmsghdr* control = CMSG_FIRSTHDR(&message); control != nullptr;
+       control = CMSG_NXTHDR(const_cast<msghdr*>(&message), const_cast<cmsghdr*>(control))) {
+    if (control->cmsg_level == IPPROTO_IP && control->cmsg_type == IP_ORIGDSTADDR) {
+      sockaddr_in address{};
+      std::memcpy(&address, CMSG_DATA(control), sizeof address);
+      return ntohs(address.sin_port);
+    }
+    if (control->cmsg_level == IPPROTO_IPV6 && control->cmsg_type == IPV6_ORIGDSTADDR) {
+      sockaddr_in6 address{};
+      std::memcpy(&address, CMSG_DATA(control), sizeof address);
+      return ntohs(address.sin6_port);
+    }
+  }
+  return 0;
+}
+
 class SocketRelay final : public MediaRelay {
  public:
   explicit SocketRelay(const RelaySettings& settings)
@@ -230,7 +326,8 @@ class SocketRelay final : public MediaRelay {
         ports_{PortAllocator(settings.realms[0].portMin, settings.realms[0].portMax,
                              settings.quarantine),
                PortAllocator(settings.realms[1].portMin, settings.realms[1].portMax,
-                             settings.quarantine)} {
+                             settings.quarantine)},
+        steering_(settings.socketPorts == SocketPorts::skLookup) {
     epollFd_ = ::epoll_create1(EPOLL_CLOEXEC);
     commandFd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     timeoutFd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -245,6 +342,19 @@ class SocketRelay final : public MediaRelay {
     event.events = EPOLLIN;
     event.data.ptr = nullptr;  // the command eventfd
     ::epoll_ctl(epollFd_, EPOLL_CTL_ADD, commandFd_, &event);
+    if (steering_) {
+      try {
+        for (std::size_t r = 0; r < kRealmCount; ++r) {
+          steered_[r] = steerRealm(settings.realms[r], static_cast<Realm>(r), settings.dscp);
+          watch(*steered_[r].receiver);
+        }
+      } catch (...) {
+        closeFd(epollFd_);
+        closeFd(commandFd_);
+        closeFd(timeoutFd_);
+        throw;
+      }
+    }
     commands_.reserve(1024);
     pending_.reserve(1024);
     active_.reserve(1024);
@@ -255,6 +365,11 @@ class SocketRelay final : public MediaRelay {
       rx_[i].msg_hdr.msg_iovlen = 1;
       tx_[i].msg_hdr.msg_iov = &txIov_[i];
       tx_[i].msg_hdr.msg_iovlen = 1;
+      if (steering_) {
+        rx_[i].msg_hdr.msg_control = rxControl_[i].data();
+        tx_[i].msg_hdr.msg_iov = txSteeredIov_[i].data();  // headers, then the payload
+        tx_[i].msg_hdr.msg_iovlen = 2;
+      }
     }
     worker_ = std::thread([this] { run(); });
   }
@@ -285,7 +400,10 @@ class SocketRelay final : public MediaRelay {
     }
     if (bound < kRealmCount) {
       // They never served this stream: reusable at once, before any other warm pair.
-      for (std::size_t r = 0; r < bound; ++r) {
+      for (std::size_t r = 0; r < bound && steering_; ++r) {
+        ports_[r].release(stream->pairs[r].port, Clock::now() - settings_.quarantine);
+      }
+      for (std::size_t r = 0; r < bound && !steering_; ++r) {
         stream->pairs[r].reusableAt = Clock::now();
         warm_[r].push_front(std::move(stream->pairs[r]));
       }
@@ -374,6 +492,16 @@ class SocketRelay final : public MediaRelay {
   // set; skips ports in use by someone else (EADDRINUSE). False when the range is exhausted,
   // descriptors run out, or binding fails otherwise.
   bool bindRealm(Stream& stream, std::size_t realm) {
+    if (steering_) {
+      // Nothing to bind: the port becomes the stream's when the worker installs it.
+      const auto port = ports_[realm].allocate();
+      if (!port) return false;
+      SocketPair& pair = stream.pairs[realm];
+      pair.port = *port;
+      pair.rtp = std::make_unique<MediaSocket>(-1, static_cast<Realm>(realm), Kind::rtp);
+      pair.rtcp = std::make_unique<MediaSocket>(-1, static_cast<Realm>(realm), Kind::rtcp);
+      return true;
+    }
     if (auto pair = takeWarm(realm)) {
       stream.pairs[realm] = std::move(*pair);
       return true;
@@ -470,7 +598,9 @@ class SocketRelay final : public MediaRelay {
       for (std::size_t r = 0; r < kRealmCount; ++r) {
         SocketPair& pair = stream->pairs[r];
         pair.reusableAt = now + settings_.quarantine;
-        if (warm_[r].size() < kWarmPairsPerRealm) {
+        if (steering_) {
+          ports_[r].release(pair.port, now);  // no socket to keep warm
+        } else if (warm_[r].size() < kWarmPairsPerRealm) {
           warm_[r].push_back(std::move(pair));
         } else {
           retire(std::move(pair));
@@ -549,6 +679,10 @@ class SocketRelay final : public MediaRelay {
       for (int i = 0; i < n; ++i) {
         auto* socket = static_cast<MediaSocket*>(events[static_cast<std::size_t>(i)].data.ptr);
         if (socket == nullptr || socket->retired) continue;
+        if (socket->steeredReceiver) {
+          drainSteered(*socket, now);
+          continue;
+        }
         // A stream may have been opened on a resting socket since the check above.
         if (socket->stream == nullptr && commandsWaiting_.load(std::memory_order_acquire)) {
           processCommands(now, false);
@@ -614,6 +748,7 @@ class SocketRelay final : public MediaRelay {
     for (std::size_t r = 0; r < kRealmCount; ++r) {
       stream.pairs[r].rtp->stream = &stream;
       stream.pairs[r].rtcp->stream = &stream;
+      if (steering_) setOwners(stream.pairs[r], r, true);
     }
     stream.activeIndex = active_.size();
     active_.push_back(&stream);
@@ -625,6 +760,7 @@ class SocketRelay final : public MediaRelay {
     for (std::size_t r = 0; r < kRealmCount; ++r) {
       stream.pairs[r].rtp->stream = nullptr;
       stream.pairs[r].rtcp->stream = nullptr;
+      if (steering_) setOwners(stream.pairs[r], r, false);
     }
     stream.closed = true;
     Stream* last = active_.back();
@@ -634,6 +770,14 @@ class SocketRelay final : public MediaRelay {
     counters_.flows.store(readCounter(counters_.flows) - kRealmCount * kKinds,
                           std::memory_order_relaxed);
     toHandBack_.push_back(&stream);
+  }
+
+  // sk_lookup mode: the pair's two ports are served by its sockets, or by nobody.
+  void setOwners(const SocketPair& pair, std::size_t realm, bool owned) {
+    SteeredRealm& steered = steered_[realm];
+    const std::size_t index = pair.port - steered.firstPort;
+    steered.owners[index] = owned ? pair.rtp.get() : nullptr;
+    steered.owners[index + 1] = owned ? pair.rtcp.get() : nullptr;
   }
 
   // Reads and drops what reached a resting socket, in bursts, up to the same fairness
@@ -763,30 +907,15 @@ class SocketRelay final : public MediaRelay {
     }
     const std::size_t unrouted = to == nullptr ? accepted : 0;
 
-    std::size_t sent = 0, txFailed = 0;
+    std::size_t sent = 0;
     std::uint64_t sentBytes = 0;
     if (queued > 0) {
-      const int fd = stream.socket(out, outKind).fd;
-      std::size_t pos = 0;
-      while (pos < queued) {
-        const int n = ::sendmmsg(fd, tx_.data() + pos, static_cast<unsigned>(queued - pos),
-                                 MSG_DONTWAIT);
-        if (n > 0) {
-          const std::size_t end = pos + static_cast<std::size_t>(n);
-          for (std::size_t i = pos; i < end; ++i) sentBytes += txIov_[i].iov_len;
-          sent += static_cast<std::size_t>(n);
-          pos = end;
-        } else if (n < 0 && errno == EINTR) {
-          continue;
-        } else if (n < 0 && errno != EAGAIN && errno != ENOBUFS) {
-          ++txFailed;  // this message failed on its own (e.g. no route): skip it
-          ++pos;
-        } else {
-          txFailed += queued - pos;  // socket buffer full: the rest of the burst
-          break;
-        }
+      sent = transmit(stream.socket(out, outKind).fd, queued);
+      for (std::size_t i = 0; i < queued; ++i) {
+        if (txSent_[i]) sentBytes += txIov_[i].iov_len;
       }
     }
+    const std::size_t txFailed = queued - sent;
 
     if (accepted > 0) from.lastRx = now;
     auto& drops = counters_.dropped;
@@ -804,6 +933,142 @@ class SocketRelay final : public MediaRelay {
       bump(stream.dropped[in], dropped);
       bump(stream.label->dropped, dropped);
     }
+    return received;
+  }
+
+  // Sends tx_[0, count) in as few sendmmsg calls as the kernel allows; txSent_ says which
+  // went out. Returns how many did.
+  std::size_t transmit(int fd, std::size_t count) {
+    std::size_t pos = 0, sent = 0;
+    while (pos < count) {
+      const int n = ::sendmmsg(fd, tx_.data() + pos, static_cast<unsigned>(count - pos),
+                               MSG_DONTWAIT);
+      if (n > 0) {
+        const std::size_t end = pos + static_cast<std::size_t>(n);
+        for (std::size_t i = pos; i < end; ++i) txSent_[i] = true;
+        sent += static_cast<std::size_t>(n);
+        pos = end;
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else if (n < 0 && errno != EAGAIN && errno != ENOBUFS) {
+        txSent_[pos++] = false;  // this message failed on its own (e.g. no route): skip it
+      } else {
+        for (; pos < count; ++pos) txSent_[pos] = false;  // buffer full: the rest of the burst
+      }
+    }
+    return sent;
+  }
+
+  // sk_lookup mode, on the worker: bursts from a realm's receiving socket, as drain() does
+  // for one port's socket.
+  void drainSteered(const MediaSocket& receiver, Nanos now) {
+    for (int burst = 0; burst < kBurstsPerEvent; ++burst) {
+      if (commandsWaiting_.load(std::memory_order_relaxed)) processCommands(now, false);
+      if (forwardSteeredBurst(receiver, now) < kBatch) return;
+    }
+  }
+
+  static void dropForStream(Stream& stream, std::size_t in) {
+    bump(stream.dropped[in], 1);
+    bump(stream.label->dropped, 1);
+  }
+
+  enum class Verdict : std::uint8_t { queued, noFlow, malformed, refused, unrouted };
+
+  // sk_lookup mode: what becomes of received datagram `i`. Queued: its headers and
+  // destination fill tx slot `slot`. `stream` is set unless the verdict is noFlow.
+  Verdict judge(std::size_t i, std::size_t slot, std::size_t in, std::size_t out, Nanos now,
+                Stream*& stream) {
+    const mmsghdr& message = rx_[i];
+    const MediaSocket* port = steered_[in].ownerOf(originalPort(message.msg_hdr));
+    if (port == nullptr || port->stream == nullptr) return Verdict::noFlow;
+    stream = port->stream;
+    if ((message.msg_hdr.msg_flags & MSG_TRUNC) != 0 || message.msg_len == 0) {
+      return Verdict::malformed;
+    }
+    LegState& from = stream->legs[in];
+    if (!accept(from, port->kind, sources_[i])) return Verdict::refused;
+    from.lastRx = now;
+    Kind outKind = Kind::rtp;
+    SocketAddress scratch;
+    const SocketAddress* to = destination(stream->legs[out], port->kind, outKind, scratch);
+    if (to == nullptr) return Verdict::unrouted;
+    SocketAddress source = steered_[out].source;
+    setPort(source, static_cast<std::uint16_t>(stream->pairs[out].port +
+                                               (outKind == Kind::rtcp ? 1 : 0)));
+    const std::size_t headers =
+        writeUdpHeaders(txHeaders_[slot].data(), source.storage, to->storage, settings_.dscp,
+                        rxBuffers_[i].data(), message.msg_len);
+    if (headers == 0) return Verdict::unrouted;  // cannot happen: one family per realm
+    txSteeredIov_[slot][0] = {txHeaders_[slot].data(), headers};
+    txSteeredIov_[slot][1] = {rxBuffers_[i].data(), message.msg_len};
+    // A raw socket routes by msg_name's address; its port would be read as a protocol.
+    txDestinations_[slot] = *to;
+    setPort(txDestinations_[slot], 0);
+    tx_[slot].msg_hdr.msg_name = &txDestinations_[slot].storage;
+    tx_[slot].msg_hdr.msg_namelen = txDestinations_[slot].length;
+    txStreams_[slot] = stream;
+    return Verdict::queued;
+  }
+
+  // One burst mixes the realm's streams: each datagram finds its stream by the port it was
+  // sent to, is checked against that stream's leg, and is sent out of the other realm's raw
+  // socket from the stream's port there. Lock-free, no allocation.
+  std::size_t forwardSteeredBurst(const MediaSocket& receiver, Nanos now) {
+    for (std::size_t i = 0; i < kBatch; ++i) {
+      rx_[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);  // the kernel shrinks both
+      rx_[i].msg_hdr.msg_controllen = kControlSize;
+    }
+    const int got = ::recvmmsg(receiver.fd, rx_.data(), kBatch, MSG_DONTWAIT, nullptr);
+    if (got <= 0) return 0;
+    const auto received = static_cast<std::size_t>(got);
+    const auto in = static_cast<std::size_t>(receiver.realm);
+    const auto out = static_cast<std::size_t>(otherRealm(receiver.realm));
+
+    std::size_t noFlow = 0, malformed = 0, refused = 0, queued = 0;
+    for (std::size_t i = 0; i < received; ++i) {
+      Stream* stream = nullptr;
+      Verdict verdict = judge(i, queued, in, out, now, stream);
+      if (verdict != Verdict::queued && commandsWaiting_.load(std::memory_order_acquire)) {
+        // Its stream may have been opened or updated after this burst began (the peer was
+        // told, then sent): judged by the new state, as a new socket is in per-port mode.
+        // Streams closed here stay allocated until the round ends, so the datagrams already
+        // queued for sending still point at live streams.
+        processCommands(now, false);
+        verdict = judge(i, queued, in, out, now, stream);
+      }
+      switch (verdict) {
+        case Verdict::queued: ++queued; continue;
+        case Verdict::noFlow: ++noFlow; continue;
+        case Verdict::malformed: ++malformed; break;
+        case Verdict::refused: ++refused; break;
+        case Verdict::unrouted: break;  // accepted; that side's address is unknown
+      }
+      dropForStream(*stream, in);
+    }
+
+    std::size_t txFailed = 0;
+    if (queued > 0) {
+      transmit(steered_[out].sender->fd, queued);
+      for (std::size_t i = 0; i < queued; ++i) {
+        Stream& stream = *txStreams_[i];
+        if (!txSent_[i]) {
+          ++txFailed;
+          dropForStream(stream, in);
+          continue;
+        }
+        const std::size_t bytes = txSteeredIov_[i][1].iov_len;
+        bump(stream.packets[in], 1);
+        bump(stream.bytes[in], bytes);
+        bump(stream.label->packets[in], 1);
+        bump(stream.label->bytes[in], bytes);
+      }
+    }
+    auto& drops = counters_.dropped;
+    if (noFlow) bump(drops[static_cast<std::size_t>(DropReason::noFlow)], noFlow);
+    if (malformed) bump(drops[static_cast<std::size_t>(DropReason::malformed)], malformed);
+    if (refused) bump(drops[static_cast<std::size_t>(DropReason::sourceNotAllowed)], refused);
+    if (txFailed) bump(drops[static_cast<std::size_t>(DropReason::txFull)], txFailed);
     return received;
   }
 
@@ -857,6 +1122,9 @@ class SocketRelay final : public MediaRelay {
   std::vector<SocketPair> retiredBack_;
   std::array<std::deque<SocketPair>, kRealmCount> warm_;  // release order = reuse order
   bool workerGone_ = false;  // set by the destructor once the worker has stopped
+  const bool steering_;  // sk_lookup mode
+  // sk_lookup mode: made before the worker starts; `owners` is the worker's alone.
+  std::array<SteeredRealm, kRealmCount> steered_{};
 
   // Labels: added by signaling, read by stats() on any thread.
   mutable std::mutex labelsMutex_;
@@ -884,6 +1152,13 @@ class SocketRelay final : public MediaRelay {
   std::array<mmsghdr, kBatch> rx_{};
   std::array<iovec, kBatch> txIov_{};
   std::array<mmsghdr, kBatch> tx_{};
+  std::array<bool, kBatch> txSent_{};
+  // sk_lookup mode only.
+  std::array<std::array<std::uint8_t, kControlSize>, kBatch> rxControl_{};
+  std::array<std::array<std::uint8_t, kMaxUdpHeaders>, kBatch> txHeaders_{};
+  std::array<std::array<iovec, 2>, kBatch> txSteeredIov_{};
+  std::array<SocketAddress, kBatch> txDestinations_{};
+  std::array<Stream*, kBatch> txStreams_{};
   WorkerCounters counters_;
 
   int epollFd_ = -1;
