@@ -10,7 +10,12 @@
 // The generator and the sink are threads of this process: on a 2-core machine they compete
 // with the relay worker for the CPUs, so the figures are pessimistic for the relay.
 //
-// Then memory: RSS and kernel slab growth for N concurrent streams (4 sockets each).
+// Then memory: RSS and kernel slab growth for N concurrent streams (4 sockets each in
+// per_port mode, none in sk_lookup mode).
+//
+// Both of the driver's port modes run (--socket-ports): per_port (a socket per relay port)
+// and sk_lookup (one socket per realm, a BPF program steering the range to it, attached to
+// this host's network namespace for 127.0.0.10/11 while the bench runs; needs root).
 //
 // When /usr/bin/rtpengine exists (Debian rtpengine-daemon) the same runs drive it too
 // (userspace forwarding, one worker thread, ng protocol offer/answer per session; its CPU is
@@ -19,6 +24,7 @@
 // Usage: bench_socket_relay [--seconds S] [--runs R] [--sessions 100,1000]
 //                           [--rates 50000,100000,200000] [--memory-streams 10000]
 //                           [--rtpengine /usr/bin/rtpengine|none]
+//                           [--socket-ports per_port,sk_lookup]
 
 #include <netinet/in.h>
 #include <fcntl.h>
@@ -278,13 +284,30 @@ RunResult runOnce(const Subject& subject, const std::vector<sockaddr_in>& target
   return result;
 }
 
+std::size_t openDescriptorCount() {
+  std::error_code ignored;
+  std::size_t count = 0;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ignored);
+       it != std::filesystem::directory_iterator(); it.increment(ignored)) {
+    ++count;
+  }
+  return count;
+}
+
 double median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   return values[values.size() / 2];
 }
 
-RelaySettings relaySettings(std::uint16_t portMin, std::uint16_t portMax) {
+using sbc::dataplane::SocketPorts;
+
+const char* name(SocketPorts ports) {
+  return ports == SocketPorts::skLookup ? "sk_lookup" : "per_port";
+}
+
+RelaySettings relaySettings(std::uint16_t portMin, std::uint16_t portMax, SocketPorts ports) {
   RelaySettings settings;
+  settings.socketPorts = ports;
   settings.realms[0] = {ip(kAccess), portMin, portMax};
   settings.realms[1] = {ip(kCore), portMin, portMax};
   settings.quarantine = 0ms;
@@ -324,8 +347,8 @@ Row measure(const Subject& subject, const std::vector<sockaddr_in>& targets, int
   return row;
 }
 
-void printRow(const char* relay, long sessions, long rate, const Row& row) {
-  std::printf("%-10s %-9ld %-9ld %-9.0f %-13.2f %-9.3f %-11.2f %-11llu %s\n", relay, sessions,
+void printRow(const std::string& relay, long sessions, long rate, const Row& row) {
+  std::printf("%-14s %-9ld %-9ld %-9.0f %-13.2f %-9.3f %-11.2f %-11llu %s\n", relay.c_str(), sessions,
               rate, row.achieved, row.cpu, row.loss, row.generator,
               static_cast<unsigned long long>(row.rcvbuf), row.detail.c_str());
   std::fflush(stdout);
@@ -446,16 +469,20 @@ class Rtpengine {
 };
 
 void throughput(const std::vector<long>& sessionCounts, const std::vector<long>& rates,
-                int runs, double seconds, const std::string& rtpengine) {
-  std::printf("%-10s %-9s %-9s %-9s %-13s %-9s %-11s %-11s %s\n", "relay", "sessions",
+                int runs, double seconds, const std::string& rtpengine,
+                const std::vector<SocketPorts>& modes) {
+  std::printf("%-14s %-9s %-9s %-9s %-13s %-9s %-11s %-11s %s\n", "relay", "sessions",
               "offered", "achieved", "cpu/pkt (us)", "loss (%)", "gen us/pkt", "rcvbuf-err",
               "runs (cpu us/pkt;loss %)");
-  std::map<std::pair<long, long>, std::pair<Row, std::optional<Row>>> summary;
+  std::map<std::pair<long, long>, std::map<std::string, Row>> summary;
+  std::vector<std::string> columns;
+  for (const SocketPorts mode : modes) columns.push_back(std::string("sbc ") + name(mode));
+  if (!rtpengine.empty()) columns.push_back("rtpengine");
   for (const long sessions : sessionCounts) {
     const int generatorFd = udpSocket(kGenerator, 8 << 20);
     const int sinkFd = udpSocket(kSink, 32 << 20);
-    {
-      auto relay = sbc::dataplane::makeSocketRelay(relaySettings(40000, 49999));
+    for (const SocketPorts mode : modes) {
+      auto relay = sbc::dataplane::makeSocketRelay(relaySettings(40000, 49999, mode));
       const pid_t worker = workerTid();
       std::vector<sockaddr_in> targets;
       for (long i = 0; i < sessions; ++i) {
@@ -485,8 +512,8 @@ void throughput(const std::vector<long>& sessionCounts, const std::vector<long>&
                             }};
       for (const long rate : rates) {
         const Row row = measure(subject, targets, generatorFd, sinkFd, rate, runs, seconds);
-        printRow("sbc", sessions, rate, row);
-        summary[{sessions, rate}].first = row;
+        printRow(std::string("sbc ") + name(mode), sessions, rate, row);
+        summary[{sessions, rate}][std::string("sbc ") + name(mode)] = row;
       }
     }
     // A fresh daemon per rate: once overloaded, this rtpengine version may stop reading its
@@ -510,30 +537,34 @@ void throughput(const std::vector<long>& sessionCounts, const std::vector<long>&
       const Subject subject{[&daemon] { return daemon.cpuNs(); }, {}};
       const Row row = measure(subject, targets, generatorFd, sinkFd, rate, runs, seconds);
       printRow("rtpengine", sessions, rate, row);
-      summary[{sessions, rate}].second = row;
+      summary[{sessions, rate}]["rtpengine"] = row;
     }
     ::close(generatorFd);
     ::close(sinkFd);
   }
   std::printf("\nside by side (medians): cpu us/pkt and loss %%\n");
-  std::printf("%-9s %-9s %-22s %-22s\n", "sessions", "offered", "sbc socket", "rtpengine");
+  std::printf("%-9s %-9s", "sessions", "offered");
+  for (const auto& column : columns) std::printf(" %-22s", column.c_str());
+  std::printf("\n");
   for (const auto& [key, rows] : summary) {
-    char theirs[64] = "-";
-    if (rows.second) {
-      std::snprintf(theirs, sizeof theirs, "%.2f us, %.3f %%", rows.second->cpu,
-                    rows.second->loss);
+    std::printf("%-9ld %-9ld", key.first, key.second);
+    for (const auto& column : columns) {
+      char cell[64] = "-";
+      if (const auto it = rows.find(column); it != rows.end()) {
+        std::snprintf(cell, sizeof cell, "%.2f us, %.3f %%", it->second.cpu, it->second.loss);
+      }
+      std::printf(" %-22s", cell);
     }
-    char ours[64];
-    std::snprintf(ours, sizeof ours, "%.2f us, %.3f %%", rows.first.cpu, rows.first.loss);
-    std::printf("%-9ld %-9ld %-22s %-22s\n", key.first, key.second, ours, theirs);
+    std::printf("\n");
   }
 }
 
-void memory(long streams) {
+void memory(long streams, SocketPorts mode) {
+  std::printf("\nmemory, %s mode:", name(mode));
   rlimit limit{};
   ::getrlimit(RLIMIT_NOFILE, &limit);
   const rlim_t wanted = static_cast<rlim_t>(streams * 4 + 1024);
-  if (limit.rlim_cur < wanted) {
+  if (mode == SocketPorts::perPort && limit.rlim_cur < wanted) {
     rlimit raised = limit;
     raised.rlim_cur = wanted;
     if (raised.rlim_max < wanted) raised.rlim_max = wanted;
@@ -550,7 +581,8 @@ void memory(long streams) {
     }
   }
   const auto portMax = static_cast<std::uint16_t>(std::min<long>(20000 + streams * 2 + 4000, 65535));
-  auto relay = sbc::dataplane::makeSocketRelay(relaySettings(20000, portMax));
+  auto relay = sbc::dataplane::makeSocketRelay(relaySettings(20000, portMax, mode));
+  const auto descriptorsBefore = openDescriptorCount();
   std::this_thread::sleep_for(100ms);
   const long rssBefore = readKb("/proc/self/status", "VmRSS:");
   const long slabBefore = readKb("/proc/meminfo", "Slab:");
@@ -572,9 +604,10 @@ void memory(long streams) {
   const auto flows = relay->stats().flows;
   const long rssAfter = readKb("/proc/self/status", "VmRSS:");
   const long slabAfter = readKb("/proc/meminfo", "Slab:");
-  std::printf("\nmemory: %ld streams open (%llu flows, %ld sockets) in %.0f ms (%.1f us/stream)\n",
-              opened, static_cast<unsigned long long>(flows), opened * 4, openMs,
-              openMs * 1000.0 / static_cast<double>(std::max(opened, 1L)));
+  std::printf(" %ld streams open (%llu flows, %ld more descriptors) in %.0f ms (%.1f us/stream)\n",
+              opened, static_cast<unsigned long long>(flows),
+              static_cast<long>(openDescriptorCount()) - static_cast<long>(descriptorsBefore),
+              openMs, openMs * 1000.0 / static_cast<double>(std::max(opened, 1L)));
   std::printf("  process RSS  +%ld kB = %.0f bytes/stream\n", rssAfter - rssBefore,
               (rssAfter - rssBefore) * 1024.0 / static_cast<double>(std::max(opened, 1L)));
   std::printf("  kernel slab  +%ld kB = %.0f bytes/stream (system-wide, approximate)\n",
@@ -591,6 +624,7 @@ int main(int argc, char** argv) {
   std::vector<long> rates{50000, 100000, 200000};
   long memoryStreams = 10000;
   std::string rtpengine = "/usr/bin/rtpengine";
+  std::vector<SocketPorts> modes{SocketPorts::perPort, SocketPorts::skLookup};
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string option = argv[i];
     if (option == "--seconds") seconds = std::atof(argv[i + 1]);
@@ -599,9 +633,17 @@ int main(int argc, char** argv) {
     else if (option == "--rates") rates = parseList(argv[i + 1]);
     else if (option == "--memory-streams") memoryStreams = std::atol(argv[i + 1]);
     else if (option == "--rtpengine") rtpengine = argv[i + 1] == std::string("none") ? "" : argv[i + 1];
-    else {
+    else if (option == "--socket-ports") {
+      modes.clear();
+      std::stringstream list(argv[i + 1]);
+      for (std::string item; std::getline(list, item, ',');) {
+        if (item != "per_port" && item != "sk_lookup") return 2;
+        modes.push_back(item == "sk_lookup" ? SocketPorts::skLookup : SocketPorts::perPort);
+      }
+    } else {
       std::fprintf(stderr, "usage: %s [--seconds S] [--runs R] [--sessions a,b] [--rates a,b,c] "
-                   "[--memory-streams N] [--rtpengine PATH|none]\n", argv[0]);
+                   "[--memory-streams N] [--rtpengine PATH|none] "
+                   "[--socket-ports per_port,sk_lookup]\n", argv[0]);
       return 2;
     }
   }
@@ -616,7 +658,9 @@ int main(int argc, char** argv) {
                 rtpengine.c_str());
     rtpengine.clear();
   }
-  if (runs > 0) throughput(sessions, rates, runs, seconds, rtpengine);  // --runs 0: memory only
-  if (memoryStreams > 0) memory(memoryStreams);
+  if (runs > 0) throughput(sessions, rates, runs, seconds, rtpengine, modes);  // 0: memory only
+  for (const SocketPorts mode : memoryStreams > 0 ? modes : std::vector<SocketPorts>{}) {
+    memory(memoryStreams, mode);
+  }
   return 0;
 }

@@ -797,7 +797,7 @@ realms = {
   core   = { sip = ( { address = "127.0.0.11"; } ); media = { address = "127.0.0.11"; }; };
 };
 core = { next_hops = ( { host = "127.0.0.3"; transport = "TCP"; } ); };
-media = { driver = "xdp"; };
+media = { driver = "xdp"; socket_ports = "ebpf"; };
 )";
   const auto errors = errorsOf(text);
   EXPECT_EQ(errorFor(errors, "log_level").toString(),
@@ -809,7 +809,9 @@ media = { driver = "xdp"; };
             "unknown value 'TCP'; valid values: udp, tcp");
   EXPECT_EQ(errorFor(errors, "media.driver").reason,
             "unknown value 'xdp'; valid values: socket, dpdk");
-  EXPECT_EQ(errors.size(), 4u) << dump(errors);
+  EXPECT_EQ(errorFor(errors, "media.socket_ports").reason,
+            "unknown value 'ebpf'; valid values: per_port, sk_lookup");
+  EXPECT_EQ(errors.size(), 5u) << dump(errors);
 }
 
 // ---- dpdk

@@ -244,6 +244,12 @@ control = { socket = ")" + dir_.file("sbcd.sock") +
     EXPECT_EQ(trunkSide->waitForExit(10s), 0) << trunkSide->output();
   }
 
+  // An answered call's media crosses the relay both ways from the SBC's access address
+  // (the core echoes it), the SDP the trunk sees names only the SBC, media from a source
+  // outside the trunk's prefixes is dropped and counted, and the call ends clean. Starts
+  // sbcd with the fixture's configuration (extraConfig_ may choose the media settings).
+  void expectAnchoredMediaCall();
+
   double metric(const std::string& series) {
     return metricValue(daemon_->scrape(), series).value_or(-1);
   }
@@ -364,6 +370,49 @@ inline void expectMediaEchoed(const UdpSocket& trunkMedia, int port, int packets
     }
   }
   EXPECT_GE(echoed, packets - 2);  // loopback UDP: allow a stray loss, not a broken path
+}
+
+inline void TrunkFixture::expectAnchoredMediaCall() {
+  startSbc(10);
+  const int coreMediaPort = freeUdpPort("127.0.0.3");
+  auto core = startListening(
+      {"/usr/bin/sipp", "-sf", kSippDir + "/uas_answer.xml", "-i", "127.0.0.3", "-bind_local",
+       "-p", std::to_string(corePort_), "-m", "1", "-nostdin", "-mi", "127.0.0.3", "-mp",
+       std::to_string(coreMediaPort), "-rtp_echo"},
+      "127.0.0.3", corePort_);
+  UdpSocket trunkMedia("127.0.0.2", 0);
+  ASSERT_TRUE(trunkMedia.bound());
+  const std::string trace = dir_.file("trunk-messages.log");
+  auto args = trunkArgs("uac_media.xml", 1, 1, trace);
+  args.insert(args.end() - 1, {"-key", "trunk_media_port", std::to_string(trunkMedia.port())});
+  ChildProcess trunk(args);
+  ASSERT_TRUE(daemon_->waitForMetric("sbc_trunk_active_calls{trunk=\"alpha\"}", 1));
+
+  // The 200 OK the trunk received names the SBC's access media address and port.
+  std::string messages;
+  const auto answered = waitForAnsweredMedia(trace, messages);
+  ASSERT_TRUE(answered.has_value()) << messages;
+  EXPECT_EQ(answered->address, "127.0.0.10");
+  EXPECT_EQ(messages.find("127.0.0.3"), std::string::npos) << "core address leaked";
+  // The o= session id is random, not the SBC's call counter (this is its first call).
+  EXPECT_NE(messages.find("o=sbc "), std::string::npos) << messages;
+  EXPECT_EQ(messages.find("o=sbc 1 "), std::string::npos) << messages;
+  const int sbcPort = answered->port;
+
+  constexpr int kPackets = 40;
+  expectMediaEchoed(trunkMedia, sbcPort, kPackets);
+
+  UdpSocket intruder("127.0.0.4", 0);
+  for (int i = 0; i < 5; ++i) intruder.sendTo("spoofed", "127.0.0.10", sbcPort);
+  EXPECT_FALSE(intruder.receive().has_value());
+  EXPECT_TRUE(daemon_->waitForMetric("sbc_media_dropped_total{reason=\"source_not_allowed\"}", 5));
+  EXPECT_GE(metric("sbc_media_packets_total{direction=\"access_to_core\",trunk=\"alpha\"}"),
+            kPackets - 2);
+
+  EXPECT_EQ(trunk.waitForExit(20s), 0) << trunk.output();
+  EXPECT_EQ(core->waitForExit(10s), 0) << core->output();
+  expectNoActiveCalls();
+  EXPECT_TRUE(daemon_->waitForMetric("sbc_media_flows", 0));
 }
 
 }  // namespace sbc::test

@@ -1,0 +1,52 @@
+// A trunk call through sbcd whose socket media driver runs in sk_lookup mode (one socket per
+// realm, a BPF program steering the media port ranges to it, a raw socket sending). The
+// binary moves into a network namespace of its own in main(), before any thread, so sbcd
+// and the SIPp peers it starts run there: the steering program sbcd attaches sees only this
+// test's packets (other tests' sbcd use the same media ranges on the host's loopback).
+// Needs root; under CI=true a test that cannot run fails, elsewhere it is skipped.
+
+#include <sched.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <iostream>
+
+#include "tests/integration/trunk_fixture.h"
+
+namespace sbc::test {
+namespace {
+
+class SkLookupCalls : public TrunkFixture {};
+
+// Proves: with media.socket_ports = "sk_lookup", a call's media crosses the relay both ways
+// from the SBC's address and relay port, a wrong source is dropped and counted, and the
+// call ends clean (the same checks as TrunkCalls.MediaIsAnchoredOnTheRelay).
+TEST_F(SkLookupCalls, MediaIsAnchoredThroughTheSteeredSockets) {
+  extraConfig_ = R"(media = { socket_ports = "sk_lookup"; };)";
+  expectAnchoredMediaCall();
+  EXPECT_NE(daemon_->process().output().find("media.socket_ports=sk_lookup"), std::string::npos)
+      << daemon_->process().output();
+}
+
+}  // namespace
+}  // namespace sbc::test
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  std::string missing;
+  if (::geteuid() != 0) {
+    missing = "needs root (BPF sk_lookup, raw sockets, a network namespace)";
+  } else if (::unshare(CLONE_NEWNET) != 0) {
+    missing = "cannot make a network namespace";
+  }
+  if (!missing.empty()) {
+    if (sbc::test::runningInCi()) {
+      std::cerr << "FAILED (CI=true): " << missing << "\n";
+      return 1;
+    }
+    std::cerr << "skipped: " << missing << "\n";
+    return 77;
+  }
+  if (std::system("ip link set lo up") != 0) return 1;
+  return RUN_ALL_TESTS();
+}
