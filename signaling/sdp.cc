@@ -70,6 +70,25 @@ std::vector<std::string> formatsOf(const sdp_media_t* m) {
   return formats;
 }
 
+// Sofia accepts some a=rtpmap lines that it then prints as something else: no encoding
+// name ("(null)"), a clock rate past 2^32 - 1 (ULONG_MAX). The description sent on must be
+// one its peer, and this parser, accept: refuse those (found by the fuzzer).
+const char* rtpmapProblem(const sdp_media_t* m) {
+  for (const sdp_rtpmap_t* map = m->m_rtpmaps; map != nullptr; map = map->rm_next) {
+    if (map->rm_predef) continue;  // Sofia's own entry for a static payload type
+    if (map->rm_encoding == nullptr || map->rm_encoding[0] == '\0') {
+      return "a=rtpmap has no encoding name";
+    }
+    for (const char* c = map->rm_encoding; *c != '\0'; ++c) {
+      if (*c < 0x21 || *c > 0x7e) return "a=rtpmap encoding name has a character SDP forbids";
+    }
+    if (map->rm_rate == 0 || map->rm_rate > 0xffffffffUL) {
+      return "a=rtpmap clock rate out of range";
+    }
+  }
+  return nullptr;
+}
+
 // RFC 4566 token characters: what an m= line's format list may hold.
 bool isTokenChar(unsigned char c) {
   return c == 0x21 || (c >= 0x23 && c <= 0x27) || c == 0x2A || c == 0x2B || c == 0x2D ||
@@ -218,6 +237,10 @@ std::optional<ParsedSdp> ParsedSdp::parse(std::string_view body, std::string& er
     stream.rejected = m->m_port == 0 || m->m_rejected;
     stream.direction = directionOf(m->m_attributes, sessionDirection);
     stream.rtcpMux = findAttribute(m->m_attributes, "rtcp-mux") != nullptr;
+    if (const char* problem = rtpmapProblem(m)) {
+      error = problem;
+      return std::nullopt;
+    }
     stream.formats = formatsOf(m);
     if (!stream.rejected) {
       if (m->m_port > 65535) {

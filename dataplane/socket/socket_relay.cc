@@ -40,9 +40,10 @@
 // only entries in the worker's per-realm table of port owners, set on `open` and cleared on
 // `close`; a closed stream's ports go straight into the allocator's quarantine, and what
 // reaches a port without an owner is dropped as no_flow. One receive burst mixes streams, so
-// each datagram is looked up, checked and counted on its own. Why: 10,000 calls need 40,000
-// sockets per port, more than RLIMIT_NOFILE allows in many deployments (20,000 on the
-// machine this was measured on), while this mode needs four descriptors whatever the load.
+// each datagram is looked up, checked and counted on its own. Why: in per-port mode 10,000
+// calls need 40,000 sockets, more than RLIMIT_NOFILE allows in many deployments (a hard
+// limit of 20,000 on the machine this was measured on); this mode needs four descriptors
+// whatever the load, and batches across streams (one recvmmsg and one sendmmsg serve many).
 
 #include "dataplane/socket/socket_relay.h"
 

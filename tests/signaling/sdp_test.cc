@@ -216,5 +216,23 @@ TEST(Sdp, RefusesBadDescriptions) {
   EXPECT_EQ(error, "one relay port per m= line is needed");
 }
 
+// Proves: a=rtpmap lines Sofia parses but cannot print back as they came are refused, so
+// nothing like "a=rtpmap:101 (null)/7" is ever sent on (found by the fuzzer).
+TEST(Sdp, RefusesRtpmapsThatCannotBeSentOn) {
+  const std::string head =
+      "v=0\r\no=a 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"
+      "m=audio 4000 RTP/AVP 0 101\r\n";
+  std::string error;
+  EXPECT_FALSE(parseSdp(head + "a=rtpmap:101 \f7 8000\r\n", error).has_value());
+  EXPECT_EQ(error, "a=rtpmap has no encoding name");
+  EXPECT_FALSE(rewriteSdp(head + "a=rtpmap:101 \f7 8000\r\n", kSbc, {21000}, 1, 1, error));
+  EXPECT_FALSE(
+      parseSdp(head + "a=rtpmap:101 telephone-event/4294967296\r\n", error).has_value());
+  EXPECT_EQ(error, "a=rtpmap clock rate out of range");
+  EXPECT_FALSE(parseSdp(head + "a=rtpmap:101 6 255555555555555555555555\r\n", error));
+  // The largest clock rate there is still passes.
+  EXPECT_TRUE(parseSdp(head + "a=rtpmap:101 telephone-event/4294967295\r\n", error)) << error;
+}
+
 }  // namespace
 }  // namespace sbc::signaling
