@@ -869,17 +869,25 @@ class SocketRelay final : public MediaRelay {
       // per burst): the grace period after closeStream() is one burst, not one round.
       if (commandsWaiting_.load(std::memory_order_relaxed)) processCommands(now, false);
       if (socket.stream == nullptr) return;  // closed (or its socket retired) just now
-      if (forwardBurst(socket, *socket.stream, now) < kBatch) return;
+      if (forwardBurst(socket, now) < kBatch) return;
     }
   }
 
-  std::size_t forwardBurst(const MediaSocket& socket, Stream& stream, Nanos now) {
+  std::size_t forwardBurst(const MediaSocket& socket, Nanos now) {
     for (std::size_t i = 0; i < kBatch; ++i) {
       rx_[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);  // the kernel shrinks it
     }
     const int got = ::recvmmsg(socket.fd, rx_.data(), kBatch, MSG_DONTWAIT, nullptr);
     if (got <= 0) return 0;
     const auto received = static_cast<std::size_t>(got);
+    // An update or close posted between drain()'s look at the queue and this read may be
+    // older than some of these datagrams (the peer was told, then sent): apply it first.
+    if (commandsWaiting_.load(std::memory_order_acquire)) processCommands(now, false);
+    if (socket.stream == nullptr) {  // closed just now: its port rests
+      bump(counters_.dropped[static_cast<std::size_t>(DropReason::noFlow)], received);
+      return received;
+    }
+    Stream& stream = *socket.stream;
 
     const auto in = static_cast<std::size_t>(socket.realm);
     const auto out = static_cast<std::size_t>(otherRealm(socket.realm));
