@@ -44,17 +44,7 @@ int main(int argc, char** argv) {
   // The whole binary runs in a network namespace of its own, made before any thread: the
   // veths and addresses its tests create vanish with the process, even after a crash.
   // Under CI=true a test that cannot run fails; elsewhere it is skipped (meson: exit 77).
-  std::string missing = t::namespacesUnavailable();
-  if (missing.empty() && unshare(CLONE_NEWNET) != 0) missing = "cannot make a network namespace";
-  if (!missing.empty()) {
-    if (sbc::test::runningInCi()) {
-      std::cerr << "FAILED (CI=true): " << missing << "\n";
-      return 1;
-    }
-    std::cerr << "skipped: " << missing << "\n";
-    return 77;
-  }
-  if (std::system("ip link set lo up") != 0) return 1;
+  if (const int code = sbc::test::enterOwnNetworkNamespace(); code != 0) return code;
 #endif
   std::atexit(t::removeRuntimeDir);
   std::string error;

@@ -34,6 +34,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/socket_address.h"
 #include "dataplane/media_relay.h"
 #include "dataplane/relay_settings.h"
 
@@ -68,6 +69,10 @@ inline policy::IpAddress ip(const std::string& text) {
   const auto address = policy::IpAddress::parse(text);
   if (!address) throw std::invalid_argument("bad address " + text);
   return *address;
+}
+// The prefix holding only `address` (/32 or /128).
+inline std::string hostPrefix(const std::string& address) {
+  return address + (address.find(':') == std::string::npos ? "/32" : "/128");
 }
 inline policy::IpPrefix prefix(const std::string& text) {
   const auto parsed = policy::IpPrefix::parse(text);
@@ -113,27 +118,31 @@ struct Datagram {
   int tos = -1;  // the IP TOS / traffic class byte it arrived with, when known
 };
 
-// A UDP socket playing a peer; throws if it cannot bind (a test setup failure).
+// A UDP socket playing a peer, IPv4 or IPv6 as its address is; throws if it cannot bind
+// (a test setup failure).
 class UdpPeer {
  public:
   explicit UdpPeer(const std::string& address, std::uint16_t port = 0) {
-    fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    const common::SocketAddress local = common::toSocketAddress(ip(address), port);
+    const bool v4 = local.storage.ss_family == AF_INET;
+    fd_ = ::socket(local.storage.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd_ < 0) throw std::runtime_error("socket");
     const int one = 1;
-    ::setsockopt(fd_, IPPROTO_IP, IP_RECVTOS, &one, sizeof one);
+    if (v4) {
+      ::setsockopt(fd_, IPPROTO_IP, IP_RECVTOS, &one, sizeof one);
+    } else {
+      ::setsockopt(fd_, IPPROTO_IPV6, IPV6_RECVTCLASS, &one, sizeof one);
+    }
     const int buffer = 4 << 20;
     ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &buffer, sizeof buffer);
-    sockaddr_in local{};
-    local.sin_family = AF_INET;
-    local.sin_port = htons(port);
-    std::memcpy(&local.sin_addr, ip(address).bytes.data(), 4);
-    if (::bind(fd_, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) {
+    if (::bind(fd_, local.get(), local.length) != 0) {
       ::close(fd_);
       throw std::runtime_error("bind " + address + ":" + std::to_string(port));
     }
-    socklen_t length = sizeof local;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&local), &length);
-    address_ = {ip(address), ntohs(local.sin_port)};
+    sockaddr_storage bound{};
+    socklen_t length = sizeof bound;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&bound), &length);
+    address_ = {ip(address), common::portOf(bound)};
   }
   UdpPeer(const UdpPeer&) = delete;
   UdpPeer& operator=(const UdpPeer&) = delete;
@@ -142,12 +151,8 @@ class UdpPeer {
   const MediaAddress& address() const { return address_; }
 
   void sendTo(const MediaAddress& to, const std::vector<std::uint8_t>& payload) const {
-    sockaddr_in remote{};
-    remote.sin_family = AF_INET;
-    remote.sin_port = htons(to.port);
-    std::memcpy(&remote.sin_addr, to.address.bytes.data(), 4);
-    ::sendto(fd_, payload.data(), payload.size(), 0, reinterpret_cast<sockaddr*>(&remote),
-             sizeof remote);
+    const common::SocketAddress remote = common::toSocketAddress(to.address, to.port);
+    ::sendto(fd_, payload.data(), payload.size(), 0, remote.get(), remote.length);
   }
 
   std::optional<Datagram> receive(Millis timeout) const {
@@ -155,7 +160,7 @@ class UdpPeer {
     if (::poll(&waiting, 1, static_cast<int>(timeout.count())) <= 0) return std::nullopt;
     std::array<std::uint8_t, 65536> buffer{};
     std::array<char, 128> control{};
-    sockaddr_in from{};
+    sockaddr_storage from{};
     iovec iov{buffer.data(), buffer.size()};
     msghdr message{};
     message.msg_name = &from;
@@ -168,12 +173,14 @@ class UdpPeer {
     if (n < 0) return std::nullopt;
     Datagram out;
     out.payload.assign(buffer.begin(), buffer.begin() + n);
-    policy::IpAddress source;
-    std::memcpy(source.bytes.data(), &from.sin_addr, 4);
-    out.from = {source, ntohs(from.sin_port)};
+    out.from = {common::ipOf(from), common::portOf(from)};
     for (cmsghdr* c = CMSG_FIRSTHDR(&message); c != nullptr; c = CMSG_NXTHDR(&message, c)) {
       if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TOS) {
         out.tos = *reinterpret_cast<const std::uint8_t*>(CMSG_DATA(c));
+      } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_TCLASS) {
+        int trafficClass = 0;
+        std::memcpy(&trafficClass, CMSG_DATA(c), sizeof trafficClass);
+        out.tos = trafficClass;
       }
     }
     return out;
@@ -317,8 +324,8 @@ TEST_P(RelayBehaviour, ForwardsBothWaysIntactInOrder) {
   UdpPeer trunk(target().trunk), core(target().core);
   const auto stream = relay->openStream("trunk-a");
   ASSERT_TRUE(stream);
-  ASSERT_TRUE(relay->updateLeg(stream->id, Realm::access, legFor(trunk, target().trunk + "/32")));
-  ASSERT_TRUE(relay->updateLeg(stream->id, Realm::core, legFor(core, target().core + "/32")));
+  ASSERT_TRUE(relay->updateLeg(stream->id, Realm::access, legFor(trunk, hostPrefix(target().trunk))));
+  ASSERT_TRUE(relay->updateLeg(stream->id, Realm::core, legFor(core, hostPrefix(target().core))));
   const auto& access = stream->rtp[0];
   const auto& coreSide = stream->rtp[1];
   EXPECT_EQ(access.address, ip(target().accessMedia));
@@ -361,10 +368,10 @@ TEST_P(RelayBehaviour, ForwardsRtcpOnPortPlusOne) {
   PeerPair core = bindPeerPair(target().core);                  // rtcp = rtp + 1
   const auto stream = relay->openStream("trunk-a");
   ASSERT_TRUE(stream);
-  LegMedia access = legFor(trunkRtp, target().trunk + "/32");
+  LegMedia access = legFor(trunkRtp, hostPrefix(target().trunk));
   access.rtcp = trunkRtcp.address();
   ASSERT_TRUE(relay->updateLeg(stream->id, Realm::access, access));
-  ASSERT_TRUE(relay->updateLeg(stream->id, Realm::core, legFor(*core.rtp, target().core + "/32")));
+  ASSERT_TRUE(relay->updateLeg(stream->id, Realm::core, legFor(*core.rtp, hostPrefix(target().core))));
 
   expectForwarded(trunkRtcp, plusOne(stream->rtp[0]), *core.rtcp, plusOne(stream->rtp[1]),
                   0x3333, 50, 80, 200);
@@ -384,8 +391,8 @@ TEST_P(RelayBehaviour, RtcpMuxSharesTheRtpPort) {
   PeerPair core = bindPeerPair(target().core);
   const auto stream = relay->openStream("trunk-a");
   ASSERT_TRUE(stream);
-  LegMedia access = legFor(*trunk.rtp, target().trunk + "/32");
-  LegMedia coreLeg = legFor(*core.rtp, target().core + "/32");
+  LegMedia access = legFor(*trunk.rtp, hostPrefix(target().trunk));
+  LegMedia coreLeg = legFor(*core.rtp, hostPrefix(target().core));
   access.rtcpMux = coreLeg.rtcpMux = true;
   ASSERT_TRUE(relay->updateLeg(stream->id, Realm::access, access));
   ASSERT_TRUE(relay->updateLeg(stream->id, Realm::core, coreLeg));
@@ -404,8 +411,8 @@ TEST_P(RelayBehaviour, DropsPacketsFromOutsideTheAllowedSources) {
   UdpPeer trunk(target().trunk), core(target().core), intruder(target().intruder);
   const auto stream = relay->openStream("trunk-a");
   ASSERT_TRUE(stream);
-  ASSERT_TRUE(relay->updateLeg(stream->id, Realm::access, legFor(trunk, target().trunk + "/32")));
-  ASSERT_TRUE(relay->updateLeg(stream->id, Realm::core, legFor(core, target().core + "/32")));
+  ASSERT_TRUE(relay->updateLeg(stream->id, Realm::access, legFor(trunk, hostPrefix(target().trunk))));
+  ASSERT_TRUE(relay->updateLeg(stream->id, Realm::core, legFor(core, hostPrefix(target().core))));
 
   for (std::uint16_t seq = 0; seq < 20; ++seq) {
     intruder.sendTo(stream->rtp[0], rtpPacket(0x7777, seq));
@@ -435,13 +442,13 @@ TEST_P(RelayBehaviour, EmptyAllowedSourcesAndUnknownPeerForwardNothing) {
   const auto closedDoor = relay->openStream("");
   const auto nowhere = relay->openStream("");
   ASSERT_TRUE(closedDoor && nowhere);
-  LegMedia noSources = legFor(trunk, target().trunk + "/32");
+  LegMedia noSources = legFor(trunk, hostPrefix(target().trunk));
   noSources.allowedSources.clear();
   ASSERT_TRUE(relay->updateLeg(closedDoor->id, Realm::access, noSources));
-  ASSERT_TRUE(relay->updateLeg(closedDoor->id, Realm::core, legFor(core, target().core + "/32")));
+  ASSERT_TRUE(relay->updateLeg(closedDoor->id, Realm::core, legFor(core, hostPrefix(target().core))));
   LegMedia unknown;  // the core side's address is not known yet (or the stream is rejected)
-  unknown.allowedSources = {prefix(target().core + "/32")};
-  ASSERT_TRUE(relay->updateLeg(nowhere->id, Realm::access, legFor(trunk, target().trunk + "/32")));
+  unknown.allowedSources = {prefix(hostPrefix(target().core))};
+  ASSERT_TRUE(relay->updateLeg(nowhere->id, Realm::access, legFor(trunk, hostPrefix(target().trunk))));
   ASSERT_TRUE(relay->updateLeg(nowhere->id, Realm::core, unknown));
 
   for (std::uint16_t seq = 0; seq < 10; ++seq) {
@@ -474,7 +481,7 @@ TEST_P(RelayBehaviour, LatchesTheFirstSourceAndRelatchesAfterAnUpdate) {
   LegMedia terminal = legFor(sdpAddress, target().latchPrefix);
   terminal.latch = true;
   ASSERT_TRUE(relay->updateLeg(stream->id, Realm::access, terminal));
-  ASSERT_TRUE(relay->updateLeg(stream->id, Realm::core, legFor(core, target().core + "/32")));
+  ASSERT_TRUE(relay->updateLeg(stream->id, Realm::core, legFor(core, hostPrefix(target().core))));
 
   expectForwarded(natted, stream->rtp[0], core, stream->rtp[1], 0x10, 20);
   expectForwarded(core, stream->rtp[1], natted, stream->rtp[0], 0x20, 20);
@@ -511,7 +518,7 @@ TEST_P(RelayBehaviour, RtcpFollowsTheLatch) {
   ASSERT_TRUE(stream);
   LegMedia terminal = legFor(sdpAddress, target().latchPrefix);
   terminal.latch = true;
-  LegMedia coreLeg = legFor(core, target().core + "/32");
+  LegMedia coreLeg = legFor(core, hostPrefix(target().core));
   coreLeg.rtcp = coreRtcp.address();
   ASSERT_TRUE(relay->updateLeg(stream->id, Realm::access, terminal));
   ASSERT_TRUE(relay->updateLeg(stream->id, Realm::core, coreLeg));
@@ -536,8 +543,8 @@ TEST_P(RelayBehaviour, ReleaseStopsForwardingAndQuarantinesPorts) {
   UdpPeer trunk(target().trunk), core(target().core);
   const auto stream = relay->openStream("trunk-a");
   ASSERT_TRUE(stream);
-  ASSERT_TRUE(relay->updateLeg(stream->id, Realm::access, legFor(trunk, target().trunk + "/32")));
-  ASSERT_TRUE(relay->updateLeg(stream->id, Realm::core, legFor(core, target().core + "/32")));
+  ASSERT_TRUE(relay->updateLeg(stream->id, Realm::access, legFor(trunk, hostPrefix(target().trunk))));
+  ASSERT_TRUE(relay->updateLeg(stream->id, Realm::core, legFor(core, hostPrefix(target().core))));
   expectForwarded(trunk, stream->rtp[0], core, stream->rtp[1], 0x1, 10);
 
   relay->closeStream(stream->id);
@@ -551,7 +558,7 @@ TEST_P(RelayBehaviour, ReleaseStopsForwardingAndQuarantinesPorts) {
   EXPECT_TRUE(core.silentFor(200ms));
   EXPECT_TRUE(trunk.silentFor(10ms));
   EXPECT_FALSE(relay->streamCounters(stream->id));
-  EXPECT_FALSE(relay->updateLeg(stream->id, Realm::access, legFor(trunk, target().trunk + "/32")));
+  EXPECT_FALSE(relay->updateLeg(stream->id, Realm::access, legFor(trunk, hostPrefix(target().trunk))));
   EXPECT_EQ(relay->stats().flows, 0u);
 
   // The only pair is resting: no stream until the quarantine ends, then the same ports.
@@ -608,8 +615,8 @@ TEST_P(RelayBehaviour, ReportsMediaTimeoutOnce) {
   const auto silent = relay->openStream("");  // never updated: silent from the start
   const auto talking = relay->openStream("");
   ASSERT_TRUE(silent && talking);
-  ASSERT_TRUE(relay->updateLeg(talking->id, Realm::access, legFor(trunk, target().trunk + "/32")));
-  ASSERT_TRUE(relay->updateLeg(talking->id, Realm::core, legFor(core, target().core + "/32")));
+  ASSERT_TRUE(relay->updateLeg(talking->id, Realm::access, legFor(trunk, hostPrefix(target().trunk))));
+  ASSERT_TRUE(relay->updateLeg(talking->id, Realm::core, legFor(core, hostPrefix(target().core))));
 
   std::vector<StreamId> reported;
   std::optional<std::chrono::steady_clock::duration> reportedAfter;
@@ -645,19 +652,19 @@ TEST_P(RelayBehaviour, DoesNotReportTimeoutWhileMediaFlows) {
   auto relay = make(settings(0ms, 100ms, 500, wide));
   UdpPeer trunk(target().trunk), core(target().core);
   std::vector<StreamEndpoints> talking;
-  LegMedia held = legFor(core, target().core + "/32");
+  LegMedia held = legFor(core, hostPrefix(target().core));
   held.silenceExpected = true;  // only the trunk's side must talk
   for (int i = 0; i < 400; ++i) {
     const auto stream = relay->openStream("");
     ASSERT_TRUE(stream);
-    ASSERT_TRUE(relay->updateLeg(stream->id, Realm::access, legFor(trunk, target().trunk + "/32")));
+    ASSERT_TRUE(relay->updateLeg(stream->id, Realm::access, legFor(trunk, hostPrefix(target().trunk))));
     ASSERT_TRUE(relay->updateLeg(stream->id, Realm::core, held));
     talking.push_back(*stream);
   }
   const auto silent = relay->openStream("");
   ASSERT_TRUE(silent);
-  ASSERT_TRUE(relay->updateLeg(silent->id, Realm::access, legFor(trunk, target().trunk + "/32")));
-  ASSERT_TRUE(relay->updateLeg(silent->id, Realm::core, legFor(core, target().core + "/32")));
+  ASSERT_TRUE(relay->updateLeg(silent->id, Realm::access, legFor(trunk, hostPrefix(target().trunk))));
+  ASSERT_TRUE(relay->updateLeg(silent->id, Realm::core, legFor(core, hostPrefix(target().core))));
 
   std::set<StreamId> reported;
   const auto end = std::chrono::steady_clock::now() + 1500ms;
@@ -687,17 +694,17 @@ TEST_P(RelayBehaviour, DoesNotReportTimeoutOnHold) {
   const auto halfHeld = relay->openStream("");
   const auto silent = relay->openStream("");
   ASSERT_TRUE(held && halfHeld && silent);
-  LegMedia onHoldAccess = legFor(trunk, target().trunk + "/32");
+  LegMedia onHoldAccess = legFor(trunk, hostPrefix(target().trunk));
   onHoldAccess.silenceExpected = true;
-  LegMedia onHoldCore = legFor(core, target().core + "/32");
+  LegMedia onHoldCore = legFor(core, hostPrefix(target().core));
   onHoldCore.silenceExpected = true;
   ASSERT_TRUE(relay->updateLeg(held->id, Realm::access, onHoldAccess));
   ASSERT_TRUE(relay->updateLeg(held->id, Realm::core, onHoldCore));
   // Half held: the core side holds (no media expected from it), the trunk keeps talking.
-  ASSERT_TRUE(relay->updateLeg(halfHeld->id, Realm::access, legFor(trunk, target().trunk + "/32")));
+  ASSERT_TRUE(relay->updateLeg(halfHeld->id, Realm::access, legFor(trunk, hostPrefix(target().trunk))));
   ASSERT_TRUE(relay->updateLeg(halfHeld->id, Realm::core, onHoldCore));
-  ASSERT_TRUE(relay->updateLeg(silent->id, Realm::access, legFor(trunk, target().trunk + "/32")));
-  ASSERT_TRUE(relay->updateLeg(silent->id, Realm::core, legFor(core, target().core + "/32")));
+  ASSERT_TRUE(relay->updateLeg(silent->id, Realm::access, legFor(trunk, hostPrefix(target().trunk))));
+  ASSERT_TRUE(relay->updateLeg(silent->id, Realm::core, legFor(core, hostPrefix(target().core))));
 
   std::set<StreamId> reported;
   const auto end = std::chrono::steady_clock::now() + 1500ms;
@@ -727,8 +734,8 @@ TEST_P(RelayBehaviour, ChurnsThousandsOfStreamsWhileTrafficFlows) {
   UdpPeer churnTrunk(target().trunk), churnCore(target().core);
   const auto steady = relay->openStream("steady");
   ASSERT_TRUE(steady);
-  ASSERT_TRUE(relay->updateLeg(steady->id, Realm::access, legFor(trunk, target().trunk + "/32")));
-  ASSERT_TRUE(relay->updateLeg(steady->id, Realm::core, legFor(core, target().core + "/32")));
+  ASSERT_TRUE(relay->updateLeg(steady->id, Realm::access, legFor(trunk, hostPrefix(target().trunk))));
+  ASSERT_TRUE(relay->updateLeg(steady->id, Realm::core, legFor(core, hostPrefix(target().core))));
 
   constexpr int kStreams = 3000;
   constexpr std::size_t kWindow = 40;
@@ -792,9 +799,9 @@ TEST_P(RelayBehaviour, ChurnsThousandsOfStreamsWhileTrafficFlows) {
       return (stream = relay->openStream(i % 2 ? "churn-odd" : "churn-even")).has_value();
     })) << "open " << i;
     ASSERT_TRUE(relay->updateLeg(stream->id, Realm::access,
-                                 legFor(churnTrunk, target().trunk + "/32")));
+                                 legFor(churnTrunk, hostPrefix(target().trunk))));
     ASSERT_TRUE(relay->updateLeg(stream->id, Realm::core,
-                                 legFor(churnCore, target().core + "/32")));
+                                 legFor(churnCore, hostPrefix(target().core))));
     const auto tag = static_cast<std::uint32_t>(i + 1);
     open.push_back({*stream, tag});
     openAccessPorts.insert(stream->rtp[0].port);

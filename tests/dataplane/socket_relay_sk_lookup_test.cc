@@ -1,6 +1,8 @@
 // The socket media driver in sk_lookup mode (one socket per realm, a BPF program steering
-// the port range to it, a raw socket sending): the shared behaviour suite, plus what only
-// this mode shows. The binary runs in a network namespace of its own, made in main() before
+// the port range to it, a raw socket sending): the shared behaviour suite on IPv4 and IPv6
+// (and per-port mode on IPv6, which the loopback-only socket_relay binary cannot give
+// addresses to), plus what only this mode shows. The binary runs in a network namespace
+// of its own, made in main() before
 // any thread: the steering programs it attaches see only its packets, and the IPv6
 // addresses it adds vanish with the process, also after a crash. Needs root (CAP_BPF,
 // CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_ADMIN for the namespace).
@@ -9,9 +11,7 @@
 // a packet carries no "checksum done" mark): every packet a peer receives here proves the
 // checksum written by udp_headers.cc.
 
-#include <arpa/inet.h>
 #include <dirent.h>
-#include <sched.h>
 
 #include <cstdlib>
 #include <iostream>
@@ -30,7 +30,26 @@ std::unique_ptr<MediaRelay> makeSteeredRelay(const RelaySettings& settings) {
 }
 
 const RelayTarget kSteered{"socket_sk_lookup", makeSteeredRelay};
-INSTANTIATE_TEST_SUITE_P(SocketSkLookup, RelayBehaviour, ::testing::Values(kSteered),
+
+// The same peers on IPv6 addresses main() gives loopback in this namespace.
+RelayTarget ipv6(std::string name,
+                 std::function<std::unique_ptr<MediaRelay>(const RelaySettings&)> make) {
+  RelayTarget target{std::move(name), std::move(make)};
+  target.accessMedia = "fd00:5bc::10";
+  target.coreMedia = "fd00:5bc::11";
+  target.trunk = "fd00:5bc::2";
+  target.core = "fd00:5bc::3";
+  target.intruder = "fd00:5bc::4";
+  target.natted = "fd00:5bc::5";
+  target.latchPrefix = "fd00:5bc::/64";
+  return target;
+}
+
+// The whole suite on IPv6 too, in both port modes: IPv6 raw sending writes every header
+// itself (IPV6_HDRINCL), and the receiving kernel checks the UDP checksum IPv6 requires.
+INSTANTIATE_TEST_SUITE_P(SocketSkLookup, RelayBehaviour,
+                         ::testing::Values(kSteered, ipv6("socket_sk_lookup_v6", makeSteeredRelay),
+                                           ipv6("socket_per_port_v6", makeSocketRelay)),
                          relayTargetName);
 
 class SteeredRelay : public RelayBehaviour {};
@@ -66,8 +85,8 @@ TEST_P(SteeredRelay, TenThousandStreamsNeedNoDescriptorPerPort) {
 
   UdpPeer trunk(target().trunk), core(target().core);
   for (const StreamEndpoints* stream : {&streams.front(), &streams.back()}) {
-    ASSERT_TRUE(relay->updateLeg(stream->id, Realm::access, legFor(trunk, target().trunk + "/32")));
-    ASSERT_TRUE(relay->updateLeg(stream->id, Realm::core, legFor(core, target().core + "/32")));
+    ASSERT_TRUE(relay->updateLeg(stream->id, Realm::access, legFor(trunk, hostPrefix(target().trunk))));
+    ASSERT_TRUE(relay->updateLeg(stream->id, Realm::core, legFor(core, hostPrefix(target().core))));
     expectForwarded(trunk, stream->rtp[0], core, stream->rtp[1], stream->id, 30);
     expectForwarded(core, stream->rtp[1], trunk, stream->rtp[0], stream->id, 30);
   }
@@ -97,74 +116,6 @@ TEST_P(SteeredRelay, SteeringClaimsTheRangeUntilTheRelayIsGone) {
   EXPECT_EQ(got->payload, rtpPacket(1, 2));
 }
 
-// An IPv6 UDP socket (UdpPeer is IPv4 only) on an address this namespace has.
-class Udp6Peer {
- public:
-  explicit Udp6Peer(const std::string& address) {
-    fd_ = ::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    const int one = 1;
-    ::setsockopt(fd_, IPPROTO_IPV6, IPV6_RECVTCLASS, &one, sizeof one);
-    sockaddr_in6 local{};
-    local.sin6_family = AF_INET6;
-    std::memcpy(&local.sin6_addr, ip(address).bytes.data(), 16);
-    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) {
-      throw std::runtime_error("bind " + address);
-    }
-    socklen_t length = sizeof local;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&local), &length);
-    address_ = {ip(address), ntohs(local.sin6_port)};
-  }
-  ~Udp6Peer() { ::close(fd_); }
-  Udp6Peer(const Udp6Peer&) = delete;
-  Udp6Peer& operator=(const Udp6Peer&) = delete;
-  const MediaAddress& address() const { return address_; }
-
-  void sendTo(const MediaAddress& to, const std::vector<std::uint8_t>& payload) const {
-    sockaddr_in6 remote{};
-    remote.sin6_family = AF_INET6;
-    remote.sin6_port = htons(to.port);
-    std::memcpy(&remote.sin6_addr, to.address.bytes.data(), 16);
-    ::sendto(fd_, payload.data(), payload.size(), 0, reinterpret_cast<sockaddr*>(&remote),
-             sizeof remote);
-  }
-
-  std::optional<Datagram> receive(Millis timeout) const {
-    pollfd waiting{fd_, POLLIN, 0};
-    if (::poll(&waiting, 1, static_cast<int>(timeout.count())) <= 0) return std::nullopt;
-    std::array<std::uint8_t, 4096> buffer{};
-    std::array<char, 128> control{};
-    sockaddr_in6 from{};
-    iovec iov{buffer.data(), buffer.size()};
-    msghdr message{};
-    message.msg_name = &from;
-    message.msg_namelen = sizeof from;
-    message.msg_iov = &iov;
-    message.msg_iovlen = 1;
-    message.msg_control = control.data();
-    message.msg_controllen = control.size();
-    const ssize_t n = ::recvmsg(fd_, &message, MSG_DONTWAIT);
-    if (n < 0) return std::nullopt;
-    Datagram out;
-    out.payload.assign(buffer.begin(), buffer.begin() + n);
-    policy::IpAddress source;
-    source.family = policy::IpFamily::v6;
-    std::memcpy(source.bytes.data(), &from.sin6_addr, 16);
-    out.from = {source, ntohs(from.sin6_port)};
-    for (cmsghdr* c = CMSG_FIRSTHDR(&message); c != nullptr; c = CMSG_NXTHDR(&message, c)) {
-      if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_TCLASS) {
-        int tclass = 0;
-        std::memcpy(&tclass, CMSG_DATA(c), sizeof tclass);
-        out.tos = tclass;
-      }
-    }
-    return out;
-  }
-
- private:
-  int fd_ = -1;
-  MediaAddress address_;
-};
-
 // Proves: IPv6 realms forward both ways, RTP and RTCP, intact, from the relay's address
 // and port of the egress realm, with DSCP EF in the traffic class and a UDP checksum the
 // receiving kernel accepts (IPv6 has no "no checksum").
@@ -175,7 +126,7 @@ TEST(SteeredRelayIpv6, ForwardsBothWaysWithValidChecksums) {
   relaySettings.quarantine = 0ms;
   relaySettings.mediaTimeout = 0ms;
   auto relay = makeSteeredRelay(relaySettings);
-  Udp6Peer trunk("fd00:5bc::2"), core("fd00:5bc::3");
+  UdpPeer trunk("fd00:5bc::2"), core("fd00:5bc::3");
   const auto stream = relay->openStream("v6");
   ASSERT_TRUE(stream);
   for (const auto& [realm, peer, prefixText] :
@@ -187,8 +138,8 @@ TEST(SteeredRelayIpv6, ForwardsBothWaysWithValidChecksums) {
     leg.allowedSources = {prefix(prefixText)};
     ASSERT_TRUE(relay->updateLeg(stream->id, realm, leg));
   }
-  const auto expectCrossing = [&](const Udp6Peer& from, const MediaAddress& via,
-                                  const Udp6Peer& to, const MediaAddress& expectedSource,
+  const auto expectCrossing = [&](const UdpPeer& from, const MediaAddress& via,
+                                  const UdpPeer& to, const MediaAddress& expectedSource,
                                   std::uint32_t ssrc, std::size_t size) {
     for (std::uint16_t seq = 0; seq < 20; ++seq) {
       from.sendTo(via, rtpPacket(ssrc, seq, size));
@@ -215,27 +166,10 @@ TEST(SteeredRelayIpv6, ForwardsBothWaysWithValidChecksums) {
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  // Under CI=true a test that cannot run fails; elsewhere it is skipped (meson: exit 77).
-  std::string missing;
-  if (::geteuid() != 0) {
-    missing = "needs root (BPF sk_lookup, raw sockets, a network namespace)";
-  } else if (::unshare(CLONE_NEWNET) != 0) {
-    missing = "cannot make a network namespace";
-  }
-  if (!missing.empty()) {
-    if (sbc::test::runningInCi()) {
-      std::cerr << "FAILED (CI=true): " << missing << "\n";
-      return 1;
-    }
-    std::cerr << "skipped: " << missing << "\n";
-    return 77;
-  }
-  for (const char* command :
-       {"ip link set lo up", "ip -6 addr add fd00:5bc::2/128 dev lo nodad",
-        "ip -6 addr add fd00:5bc::3/128 dev lo nodad",
-        "ip -6 addr add fd00:5bc::10/128 dev lo nodad",
-        "ip -6 addr add fd00:5bc::11/128 dev lo nodad"}) {
-    if (std::system(command) != 0) {
+  if (const int code = sbc::test::enterOwnNetworkNamespace(); code != 0) return code;
+  for (const char* host : {"2", "3", "4", "5", "10", "11"}) {
+    const std::string command = std::string("ip -6 addr add fd00:5bc::") + host + "/128 dev lo nodad";
+    if (std::system(command.c_str()) != 0) {
       std::cerr << "FAILED: " << command << "\n";
       return 1;
     }

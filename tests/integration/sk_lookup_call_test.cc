@@ -5,12 +5,6 @@
 // test's packets (other tests' sbcd use the same media ranges on the host's loopback).
 // Needs root; under CI=true a test that cannot run fails, elsewhere it is skipped.
 
-#include <sched.h>
-#include <unistd.h>
-
-#include <cstdlib>
-#include <iostream>
-
 #include "tests/integration/trunk_fixture.h"
 
 namespace sbc::test {
@@ -33,20 +27,6 @@ TEST_F(SkLookupCalls, MediaIsAnchoredThroughTheSteeredSockets) {
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  std::string missing;
-  if (::geteuid() != 0) {
-    missing = "needs root (BPF sk_lookup, raw sockets, a network namespace)";
-  } else if (::unshare(CLONE_NEWNET) != 0) {
-    missing = "cannot make a network namespace";
-  }
-  if (!missing.empty()) {
-    if (sbc::test::runningInCi()) {
-      std::cerr << "FAILED (CI=true): " << missing << "\n";
-      return 1;
-    }
-    std::cerr << "skipped: " << missing << "\n";
-    return 77;
-  }
-  if (std::system("ip link set lo up") != 0) return 1;
+  if (const int code = sbc::test::enterOwnNetworkNamespace(); code != 0) return code;
   return RUN_ALL_TESTS();
 }

@@ -14,6 +14,13 @@ namespace sbc::test {
 // `if (!requirement(ok, "why")) return;` inside a TEST body.
 bool runningInCi();
 
+// For a test binary's main(), before any thread: moves the process into a network namespace
+// of its own with loopback up, so its packets, addresses and BPF programs meet no other
+// test's and vanish with the process, also after a crash. Needs root and iproute2's `ip`.
+// Returns 0 when done; otherwise prints why and returns what main() should exit with: 1
+// under CI=true (a test that cannot run fails), 77 elsewhere (meson: skipped).
+int enterOwnNetworkNamespace();
+
 // A folder unique to this process, removed with everything in it when destroyed, or when
 // the process is killed by a signal (abort, crash, SIGTERM) while it exists.
 class TempDir {
