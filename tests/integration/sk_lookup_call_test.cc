@@ -22,6 +22,20 @@ TEST_F(SkLookupCalls, MediaIsAnchoredThroughTheSteeredSockets) {
       << daemon_->process().output();
 }
 
+// Proves: without the capabilities the mode needs (here CAP_BPF, CAP_NET_ADMIN and
+// CAP_SYS_ADMIN taken out of the bounding set, so root's sbcd cannot load the program),
+// sbcd says which step failed and why, and does not start.
+TEST_F(SkLookupCalls, WithoutTheCapabilitiesSbcdSaysWhyAndDoesNotStart) {
+  extraConfig_ = R"(media = { socket_ports = "sk_lookup"; };)";
+  const std::string config = dir_.write("sbc.cfg", sbcConfig(10, 30));
+  ChildProcess sbcd({"/usr/bin/setpriv", "--bounding-set", "-bpf,-net_admin,-sys_admin", "--",
+                     builtProgram("SBCD"), "-c", config});
+  EXPECT_EQ(sbcd.waitForExit(10s), 1) << sbcd.output();
+  EXPECT_NE(sbcd.output().find("not started: media sk_lookup: "), std::string::npos)
+      << sbcd.output();
+  EXPECT_NE(sbcd.output().find("Operation not permitted"), std::string::npos) << sbcd.output();
+}
+
 }  // namespace
 }  // namespace sbc::test
 
