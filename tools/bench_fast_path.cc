@@ -139,9 +139,11 @@ int main(int argc, char** argv) {
   const bool ringsOnly = argc > 5 && std::string(argv[5]) == "rings";
   const std::string prefix = "sbc-bench-" + std::to_string(getpid());
   std::string error;
-  if (!ensureEal({"--no-huge", "-m", "256", "--no-pci", "--no-shconf", "--no-telemetry",
-                  "--file-prefix=" + prefix, "-l", "0", "--log-level=lib.eal:error"},
-                 &error)) {
+  std::vector<std::string> eal{"--no-huge", "-m", "256", "--no-pci", "--no-shconf", "--no-telemetry",
+                  "--file-prefix=" + prefix, "-l", std::getenv("BENCH_LCORE") ? std::getenv("BENCH_LCORE") : "0", "--log-level=lib.eal:error"};
+  if (std::getenv("BENCH_HUGE") != nullptr) eal = {"--in-memory", "-m", "256", "--no-pci", "--no-telemetry",
+                  "--file-prefix=" + prefix, "-l", std::getenv("BENCH_LCORE") ? std::getenv("BENCH_LCORE") : "0", "--log-level=lib.eal:error"};
+  if (!ensureEal(eal, &error)) {
     std::fprintf(stderr, "%s\n", error.c_str());
     return 1;
   }

@@ -57,22 +57,43 @@ inline std::uint32_t wordV4(std::uint64_t word) noexcept {
   return raw;
 }
 
-// RFC 1624 incremental update: HC' = ~(~HC + sum(~m) + sum(m')), over 16-bit words as
-// stored (one's-complement sums do not depend on byte order).
-inline std::uint32_t csumWords(std::uint32_t sum, const void* data, std::size_t words,
-                               bool complement) noexcept {
-  const auto* bytes = static_cast<const std::uint8_t*>(data);
-  for (std::size_t i = 0; i < words; ++i) {
-    std::uint16_t w;
-    std::memcpy(&w, bytes + 2 * i, 2);
-    sum += complement ? static_cast<std::uint16_t>(~w) : w;
-  }
-  return sum;
+// RFC 1624 incremental checksum update, HC' = ~(~HC + ~m + m'), summed 32 bits at a time
+// into a 64-bit accumulator: a 32-bit word as stored is two 16-bit words as stored, and
+// folding the sum adds the halves back together (one's-complement sums do not depend on byte
+// order). About a tenth of the instructions of a loop over 16-bit words.
+inline std::uint64_t csumDelta32(std::uint32_t before, std::uint32_t after) noexcept {
+  return std::uint64_t{static_cast<std::uint32_t>(~before)} + after;
 }
-inline std::uint16_t csumFold(std::uint32_t sum) noexcept {
+inline std::uint64_t csumDelta16(std::uint16_t before, std::uint16_t after) noexcept {
+  return std::uint64_t{static_cast<std::uint16_t>(~before)} + after;
+}
+inline std::uint64_t csumDelta64(std::uint64_t before, std::uint64_t after) noexcept {
+  return csumDelta32(static_cast<std::uint32_t>(before), static_cast<std::uint32_t>(after)) +
+         csumDelta32(static_cast<std::uint32_t>(before >> 32), static_cast<std::uint32_t>(after >> 32));
+}
+// The checksum field `checksum` (as stored) with `delta` applied.
+inline std::uint16_t csumApply(std::uint16_t checksum, std::uint64_t delta) noexcept {
+  std::uint64_t sum = std::uint64_t{static_cast<std::uint16_t>(~checksum)} + delta;
+  sum = (sum & 0xffffffffu) + (sum >> 32);
+  sum = (sum & 0xffffffffu) + (sum >> 32);
   sum = (sum & 0xffff) + (sum >> 16);
   sum = (sum & 0xffff) + (sum >> 16);
   return static_cast<std::uint16_t>(~sum);
+}
+inline std::uint16_t load16(const void* p) noexcept {
+  std::uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+inline std::uint32_t load32(const void* p) noexcept {
+  std::uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+inline std::uint64_t load64(const void* p) noexcept {
+  std::uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
 }
 
 struct Packet {
@@ -370,59 +391,54 @@ inline Verdict processOne(rte_mbuf* m, unsigned rxPort, const FastPathContext& c
 
   // Rewrite: addresses, ports, DSCP, TTL, checksums (incremental), Ethernet.
   if (ip4 != nullptr) {
-    // The changed words, old and new, built in registers/stack (no store-to-load round
-    // trip through the packet): [vihl,tos] [ttl,proto] src(2) dst(2) sport dport.
-    std::uint8_t before[16], after[16];
-    std::memcpy(before, ip4, 2);
-    std::memcpy(before + 2, &ip4->time_to_live, 2);
-    std::memcpy(before + 4, &ip4->src_addr, 8);
-    std::memcpy(before + 12, &udp->src_port, 4);
+    // Changed: [version/ihl, TOS] (DSCP), [TTL, protocol], the addresses (in the IP and the
+    // UDP pseudo-header sums), the ports (UDP sum only). Read once, computed in registers.
+    const std::uint16_t tosBefore = load16(ip4);
+    const std::uint16_t ttlBefore = load16(&ip4->time_to_live);
+    const std::uint64_t addrBefore = load64(&ip4->src_addr);
+    const std::uint32_t portsBefore = load32(&udp->src_port);
+    const std::uint16_t tosAfter = rte_cpu_to_be_16(static_cast<std::uint16_t>(
+        (rte_be_to_cpu_16(tosBefore) & 0xff03u) | (std::uint32_t{ctx.dscp} << 2)));
+    // TTL is above 1 (checked): no borrow into the protocol byte.
+    const std::uint16_t ttlAfter =
+        rte_cpu_to_be_16(static_cast<std::uint16_t>(rte_be_to_cpu_16(ttlBefore) - 0x100u));
     const std::uint32_t newSrc = flows.address4(out);
     const std::uint32_t newDst = wordV4(d0);
-    const std::uint16_t newSport = rule->srcPortBe;
-    after[0] = before[0];
-    after[1] = static_cast<std::uint8_t>((ctx.dscp << 2) | (before[1] & 0x03));
-    after[2] = static_cast<std::uint8_t>(before[2] - 1);
-    after[3] = before[3];
-    std::memcpy(after + 4, &newSrc, 4);
-    std::memcpy(after + 8, &newDst, 4);
-    std::memcpy(after + 12, &newSport, 2);
-    std::memcpy(after + 14, &dstPort, 2);
-    std::uint32_t sum = static_cast<std::uint16_t>(~ip4->hdr_checksum);
-    sum = csumWords(sum, before, 6, true);
-    sum = csumWords(sum, after, 6, false);
-    const std::uint16_t ipSum = csumFold(sum);
-    std::uint16_t udpSum = udp->dgram_cksum;
-    if (udpSum != 0) {  // 0: the sender sent none, and none it stays
-      std::uint32_t usum = static_cast<std::uint16_t>(~udpSum);
-      usum = csumWords(usum, before + 4, 6, true);
-      usum = csumWords(usum, after + 4, 6, false);
-      udpSum = csumFold(usum);
-      if (udpSum == 0) udpSum = 0xffff;
+    std::uint64_t addrAfter;  // src_addr, then dst_addr, as stored
+    std::memcpy(&addrAfter, &newSrc, 4);
+    std::memcpy(reinterpret_cast<std::uint8_t*>(&addrAfter) + 4, &newDst, 4);
+    std::uint32_t portsAfter;
+    std::memcpy(&portsAfter, &rule->srcPortBe, 2);
+    std::memcpy(reinterpret_cast<std::uint8_t*>(&portsAfter) + 2, &dstPort, 2);
+    const std::uint64_t addrDelta = csumDelta64(addrBefore, addrAfter);
+    ip4->hdr_checksum = csumApply(ip4->hdr_checksum, addrDelta + csumDelta16(tosBefore, tosAfter) +
+                                                         csumDelta16(ttlBefore, ttlAfter));
+    if (udp->dgram_cksum != 0) {  // 0: the sender sent none, and none it stays
+      const std::uint16_t c = csumApply(udp->dgram_cksum, addrDelta + csumDelta32(portsBefore, portsAfter));
+      udp->dgram_cksum = c == 0 ? 0xffff : c;
     }
-    std::memcpy(ip4, after, 2);
-    std::memcpy(&ip4->time_to_live, after + 2, 2);
-    std::memcpy(&ip4->src_addr, after + 4, 8);
-    ip4->hdr_checksum = ipSum;
-    std::memcpy(&udp->src_port, after + 12, 4);
-    udp->dgram_cksum = udpSum;
+    std::memcpy(ip4, &tosAfter, 2);
+    std::memcpy(&ip4->time_to_live, &ttlAfter, 2);
+    std::memcpy(&ip4->src_addr, &addrAfter, 8);
+    std::memcpy(&udp->src_port, &portsAfter, 4);
   } else {
-    std::uint8_t before[36], after[36];
-    std::memcpy(before, ip6->src_addr, 32);
-    std::memcpy(before + 32, &udp->src_port, 4);
+    const std::uint8_t* newSrc = flows.address(out).bytes.data();
+    std::uint64_t delta = csumDelta64(load64(ip6->src_addr), load64(newSrc)) +
+                          csumDelta64(load64(ip6->src_addr + 8), load64(newSrc + 8)) +
+                          csumDelta64(load64(ip6->dst_addr), d0) +
+                          csumDelta64(load64(ip6->dst_addr + 8), d1);
+    std::uint32_t portsAfter;
+    std::memcpy(&portsAfter, &rule->srcPortBe, 2);
+    std::memcpy(reinterpret_cast<std::uint8_t*>(&portsAfter) + 2, &dstPort, 2);
+    delta += csumDelta32(load32(&udp->src_port), portsAfter);
     const std::uint32_t vtc = rte_be_to_cpu_32(ip6->vtc_flow);
     ip6->vtc_flow = rte_cpu_to_be_32((vtc & ~(0x3fu << 22)) | (std::uint32_t{ctx.dscp} << 22));
     ip6->hop_limits = static_cast<std::uint8_t>(ip6->hop_limits - 1);
-    std::memcpy(ip6->src_addr, flows.address(out).bytes.data(), 16);
+    std::memcpy(ip6->src_addr, newSrc, 16);
     std::memcpy(ip6->dst_addr, next.bytes.data(), 16);
-    udp->src_port = rule->srcPortBe;
-    udp->dst_port = dstPort;
-    std::memcpy(after, ip6->src_addr, 32);
-    std::memcpy(after + 32, &udp->src_port, 4);
-    std::uint32_t usum = static_cast<std::uint16_t>(~udp->dgram_cksum);
-    usum = csumWords(usum, before, 18, true);
-    usum = csumWords(usum, after, 18, false);
-    const std::uint16_t c = csumFold(usum);
+    std::memcpy(&udp->src_port, &portsAfter, 4);
+    // IPv6 requires a UDP checksum: never 0 on the wire.
+    const std::uint16_t c = csumApply(udp->dgram_cksum, delta);
     udp->dgram_cksum = c == 0 ? 0xffff : c;
   }
   eth = retag(m, p, ctx.vlan[out], ctx.dscp);
@@ -521,9 +537,6 @@ void forwardBurst(rte_mbuf** pkts, std::uint16_t n, unsigned rxPort, const FastP
     rte_prefetch0(rules[i]);
     rte_prefetch0(reinterpret_cast<const std::uint8_t*>(rules[i]) + 64);
   }
-  // Then the next hops' neighbour slots (by now the rules' first lines have arrived).
-  for (std::uint16_t i = 0; i < n; ++i)
-    if (rules[i] != nullptr && rules[i]->peerNeighbour != nullptr) rte_prefetch0(rules[i]->peerNeighbour);
   for (std::uint16_t i = 0; i < n; ++i) {
     const Verdict v = processOne(pkts[i], rxPort, ctx, counters, now, tx);
     switch (v) {

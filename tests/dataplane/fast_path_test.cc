@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 #include <rte_cycles.h>
 
+#include <cstdio>
 #include <memory>
+#include <random>
 
 #include "tests/dataplane/dpdk_test_util.h"
 
@@ -549,6 +551,77 @@ TEST_F(FastPath, KeepsZeroUdpChecksum) {
   const auto* ip = rte_pktmbuf_mtod_offset(tx.pkts[kCorePort][0], const rte_ipv4_hdr*, 14);
   EXPECT_EQ(rte_ipv4_cksum(ip), 0);
   EXPECT_EQ(rte_pktmbuf_mtod_offset(tx.pkts[kCorePort][0], const rte_udp_hdr*, 34)->dgram_cksum, 0);
+}
+
+// The checksums are updated incrementally (RFC 1624), not recomputed: over many random
+// headers (sources, ports, TTL, TOS, lengths, peers, DSCP) both stay valid, which a slip in
+// the one's-complement arithmetic (a carry, a byte order, the 0/0xffff case) would break.
+TEST_F(FastPath, IncrementalChecksumsStayValidForRandomIpv4Headers) {
+  openStream4();
+  std::mt19937 rng(20261127);
+  for (int i = 0; i < 3000; ++i) {
+    const std::string peer = "198.51.100." + std::to_string(rng() % 254 + 1);
+    const auto peerPort = static_cast<std::uint16_t>(rng() % 65535 + 1);
+    neighbours.set(raw(peer), macToWord(kCorePeerMac));
+    ASSERT_TRUE(flows->updateLeg(1, Realm::core, leg(peer, peerPort, "198.51.100.0/24")));
+    flows->reclaim();
+    ctx.dscp = static_cast<std::uint8_t>(rng() % 64);
+    Udp4Spec spec;
+    spec.src = "192.0.2." + std::to_string(rng() % 256);
+    spec.srcPort = static_cast<std::uint16_t>(rng());
+    spec.ttl = static_cast<std::uint8_t>(rng() % 254 + 2);
+    spec.tos = static_cast<std::uint8_t>(rng());
+    spec.payload = rng() % 400;
+    run(makeUdp4(spec));
+    ASSERT_EQ(tx.count[kCorePort], 1) << "packet " << i;
+    const rte_mbuf* m = tx.pkts[kCorePort][0];
+    const auto* ip = rte_pktmbuf_mtod_offset(m, const rte_ipv4_hdr*, 14);
+    const auto* udp = rte_pktmbuf_mtod_offset(m, const rte_udp_hdr*, 34);
+    ASSERT_EQ(rte_ipv4_cksum(ip), 0) << "packet " << i;
+    ASSERT_NE(udp->dgram_cksum, 0) << "packet " << i;
+    ASSERT_EQ(rte_ipv4_udptcp_cksum_verify(ip, udp), 0) << "packet " << i;
+    ASSERT_EQ(ip->time_to_live, spec.ttl - 1);
+    ASSERT_EQ(ip->type_of_service, (ctx.dscp << 2) | (spec.tos & 3));
+    ASSERT_EQ(ip->dst_addr, ip4(peer));
+    ASSERT_EQ(ntohs(udp->dst_port), peerPort);
+    clearTx();
+  }
+}
+
+TEST_F(FastPath, IncrementalChecksumsStayValidForRandomIpv6Headers) {
+  build(settings6());
+  ASSERT_TRUE(flows->installStream(1, 0, {10000, 20000}));
+  ASSERT_TRUE(flows->updateLeg(1, Realm::access, leg("2001:db8:1::10", 4000, "2001:db8:1::/48")));
+  std::mt19937 rng(20261128);
+  const auto hex = [&rng] {
+    char text[8];
+    std::snprintf(text, sizeof text, "%x", static_cast<unsigned>(rng() % 0x10000));
+    return std::string(text);
+  };
+  for (int i = 0; i < 3000; ++i) {
+    const std::string peer = "2001:db8:200:" + hex() + ":" + hex() + "::" + hex();
+    const auto peerPort = static_cast<std::uint16_t>(rng() % 65535 + 1);
+    neighbours.set(raw(peer), macToWord(kCorePeerMac));
+    ASSERT_TRUE(flows->updateLeg(1, Realm::core, leg(peer, peerPort, "2001:db8:200::/48")));
+    flows->reclaim();
+    ctx.dscp = static_cast<std::uint8_t>(rng() % 64);
+    Udp6Spec spec;
+    spec.src = "2001:db8:1:" + hex() + "::" + hex() + ":" + hex();
+    spec.srcPort = static_cast<std::uint16_t>(rng());
+    spec.hopLimit = static_cast<std::uint8_t>(rng() % 254 + 2);
+    spec.payload = rng() % 400;
+    run(makeUdp6(spec));
+    ASSERT_EQ(tx.count[kCorePort], 1) << "packet " << i;
+    const rte_mbuf* m = tx.pkts[kCorePort][0];
+    const auto* ip = rte_pktmbuf_mtod_offset(m, const rte_ipv6_hdr*, 14);
+    const auto* udp = rte_pktmbuf_mtod_offset(m, const rte_udp_hdr*, 54);
+    ASSERT_NE(udp->dgram_cksum, 0) << "packet " << i;
+    ASSERT_EQ(rte_ipv6_udptcp_cksum_verify(ip, udp), 0) << "packet " << i;
+    ASSERT_EQ(ip->hop_limits, spec.hopLimit - 1);
+    ASSERT_EQ(0, std::memcmp(ip->dst_addr, raw(peer).bytes.data(), 16));
+    ASSERT_EQ(ntohs(udp->dst_port), peerPort);
+    clearTx();
+  }
 }
 
 // The DSCP is configurable and the ECN bits survive.
