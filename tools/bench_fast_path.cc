@@ -10,7 +10,8 @@
 // right before and right after each timed region as markers, and
 // tools/bench_fast_path.sh counts the syscalls strace saw on that thread between them.
 //
-// Usage: bench_fast_path [runs=5] [rounds=100] [packets per round=8192] [flows=10000] [rings]
+// Usage: bench_fast_path [runs=5] [rounds=100] [packets per round=8192] [flows=10000]
+//                        [rings] [huge]
 
 #include <rte_cycles.h>
 #include <rte_eth_ring.h>
@@ -135,14 +136,26 @@ int main(int argc, char** argv) {
   const unsigned rounds = argc > 2 ? static_cast<unsigned>(std::atoi(argv[2])) : 100;
   const unsigned perRound = argc > 3 ? static_cast<unsigned>(std::atoi(argv[3])) : 8192;
   if (argc > 4) kFlows = std::min(10000u, static_cast<unsigned>(std::atoi(argv[4])));
-  // "rings": rx_burst → tx_burst only (what the port costs without the fast path).
-  const bool ringsOnly = argc > 5 && std::string(argv[5]) == "rings";
+  // Words after the numbers: "rings": rx_burst → tx_burst only (what the port costs
+  // without the fast path); "huge": EAL memory (mbufs and the flow state) in 2 MiB
+  // hugepages, as in production, instead of --no-huge's 4 KiB pages.
+  bool ringsOnly = false, huge = false;
+  for (int i = 5; i < argc; ++i) {
+    const std::string word = argv[i];
+    ringsOnly = ringsOnly || word == "rings";
+    huge = huge || word == "huge";
+  }
   const std::string prefix = "sbc-bench-" + std::to_string(getpid());
   std::string error;
-  std::vector<std::string> eal{"--no-huge", "-m", "256", "--no-pci", "--no-shconf", "--no-telemetry",
-                  "--file-prefix=" + prefix, "-l", std::getenv("BENCH_LCORE") ? std::getenv("BENCH_LCORE") : "0", "--log-level=lib.eal:error"};
-  if (std::getenv("BENCH_HUGE") != nullptr) eal = {"--in-memory", "-m", "256", "--no-pci", "--no-telemetry",
-                  "--file-prefix=" + prefix, "-l", std::getenv("BENCH_LCORE") ? std::getenv("BENCH_LCORE") : "0", "--log-level=lib.eal:error"};
+  std::vector<std::string> eal{"-m", "256", "--no-pci", "--no-telemetry", "--file-prefix=" + prefix,
+                               "-l", "0", "--log-level=lib.eal:error"};
+  // --in-memory: hugepages without files under /dev/hugepages (nothing left behind).
+  if (huge) {
+    eal.push_back("--in-memory");
+  } else {
+    eal.push_back("--no-huge");
+    eal.push_back("--no-shconf");
+  }
   if (!ensureEal(eal, &error)) {
     std::fprintf(stderr, "%s\n", error.c_str());
     return 1;

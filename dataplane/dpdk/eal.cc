@@ -50,7 +50,9 @@ bool ensureEal(const std::vector<std::string>& args, std::string* error) {
     if (haveAffinity) pthread_setaffinity_np(pthread_self(), sizeof(before), &before);
     ealOk = rc >= 0;
     if (!ealOk) ealError = std::string("rte_eal_init: ") + rte_strerror(rte_errno);
-    if (ealOk && hasArg(args, "--no-shconf")) {
+    // Without shared config (--no-shconf, or --in-memory which implies it) nothing else can
+    // attach to this process's runtime folder: it is removed now rather than left behind.
+    if (ealOk && (hasArg(args, "--no-shconf") || hasArg(args, "--in-memory"))) {
       std::string prefix = argValue(args, "--file-prefix");
       if (prefix.empty()) prefix = "rte";
       std::error_code ignored;

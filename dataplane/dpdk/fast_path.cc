@@ -116,8 +116,9 @@ inline bool sourceAllowed(const FlowRule& rule, std::uint64_t a0,
       return l0 == a0 && l1 == a1 && lport == portBe;
   }
   bool inside = false;
-  for (std::uint8_t i = 0; i < rule.prefixCount; ++i) {
-    if (rule.prefixes[i].contains(a0, a1)) {
+  const MaskedPrefix* prefixes = rule.prefixes();
+  for (std::uint16_t i = 0; i < rule.prefixCount; ++i) {
+    if (prefixes[i].contains(a0, a1)) {
       inside = true;
       break;
     }
@@ -132,8 +133,8 @@ inline bool destination(const FlowRule& rule, std::uint64_t& d0, std::uint64_t& 
   latched = rule.peerLatch && rule.peerEntry != nullptr &&
             rule.peerEntry->latched.read(rule.peerLatchEpoch, d0, d1, portBe);
   if (latched) return true;
-  if (rule.peerLatch && rule.peerRtpEntry != nullptr &&
-      rule.peerRtpEntry->latched.read(rule.peerLatchEpoch, d0, d1, portBe)) {
+  if (rule.peerLatch && rule.peerRtpEntry() != nullptr &&
+      rule.peerRtpEntry()->latched.read(rule.peerLatchEpoch, d0, d1, portBe)) {
     portBe = rte_cpu_to_be_16(static_cast<std::uint16_t>(rte_be_to_cpu_16(portBe) + 1));
     latched = true;
     return true;

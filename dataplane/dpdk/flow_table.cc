@@ -8,8 +8,10 @@
 
 #include <atomic>
 #include <cstring>
+#include <new>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 namespace sbc::dataplane::dpdk {
 namespace {
@@ -25,7 +27,26 @@ constexpr std::uint32_t kDeferredQueueSize = 1u << 16;
 
 std::atomic<unsigned> tableSerial{0};
 
+// Zeroed DPDK memory for `count` objects of T, each constructed; throws when there is none.
+template <typename T>
+T* dpdkObjects(std::size_t count, const char* what) {
+  static_assert(std::is_trivially_destructible_v<T>, "freed with rte_free, not destroyed");
+  void* memory = rte_zmalloc(what, count * sizeof(T), RTE_CACHE_LINE_SIZE);
+  if (memory == nullptr)
+    throw std::runtime_error(std::string("dpdk flow table: no DPDK memory for ") + what);
+  auto* objects = static_cast<T*>(memory);
+  for (std::size_t i = 0; i < count; ++i) new (objects + i) T();
+  return objects;
+}
+
 }  // namespace
+
+void FlowTable::RteFree::operator()(void* p) const noexcept { rte_free(p); }
+
+template <typename T>
+FlowTable::DpdkArray<T> FlowTable::dpdkArray(std::size_t count, const char* what) {
+  return DpdkArray<T>(dpdkObjects<T>(count, what));
+}
 
 RawAddress toRaw(const policy::IpAddress& address) noexcept {
   RawAddress raw;
@@ -60,14 +81,14 @@ FlowTable::FlowTable(const RelaySettings& settings, unsigned maxWorkers)
       throw std::invalid_argument("dpdk flow table: empty port range");
     slots_[r].portMin = realm.portMin;
     slots_[r].size = static_cast<std::uint32_t>(realm.portMax) - realm.portMin + 2;
-    slots_[r].rules = std::make_unique<std::atomic<const FlowRule*>[]>(slots_[r].size);
+    slots_[r].rules = dpdkArray<std::atomic<const FlowRule*>>(slots_[r].size, "sbc_flow_slots");
     for (unsigned w = 0; w < maxWorkers; ++w)
-      counters_[w][r] = std::make_unique<FlowCounters[]>(slots_[r].size);
+      counters_[w][r] = dpdkArray<FlowCounters>(slots_[r].size, "sbc_flow_counters");
     address_[r] = toRaw(realm.address);
     v4_[r] = realm.address.family == policy::IpFamily::v4;
     std::memcpy(&addr4_[r], realm.address.bytes.data(), 4);
     if (realm.gateway) {
-      if (realm.onLink.size() > kMaxPrefixes)
+      if (realm.onLink.size() > kMaxOnLinkPrefixes)
         throw std::invalid_argument("dpdk flow table: at most 16 on-link prefixes per realm");
       routing_[r].hasGateway = true;
       routing_[r].gateway = toRaw(*realm.gateway);
@@ -112,24 +133,25 @@ void FlowTable::freeRetired(void* table, void* elements, unsigned int n) {
   auto* retired = static_cast<Retired*>(elements);
   NeighbourTable* neighbours = static_cast<FlowTable*>(table)->neighbours_;
   for (unsigned i = 0; i < n; ++i) {
-    if (retired[i].kind == kRule) {
-      delete static_cast<const FlowRule*>(retired[i].pointer);
-    } else if (retired[i].kind == kEntry) {
-      delete static_cast<FlowEntry*>(retired[i].pointer);
+    if (retired[i].kind == kRule || retired[i].kind == kEntry) {
+      rte_free(retired[i].pointer);  // trivially destructible
     } else if (neighbours != nullptr) {
       neighbours->recycle(static_cast<NeighbourTable::Slot*>(retired[i].pointer));
     }
   }
 }
 
+void FlowTable::releaseNeighbourOf(const FlowRule& rule) noexcept {
+  if (rule.peerNeighbour == nullptr || neighbours_ == nullptr) return;
+  auto* slot = const_cast<NeighbourTable::Slot*>(rule.peerNeighbour);
+  if (neighbours_->release(slot)) retire(slot, kNeighbour);
+}
+
 void FlowTable::retireRule(const FlowRule* rule) noexcept {
   // The rule's neighbour reference goes now; the slot (if that was the last one) is freed
   // with the rule, after the same grace period, so a worker still reading the rule never
   // sees the slot reused under it.
-  if (rule->peerNeighbour != nullptr && neighbours_ != nullptr) {
-    auto* slot = const_cast<NeighbourTable::Slot*>(rule->peerNeighbour);
-    if (neighbours_->release(slot)) retire(slot, kNeighbour);
-  }
+  releaseNeighbourOf(*rule);
   retire(const_cast<FlowRule*>(rule), kRule);
 }
 
@@ -173,18 +195,25 @@ FlowRule* FlowTable::buildRule(const Stream& stream, Realm in, bool rtcp) const 
   const LegMedia& mine = stream.legs[i];
   const LegMedia& theirs = stream.legs[o];
   const bool mux = stream.legs[0].rtcpMux && stream.legs[1].rtcpMux;
-  auto* rule = new FlowRule;
-  rule->stream = stream.id;
+  const auto family = v4_[i] ? policy::IpFamily::v4 : policy::IpFamily::v6;
+  std::size_t prefixCount = 0;
+  for (const policy::IpPrefix& prefix : mine.allowedSources)
+    prefixCount += prefix.address.family == family ? 1 : 0;
+  if (prefixCount > UINT16_MAX) return nullptr;
+  void* block = rte_malloc("sbc_flow_rule", FlowRule::bytesFor(prefixCount), RTE_CACHE_LINE_SIZE);
+  if (block == nullptr) return nullptr;
+  auto* rule = new (block) FlowRule;
+  auto* prefixes = reinterpret_cast<std::uint8_t*>(rule + 1);
+  for (const policy::IpPrefix& prefix : mine.allowedSources) {
+    if (prefix.address.family != family) continue;
+    new (prefixes + rule->prefixCount++ * sizeof(MaskedPrefix)) MaskedPrefix(toMasked(prefix));
+  }
+  const FlowEntry** peerRtpEntry =
+      new (prefixes + prefixCount * sizeof(MaskedPrefix)) const FlowEntry*(nullptr);
   rule->label = stream.label;
   rule->active = !(rtcp && mux);
   rule->latch = mine.latch;
   rule->latchEpoch = stream.latchEpoch[i];
-  const auto family = v4_[i] ? policy::IpFamily::v4 : policy::IpFamily::v6;
-  for (const policy::IpPrefix& prefix : mine.allowedSources) {
-    if (rule->prefixCount == kMaxPrefixes) break;
-    if (prefix.address.family != family) continue;
-    rule->prefixes[rule->prefixCount++] = toMasked(prefix);
-  }
   rule->srcPortBe = htons(static_cast<std::uint16_t>(stream.port[o] + (rtcp ? 1 : 0)));
   const auto outFamily = v4_[o] ? policy::IpFamily::v4 : policy::IpFamily::v6;
   std::optional<MediaAddress> target;
@@ -205,22 +234,38 @@ FlowRule* FlowTable::buildRule(const Stream& stream, Realm in, bool rtcp) const 
   }
   rule->entry = stream.entries[i][rtcp ? 1 : 0];
   rule->peerEntry = stream.entries[o][rtcp && !mux ? 1 : 0];
-  if (rtcp && !mux) rule->peerRtpEntry = stream.entries[o][0];
+  if (rtcp && !mux) *peerRtpEntry = stream.entries[o][0];
   rule->peerLatch = theirs.latch && v4_[i] == v4_[o];
   rule->peerLatchEpoch = stream.latchEpoch[o];
   return rule;
 }
 
-void FlowTable::publishRules(Stream& stream) {
+bool FlowTable::publishRules(Stream& stream) {
+  // All four built before any is published: out of DPDK memory, the stream keeps the rules
+  // it had.
+  std::array<std::array<FlowRule*, 2>, kRealmCount> built{};
   for (std::size_t r = 0; r < kRealmCount; ++r) {
-    for (int rtcp = 0; rtcp < 2; ++rtcp) {
-      FlowRule* rule = buildRule(stream, static_cast<Realm>(r), rtcp == 1);
+    for (std::size_t rtcp = 0; rtcp < 2; ++rtcp) {
+      built[r][rtcp] = buildRule(stream, static_cast<Realm>(r), rtcp == 1);
+      if (built[r][rtcp] != nullptr) continue;
+      for (auto& realmRules : built)
+        for (FlowRule* rule : realmRules)
+          if (rule != nullptr) {
+            releaseNeighbourOf(*rule);
+            rte_free(rule);  // never published: no reader can hold it
+          }
+      return false;
+    }
+  }
+  for (std::size_t r = 0; r < kRealmCount; ++r) {
+    for (std::size_t rtcp = 0; rtcp < 2; ++rtcp) {
       const std::uint32_t index =
           static_cast<std::uint32_t>(stream.port[r]) - slots_[r].portMin + static_cast<std::uint32_t>(rtcp);
-      const FlowRule* old = slots_[r].rules[index].exchange(rule, std::memory_order_acq_rel);
+      const FlowRule* old = slots_[r].rules[index].exchange(built[r][rtcp], std::memory_order_acq_rel);
       if (old != nullptr) retireRule(old);
     }
   }
+  return true;
 }
 
 bool FlowTable::installStream(StreamId id, std::uint16_t label,
@@ -233,20 +278,33 @@ bool FlowTable::installStream(StreamId id, std::uint16_t label,
         slots_[r].rules[index + 1].load(std::memory_order_relaxed) != nullptr)
       return false;
   }
-  Stream& stream = streams_[id];
+  Stream stream;
   stream.id = id;
   stream.label = label < kMaxLabels ? label : 0;
   stream.port = ports;
+  const auto freeEntries = [&stream] {
+    for (auto& realmEntries : stream.entries)
+      for (FlowEntry* entry : realmEntries) rte_free(entry);  // never published
+  };
   for (std::size_t r = 0; r < kRealmCount; ++r) {
     for (std::size_t rtcp = 0; rtcp < 2; ++rtcp) {
-      auto* entry = new FlowEntry;
+      void* block = rte_malloc("sbc_flow_entry", sizeof(FlowEntry), RTE_CACHE_LINE_SIZE);
+      if (block == nullptr) {
+        freeEntries();
+        return false;
+      }
+      auto* entry = new (block) FlowEntry;
       entry->realm = static_cast<Realm>(r);
       entry->rtcp = rtcp == 1;
       stream.entries[r][rtcp] = entry;
     }
   }
   stream.baseline = sumSlots(stream);
-  publishRules(stream);
+  if (!publishRules(stream)) {
+    freeEntries();
+    return false;
+  }
+  streams_.emplace(id, stream);
   flows_ += 4;
   return true;
 }
@@ -256,10 +314,14 @@ bool FlowTable::updateLeg(StreamId id, Realm realm, const LegMedia& leg) {
   if (it == streams_.end()) return false;
   Stream& stream = it->second;
   const std::size_t r = static_cast<std::size_t>(realm);
+  const LegMedia before = stream.legs[r];
+  const std::uint32_t epochBefore = stream.latchEpoch[r];
   stream.legs[r] = leg;
   if (leg.latch) stream.latchEpoch[r] = nextEpoch_++;  // learn afresh
-  publishRules(stream);
-  return true;
+  if (publishRules(stream)) return true;
+  stream.legs[r] = before;  // out of DPDK memory: the stream forwards as it did
+  stream.latchEpoch[r] = epochBefore;
+  return false;
 }
 
 bool FlowTable::removeStream(StreamId id) {

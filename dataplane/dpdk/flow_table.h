@@ -16,8 +16,14 @@
 // to an rte_rcu_qsbr deferred queue and are freed once every worker has reported a
 // quiescent state since (workers report once per loop iteration), so the control thread
 // never waits for workers. Neighbour slots go the same way: a rule carries its peer's slot
-// (reference-counted here), and the slot is freed with the last rule carrying it. Workers write only the per-entry fields they own: the latched
-// source (a single-writer seqlock) and last-seen time, and their own counters.
+// (reference-counted here), and the slot is freed with the last rule carrying it. Workers
+// write only the per-entry fields they own: the latched source (a single-writer seqlock) and
+// last-seen time, and their own counters.
+//
+// Slots, counters, rules and entries live in DPDK memory (rte_malloc on the ports' NUMA
+// socket): hugepages in production, where 10,000 calls' flow state then needs a handful of
+// TLB entries instead of thousands of 4 KiB pages (a TLB miss under a hypervisor is a
+// two-dimensional page walk). Measured in docs/performance.md.
 
 #include <rte_rcu_qsbr.h>
 
@@ -26,6 +32,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -38,7 +45,7 @@
 
 namespace sbc::dataplane::dpdk {
 
-inline constexpr std::size_t kMaxPrefixes = 16;
+inline constexpr std::size_t kMaxOnLinkPrefixes = 16;
 
 struct MaskedPrefix {
   std::uint64_t net0 = 0, net1 = 0, mask0 = 0, mask1 = 0;
@@ -50,30 +57,41 @@ struct MaskedPrefix {
 struct FlowEntry;
 
 // Immutable once published. Describes packets arriving at one SBC port in realm `in`.
+// One cache line; its allowed source prefixes (any number) follow it in the same block of
+// DPDK memory, then the rarely read peerRtpEntry, so a packet from a single-prefix trunk
+// touches two lines of it, and 10,000 calls' rules fit a few megabytes (hugepages in
+// production: few TLB entries).
 struct alignas(64) FlowRule {
-  // Line 0: everything but the prefixes (ordered by size so it fits one cache line).
   const FlowEntry* entry = nullptr;      // this flow's latched source
   const FlowEntry* peerEntry = nullptr;  // where the other side's latched source is learnt
-  RawAddress peer;                       // the other side's SDP address (egress)
   const NeighbourTable::Slot* peerNeighbour = nullptr;  // its MAC, resolved or not
-  StreamId stream = 0;
+  RawAddress peer;                       // the other side's SDP address (egress)
   std::uint32_t latchEpoch = 0;
   std::uint32_t peerLatchEpoch = 0;
   std::uint16_t label = 0;
   std::uint16_t srcPortBe = 0;   // the SBC's port in the other realm (network order)
   std::uint16_t peerPortBe = 0;
+  std::uint16_t prefixCount = 0;
   bool active = true;  // false: the port is not served (RTCP port under rtcp-mux)
   bool latch = false;
   bool hasPeer = false;  // the other side's SDP address is known
   bool peerLatch = false;
-  std::uint8_t prefixCount = 0;
-  // From line 1: two prefixes a line; a packet touches only the lines it is checked against.
-  alignas(64) std::array<MaskedPrefix, kMaxPrefixes> prefixes{};
+
+  // The block a rule with `prefixes` source prefixes needs (see FlowTable::buildRule).
+  static constexpr std::size_t bytesFor(std::size_t prefixes) noexcept {
+    return sizeof(FlowRule) + prefixes * sizeof(MaskedPrefix) + sizeof(const FlowEntry*);
+  }
+  const MaskedPrefix* prefixes() const noexcept {
+    return std::launder(reinterpret_cast<const MaskedPrefix*>(this + 1));
+  }
   // RTCP (without rtcp-mux) towards a latching side whose RTCP has not latched yet goes to
-  // its latched RTP address, port + 1. Rarely read: kept off the first line.
-  const FlowEntry* peerRtpEntry = nullptr;
+  // its latched RTP address, port + 1.
+  const FlowEntry* peerRtpEntry() const noexcept {
+    return *std::launder(reinterpret_cast<const FlowEntry* const*>(prefixes() + prefixCount));
+  }
 };
-static_assert(offsetof(FlowRule, prefixes) == 64, "FlowRule's header must fit one line");
+static_assert(sizeof(FlowRule) == 64, "a FlowRule's fixed part is one cache line");
+static_assert(sizeof(MaskedPrefix) == 32 && alignof(MaskedPrefix) <= 64);
 
 // The latched source: written by one worker (the one receiving the flow's packets),
 // read by any worker. Seqlock without retry: a torn read counts as "not latched".
@@ -181,8 +199,10 @@ class FlowTable {
 
   // --- control side: one thread at a time (the caller serialises); never waits on workers ---
   // Publishes the stream's RTP and RTCP entries on `ports` (the SBC's even RTP port per
-  // realm); packets are dropped (source not allowed) until a leg allows a source.
+  // realm); packets are dropped (source not allowed) until a leg allows a source. False
+  // when the ports are taken or out of range, or without DPDK memory for the stream.
   bool installStream(StreamId id, std::uint16_t label, std::array<std::uint16_t, kRealmCount> ports);
+  // False for an unknown stream, or without DPDK memory (the stream's rules stay as they were).
   bool updateLeg(StreamId id, Realm realm, const LegMedia& leg);
   // Unpublishes and retires the entries; memory is freed after the grace period.
   bool removeStream(StreamId id);
@@ -208,10 +228,15 @@ class FlowTable {
   void setNeighbours(NeighbourTable* neighbours) noexcept;
 
  private:
+  struct RteFree {
+    void operator()(void* p) const noexcept;
+  };
+  template <typename T>
+  using DpdkArray = std::unique_ptr<T[], RteFree>;
   struct Slots {
     std::uint32_t portMin = 0;
     std::uint32_t size = 0;  // ports portMin .. portMax + 1 (RTCP of the last RTP port)
-    std::unique_ptr<std::atomic<const FlowRule*>[]> rules;
+    DpdkArray<std::atomic<const FlowRule*>> rules;
   };
   struct Stream {
     StreamId id = 0;
@@ -223,15 +248,20 @@ class FlowTable {
     StreamCounters baseline;  // what the slots' counters held at install (earlier streams)
   };
   StreamCounters sumSlots(const Stream& stream) const;
+  template <typename T>
+  static DpdkArray<T> dpdkArray(std::size_t count, const char* what);
+  // A rule in DPDK memory, or nullptr when there is none.
   FlowRule* buildRule(const Stream& stream, Realm in, bool rtcp) const;
-  void publishRules(Stream& stream);
+  // Replaces the stream's four rules; false (nothing replaced) without DPDK memory.
+  bool publishRules(Stream& stream);
+  void releaseNeighbourOf(const FlowRule& rule) noexcept;
   void retire(void* pointer, std::uint32_t kind) noexcept;
   void retireRule(const FlowRule* rule) noexcept;
   static void freeRetired(void* p, void* elements, unsigned int n);
 
   std::array<Slots, kRealmCount> slots_;
   // [worker][realm][slot]; mutable: workers write their own through a const table.
-  std::array<std::array<std::unique_ptr<FlowCounters[]>, kRealmCount>, kMaxWorkers> counters_;
+  std::array<std::array<DpdkArray<FlowCounters>, kRealmCount>, kMaxWorkers> counters_;
   std::array<RawAddress, kRealmCount> address_;
   std::array<std::uint32_t, kRealmCount> addr4_{};
   std::array<bool, kRealmCount> v4_{};
@@ -239,7 +269,7 @@ class FlowTable {
     bool hasGateway = false;
     RawAddress gateway;
     std::uint8_t onLinkCount = 0;
-    std::array<MaskedPrefix, kMaxPrefixes> onLink{};
+    std::array<MaskedPrefix, kMaxOnLinkPrefixes> onLink{};
   };
   std::array<Routing, kRealmCount> routing_{};
   std::unordered_map<StreamId, Stream> streams_;

@@ -553,6 +553,31 @@ TEST_F(FastPath, KeepsZeroUdpChecksum) {
   EXPECT_EQ(rte_pktmbuf_mtod_offset(tx.pkts[kCorePort][0], const rte_udp_hdr*, 34)->dgram_cksum, 0);
 }
 
+// A trunk may list any number of source prefixes: the rule keeps them all (an earlier
+// layout kept 16 and silently dropped media from the rest), and only its own family's.
+TEST_F(FastPath, AcceptsMediaFromEveryOneOfManySourcePrefixes) {
+  ASSERT_TRUE(flows->installStream(1, 0, {10000, 20000}));
+  LegMedia access = leg("192.0.2.10", 4000, "192.0.2.0/24");
+  access.allowedSources.push_back(*IpPrefix::parse("2001:db8:1::/48"));  // not IPv4: skipped
+  for (int i = 0; i < 40; ++i)
+    access.allowedSources.push_back(*IpPrefix::parse("172.16." + std::to_string(i) + ".0/24"));
+  ASSERT_TRUE(flows->updateLeg(1, Realm::access, access));
+  ASSERT_TRUE(flows->updateLeg(1, Realm::core, leg("198.51.100.20", 5000, "198.51.100.0/24")));
+  ASSERT_EQ(flows->find(0, 10000)->prefixCount, 41);
+  std::uint64_t expected = 0;
+  for (int i : {0, 15, 16, 17, 39}) {
+    Udp4Spec spec;
+    spec.src = "172.16." + std::to_string(i) + ".9";
+    run(makeUdp4(spec));
+    EXPECT_EQ(read(counters.forwarded), ++expected) << spec.src;
+  }
+  Udp4Spec outside;
+  outside.src = "172.16.40.9";
+  run(makeUdp4(outside));
+  EXPECT_EQ(read(counters.forwarded), expected);
+  EXPECT_EQ(drops(DropReason::sourceNotAllowed), 1u);
+}
+
 // The checksums are updated incrementally (RFC 1624), not recomputed: over many random
 // headers (sources, ports, TTL, TOS, lengths, peers, DSCP) both stay valid, which a slip in
 // the one's-complement arithmetic (a carry, a byte order, the 0/0xffff case) would break.

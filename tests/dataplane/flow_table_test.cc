@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <rte_cycles.h>
+#include <rte_malloc.h>
 #include <rte_rcu_qsbr.h>
 
 #include <arpa/inet.h>
@@ -57,6 +58,37 @@ TEST(FlowTable, RefusesBadInstallsAndCountsFlows) {
   EXPECT_EQ(table.flowCount(), 4u);
   EXPECT_EQ(table.find(0, 10000), nullptr);
   EXPECT_NE(table.find(0, 19999), nullptr);
+}
+
+// Flow state lives in DPDK memory. Without any left, a new stream is refused and a leg
+// update changes nothing (the stream forwards as it did); once memory is back, both work.
+TEST(FlowTable, OutOfDpdkMemoryRefusesChangesAndKeepsWhatForwards) {
+  FlowTable table(settings(), 1);
+  ASSERT_TRUE(table.installStream(1, 0, {10000, 20000}));
+  ASSERT_TRUE(table.updateLeg(1, Realm::access, leg("192.0.2.10", 4000, "192.0.2.0/24")));
+  ASSERT_TRUE(table.updateLeg(1, Realm::core, leg("198.51.100.20", 5000, "198.51.100.0/24")));
+  const FlowRule* before = table.find(0, 10000);
+  ASSERT_NE(before, nullptr);
+  std::vector<void*> hog;  // every byte of DPDK memory, in ever smaller pieces
+  for (std::size_t size : {std::size_t{1} << 20, std::size_t{1} << 14, std::size_t{256}, std::size_t{64}}) {
+    for (int i = 0; i < 100000; ++i) {
+      void* p = rte_malloc(nullptr, size, 0);
+      if (p == nullptr) break;
+      hog.push_back(p);
+    }
+  }
+  ASSERT_EQ(rte_malloc(nullptr, 64, 0), nullptr) << "DPDK memory not exhausted";
+  EXPECT_FALSE(table.installStream(2, 0, {10002, 20002}));
+  EXPECT_FALSE(table.hasStream(2));
+  EXPECT_EQ(table.flowCount(), 4u);
+  EXPECT_EQ(table.find(0, 10002), nullptr);
+  EXPECT_FALSE(table.updateLeg(1, Realm::core, leg("198.51.100.30", 6000, "198.51.100.0/24")));
+  EXPECT_EQ(table.find(0, 10000), before);
+  EXPECT_EQ(table.find(0, 10000)->peerPortBe, htons(5000));
+  for (void* p : hog) rte_free(p);
+  EXPECT_TRUE(table.installStream(2, 0, {10002, 20002}));
+  EXPECT_TRUE(table.updateLeg(1, Realm::core, leg("198.51.100.30", 6000, "198.51.100.0/24")));
+  EXPECT_EQ(table.find(0, 10000)->peerPortBe, htons(6000));
 }
 
 // A worker forwards continuously while the control thread installs, updates and removes
