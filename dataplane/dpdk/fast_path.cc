@@ -444,7 +444,7 @@ inline Verdict processOne(rte_mbuf* m, unsigned rxPort, const FastPathContext& c
   }
   eth = retag(m, p, ctx.vlan[out], ctx.dscp);
   if (eth == nullptr) return Verdict::txFull;  // no headroom for the tag (never from a PMD)
-  eth->dst_addr = wordToMac(mac);
+  std::memcpy(&eth->dst_addr, &mac, RTE_ETHER_ADDR_LEN);  // as wordToMac(mac), inline
   eth->src_addr = ctx.portMac[egress];
   if (!tx.push(egress, m)) return Verdict::txFull;
 
