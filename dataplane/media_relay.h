@@ -106,10 +106,12 @@ class MediaRelay {
   virtual ~MediaRelay() = default;
 
   // Allocates an endpoint in each realm. `label` names the trunk the stream's counters are
-  // kept under ("" for line calls). nullopt when a realm's port range is exhausted.
+  // kept under ("" for line calls). nullopt when a realm's port range is exhausted, or the
+  // driver has no memory left for the stream's flow state (dpdk: DPDK memory).
   virtual std::optional<StreamEndpoints> openStream(std::string_view label) = 0;
 
-  // Sets (or replaces) one realm's side of a stream. False for an unknown stream.
+  // Sets (or replaces) one realm's side of a stream. False for an unknown stream, or when
+  // the driver has no memory for the new flow state (the stream then forwards as before).
   virtual bool updateLeg(StreamId stream, Realm realm, const LegMedia& leg) = 0;
 
   // Stops forwarding and frees the endpoints. Once the release's grace period has passed no
