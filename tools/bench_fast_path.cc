@@ -221,7 +221,11 @@ int main(int argc, char** argv) {
   std::mt19937 rng(12345);
   std::vector<rte_mbuf*> fill(perRound);
   std::vector<rte_mbuf*> drain(perRound);
-  std::vector<double> perPacket, perPacketCpu, perPacketBest;
+  std::vector<double> perPacket, perPacketCpu, perPacketBest, perPacketMedianRound;
+  auto medianOf = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
   TxBatch tx;
   std::array<rte_mbuf*, kBurst> pkts;
   unsigned long txFull = 0;
@@ -232,6 +236,8 @@ int main(int argc, char** argv) {
   for (unsigned run = 0; run < runs; ++run) {
     std::uint64_t cycles = 0, packets = 0, cpuNs = 0;
     double best = 1e30;
+    std::vector<double> roundCycles;  // per packet, each round
+    roundCycles.reserve(rounds);
     for (unsigned round = 0; round < rounds; ++round) {
       if (rte_pktmbuf_alloc_bulk(pool, fill.data(), perRound) != 0) {
         std::fprintf(stderr, "pool exhausted\n");
@@ -274,6 +280,7 @@ int main(int argc, char** argv) {
       cpuNs += threadCpuNs() - cpu0;
       cycles += t1 - t0;
       best = std::min(best, static_cast<double>(t1 - t0) / done);
+      roundCycles.push_back(static_cast<double>(t1 - t0) / done);
       packets += done;
       const unsigned got = rte_ring_dequeue_burst(txRing, reinterpret_cast<void**>(drain.data()),
                                                   perRound, nullptr);
@@ -286,17 +293,16 @@ int main(int argc, char** argv) {
     perPacket.push_back(cpp);
     perPacketCpu.push_back(cpuCpp);
     perPacketBest.push_back(best);
+    perPacketMedianRound.push_back(medianOf(roundCycles));
     std::printf("run %u: %.1f TSC cycles/packet (wall), %.1f (thread CPU time x tsc_hz), "
-                "best round %.1f, over %lu packets\n",
-                run + 1, cpp, cpuCpp, best, static_cast<unsigned long>(packets));
+                "median round %.1f, best round %.1f, over %lu packets\n",
+                run + 1, cpp, cpuCpp, perPacketMedianRound.back(), best,
+                static_cast<unsigned long>(packets));
   }
-  auto medianOf = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-  };
   const double median = medianOf(perPacket);
-  std::printf("median of runs: wall %.1f, thread CPU %.1f, best round %.1f cycles/packet\n", median,
-              medianOf(perPacketCpu), medianOf(perPacketBest));
+  std::printf("median of runs: wall %.1f, thread CPU %.1f, median round %.1f, best round %.1f "
+              "cycles/packet\n",
+              median, medianOf(perPacketCpu), medianOf(perPacketMedianRound), medianOf(perPacketBest));
   std::uint64_t fwd = read(counters->forwarded);
   std::uint64_t dropped = 0;
   for (const auto& d : counters->dropped) dropped += read(d);

@@ -54,6 +54,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/socket_address.h"
 #include "dataplane/media_relay.h"
 #include "dataplane/relay_settings.h"
 #include "dataplane/socket/socket_relay.h"
@@ -282,16 +283,6 @@ RunResult runOnce(const Subject& subject, const std::vector<sockaddr_in>& target
       sent > 0 ? (usec(generatorAfter) - usec(generatorBefore)) * 1000.0 / static_cast<double>(sent)
                : 0;
   return result;
-}
-
-std::size_t openDescriptorCount() {
-  std::error_code ignored;
-  std::size_t count = 0;
-  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ignored);
-       it != std::filesystem::directory_iterator(); it.increment(ignored)) {
-    ++count;
-  }
-  return count;
 }
 
 double median(std::vector<double> values) {
@@ -582,7 +573,7 @@ void memory(long streams, SocketPorts mode) {
   }
   const auto portMax = static_cast<std::uint16_t>(std::min<long>(20000 + streams * 2 + 4000, 65535));
   auto relay = sbc::dataplane::makeSocketRelay(relaySettings(20000, portMax, mode));
-  const auto descriptorsBefore = openDescriptorCount();
+  const auto descriptorsBefore = sbc::common::openDescriptors().size();
   std::this_thread::sleep_for(100ms);
   const long rssBefore = readKb("/proc/self/status", "VmRSS:");
   const long slabBefore = readKb("/proc/meminfo", "Slab:");
@@ -606,7 +597,7 @@ void memory(long streams, SocketPorts mode) {
   const long slabAfter = readKb("/proc/meminfo", "Slab:");
   std::printf(" %ld streams open (%llu flows, %ld more descriptors) in %.0f ms (%.1f us/stream)\n",
               opened, static_cast<unsigned long long>(flows),
-              static_cast<long>(openDescriptorCount()) - static_cast<long>(descriptorsBefore),
+              static_cast<long>(sbc::common::openDescriptors().size()) - static_cast<long>(descriptorsBefore),
               openMs, openMs * 1000.0 / static_cast<double>(std::max(opened, 1L)));
   std::printf("  process RSS  +%ld kB = %.0f bytes/stream\n", rssAfter - rssBefore,
               (rssAfter - rssBefore) * 1024.0 / static_cast<double>(std::max(opened, 1L)));

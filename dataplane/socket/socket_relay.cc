@@ -796,7 +796,7 @@ class SocketRelay final : public MediaRelay {
       dropped += static_cast<std::uint64_t>(got);
       if (static_cast<std::size_t>(got) < kBatch) break;
     }
-    if (dropped > 0) bump(counters_.dropped[static_cast<std::size_t>(DropReason::noFlow)], dropped);
+    countDropReasons(dropped, 0, 0, 0);
   }
 
   void applyLeg(Stream& stream, Realm realm, LegMedia&& media, Nanos now) {
@@ -884,7 +884,7 @@ class SocketRelay final : public MediaRelay {
     // older than some of these datagrams (the peer was told, then sent): apply it first.
     if (commandsWaiting_.load(std::memory_order_acquire)) processCommands(now, false);
     if (socket.stream == nullptr) {  // closed just now: its port rests
-      bump(counters_.dropped[static_cast<std::size_t>(DropReason::noFlow)], received);
+      countDropReasons(received, 0, 0, 0);
       return received;
     }
     Stream& stream = *socket.stream;
@@ -929,22 +929,33 @@ class SocketRelay final : public MediaRelay {
     const std::size_t txFailed = queued - sent;
 
     if (accepted > 0) from.lastRx = now;
+    countDropReasons(0, malformed, refused, txFailed);
+    if (sent > 0) countForwarded(stream, in, sent, sentBytes);
+    countDropped(stream, in, malformed + refused + unrouted + txFailed);
+    return received;
+  }
+
+  // The counters both port modes keep: per stream and trunk (forwarded, dropped), and the
+  // relay's drops by reason. Only the worker writes them.
+  static void countForwarded(Stream& stream, std::size_t in, std::uint64_t packets,
+                             std::uint64_t bytes) {
+    bump(stream.packets[in], packets);
+    bump(stream.bytes[in], bytes);
+    bump(stream.label->packets[in], packets);
+    bump(stream.label->bytes[in], bytes);
+  }
+  static void countDropped(Stream& stream, std::size_t in, std::uint64_t packets) {
+    if (packets == 0) return;
+    bump(stream.dropped[in], packets);
+    bump(stream.label->dropped, packets);
+  }
+  void countDropReasons(std::uint64_t noFlow, std::uint64_t malformed, std::uint64_t refused,
+                        std::uint64_t txFull) {
     auto& drops = counters_.dropped;
+    if (noFlow) bump(drops[static_cast<std::size_t>(DropReason::noFlow)], noFlow);
     if (malformed) bump(drops[static_cast<std::size_t>(DropReason::malformed)], malformed);
     if (refused) bump(drops[static_cast<std::size_t>(DropReason::sourceNotAllowed)], refused);
-    if (txFailed) bump(drops[static_cast<std::size_t>(DropReason::txFull)], txFailed);
-    const std::uint64_t dropped = malformed + refused + unrouted + txFailed;
-    if (sent > 0) {
-      bump(stream.packets[in], sent);
-      bump(stream.bytes[in], sentBytes);
-      bump(stream.label->packets[in], sent);
-      bump(stream.label->bytes[in], sentBytes);
-    }
-    if (dropped > 0) {
-      bump(stream.dropped[in], dropped);
-      bump(stream.label->dropped, dropped);
-    }
-    return received;
+    if (txFull) bump(drops[static_cast<std::size_t>(DropReason::txFull)], txFull);
   }
 
   // Sends tx_[0, count) in as few sendmmsg calls as the kernel allows; txSent_ says which
@@ -977,11 +988,6 @@ class SocketRelay final : public MediaRelay {
       if (commandsWaiting_.load(std::memory_order_relaxed)) processCommands(now, false);
       if (forwardSteeredBurst(receiver, now) < kBatch) return;
     }
-  }
-
-  static void dropForStream(Stream& stream, std::size_t in) {
-    bump(stream.dropped[in], 1);
-    bump(stream.label->dropped, 1);
   }
 
   enum class Verdict : std::uint8_t { queued, noFlow, malformed, refused, unrouted };
@@ -1055,7 +1061,7 @@ class SocketRelay final : public MediaRelay {
         case Verdict::refused: ++refused; break;
         case Verdict::unrouted: break;  // accepted; that side's address is unknown
       }
-      dropForStream(*stream, in);
+      countDropped(*stream, in, 1);
     }
 
     std::size_t txFailed = 0;
@@ -1065,21 +1071,13 @@ class SocketRelay final : public MediaRelay {
         Stream& stream = *txStreams_[i];
         if (!txSent_[i]) {
           ++txFailed;
-          dropForStream(stream, in);
+          countDropped(stream, in, 1);
           continue;
         }
-        const std::size_t bytes = txSteeredIov_[i][1].iov_len;
-        bump(stream.packets[in], 1);
-        bump(stream.bytes[in], bytes);
-        bump(stream.label->packets[in], 1);
-        bump(stream.label->bytes[in], bytes);
+        countForwarded(stream, in, 1, txSteeredIov_[i][1].iov_len);
       }
     }
-    auto& drops = counters_.dropped;
-    if (noFlow) bump(drops[static_cast<std::size_t>(DropReason::noFlow)], noFlow);
-    if (malformed) bump(drops[static_cast<std::size_t>(DropReason::malformed)], malformed);
-    if (refused) bump(drops[static_cast<std::size_t>(DropReason::sourceNotAllowed)], refused);
-    if (txFailed) bump(drops[static_cast<std::size_t>(DropReason::txFull)], txFailed);
+    countDropReasons(noFlow, malformed, refused, txFailed);
     return received;
   }
 

@@ -11,11 +11,11 @@
 // a packet carries no "checksum done" mark): every packet a peer receives here proves the
 // checksum written by udp_headers.cc.
 
-#include <dirent.h>
 
 #include <cstdlib>
 #include <iostream>
 
+#include "common/socket_address.h"
 #include "dataplane/socket/socket_relay.h"
 #include "tests/dataplane/relay_behaviour.h"
 #include "tests/support/test_env.h"
@@ -56,23 +56,12 @@ class SteeredRelay : public RelayBehaviour {};
 INSTANTIATE_TEST_SUITE_P(SocketSkLookup, SteeredRelay, ::testing::Values(kSteered),
                          relayTargetName);
 
-std::size_t openDescriptorCount() {
-  std::size_t count = 0;
-  DIR* dir = ::opendir("/proc/self/fd");
-  if (dir == nullptr) return 0;
-  while (const dirent* entry = ::readdir(dir)) {
-    if (entry->d_name[0] != '.') ++count;
-  }
-  ::closedir(dir);
-  return count;
-}
-
 // Proves: 10,000 streams (40,000 relay ports over both realms) take no descriptor each,
 // and the first and the last of them forward.
 TEST_P(SteeredRelay, TenThousandStreamsNeedNoDescriptorPerPort) {
   constexpr std::uint16_t kStreams = 10000;
   auto relay = make(settings(0ms, 0ms, kStreams, 20000));
-  const std::size_t before = openDescriptorCount();
+  const std::size_t before = common::openDescriptors().size();
   std::vector<StreamEndpoints> streams;
   streams.reserve(kStreams);
   for (std::uint16_t i = 0; i < kStreams; ++i) {
@@ -81,7 +70,7 @@ TEST_P(SteeredRelay, TenThousandStreamsNeedNoDescriptorPerPort) {
     streams.push_back(*stream);
   }
   EXPECT_FALSE(relay->openStream("t")) << "the range holds exactly " << kStreams << " pairs";
-  EXPECT_LE(openDescriptorCount(), before + 2);
+  EXPECT_LE(common::openDescriptors().size(), before + 2);
 
   UdpPeer trunk(target().trunk), core(target().core);
   for (const StreamEndpoints* stream : {&streams.front(), &streams.back()}) {
