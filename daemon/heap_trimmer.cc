@@ -4,6 +4,11 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <string>
+
+#if SBC_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#endif
 
 #include "common/log.h"
 
@@ -46,7 +51,14 @@ std::int64_t HeapTrimmer::residentBytes() {
 HeapTrim HeapTrimmer::trimNow() {
   const auto started = std::chrono::steady_clock::now();
   const std::int64_t before = residentBytes();
+#if SBC_JEMALLOC
+  // jemalloc gives freed pages back by itself only as allocations go on (after
+  // dirty_decay_ms); a daemon idle after a load peak would keep them: purge every arena.
+  static const std::string purgeAll = "arena." + std::to_string(MALLCTL_ARENAS_ALL) + ".purge";
+  ::mallctl(purgeAll.c_str(), nullptr, nullptr, nullptr, 0);
+#else
   ::malloc_trim(0);
+#endif
   const std::int64_t after = residentBytes();
   return HeapTrim{before - after, std::chrono::duration_cast<std::chrono::microseconds>(
                                       std::chrono::steady_clock::now() - started)};

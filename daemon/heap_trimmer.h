@@ -1,12 +1,14 @@
 #pragma once
-// Hands the C library's free heap memory back to the kernel at intervals.
+// Hands the allocator's free heap memory back to the kernel at intervals.
 //
 // Why: SIP transactions are many, short-lived and small (nta keeps each message for 64*T1).
 // Under load they spread over tens of MiB of heap; once the load passes, glibc returns
 // only the free memory at the top of a heap, so a daemon that once took a registration
 // storm would stay that large for good. malloc_trim(0) also releases the free pages inside
 // the heaps (long-lived data that would pin them, the line bindings, lives in a pool of its
-// own: signaling/registrations.h).
+// own: signaling/registrations.h). With jemalloc (meson option `allocator`, the default) a
+// trim purges every arena: jemalloc returns freed pages on its own only while allocations
+// go on.
 
 #include <chrono>
 #include <cstdint>

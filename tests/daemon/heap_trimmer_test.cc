@@ -1,5 +1,5 @@
 // The heap trimmer gives freed memory inside the heap back to the kernel: glibc alone
-// keeps it while a live allocation sits above it.
+// keeps it while a live allocation sits above it, jemalloc until allocations go on.
 
 #include "daemon/heap_trimmer.h"
 
