@@ -444,7 +444,7 @@ inline Verdict processOne(rte_mbuf* m, unsigned rxPort, const FastPathContext& c
   }
   eth = retag(m, p, ctx.vlan[out], ctx.dscp);
   if (eth == nullptr) return Verdict::txFull;  // no headroom for the tag (never from a PMD)
-  std::memcpy(&eth->dst_addr, &mac, RTE_ETHER_ADDR_LEN);  // as wordToMac(mac), inline
+  std::memcpy(&eth->dst_addr, &mac, RTE_ETHER_ADDR_LEN);  // the MAC as macToWord stored it
   eth->src_addr = ctx.portMac[egress];
   if (!tx.push(egress, m)) return Verdict::txFull;
 
@@ -503,12 +503,6 @@ std::uint64_t macToWord(const rte_ether_addr& mac) noexcept {
   std::uint64_t word = 0;
   std::memcpy(&word, mac.addr_bytes, RTE_ETHER_ADDR_LEN);
   return word;
-}
-
-rte_ether_addr wordToMac(std::uint64_t word) noexcept {
-  rte_ether_addr mac;
-  std::memcpy(mac.addr_bytes, &word, RTE_ETHER_ADDR_LEN);
-  return mac;
 }
 
 void forwardBurst(rte_mbuf** pkts, std::uint16_t n, unsigned rxPort, const FastPathContext& ctx,

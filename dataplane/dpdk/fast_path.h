@@ -61,8 +61,7 @@ std::uint32_t writeEthernet(std::uint8_t* data, const rte_ether_addr& dst,
                             const rte_ether_addr& src, std::uint16_t vlan,
                             std::uint16_t etherTypeBe) noexcept;
 
-// 48-bit MAC <-> the neighbour table's word.
+// 48-bit MAC -> the neighbour table's word (its first 6 bytes as stored).
 std::uint64_t macToWord(const rte_ether_addr& mac) noexcept;
-rte_ether_addr wordToMac(std::uint64_t word) noexcept;
 
 }  // namespace sbc::dataplane::dpdk

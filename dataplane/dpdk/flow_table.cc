@@ -27,25 +27,20 @@ constexpr std::uint32_t kDeferredQueueSize = 1u << 16;
 
 std::atomic<unsigned> tableSerial{0};
 
+}  // namespace
+
+void FlowTable::RteFree::operator()(void* p) const noexcept { rte_free(p); }
+
 // Zeroed DPDK memory for `count` objects of T, each constructed; throws when there is none.
 template <typename T>
-T* dpdkObjects(std::size_t count, const char* what) {
+FlowTable::DpdkArray<T> FlowTable::dpdkArray(std::size_t count, const char* what) {
   static_assert(std::is_trivially_destructible_v<T>, "freed with rte_free, not destroyed");
   void* memory = rte_zmalloc(what, count * sizeof(T), RTE_CACHE_LINE_SIZE);
   if (memory == nullptr)
     throw std::runtime_error(std::string("dpdk flow table: no DPDK memory for ") + what);
   auto* objects = static_cast<T*>(memory);
   for (std::size_t i = 0; i < count; ++i) new (objects + i) T();
-  return objects;
-}
-
-}  // namespace
-
-void FlowTable::RteFree::operator()(void* p) const noexcept { rte_free(p); }
-
-template <typename T>
-FlowTable::DpdkArray<T> FlowTable::dpdkArray(std::size_t count, const char* what) {
-  return DpdkArray<T>(dpdkObjects<T>(count, what));
+  return DpdkArray<T>(objects);
 }
 
 RawAddress toRaw(const policy::IpAddress& address) noexcept {
