@@ -102,6 +102,9 @@ struct SipTimers {
   // Overload control: new calls get 503 while more than this waits in the SIP UDP receive
   // queues (signaling/overload_guard.h); 0 = never.
   std::uint32_t overloadQueueKib = 4096;
+  // SCHED_FIFO priority of the signaling thread (1..99), so that other work on the machine
+  // does not delay it; 0 = the normal scheduler.
+  std::uint32_t realtimePriority = 0;
   friend bool operator==(const SipTimers&, const SipTimers&) = default;
 };
 

@@ -970,7 +970,8 @@ class Parser {
     const auto sip = Validator::member(root, "sip");
     if (!sip || !v_.group(*sip, {"t1_ms", "t1x64_ms", "nonce_expires_s", "header_allow_list",
                                  "body_types", "session_expires_s", "min_se_s",
-                                 "max_session_expires_s", "overload_queue_kib"})) {
+                                 "max_session_expires_s", "overload_queue_kib",
+                                 "realtime_priority"})) {
       return;
     }
     v_.readInteger(*sip, "nonce_expires_s", 1, 86400, out.nonceExpiresS);
@@ -1004,6 +1005,7 @@ class Parser {
       out.maxSessionExpiresS = std::max(out.maxSessionExpiresS, out.sessionExpiresS);
     }
     v_.readInteger(*sip, "overload_queue_kib", 0, 1 << 20, out.overloadQueueKib);
+    v_.readInteger(*sip, "realtime_priority", 0, 99, out.realtimePriority);
     v_.readInteger(*sip, "t1_ms", 1, 10000, out.t1Ms);
     if (const auto node = Validator::member(*sip, "t1x64_ms")) {
       // At least T1 itself (never below 1); the check uses T1's default if T1 was bad.

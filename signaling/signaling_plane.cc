@@ -1,5 +1,6 @@
 #include "signaling/signaling_plane.h"
 
+#include <pthread.h>
 #include <strings.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -20,6 +21,7 @@
 #include <thread>
 
 #include "common/log.h"
+#include "common/realtime.h"
 #include "signaling/call.h"
 #include "signaling/dial_plan.h"
 #include "signaling/nta_refusals.h"
@@ -160,7 +162,26 @@ struct SignalingPlane::Impl {
   }
 
   // Signaling thread: builds the agents, reports the outcome, then runs until stopped.
+  // sip.realtime_priority: under SCHED_FIFO this thread runs as soon as a request arrives
+  // instead of waiting for its turn behind other work on the machine, which at high call
+  // rates is most of the setup delay (docs/performance.md). Refused (no CAP_SYS_NICE):
+  // sbcd runs on at the normal priority and says so.
+  void applyRealtimePriority() {
+    const auto priority = static_cast<int>(settings.sipTimers.realtimePriority);
+    if (priority == 0) return;
+    const std::string refused = common::runCallingThreadRealtime(priority);
+    if (refused.empty()) {
+      log::info("sip", "signaling thread runs under SCHED_FIFO at priority ", priority,
+                " (sip.realtime_priority)");
+    } else {
+      log::warning("sip", "sip.realtime_priority = ", priority,
+                   ": the signaling thread stays at the normal priority: ", refused);
+    }
+  }
+
   void run(std::promise<void>& started) {
+    pthread_setname_np(pthread_self(), kSignalingThreadName);
+    applyRealtimePriority();
     su_init();
     root = su_root_create(this);
     std::string failure;

@@ -21,6 +21,9 @@
 
 namespace sbc::signaling {
 
+// The signaling thread's name (/proc/self/task/*/comm): tests and operators find it there.
+inline constexpr const char* kSignalingThreadName = "sbc-sip";
+
 class SignalingPlane {
  public:
   // Binds every SIP listen address of both realms and starts the signaling thread.

@@ -82,6 +82,7 @@ TEST(ExampleConfig, LoadsWithTheDocumentedValues) {
   EXPECT_EQ(c.sipTimers.minSeS, 90u);
   EXPECT_EQ(c.sipTimers.maxSessionExpiresS, 7200u);
   EXPECT_EQ(c.sipTimers.overloadQueueKib, 4096u);
+  EXPECT_EQ(c.sipTimers.realtimePriority, 0u);
   ASSERT_EQ(c.trunks.size(), 4u);
   const Trunk& acme = c.trunks[0];
   EXPECT_EQ(acme.name, "acme");
@@ -210,7 +211,8 @@ media = { driver = "dpdk"; socket_ports = "sk_lookup"; dscp = 0; quarantine_ms =
 dpdk = { eal_args = [ "-l", "0" ]; ports = ( { device = "net_ring0"; realm = "access"; },
                                              { device = "net_ring1"; realm = "core"; } ); };
 sip = { t1_ms = 250; t1x64_ms = 16000; nonce_expires_s = 45; session_expires_s = 0;
-        min_se_s = 30; max_session_expires_s = 600; overload_queue_kib = 0; };
+        min_se_s = 30; max_session_expires_s = 600; overload_queue_kib = 0;
+        realtime_priority = 99; };
 trunks = ( { name = "a.b-c_1"; source_prefixes = [ "2001:db8::/32", "198.51.100.7" ];
              target = { host = "198.51.100.7"; port = 5099; transport = "tcp"; };
              max_calls = 1000000; max_calls_per_second = 100000; call_rate_burst = 7; trusted = true;
@@ -255,6 +257,7 @@ refusals = { unknown_source = "drop"; over_limit_status = 486; retry_after_s = 0
   EXPECT_EQ(c.sipTimers.minSeS, 30u);
   EXPECT_EQ(c.sipTimers.maxSessionExpiresS, 600u);
   EXPECT_EQ(c.sipTimers.overloadQueueKib, 0u);
+  EXPECT_EQ(c.sipTimers.realtimePriority, 99u);
   ASSERT_EQ(c.trunks.size(), 1u);
   const Trunk& t = c.trunks[0];
   EXPECT_EQ(t.name, "a.b-c_1");

@@ -37,8 +37,68 @@ using TrunkCalls = TrunkFixture;
 // Proves: trunk → core calls complete (INVITE, 180, 200, ACK, BYE) through the B2BUA.
 TEST_F(TrunkCalls, BasicCallsComplete) {
   startSbc(10);
+  // Without sip.realtime_priority nothing runs real-time; the signaling thread is named.
+  int signalingThreads = 0;
+  for (const ThreadSchedule& thread : threadSchedules(daemon_->process().pid())) {
+    EXPECT_EQ(thread.policy, SCHED_OTHER) << thread.name;
+    signalingThreads += thread.name == "sbc-sip" ? 1 : 0;
+  }
+  EXPECT_EQ(signalingThreads, 1);
   callThrough("uas_answer.xml", "uac_hold.xml", 3);
   EXPECT_EQ(metric("sbc_admission_total{result=\"admitted\",trunk=\"alpha\"}"), 3);
+  expectNoActiveCalls();
+}
+
+// Proves: with sip.realtime_priority the signaling thread, and only it, runs under
+// SCHED_FIFO at that priority, says so, and calls complete through it.
+TEST_F(TrunkCalls, SignalingThreadRunsRealtimeWhenConfigured) {
+  if (::geteuid() != 0) {  // CAP_SYS_NICE
+    if (runningInCi()) FAIL() << "needs root (real-time scheduling)";
+    GTEST_SKIP() << "needs root (real-time scheduling)";
+  }
+  sipExtra_ = "realtime_priority = 7;";
+  startSbc(10);
+  EXPECT_NE(daemon_->process().output().find(
+                "signaling thread runs under SCHED_FIFO at priority 7"),
+            std::string::npos)
+      << daemon_->process().output();
+  int realtimeThreads = 0;
+  for (const ThreadSchedule& thread : threadSchedules(daemon_->process().pid())) {
+    if (thread.name == "sbc-sip") {
+      EXPECT_EQ(thread.policy, SCHED_FIFO);
+      EXPECT_EQ(thread.priority, 7);
+    }
+    if (thread.policy != SCHED_OTHER) {
+      ++realtimeThreads;
+      EXPECT_EQ(thread.name, "sbc-sip") << "only the signaling thread is real-time";
+    }
+  }
+  EXPECT_EQ(realtimeThreads, 1);
+  callThrough("uas_answer.xml", "uac_hold.xml", 3);
+  expectNoActiveCalls();
+}
+
+// Proves: refused real-time scheduling (no CAP_SYS_NICE, RLIMIT_RTPRIO 0) is logged with
+// the reason, and sbcd serves calls at the normal priority.
+TEST_F(TrunkCalls, RealtimePriorityRefusedRunsAtNormalPriority) {
+  if (::geteuid() != 0 || !std::filesystem::exists("/usr/bin/setpriv") ||
+      !std::filesystem::exists("/usr/bin/prlimit")) {
+    if (runningInCi()) FAIL() << "needs root, setpriv and prlimit (util-linux)";
+    GTEST_SKIP() << "needs root, setpriv and prlimit (util-linux)";
+  }
+  sipExtra_ = "realtime_priority = 7;";
+  sbcdWrapper_ = {"/usr/bin/prlimit", "--rtprio=0:0", "--", "/usr/bin/setpriv",
+                  "--bounding-set=-sys_nice", "--inh-caps=-sys_nice", "--"};
+  startSbc(10);
+  const std::string& output = daemon_->process().output();
+  const auto warning = output.find("sip.realtime_priority = 7: the signaling thread stays at "
+                                   "the normal priority: Operation not permitted");
+  EXPECT_NE(warning, std::string::npos) << output;
+  EXPECT_NE(output.find("CAP_SYS_NICE", warning), std::string::npos) << output;
+  for (const ThreadSchedule& thread : threadSchedules(daemon_->process().pid())) {
+    EXPECT_EQ(thread.policy, SCHED_OTHER) << thread.name;
+  }
+  callThrough("uas_answer.xml", "uac_hold.xml", 3);
   expectNoActiveCalls();
 }
 

@@ -1,14 +1,18 @@
 #pragma once
 // Starting the real sbcd binary on a temporary configuration, for integration tests.
 
+#include <sched.h>
+
 #include <chrono>
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <optional>
 #include <regex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -72,8 +76,10 @@ inline std::string exitExcerpt(const std::string& output) {
 // sanitizer report in its output.
 class RunningDaemon {
  public:
-  explicit RunningDaemon(const std::string& configPath)
-      : process_({builtProgram("SBCD"), "-c", configPath}) {
+  // `wrapper`: a command sbcd is started under (e.g. one that takes away a capability).
+  explicit RunningDaemon(const std::string& configPath,
+                         const std::vector<std::string>& wrapper = {})
+      : process_(withWrapper(wrapper, {builtProgram("SBCD"), "-c", configPath})) {
     const auto bound = process_.waitForLine("bound metrics=", 10s);
     if (!bound) return;
     boundLine_ = *bound;
@@ -129,11 +135,41 @@ class RunningDaemon {
   }
 
  private:
+  static std::vector<std::string> withWrapper(std::vector<std::string> wrapper,
+                                              const std::vector<std::string>& command) {
+    wrapper.insert(wrapper.end(), command.begin(), command.end());
+    return wrapper;
+  }
+
   ChildProcess process_;
   bool checked_ = false;
   int metricsPort_ = 0;
   std::string boundLine_;
 };
+
+// How the kernel schedules one thread of a process: /proc/PID/task/TID/comm, its policy
+// (SCHED_OTHER, SCHED_FIFO, ...) and its real-time priority (0 unless real-time).
+struct ThreadSchedule {
+  std::string name;
+  int policy = -1;
+  int priority = -1;
+};
+
+inline std::vector<ThreadSchedule> threadSchedules(pid_t pid) {
+  std::vector<ThreadSchedule> threads;
+  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& task : std::filesystem::directory_iterator(tasks)) {
+    const pid_t tid = std::stoi(task.path().filename().string());
+    ThreadSchedule thread;
+    std::ifstream comm(task.path() / "comm");
+    std::getline(comm, thread.name);
+    thread.policy = ::sched_getscheduler(tid);
+    sched_param param{};
+    if (::sched_getparam(tid, &param) == 0) thread.priority = param.sched_priority;
+    if (thread.policy >= 0) threads.push_back(thread);  // a thread that ended meanwhile: left out
+  }
+  return threads;
+}
 
 // The c= address and first m=audio port of the first 200 OK in a SIPp message trace
 // (-trace_msg -message_file), polled until it appears (up to 2.5 s). `messages` gets the

@@ -125,7 +125,7 @@ control = { socket = ")" + dir_.file("sbcd.sock") +
 
   void startSbc(int maxCalls, int drainSeconds = 30) {
     const std::string config = sbcConfig(maxCalls, drainSeconds);
-    daemon_ = std::make_unique<RunningDaemon>(dir_.write("sbc.cfg", config));
+    daemon_ = std::make_unique<RunningDaemon>(dir_.write("sbc.cfg", config), sbcdWrapper_);
     ASSERT_GT(daemon_->metricsPort(), 0) << daemon_->process().output();
     const std::string& bound = daemon_->boundLine();
     const std::string access = "sip.access=" + accessTransport_ + ":127.0.0.10:";
@@ -270,6 +270,8 @@ control = { socket = ")" + dir_.file("sbcd.sock") +
   // Appended to the access realm's list of SIP listen groups (e.g. a TCP one).
   std::string accessListenExtra_;
   std::string extraConfig_;
+  // A command sbcd is started under (RunningDaemon's `wrapper`).
+  std::vector<std::string> sbcdWrapper_;
   // How long a call of uac_hold.xml (and of other scenarios' bare <pause/>) is held.
   int holdMs_ = 1500;
   // More trunks after alpha, each written as `, { name = ...; }`.
