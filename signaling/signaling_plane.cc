@@ -161,7 +161,6 @@ struct SignalingPlane::Impl {
     if (wakeFd >= 0) ::close(wakeFd);
   }
 
-  // Signaling thread: builds the agents, reports the outcome, then runs until stopped.
   // sip.realtime_priority: under SCHED_FIFO this thread runs as soon as a request arrives
   // instead of waiting for its turn behind other work on the machine, which at high call
   // rates is most of the setup delay (docs/performance.md). Refused (no CAP_SYS_NICE):
@@ -179,6 +178,7 @@ struct SignalingPlane::Impl {
     }
   }
 
+  // Signaling thread: builds the agents, reports the outcome, then runs until stopped.
   void run(std::promise<void>& started) {
     pthread_setname_np(pthread_self(), kSignalingThreadName);
     applyRealtimePriority();
