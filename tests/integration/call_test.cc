@@ -1,6 +1,6 @@
 // Calls through the B2BUA with SIPp as trunk (127.0.0.2) and core (127.0.0.3): the basic
-// call, the trunk's concurrent-call ceiling, and a core that does not answer. Every test
-// ends by checking that no call slot leaked.
+// call, the signaling thread's real-time scheduling, the trunk's concurrent-call ceiling,
+// and a core that does not answer. Every test ends by checking that no call slot leaked.
 
 #include <netinet/in.h>
 #include <arpa/inet.h>
