@@ -404,12 +404,15 @@ class Validator {
   // An integer or a float, in (min, max] when `minExclusive`, else [min, max].
   std::optional<double> number(const Node& node, double min, bool minExclusive, double max) {
     double value = 0;
+    // An integer is checked as read: converting it back from the double is undefined for
+    // one at the edge of long long (2^63 - 1 rounds up to 2^63).
+    std::optional<long long> whole;
     switch (node->getType()) {
       case Setting::TypeInt:
-        value = static_cast<int>(*node);
+        whole = static_cast<int>(*node);
         break;
       case Setting::TypeInt64:
-        value = static_cast<double>(static_cast<long long>(*node));
+        whole = static_cast<long long>(*node);
         break;
       case Setting::TypeFloat:
         value = static_cast<double>(*node);
@@ -418,9 +421,9 @@ class Validator {
         wrongType(node, "a number");
         return std::nullopt;
     }
-    if (node->getType() != Setting::TypeFloat &&
-        isMisread(node, static_cast<long long>(value))) {
-      return std::nullopt;
+    if (whole) {
+      if (isMisread(node, *whole)) return std::nullopt;
+      value = static_cast<double>(*whole);
     }
     const bool aboveMin = minExclusive ? value > min : value >= min;
     if (!(aboveMin && value <= max)) {  // also refuses nan

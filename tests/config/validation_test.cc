@@ -345,6 +345,12 @@ TEST(OutOfRange, TrunkNumbers) {
             "out of range: 100000 (valid: > 0 and <= 100000)");
   EXPECT_EQ(reasonFor("max_calls_per_second = 1e999;", "trunks.[0].max_calls_per_second"),
             "out of range: inf (valid: > 0 and <= 100000)");
+  // The largest 64-bit literal: checked as read, not converted back from its double (2^63,
+  // undefined as a long long; found by fuzz-config).
+  EXPECT_EQ(reasonFor("max_calls_per_second = 9223372036854775807L;",
+                      "trunks.[0].max_calls_per_second")
+                .rfind("out of range: ", 0),
+            0u);
   EXPECT_EQ(reasonFor("call_rate_burst = -1;", "trunks.[0].call_rate_burst"),
             "out of range: -1 (valid: 0..1000000)");
   const std::string text = withMinimal(
