@@ -9,6 +9,7 @@
 
 #include <cstring>
 
+#include "dataplane/dpdk/checksum.h"
 #include "dataplane/dpdk/neighbour_discovery.h"
 
 namespace sbc::dataplane::dpdk {
@@ -57,29 +58,6 @@ inline std::uint32_t wordV4(std::uint64_t word) noexcept {
   return raw;
 }
 
-// RFC 1624 incremental checksum update, HC' = ~(~HC + ~m + m'), summed 32 bits at a time
-// into a 64-bit accumulator: a 32-bit word as stored is two 16-bit words as stored, and
-// folding the sum adds the halves back together (one's-complement sums do not depend on byte
-// order). About a tenth of the instructions of a loop over 16-bit words.
-inline std::uint64_t csumDelta32(std::uint32_t before, std::uint32_t after) noexcept {
-  return std::uint64_t{static_cast<std::uint32_t>(~before)} + after;
-}
-inline std::uint64_t csumDelta16(std::uint16_t before, std::uint16_t after) noexcept {
-  return std::uint64_t{static_cast<std::uint16_t>(~before)} + after;
-}
-inline std::uint64_t csumDelta64(std::uint64_t before, std::uint64_t after) noexcept {
-  return csumDelta32(static_cast<std::uint32_t>(before), static_cast<std::uint32_t>(after)) +
-         csumDelta32(static_cast<std::uint32_t>(before >> 32), static_cast<std::uint32_t>(after >> 32));
-}
-// The checksum field `checksum` (as stored) with `delta` applied.
-inline std::uint16_t csumApply(std::uint16_t checksum, std::uint64_t delta) noexcept {
-  std::uint64_t sum = std::uint64_t{static_cast<std::uint16_t>(~checksum)} + delta;
-  sum = (sum & 0xffffffffu) + (sum >> 32);
-  sum = (sum & 0xffffffffu) + (sum >> 32);
-  sum = (sum & 0xffff) + (sum >> 16);
-  sum = (sum & 0xffff) + (sum >> 16);
-  return static_cast<std::uint16_t>(~sum);
-}
 inline std::uint16_t load16(const void* p) noexcept {
   std::uint16_t v;
   std::memcpy(&v, p, 2);
@@ -457,27 +435,127 @@ inline Verdict processOne(rte_mbuf* m, unsigned rxPort, const FastPathContext& c
   return Verdict::forwarded;
 }
 
-// The flow slot an untagged IPv4/UDP packet is for, without validation (a guess for
-// prefetching only; processOne validates everything). False when there is none.
-inline bool peekSlot(const rte_mbuf* m, const FlowTable& flows, unsigned& realm,
-                     std::uint32_t& index) noexcept {
-  const auto* data = rte_pktmbuf_mtod(m, const std::uint8_t*);
-  std::uint32_t length = rte_pktmbuf_data_len(m);
-  if (length < 14 + 20 + 8) return false;
-  if (reinterpret_cast<const rte_ether_hdr*>(data)->ether_type == kEthVlan) {
-    data += sizeof(rte_vlan_hdr);  // a realm's tag: the rest is 4 bytes on
-    length -= sizeof(rte_vlan_hdr);
-    if (length < 14 + 20 + 8) return false;
+// An IPv4/UDP datagram for one of our ports, as the common case has it: one segment, at
+// most one 802.1Q tag (the realm's), no IP options, not a fragment, TTL above 1, lengths
+// consistent. Parsed once per packet (the burst's first pass, which also prefetches its
+// flow state). Anything else goes to processOne, which gives it its verdict.
+struct Media4 {
+  rte_ipv4_hdr* ip;
+  std::uint32_t index;  // flow slot
+  std::uint8_t realm;
+  std::uint8_t l2;      // 14, or 18 with a tag
+};
+
+[[gnu::always_inline]] inline bool parseMedia4(rte_mbuf* m, const FastPathContext& ctx,
+                                               Media4& out) noexcept {
+  auto* data = rte_pktmbuf_mtod(m, std::uint8_t*);
+  const std::uint32_t length = rte_pktmbuf_data_len(m);
+  if (m->nb_segs != 1 || length < sizeof(rte_ether_hdr) + sizeof(rte_vlan_hdr) + 28) return false;
+  std::uint16_t type = reinterpret_cast<const rte_ether_hdr*>(data)->ether_type;
+  std::uint32_t l2 = sizeof(rte_ether_hdr);
+  std::uint16_t vlan = 0;
+  if (type == kEthVlan) {
+    const auto* tag = reinterpret_cast<const rte_vlan_hdr*>(data + sizeof(rte_ether_hdr));
+    type = tag->eth_proto;
+    vlan = rte_be_to_cpu_16(tag->vlan_tci) & kVlanIdMask;
+    l2 += sizeof(rte_vlan_hdr);
   }
-  if (reinterpret_cast<const rte_ether_hdr*>(data)->ether_type != kEthIpv4) return false;
-  const auto* ip = reinterpret_cast<const rte_ipv4_hdr*>(data + 14);
-  if (ip->version_ihl != 0x45) return false;
-  const auto* udp = reinterpret_cast<const rte_udp_hdr*>(data + 34);
-  const int r = flows.realmOf4(ip->dst_addr, rte_be_to_cpu_16(udp->dst_port));
-  if (r < 0) return false;
-  realm = static_cast<unsigned>(r);
-  index = flows.slotOf(realm, rte_be_to_cpu_16(udp->dst_port));
-  return index != FlowTable::kNoSlot;
+  if (type != kEthIpv4) return false;
+  auto* ip = reinterpret_cast<rte_ipv4_hdr*>(data + l2);
+  const auto* udp = reinterpret_cast<const rte_udp_hdr*>(ip + 1);
+  const std::uint32_t total = rte_be_to_cpu_16(ip->total_length);
+  if (ip->version_ihl != 0x45 || (ip->fragment_offset & kFragMask) != 0 ||
+      ip->next_proto_id != kUdp || ip->time_to_live <= 1 || total < 28 || l2 + total > length ||
+      rte_be_to_cpu_16(udp->dgram_len) != total - 20)
+    return false;
+  unsigned realm;
+  if (!ctx.flows->slotOf4(ip->dst_addr, rte_be_to_cpu_16(udp->dst_port), realm, out.index) ||
+      ctx.vlan[realm] != vlan)
+    return false;
+  out.ip = ip;
+  out.realm = static_cast<std::uint8_t>(realm);
+  out.l2 = static_cast<std::uint8_t>(l2);
+  return true;
+}
+
+// sourceAllowed for an IPv4 source of a `direct` rule, whose prefixes are all IPv4.
+[[gnu::always_inline]] inline bool sourceAllowed4(const FlowRule& rule, std::uint64_t a0,
+                                                  std::uint16_t portBe) noexcept {
+  if (rule.latch) return sourceAllowed(rule, a0, 0, portBe);
+  const MaskedPrefix* prefixes = rule.prefixes();
+  for (std::uint16_t i = 0; i < rule.prefixCount; ++i)
+    if (prefixes[i].contains4(a0)) return true;
+  return false;
+}
+
+// A parsed IPv4 datagram whose rule sends it to the SDP peer, whose MAC is known: the
+// common case of a trunk call, with the checksum updates mostly precomputed in the rule
+// (FlowRule::ipv4HeaderSum). Any other case goes to processOne before anything is changed
+// (a latching side, a latched or missing destination, an unresolved next hop).
+inline Verdict forwardMedia4(rte_mbuf* m, const Media4& p, const FlowRule* rule, unsigned rxPort,
+                             const FastPathContext& ctx, WorkerCounters& counters,
+                             std::uint64_t now, TxBatch& tx) noexcept {
+  if (rule == nullptr || !rule->direct) return processOne(m, rxPort, ctx, counters, now, tx);
+  const std::uint64_t mac = rule->peerNeighbour->mac.load(std::memory_order_acquire);
+  if (mac == 0) return processOne(m, rxPort, ctx, counters, now, tx);
+  const FlowTable& flows = *ctx.flows;
+  rte_ipv4_hdr* ip = p.ip;
+  auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
+  const unsigned realm = p.realm;
+  FlowCounters& fc = flows.counters(counters.workerId, realm, p.index);
+  const std::uint32_t source = ip->src_addr;
+  const std::uint16_t sourcePort = udp->src_port;
+  if (!sourceAllowed4(*rule, v4Word(source), sourcePort)) {
+    countFlowDrop(fc, *rule, counters);
+    return Verdict::sourceNotAllowed;
+  }
+  fc.lastSeen.store(now, std::memory_order_relaxed);
+  const unsigned out = realm ^ 1u;
+  const unsigned egress = ctx.egressPort[out];
+
+  const std::uint16_t tosBefore = load16(ip);
+  const std::uint16_t tosAfter = rte_cpu_to_be_16(static_cast<std::uint16_t>(
+      (rte_be_to_cpu_16(tosBefore) & 0xff03u) | (std::uint32_t{ctx.dscp} << 2)));
+  const std::uint16_t ttlAfter = rte_cpu_to_be_16(
+      static_cast<std::uint16_t>(rte_be_to_cpu_16(load16(&ip->time_to_live)) - 0x100u));
+  const std::uint64_t sourceGone = static_cast<std::uint32_t>(~source);
+  ip->hdr_checksum = csumApply(ip->hdr_checksum, rule->ipv4HeaderSum + sourceGone +
+                                                     csumDelta16(tosBefore, tosAfter));
+  if (udp->dgram_cksum != 0) {  // 0: the sender sent none, and none it stays
+    const std::uint16_t c = csumApply(
+        udp->dgram_cksum,
+        rule->ipv4UdpSum + sourceGone + static_cast<std::uint16_t>(~sourcePort));
+    udp->dgram_cksum = c == 0 ? 0xffff : c;
+  }
+  std::uint64_t addresses;  // src_addr, then dst_addr, as stored
+  const std::uint32_t newSource = flows.address4(out);
+  std::memcpy(&addresses, &newSource, 4);
+  std::memcpy(reinterpret_cast<std::uint8_t*>(&addresses) + 4, rule->peer.bytes.data(), 4);
+  std::uint32_t ports;
+  std::memcpy(&ports, &rule->srcPortBe, 2);
+  std::memcpy(reinterpret_cast<std::uint8_t*>(&ports) + 2, &rule->peerPortBe, 2);
+  std::memcpy(ip, &tosAfter, 2);
+  std::memcpy(&ip->time_to_live, &ttlAfter, 2);
+  std::memcpy(&ip->src_addr, &addresses, 8);
+  std::memcpy(&udp->src_port, &ports, 4);
+
+  rte_ether_hdr* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+  if (p.l2 != sizeof(rte_ether_hdr) || ctx.vlan[out] != 0) {
+    const Packet packet{reinterpret_cast<std::uint8_t*>(eth), rte_pktmbuf_data_len(m), p.l2, 0};
+    eth = retag(m, packet, ctx.vlan[out], ctx.dscp);
+    if (eth == nullptr) return Verdict::txFull;  // no headroom for the tag (never from a PMD)
+  }
+  std::memcpy(&eth->dst_addr, &mac, RTE_ETHER_ADDR_LEN);  // the MAC as macToWord stored it
+  eth->src_addr = ctx.portMac[egress];
+  if (!tx.push(egress, m)) return Verdict::txFull;
+
+  const std::uint64_t payload = rte_be_to_cpu_16(udp->dgram_len) - sizeof(rte_udp_hdr);
+  bump(fc.packets);
+  bump(fc.bytes, payload);
+  LabelCounters& lc = counters.labels[rule->label];
+  bump(lc.packets[realm]);
+  bump(lc.bytes[realm], payload);
+  return Verdict::forwarded;
 }
 
 }  // namespace
@@ -511,29 +589,29 @@ void forwardBurst(rte_mbuf** pkts, std::uint16_t n, unsigned rxPort, const FastP
   std::uint32_t forwarded = 0, unresolved = 0;
   std::array<rte_mbuf*, kBurst> dropped;
   std::uint16_t droppedCount = 0;
-  // Two prefetch passes hide the dependent loads across the burst: first the slots and
-  // this worker's counters (known from the port alone), then the rules they point to.
+  // The first pass parses each packet and prefetches its slot and this worker's counters
+  // (known from the port alone); the second loads the rules and prefetches them; the third
+  // forwards. The passes hide the dependent loads across the burst.
   const FlowTable& flows = *ctx.flows;
-  std::array<const std::atomic<const FlowRule*>*, kBurst> slots;
+  std::array<Media4, kBurst> media;
+  std::array<bool, kBurst> parsed;
   for (std::uint16_t i = 0; i < n; ++i) {
-    unsigned realm;
-    std::uint32_t index;
-    slots[i] = nullptr;
-    if (peekSlot(pkts[i], flows, realm, index)) {
-      slots[i] = flows.slot(realm, index);
-      rte_prefetch0(slots[i]);
-      rte_prefetch0(&flows.counters(counters.workerId, realm, index));
-    }
+    parsed[i] = parseMedia4(pkts[i], ctx, media[i]);
+    if (!parsed[i]) continue;
+    rte_prefetch0(flows.slot(media[i].realm, media[i].index));
+    rte_prefetch0(&flows.counters(counters.workerId, media[i].realm, media[i].index));
   }
   std::array<const FlowRule*, kBurst> rules;
   for (std::uint16_t i = 0; i < n; ++i) {
-    rules[i] = slots[i] == nullptr ? nullptr : slots[i]->load(std::memory_order_acquire);
+    rules[i] = parsed[i] ? flows.slot(media[i].realm, media[i].index)->load(std::memory_order_acquire)
+                         : nullptr;
     if (rules[i] == nullptr) continue;
     rte_prefetch0(rules[i]);
     rte_prefetch0(reinterpret_cast<const std::uint8_t*>(rules[i]) + 64);
   }
   for (std::uint16_t i = 0; i < n; ++i) {
-    const Verdict v = processOne(pkts[i], rxPort, ctx, counters, now, tx);
+    const Verdict v = parsed[i] ? forwardMedia4(pkts[i], media[i], rules[i], rxPort, ctx, counters, now, tx)
+                                : processOne(pkts[i], rxPort, ctx, counters, now, tx);
     switch (v) {
       case Verdict::forwarded: ++forwarded; break;
       case Verdict::consumed: break;

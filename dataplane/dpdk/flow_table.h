@@ -52,6 +52,8 @@ struct MaskedPrefix {
   bool contains(std::uint64_t a0, std::uint64_t a1) const noexcept {
     return (a0 & mask0) == net0 && (a1 & mask1) == net1;
   }
+  // An IPv4 prefix (net1 and mask1 are 0) and an IPv4 address as v4Word has it.
+  bool contains4(std::uint64_t a0) const noexcept { return (a0 & mask0) == net0; }
 };
 
 struct FlowEntry;
@@ -72,10 +74,20 @@ struct alignas(64) FlowRule {
   std::uint16_t srcPortBe = 0;   // the SBC's port in the other realm (network order)
   std::uint16_t peerPortBe = 0;
   std::uint16_t prefixCount = 0;
-  bool active = true;  // false: the port is not served (RTCP port under rtcp-mux)
-  bool latch = false;
-  bool hasPeer = false;  // the other side's SDP address is known
-  bool peerLatch = false;
+  bool active : 1 = true;  // false: the port is not served (RTCP port under rtcp-mux)
+  bool latch : 1 = false;
+  bool hasPeer : 1 = false;  // the other side's SDP address is known
+  bool peerLatch : 1 = false;
+  // IPv4, active, towards the SDP peer (not a latching side) through the neighbour slot
+  // the rule carries: the common trunk case, which the fast path forwards with the sums
+  // below and without looking at anything else of the rule's.
+  bool direct : 1 = false;
+  // IPv4 towards `peer` (hasPeer): the part of the checksum updates that every packet of
+  // this rule shares (the SBC's address and port it arrived at, the SBC's address and port
+  // it leaves from, the peer's, the TTL decrement), folded. A packet adds only its own
+  // source address, source port and DSCP change.
+  std::uint16_t ipv4HeaderSum = 0;
+  std::uint16_t ipv4UdpSum = 0;
 
   // The block a rule with `prefixes` source prefixes needs (see FlowTable::buildRule).
   static constexpr std::size_t bytesFor(std::size_t prefixes) noexcept {
@@ -164,6 +176,20 @@ class FlowTable {
       if (found < 0) found = static_cast<int>(r);
     }
     return found;
+  }
+  // The realm and flow slot of a datagram to `dstBe` (IPv4), UDP port `dstPort`; false when
+  // the port is not in the range of a realm with that address (realmOf4 + slotOf in one).
+  bool slotOf4(std::uint32_t dstBe, std::uint16_t dstPort, unsigned& realm,
+               std::uint32_t& index) const noexcept {
+    for (unsigned r = 0; r < kRealmCount; ++r) {
+      const std::uint32_t i = static_cast<std::uint32_t>(dstPort) - slots_[r].portMin;
+      if (v4_[r] && addr4_[r] == dstBe && i < slots_[r].size) {
+        realm = r;
+        index = i;
+        return true;
+      }
+    }
+    return false;
   }
   static constexpr std::uint32_t kNoSlot = ~0u;
   std::uint32_t slotOf(unsigned realm, std::uint16_t port) const noexcept {

@@ -582,34 +582,58 @@ TEST_F(FastPath, AcceptsMediaFromEveryOneOfManySourcePrefixes) {
 // headers (sources, ports, TTL, TOS, lengths, peers, DSCP) both stay valid, which a slip in
 // the one's-complement arithmetic (a carry, a byte order, the 0/0xffff case) would break.
 TEST_F(FastPath, IncrementalChecksumsStayValidForRandomIpv4Headers) {
-  openStream4();
+  // Each packet on a stream of its own (random ports in both realms), either direction, RTP
+  // or RTCP, tagged or not: the sums the rules precompute depend on all of these.
   std::mt19937 rng(20261127);
   for (int i = 0; i < 3000; ++i) {
-    const std::string peer = "198.51.100." + std::to_string(rng() % 254 + 1);
-    const auto peerPort = static_cast<std::uint16_t>(rng() % 65535 + 1);
-    neighbours.set(raw(peer), macToWord(kCorePeerMac));
-    ASSERT_TRUE(flows->updateLeg(1, Realm::core, leg(peer, peerPort, "198.51.100.0/24")));
-    flows->reclaim();
+    const auto accessPort = static_cast<std::uint16_t>(10000 + 2 * (rng() % 499));
+    const auto corePort = static_cast<std::uint16_t>(20000 + 2 * (rng() % 499));
+    const std::string accessPeer = "192.0.2." + std::to_string(rng() % 254 + 1);
+    const std::string corePeer = "198.51.100." + std::to_string(rng() % 254 + 1);
+    const auto accessPeerPort = static_cast<std::uint16_t>(rng() % 65534 + 1);
+    const auto corePeerPort = static_cast<std::uint16_t>(rng() % 65534 + 1);
+    neighbours.set(raw(accessPeer), macToWord(kAccessPeerMac));
+    neighbours.set(raw(corePeer), macToWord(kCorePeerMac));
+    ASSERT_TRUE(flows->installStream(1, static_cast<std::uint16_t>(rng() % 8), {accessPort, corePort}));
+    ASSERT_TRUE(flows->updateLeg(1, Realm::access, leg(accessPeer, accessPeerPort, "192.0.2.0/24")));
+    ASSERT_TRUE(flows->updateLeg(1, Realm::core, leg(corePeer, corePeerPort, "198.51.100.0/24")));
     ctx.dscp = static_cast<std::uint8_t>(rng() % 64);
+    ctx.vlan = {static_cast<std::uint16_t>(rng() % 2 == 0 ? 0 : 42),
+                static_cast<std::uint16_t>(rng() % 2 == 0 ? 0 : 200)};
+    const bool fromCore = rng() % 2 == 1;
+    const std::uint16_t rtcp = rng() % 2;
+    const unsigned in = fromCore ? 1 : 0, out = fromCore ? 0 : 1;
     Udp4Spec spec;
-    spec.src = "192.0.2." + std::to_string(rng() % 256);
+    spec.src = (fromCore ? "198.51.100." : "192.0.2.") + std::to_string(rng() % 256);
     spec.srcPort = static_cast<std::uint16_t>(rng());
+    spec.dst = fromCore ? "10.1.0.1" : "10.0.0.1";
+    spec.dstPort = static_cast<std::uint16_t>((fromCore ? corePort : accessPort) + rtcp);
     spec.ttl = static_cast<std::uint8_t>(rng() % 254 + 2);
     spec.tos = static_cast<std::uint8_t>(rng());
     spec.payload = rng() % 400;
-    run(makeUdp4(spec));
-    ASSERT_EQ(tx.count[kCorePort], 1) << "packet " << i;
-    const rte_mbuf* m = tx.pkts[kCorePort][0];
-    const auto* ip = rte_pktmbuf_mtod_offset(m, const rte_ipv4_hdr*, 14);
-    const auto* udp = rte_pktmbuf_mtod_offset(m, const rte_udp_hdr*, 34);
+    spec.vlan = ctx.vlan[in] != 0;
+    spec.vlanTci = ctx.vlan[in];
+    run(makeUdp4(spec), fromCore ? kCorePort : kAccessPort);
+    const unsigned egress = fromCore ? kAccessPort : kCorePort;
+    ASSERT_EQ(tx.count[egress], 1) << "packet " << i;
+    const rte_mbuf* m = tx.pkts[egress][0];
+    const std::size_t l2 = ctx.vlan[out] != 0 ? 18 : 14;
+    const auto* ip = rte_pktmbuf_mtod_offset(m, const rte_ipv4_hdr*, l2);
+    const auto* udp = rte_pktmbuf_mtod_offset(m, const rte_udp_hdr*, l2 + 20);
     ASSERT_EQ(rte_ipv4_cksum(ip), 0) << "packet " << i;
     ASSERT_NE(udp->dgram_cksum, 0) << "packet " << i;
     ASSERT_EQ(rte_ipv4_udptcp_cksum_verify(ip, udp), 0) << "packet " << i;
     ASSERT_EQ(ip->time_to_live, spec.ttl - 1);
     ASSERT_EQ(ip->type_of_service, (ctx.dscp << 2) | (spec.tos & 3));
-    ASSERT_EQ(ip->dst_addr, ip4(peer));
-    ASSERT_EQ(ntohs(udp->dst_port), peerPort);
+    ASSERT_EQ(ip->src_addr, ip4(fromCore ? "10.0.0.1" : "10.1.0.1"));
+    ASSERT_EQ(ip->dst_addr, ip4(fromCore ? accessPeer : corePeer));
+    ASSERT_EQ(ntohs(udp->src_port), (fromCore ? accessPort : corePort) + rtcp);
+    ASSERT_EQ(ntohs(udp->dst_port), (fromCore ? accessPeerPort : corePeerPort) + rtcp);
+    ASSERT_EQ(ntohs(udp->dgram_len), 8 + spec.payload);
     clearTx();
+    ASSERT_TRUE(flows->removeStream(1));
+    flows->synchronize();
+    flows->reclaim();
   }
 }
 
