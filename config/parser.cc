@@ -377,24 +377,29 @@ class Validator {
                    typeName(node->getType()));
   }
 
-  std::optional<long long> integer(const Node& node, long long min, long long max) {
-    long long value = 0;
+  // The value of an integer setting (TypeInt or TypeInt64); nullopt for any other type.
+  static std::optional<long long> wholeValue(const Node& node) {
     switch (node->getType()) {
       case Setting::TypeInt:
-        value = static_cast<int>(*node);
-        break;
+        return static_cast<int>(*node);
       case Setting::TypeInt64:
-        value = static_cast<long long>(*node);
-        break;
+        return static_cast<long long>(*node);
       default:
-        wrongType(node, "an integer");
         return std::nullopt;
     }
-    if (isMisread(node, value)) {
+  }
+
+  std::optional<long long> integer(const Node& node, long long min, long long max) {
+    const std::optional<long long> value = wholeValue(node);
+    if (!value) {
+      wrongType(node, "an integer");
       return std::nullopt;
     }
-    if (value < min || value > max) {
-      fail(node, "out of range: " + std::to_string(value) + " (valid: " + std::to_string(min) +
+    if (isMisread(node, *value)) {
+      return std::nullopt;
+    }
+    if (*value < min || *value > max) {
+      fail(node, "out of range: " + std::to_string(*value) + " (valid: " + std::to_string(min) +
                      ".." + std::to_string(max) + ")");
       return std::nullopt;
     }
@@ -406,24 +411,14 @@ class Validator {
     double value = 0;
     // An integer is checked as read: converting it back from the double is undefined for
     // one at the edge of long long (2^63 - 1 rounds up to 2^63).
-    std::optional<long long> whole;
-    switch (node->getType()) {
-      case Setting::TypeInt:
-        whole = static_cast<int>(*node);
-        break;
-      case Setting::TypeInt64:
-        whole = static_cast<long long>(*node);
-        break;
-      case Setting::TypeFloat:
-        value = static_cast<double>(*node);
-        break;
-      default:
-        wrongType(node, "a number");
-        return std::nullopt;
-    }
-    if (whole) {
+    if (const std::optional<long long> whole = wholeValue(node)) {
       if (isMisread(node, *whole)) return std::nullopt;
       value = static_cast<double>(*whole);
+    } else if (node->getType() == Setting::TypeFloat) {
+      value = static_cast<double>(*node);
+    } else {
+      wrongType(node, "a number");
+      return std::nullopt;
     }
     const bool aboveMin = minExclusive ? value > min : value >= min;
     if (!(aboveMin && value <= max)) {  // also refuses nan
