@@ -11,7 +11,7 @@
 // tools/bench_fast_path.sh counts the syscalls strace saw on that thread between them.
 //
 // Usage: bench_fast_path [runs=5] [rounds=100] [packets per round=8192] [flows=10000]
-//                        [rings] [huge]
+//                        [rings] [huge] [latch]
 
 #include <rte_cycles.h>
 #include <rte_eth_ring.h>
@@ -139,11 +139,14 @@ int main(int argc, char** argv) {
   // Words after the numbers: "rings": rx_burst → tx_burst only (what the port costs
   // without the fast path); "huge": EAL memory (mbufs and the flow state) in 2 MiB
   // hugepages, as in production, instead of --no-huge's 4 KiB pages.
-  bool ringsOnly = false, huge = false;
+  // "latch": the access side latches (a subscriber line behind NAT) instead of being a
+  // trunk's prefixes: its rules read their latching state past their first cache line.
+  bool ringsOnly = false, huge = false, latch = false;
   for (int i = 5; i < argc; ++i) {
     const std::string word = argv[i];
     ringsOnly = ringsOnly || word == "rings";
     huge = huge || word == "huge";
+    latch = latch || word == "latch";
   }
   const std::string prefix = "sbc-bench-" + std::to_string(getpid());
   std::string error;
@@ -192,6 +195,7 @@ int main(int argc, char** argv) {
     LegMedia access;
     access.rtp = MediaAddress{*IpAddress::parse("192.0.2.1"), static_cast<std::uint16_t>(16384 + i)};
     access.allowedSources = {*IpPrefix::parse("203.0.113.0/24"), *IpPrefix::parse("192.0.2.0/24")};
+    access.latch = latch;
     LegMedia core;
     const std::string peer = "198.51.100." + std::to_string(1 + i % 16);
     core.rtp = MediaAddress{*IpAddress::parse(peer), static_cast<std::uint16_t>(20000 + 2 * (i % 5000))};

@@ -204,7 +204,13 @@ FlowRule* FlowTable::buildRule(const Stream& stream, Realm in, bool rtcp) const 
   auto* prefixes = reinterpret_cast<std::uint8_t*>(rule + 1);
   for (const policy::IpPrefix& prefix : mine.allowedSources) {
     if (prefix.address.family != family) continue;
-    new (prefixes + rule->prefixCount++ * sizeof(MaskedPrefix)) MaskedPrefix(toMasked(prefix));
+    const MaskedPrefix masked = toMasked(prefix);
+    if (v4_[i] && prefixCount <= FlowRule::kInlinePrefixes4) {
+      Prefix4& inline4 = rule->prefixes4[rule->prefixCount];
+      std::memcpy(&inline4.net, &masked.net0, 4);  // the address's four bytes, as stored
+      std::memcpy(&inline4.mask, &masked.mask0, 4);
+    }
+    new (prefixes + rule->prefixCount++ * sizeof(MaskedPrefix)) MaskedPrefix(masked);
   }
   const FlowEntry** peerRtpEntry =
       new (prefixes + prefixCount * sizeof(MaskedPrefix)) const FlowEntry*(nullptr);

@@ -56,38 +56,51 @@ struct MaskedPrefix {
   bool contains4(std::uint64_t a0) const noexcept { return (a0 & mask0) == net0; }
 };
 
+// An IPv4 source prefix in a rule's first cache line: address and mask as stored.
+struct Prefix4 {
+  std::uint32_t net = 0, mask = 0;
+  bool contains(std::uint32_t address) const noexcept { return (address & mask) == net; }
+};
+
 struct FlowEntry;
 
 // Immutable once published. Describes packets arriving at one SBC port in realm `in`.
-// One cache line; its allowed source prefixes (any number) follow it in the same block of
-// DPDK memory, then the rarely read peerRtpEntry, so a packet from a single-prefix trunk
-// touches two lines of it, and 10,000 calls' rules fit a few megabytes (hugepages in
-// production: few TLB entries).
-struct alignas(64) FlowRule {
-  const FlowEntry* entry = nullptr;      // this flow's latched source
-  const FlowEntry* peerEntry = nullptr;  // where the other side's latched source is learnt
+// The first cache line holds everything a `direct` rule's packets read (the common trunk
+// case: IPv4 from up to kInlinePrefixes4 source prefixes to the SDP peer), so they touch
+// one line of it. Other packets also read the second line, which holds the latching state
+// and the first of the allowed source prefixes (any number, in the same block of DPDK
+// memory), then the rarely read peerRtpEntry. 10,000 calls' rules fit a few megabytes
+// (hugepages in production: few TLB entries). Allocated at a cache-line boundary.
+struct FlowRule {
+  static constexpr std::size_t kInlinePrefixes4 = 3;
+  // --- first line ---
   const NeighbourTable::Slot* peerNeighbour = nullptr;  // its MAC, resolved or not
   RawAddress peer;                       // the other side's SDP address (egress)
-  std::uint32_t latchEpoch = 0;
-  std::uint32_t peerLatchEpoch = 0;
   std::uint16_t label = 0;
   std::uint16_t srcPortBe = 0;   // the SBC's port in the other realm (network order)
   std::uint16_t peerPortBe = 0;
   std::uint16_t prefixCount = 0;
-  bool active : 1 = true;  // false: the port is not served (RTCP port under rtcp-mux)
-  bool latch : 1 = false;
-  bool hasPeer : 1 = false;  // the other side's SDP address is known
-  bool peerLatch : 1 = false;
-  // IPv4, active, towards the SDP peer (not a latching side) through the neighbour slot
-  // the rule carries: the common trunk case, which the fast path forwards with the sums
-  // below and without looking at anything else of the rule's.
-  bool direct : 1 = false;
   // IPv4 towards `peer` (hasPeer): the part of the checksum updates that every packet of
   // this rule shares (the SBC's address and port it arrived at, the SBC's address and port
   // it leaves from, the peer's, the TTL decrement), folded. A packet adds only its own
   // source address, source port and DSCP change.
   std::uint16_t ipv4HeaderSum = 0;
   std::uint16_t ipv4UdpSum = 0;
+  bool active : 1 = true;  // false: the port is not served (RTCP port under rtcp-mux)
+  bool latch : 1 = false;
+  bool hasPeer : 1 = false;  // the other side's SDP address is known
+  bool peerLatch : 1 = false;
+  // IPv4, active, towards the SDP peer (not a latching side) through the neighbour slot
+  // the rule carries: forwarded with the sums above, reading nothing past the first line
+  // unless this side latches or has more than kInlinePrefixes4 prefixes.
+  bool direct : 1 = false;
+  // IPv4 rules with at most kInlinePrefixes4 prefixes: the same prefixes as prefixes().
+  std::array<Prefix4, kInlinePrefixes4> prefixes4{};
+  // --- second line ---
+  const FlowEntry* entry = nullptr;      // this flow's latched source
+  const FlowEntry* peerEntry = nullptr;  // where the other side's latched source is learnt
+  std::uint32_t latchEpoch = 0;
+  std::uint32_t peerLatchEpoch = 0;
 
   // The block a rule with `prefixes` source prefixes needs (see FlowTable::buildRule).
   static constexpr std::size_t bytesFor(std::size_t prefixes) noexcept {
@@ -102,7 +115,9 @@ struct alignas(64) FlowRule {
     return *std::launder(reinterpret_cast<const FlowEntry* const*>(prefixes() + prefixCount));
   }
 };
-static_assert(sizeof(FlowRule) == 64, "a FlowRule's fixed part is one cache line");
+static_assert(offsetof(FlowRule, entry) == 64, "a direct rule's fields fill the first line");
+static_assert(sizeof(FlowRule) + sizeof(MaskedPrefix) <= 128,
+              "the first source prefix is in the second line");
 static_assert(sizeof(MaskedPrefix) == 32 && alignof(MaskedPrefix) <= 64);
 
 // The latched source: written by one worker (the one receiving the flow's packets),

@@ -541,6 +541,47 @@ TEST_F(FastPath, ArpOnTheRealmsVlan) {
   EXPECT_EQ(read(counters.arpRequested), 1u);
 }
 
+// Up to three IPv4 prefixes are kept in the rule's first cache line as well, four or more
+// only in its prefix array: both are searched to the end, across the boundary, and a source
+// just outside every prefix is dropped.
+TEST_F(FastPath, SourcePrefixesInlineAndBeyond) {
+  for (int count = 1; count <= 5; ++count) {
+    SCOPED_TRACE(count);
+    const StreamId id = static_cast<StreamId>(count);
+    const auto port = static_cast<std::uint16_t>(10000 + 2 * count);
+    ASSERT_TRUE(flows->installStream(id, 0, {port, static_cast<std::uint16_t>(20000 + 2 * count)}));
+    LegMedia access = leg("192.0.2.10", 4000, "172.16.0.0/24");
+    for (int i = 1; i < count; ++i)  // narrower and wider masks than the first
+      access.allowedSources.push_back(*IpPrefix::parse("172." + std::to_string(16 + i) + ".0.0/" +
+                                                       std::to_string(i % 2 == 0 ? 28 : 16)));
+    ASSERT_TRUE(flows->updateLeg(id, Realm::access, access));
+    ASSERT_TRUE(flows->updateLeg(id, Realm::core, leg("198.51.100.20", 5000, "198.51.100.0/24")));
+    ASSERT_EQ(flows->find(0, port)->prefixCount, count);
+    const std::uint64_t before = read(counters.forwarded);
+    const std::uint64_t refusedBefore = drops(DropReason::sourceNotAllowed);
+    for (int i = 0; i < count; ++i) {
+      Udp4Spec spec;
+      spec.dstPort = port;
+      spec.src = "172." + std::to_string(16 + i) + ".0.9";
+      run(makeUdp4(spec));
+      EXPECT_EQ(read(counters.forwarded), before + static_cast<std::uint64_t>(i) + 1) << spec.src;
+    }
+    // Outside all: below the first, past the first /24, past the /28 (or its absence), the
+    // prefix the next count would add.
+    const std::vector<std::string> outsiders{"172.15.255.9", "172.16.1.9", "172.18.0.16",
+                                             "172." + std::to_string(16 + count) + ".0.9"};
+    for (const std::string& outside : outsiders) {
+      Udp4Spec spec;
+      spec.dstPort = port;
+      spec.src = outside;
+      run(makeUdp4(spec));
+    }
+    EXPECT_EQ(read(counters.forwarded), before + static_cast<std::uint64_t>(count));
+    EXPECT_EQ(drops(DropReason::sourceNotAllowed), refusedBefore + 4);
+    clearTx();
+  }
+}
+
 // A UDP checksum of 0 (none) in IPv4 stays 0; the IP header checksum is still valid.
 TEST_F(FastPath, KeepsZeroUdpChecksum) {
   openStream4();
