@@ -17,9 +17,15 @@ FREE=$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages 2>/dev/null 
 if [ "$FREE" -ge 160 ]; then
   echo "== the same in 2 MiB hugepages ($FREE free)"
   "$BIN" 5 400 1024 10000 huge
+  MEMORY=huge
 else
   echo "== (no hugepage run: $FREE free 2 MiB hugepages, 160 needed)"
+  MEMORY=nohuge
 fi
+# Subscriber lines: the access side latches (terminals behind NAT), so each packet also
+# reads its flow's latched source.
+echo "== the same with a latching access side (subscriber lines), $MEMORY"
+"$BIN" 5 400 1024 10000 $MEMORY latch
 echo "== system calls of the timed thread inside the timed regions (strace -f)"
 strace -f -qq -o "$OUT/trace" "$BIN" 1 100 1024 > "$OUT/stdout"
 TID=$(sed -n 's/.* thread \([0-9][0-9]*\).*/\1/p' "$OUT/stdout" | head -n 1)
