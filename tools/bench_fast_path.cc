@@ -96,7 +96,9 @@ unsigned kFlows = 10000;
 constexpr unsigned kPayload = 172;
 constexpr unsigned kFrame = 14 + 20 + 8 + kPayload;
 
-std::vector<std::uint8_t> frameFor(unsigned flow) {
+// RTP of one flow: from its access peer to the SBC's access port, or with `fromCore`
+// from its core peer to the SBC's core port.
+std::vector<std::uint8_t> frameFor(unsigned flow, bool fromCore = false) {
   std::vector<std::uint8_t> f(kFrame, 0);
   auto* eth = reinterpret_cast<rte_ether_hdr*>(f.data());
   eth->src_addr = rte_ether_addr{{0x02, 0, 0, 0, 0, 0x10}};
@@ -107,12 +109,14 @@ std::vector<std::uint8_t> frameFor(unsigned flow) {
   ip->total_length = rte_cpu_to_be_16(20 + 8 + kPayload);
   ip->time_to_live = 64;
   ip->next_proto_id = 17;
-  ip->src_addr = rte_cpu_to_be_32(0xC0000200u | (1 + flow % 200));  // 192.0.2.x
-  ip->dst_addr = rte_cpu_to_be_32(0x0A000001u);                      // 10.0.0.1
+  ip->src_addr = fromCore ? rte_cpu_to_be_32(0xC6336400u | (1 + flow % 16))   // 198.51.100.x
+                          : rte_cpu_to_be_32(0xC0000200u | (1 + flow % 200));  // 192.0.2.x
+  ip->dst_addr = rte_cpu_to_be_32(fromCore ? 0x0A010001u : 0x0A000001u);     // 10.1.0.1, 10.0.0.1
   ip->hdr_checksum = rte_ipv4_cksum(ip);
   auto* udp = reinterpret_cast<rte_udp_hdr*>(f.data() + 34);
-  udp->src_port = rte_cpu_to_be_16(static_cast<std::uint16_t>(16384 + flow));
-  udp->dst_port = rte_cpu_to_be_16(static_cast<std::uint16_t>(10000 + 2 * flow));
+  udp->src_port = rte_cpu_to_be_16(
+      static_cast<std::uint16_t>(fromCore ? 20000 + 2 * (flow % 5000) : 16384 + flow));
+  udp->dst_port = rte_cpu_to_be_16(static_cast<std::uint16_t>((fromCore ? 40000 : 10000) + 2 * flow));
   udp->dgram_len = rte_cpu_to_be_16(8 + kPayload);
   std::uint8_t* rtp = f.data() + 42;
   rtp[0] = 0x80;
@@ -140,13 +144,16 @@ int main(int argc, char** argv) {
   // without the fast path); "huge": EAL memory (mbufs and the flow state) in 2 MiB
   // hugepages, as in production, instead of --no-huge's 4 KiB pages.
   // "latch": the access side latches (a subscriber line behind NAT) instead of being a
-  // trunk's prefixes: its rules read their latching state past their first cache line.
-  bool ringsOnly = false, huge = false, latch = false;
+  // trunk's prefixes: its packets also read their flow's latched source. "reverse": the
+  // packets come from the core side instead; with "latch", they go to the access side's
+  // latched address (each flow's latch is learnt from one access packet before timing).
+  bool ringsOnly = false, huge = false, latch = false, reverse = false;
   for (int i = 5; i < argc; ++i) {
     const std::string word = argv[i];
     ringsOnly = ringsOnly || word == "rings";
     huge = huge || word == "huge";
     latch = latch || word == "latch";
+    reverse = reverse || word == "reverse";
   }
   const std::string prefix = "sbc-bench-" + std::to_string(getpid());
   std::string error;
@@ -185,6 +192,9 @@ int main(int argc, char** argv) {
   RelaySettings settings;
   settings.realms[0] = {*IpAddress::parse("10.0.0.1"), 10000, 39998};
   settings.realms[1] = {*IpAddress::parse("10.1.0.1"), 40000, 59998};
+  // The access peers (trunks' PBXs, lines' NATs) are off-link, behind a router.
+  settings.realms[0].gateway = *IpAddress::parse("10.0.0.254");
+  settings.realms[0].onLink = {*IpPrefix::parse("10.0.0.0/24")};
   FlowTable table(settings, 1);
   NeighbourTable neighbours;
   table.setNeighbours(&neighbours);
@@ -221,7 +231,22 @@ int main(int argc, char** argv) {
   rte_rcu_qsbr_thread_online(qs, 0);
 
   std::vector<std::vector<std::uint8_t>> frames;
-  for (unsigned i = 0; i < kFlows; ++i) frames.push_back(frameFor(i));
+  for (unsigned i = 0; i < kFlows; ++i) frames.push_back(frameFor(i, reverse));
+  neighbours.set(toRaw(*IpAddress::parse("10.0.0.254")), 0x2000000000feull);
+  if (reverse && latch) {
+    // One packet of each flow from its access peer latches its address.
+    for (unsigned i = 0; i < kFlows; ++i) {
+      rte_mbuf* m = rte_pktmbuf_alloc(pool);
+      if (m == nullptr) return 1;
+      const auto f = frameFor(i);
+      std::memcpy(rte_pktmbuf_append(m, kFrame), f.data(), kFrame);
+      TxBatch primed;
+      forwardBurst(&m, 1, 0, ctx, *counters, rte_rdtsc(), primed);
+      rte_pktmbuf_free_bulk(primed.pkts[0].data(), primed.count[0]);
+    }
+    rte_rcu_qsbr_quiescent(qs, 0);
+    counters->forwarded.store(0);
+  }
   std::mt19937 rng(12345);
   std::vector<rte_mbuf*> fill(perRound);
   std::vector<rte_mbuf*> drain(perRound);

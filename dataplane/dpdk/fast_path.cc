@@ -494,20 +494,48 @@ struct Media4 {
   return false;
 }
 
-// A parsed IPv4 datagram whose rule sends it to the SDP peer, whose MAC is known: the
-// common case of a trunk call, with the checksum updates mostly precomputed in the rule
-// (FlowRule::ipv4HeaderSum). Any other case goes to processOne before anything is changed
-// (a latching side, a latched or missing destination, an unresolved next hop).
+// A rule towards a latching side: its latched address and port once it has latched, with
+// the realm's gateway as next hop (nullptr when on link); else the SDP peer as the rule has
+// it. False without either. Out of line: trunk calls never come here.
+[[gnu::noinline]] bool latchedTarget4(const FlowRule& rule, const FlowTable& flows, unsigned out,
+                                      std::uint32_t& target4, std::uint16_t& targetPortBe,
+                                      const NeighbourTable::Slot*& hop, bool& latched) noexcept {
+  std::uint64_t d0, d1;
+  if (!destination(rule, d0, d1, targetPortBe, latched)) return false;
+  if (latched) {
+    target4 = wordV4(d0);
+    hop = flows.gatewayFor4(out, target4);
+  }
+  return true;
+}
+
+// A parsed IPv4 datagram whose rule is `direct`, to the SDP peer or to a latching side's
+// latched address behind the realm's gateway, whose MAC is known: trunk and subscriber-line
+// calls, with the checksum updates mostly precomputed in the rule (FlowRule::ipv4HeaderSum).
+// Any other case goes to processOne before anything is changed (no destination yet, an
+// on-link latched destination, an unresolved next hop).
 inline Verdict forwardMedia4(rte_mbuf* m, const Media4& p, const FlowRule* rule, unsigned rxPort,
                              const FastPathContext& ctx, WorkerCounters& counters,
                              std::uint64_t now, TxBatch& tx) noexcept {
   if (rule == nullptr || !rule->direct) return processOne(m, rxPort, ctx, counters, now, tx);
-  const std::uint64_t mac = rule->peerNeighbour->mac.load(std::memory_order_acquire);
-  if (mac == 0) return processOne(m, rxPort, ctx, counters, now, tx);
   const FlowTable& flows = *ctx.flows;
+  const unsigned realm = p.realm;
+  const unsigned out = realm ^ 1u;
+  // Where to: a latching side's latched source once it has one, through the realm's
+  // gateway (an on-link one is left to processOne's neighbour lookup); else the SDP peer.
+  std::uint32_t target4;
+  std::memcpy(&target4, rule->peer.bytes.data(), 4);
+  std::uint16_t targetPortBe = rule->peerPortBe;
+  const NeighbourTable::Slot* hop = rule->peerNeighbour;
+  bool latchedTarget = false;
+  if (rule->peerLatch &&
+      !latchedTarget4(*rule, flows, out, target4, targetPortBe, hop, latchedTarget))
+    return processOne(m, rxPort, ctx, counters, now, tx);
+  if (hop == nullptr) return processOne(m, rxPort, ctx, counters, now, tx);
+  const std::uint64_t mac = hop->mac.load(std::memory_order_acquire);
+  if (mac == 0) return processOne(m, rxPort, ctx, counters, now, tx);
   rte_ipv4_hdr* ip = p.ip;
   auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
-  const unsigned realm = p.realm;
   FlowCounters& fc = flows.counters(counters.workerId, realm, p.index);
   const std::uint32_t source = ip->src_addr;
   const std::uint16_t sourcePort = udp->src_port;
@@ -516,7 +544,6 @@ inline Verdict forwardMedia4(rte_mbuf* m, const Media4& p, const FlowRule* rule,
     return Verdict::sourceNotAllowed;
   }
   fc.lastSeen.store(now, std::memory_order_relaxed);
-  const unsigned out = realm ^ 1u;
   const unsigned egress = ctx.egressPort[out];
 
   const std::uint16_t tosBefore = load16(ip);
@@ -525,21 +552,27 @@ inline Verdict forwardMedia4(rte_mbuf* m, const Media4& p, const FlowRule* rule,
   const std::uint16_t ttlAfter = rte_cpu_to_be_16(
       static_cast<std::uint16_t>(rte_be_to_cpu_16(load16(&ip->time_to_live)) - 0x100u));
   const std::uint64_t sourceGone = static_cast<std::uint32_t>(~source);
-  ip->hdr_checksum = csumApply(ip->hdr_checksum, rule->ipv4HeaderSum + sourceGone +
-                                                     csumDelta16(tosBefore, tosAfter));
+  std::uint64_t ipDelta = rule->ipv4HeaderSum + sourceGone + csumDelta16(tosBefore, tosAfter);
+  std::uint64_t udpDelta = rule->ipv4UdpSum + sourceGone + static_cast<std::uint16_t>(~sourcePort);
+  if (latchedTarget) {  // the rule's sums are taken with `peer`
+    std::uint32_t peer4;
+    std::memcpy(&peer4, rule->peer.bytes.data(), 4);
+    const std::uint64_t moved = csumDelta32(peer4, target4);
+    ipDelta += moved;
+    udpDelta += moved + csumDelta16(rule->peerPortBe, targetPortBe);
+  }
+  ip->hdr_checksum = csumApply(ip->hdr_checksum, ipDelta);
   if (udp->dgram_cksum != 0) {  // 0: the sender sent none, and none it stays
-    const std::uint16_t c = csumApply(
-        udp->dgram_cksum,
-        rule->ipv4UdpSum + sourceGone + static_cast<std::uint16_t>(~sourcePort));
+    const std::uint16_t c = csumApply(udp->dgram_cksum, udpDelta);
     udp->dgram_cksum = c == 0 ? 0xffff : c;
   }
   std::uint64_t addresses;  // src_addr, then dst_addr, as stored
   const std::uint32_t newSource = flows.address4(out);
   std::memcpy(&addresses, &newSource, 4);
-  std::memcpy(reinterpret_cast<std::uint8_t*>(&addresses) + 4, rule->peer.bytes.data(), 4);
+  std::memcpy(reinterpret_cast<std::uint8_t*>(&addresses) + 4, &target4, 4);
   std::uint32_t ports;
   std::memcpy(&ports, &rule->srcPortBe, 2);
-  std::memcpy(reinterpret_cast<std::uint8_t*>(&ports) + 2, &rule->peerPortBe, 2);
+  std::memcpy(reinterpret_cast<std::uint8_t*>(&ports) + 2, &targetPortBe, 2);
   std::memcpy(ip, &tosAfter, 2);
   std::memcpy(&ip->time_to_live, &ttlAfter, 2);
   std::memcpy(&ip->src_addr, &addresses, 8);

@@ -163,8 +163,8 @@ std::size_t FlowTable::expireIdleNeighbours(std::uint64_t now, std::uint64_t idl
 void FlowTable::setNeighbours(NeighbourTable* neighbours) noexcept {
   neighbours_ = neighbours;
   // A gateway stays resolved between calls: it is not one call's peer.
-  for (const Routing& routing : routing_)
-    if (routing.hasGateway) neighbours_->pin(routing.gateway);
+  for (Routing& routing : routing_)
+    if (routing.hasGateway) routing.gatewaySlot = neighbours_->pin(routing.gateway);
 }
 
 void FlowTable::retire(void* pointer, std::uint32_t kind) noexcept {
@@ -235,32 +235,33 @@ FlowRule* FlowTable::buildRule(const Stream& stream, Realm in, bool rtcp) const 
     rule->peer = toRaw(target->address);
     rule->peerPortBe = htons(target->port);
     if (neighbours_ != nullptr) rule->peerNeighbour = neighbours_->acquire(nextHop(o, rule->peer));
-    if (v4_[i]) {
-      std::uint32_t peer4;
-      std::memcpy(&peer4, rule->peer.bytes.data(), 4);
-      // Destination: our address in this realm -> the peer; source: (the packet's) -> ours
-      // in the other realm.
-      const std::uint64_t addresses = csumDelta32(addr4_[i], peer4) + addr4_[o];
-      // [TTL, protocol] as stored, TTL one less (the fast path forwards only TTL > 1, so the
-      // protocol byte never borrows and the change is the same for every TTL).
-      const std::uint8_t ttlBefore[2] = {64, IPPROTO_UDP};
-      const std::uint8_t ttlAfter[2] = {63, IPPROTO_UDP};
-      std::uint16_t before16, after16;
-      std::memcpy(&before16, ttlBefore, 2);
-      std::memcpy(&after16, ttlAfter, 2);
-      rule->ipv4HeaderSum = csumFold(addresses + csumDelta16(before16, after16));
-      const std::uint16_t ownPortBe = htons(static_cast<std::uint16_t>(stream.port[i] + (rtcp ? 1 : 0)));
-      rule->ipv4UdpSum =
-          csumFold(addresses + csumDelta16(ownPortBe, rule->peerPortBe) + rule->srcPortBe);
-    }
   }
   rule->entry = stream.entries[i][rtcp ? 1 : 0];
   rule->peerEntry = stream.entries[o][rtcp && !mux ? 1 : 0];
   if (rtcp && !mux) *peerRtpEntry = stream.entries[o][0];
   rule->peerLatch = theirs.latch && v4_[i] == v4_[o];
   rule->peerLatchEpoch = stream.latchEpoch[o];
-  rule->direct = v4_[i] && rule->active && rule->hasPeer && !rule->peerLatch &&
-                 rule->peerNeighbour != nullptr;
+  if (v4_[i] && v4_[o]) {
+    // The sums are taken with the SDP peer (0.0.0.0 port 0 while there is none); the fast
+    // path adds the change from it to a latched destination.
+    std::uint32_t peer4;
+    std::memcpy(&peer4, rule->peer.bytes.data(), 4);
+    // Destination: our address in this realm -> the peer; source: (the packet's) -> ours
+    // in the other realm.
+    const std::uint64_t addresses = csumDelta32(addr4_[i], peer4) + addr4_[o];
+    // [TTL, protocol] as stored, TTL one less (the fast path forwards only TTL > 1, so the
+    // protocol byte never borrows and the change is the same for every TTL).
+    const std::uint8_t ttlBefore[2] = {64, IPPROTO_UDP};
+    const std::uint8_t ttlAfter[2] = {63, IPPROTO_UDP};
+    std::uint16_t before16, after16;
+    std::memcpy(&before16, ttlBefore, 2);
+    std::memcpy(&after16, ttlAfter, 2);
+    rule->ipv4HeaderSum = csumFold(addresses + csumDelta16(before16, after16));
+    const std::uint16_t ownPortBe = htons(static_cast<std::uint16_t>(stream.port[i] + (rtcp ? 1 : 0)));
+    rule->ipv4UdpSum =
+        csumFold(addresses + csumDelta16(ownPortBe, rule->peerPortBe) + rule->srcPortBe);
+    rule->direct = rule->active && ((rule->hasPeer && rule->peerNeighbour != nullptr) || rule->peerLatch);
+  }
   return rule;
 }
 

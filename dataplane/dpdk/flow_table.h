@@ -31,6 +31,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <new>
 #include <optional>
@@ -80,19 +81,21 @@ struct FlowRule {
   std::uint16_t srcPortBe = 0;   // the SBC's port in the other realm (network order)
   std::uint16_t peerPortBe = 0;
   std::uint16_t prefixCount = 0;
-  // IPv4 towards `peer` (hasPeer): the part of the checksum updates that every packet of
-  // this rule shares (the SBC's address and port it arrived at, the SBC's address and port
-  // it leaves from, the peer's, the TTL decrement), folded. A packet adds only its own
-  // source address, source port and DSCP change.
+  // IPv4 on both sides: the part of the checksum updates that every packet of this rule
+  // shares (the SBC's address and port it arrived at, the SBC's address and port it leaves
+  // from, `peer` and peerPortBe, the TTL decrement), folded. A packet adds only its own
+  // source address, source port and DSCP change (and a latched destination's difference
+  // from `peer`).
   std::uint16_t ipv4HeaderSum = 0;
   std::uint16_t ipv4UdpSum = 0;
   bool active : 1 = true;  // false: the port is not served (RTCP port under rtcp-mux)
   bool latch : 1 = false;
   bool hasPeer : 1 = false;  // the other side's SDP address is known
   bool peerLatch : 1 = false;
-  // IPv4, active, towards the SDP peer (not a latching side) through the neighbour slot
-  // the rule carries: forwarded with the sums above, reading nothing past the first line
-  // unless this side latches or has more than kInlinePrefixes4 prefixes.
+  // IPv4 on both sides, active, towards the SDP peer through the neighbour slot the rule
+  // carries, or towards a latching side: forwarded with the sums above, reading nothing
+  // past the first line unless a side latches or this one has more than kInlinePrefixes4
+  // prefixes.
   bool direct : 1 = false;
   // IPv4 rules with at most kInlinePrefixes4 prefixes: the same prefixes as prefixes().
   std::array<Prefix4, kInlinePrefixes4> prefixes4{};
@@ -238,6 +241,20 @@ class FlowTable {
     return routing.gateway;
   }
 
+  // The realm's gateway's neighbour slot when packets to `destination` (IPv4, as stored)
+  // go through it; nullptr when they go to the destination itself (on link), or without a
+  // gateway or neighbour table. Any thread; the slot is pinned (never freed).
+  const NeighbourTable::Slot* gatewayFor4(unsigned realm, std::uint32_t destination) const noexcept {
+    const Routing& routing = routing_[realm];
+    if (routing.gatewaySlot == nullptr) return nullptr;
+    std::uint64_t d0 = 0;
+    std::memcpy(&d0, &destination, 4);
+    for (std::uint8_t i = 0; i < routing.onLinkCount; ++i) {
+      if (routing.onLink[i].contains(d0, 0)) return nullptr;
+    }
+    return routing.gatewaySlot;
+  }
+
   // --- control side: one thread at a time (the caller serialises); never waits on workers ---
   // Publishes the stream's RTP and RTCP entries on `ports` (the SBC's even RTP port per
   // realm); packets are dropped (source not allowed) until a leg allows a source. False
@@ -309,6 +326,7 @@ class FlowTable {
   struct Routing {
     bool hasGateway = false;
     RawAddress gateway;
+    const NeighbourTable::Slot* gatewaySlot = nullptr;  // pinned: never freed
     std::uint8_t onLinkCount = 0;
     std::array<MaskedPrefix, kMaxOnLinkPrefixes> onLink{};
   };

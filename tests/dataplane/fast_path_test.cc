@@ -678,6 +678,73 @@ TEST_F(FastPath, IncrementalChecksumsStayValidForRandomIpv4Headers) {
   }
 }
 
+// Subscriber lines behind NAT, reached through the access realm's gateway: media from the
+// core goes to each terminal's latched address and port (RTCP, until its own port latches,
+// to the latched RTP port + 1) with the gateway's MAC and valid checksums, for random
+// latched sources, ports and SDP addresses (the rules' sums are taken with the SDP address,
+// or none). Then an on-link latched terminal: its own MAC, looked up.
+TEST_F(FastPath, ForwardsToLatchedTerminalsThroughTheGateway) {
+  RelaySettings settings = settings4();
+  settings.realms[0].gateway = *IpAddress::parse("10.0.0.254");
+  settings.realms[0].onLink = {*IpPrefix::parse("10.0.0.0/24")};
+  build(settings);
+  const rte_ether_addr gatewayMac{{0x02, 0xaa, 0, 0, 0, 0xfe}};
+  neighbours.set(raw("10.0.0.254"), macToWord(gatewayMac));
+  neighbours.set(raw("198.51.100.20"), macToWord(kCorePeerMac));
+  std::mt19937 rng(4711);
+  for (int i = 0; i < 500; ++i) {
+    SCOPED_TRACE(i);
+    const auto accessPort = static_cast<std::uint16_t>(10000 + 2 * (rng() % 499));
+    ASSERT_TRUE(flows->installStream(1, 0, {accessPort, 20000}));
+    const std::string terminal = "203.0.113." + std::to_string(rng() % 254 + 1);
+    LegMedia line;
+    if (rng() % 4 != 0) line.rtp = MediaAddress{*IpAddress::parse("10.77.0.9"), 4000};  // private
+    line.allowedSources = {*IpPrefix::parse(terminal + "/32")};
+    line.latch = true;
+    ASSERT_TRUE(flows->updateLeg(1, Realm::access, line));
+    ASSERT_TRUE(flows->updateLeg(1, Realm::core, leg("198.51.100.20", 5000, "198.51.100.0/24")));
+    Udp4Spec up;
+    up.src = terminal;
+    up.srcPort = static_cast<std::uint16_t>(1024 + rng() % 60000);  // its NAT's port
+    up.dstPort = accessPort;
+    run(makeUdp4(up));
+    ASSERT_EQ(tx.count[kCorePort], 1);
+    clearTx();
+    const std::uint16_t rtcp = rng() % 2;
+    Udp4Spec down = fromCorePeer();
+    down.srcPort = static_cast<std::uint16_t>(5000 + rtcp);
+    down.dstPort = static_cast<std::uint16_t>(20000 + rtcp);
+    down.ttl = static_cast<std::uint8_t>(rng() % 254 + 2);
+    run(makeUdp4(down), kCorePort);
+    ASSERT_EQ(tx.count[kAccessPort], 1);
+    expectIpv4(tx.pkts[kAccessPort][0], kAccessMac, gatewayMac, "10.0.0.1",
+               static_cast<std::uint16_t>(accessPort + rtcp), terminal,
+               static_cast<std::uint16_t>(up.srcPort + rtcp), 172,
+               static_cast<std::uint8_t>(down.ttl - 1));
+    if (HasFatalFailure() || HasFailure()) return;
+    clearTx();
+    ASSERT_TRUE(flows->removeStream(1));
+    flows->synchronize();
+  }
+  // On link: the terminal's own MAC, not the gateway's.
+  ASSERT_TRUE(flows->installStream(1, 0, {10000, 20000}));
+  LegMedia line;
+  line.allowedSources = {*IpPrefix::parse("10.0.0.0/24")};
+  line.latch = true;
+  ASSERT_TRUE(flows->updateLeg(1, Realm::access, line));
+  ASSERT_TRUE(flows->updateLeg(1, Realm::core, leg("198.51.100.20", 5000, "198.51.100.0/24")));
+  neighbours.set(raw("10.0.0.66"), macToWord(kAccessPeerMac));
+  Udp4Spec up;
+  up.src = "10.0.0.66";
+  up.srcPort = 7078;
+  run(makeUdp4(up));
+  clearTx();
+  run(makeUdp4(fromCorePeer()), kCorePort);
+  ASSERT_EQ(tx.count[kAccessPort], 1);
+  expectIpv4(tx.pkts[kAccessPort][0], kAccessMac, kAccessPeerMac, "10.0.0.1", 10000, "10.0.0.66",
+             7078, 172, 63);
+}
+
 TEST_F(FastPath, IncrementalChecksumsStayValidForRandomIpv6Headers) {
   build(settings6());
   ASSERT_TRUE(flows->installStream(1, 0, {10000, 20000}));
