@@ -23,9 +23,12 @@ else
   MEMORY=nohuge
 fi
 # Subscriber lines: the access side latches (terminals behind NAT), so each packet also
-# reads its flow's latched source.
+# reads its flow's latched source; in the other direction packets go to the terminals'
+# latched addresses, behind the access realm's gateway.
 echo "== the same with a latching access side (subscriber lines), $MEMORY"
 "$BIN" 5 400 1024 10000 $MEMORY latch
+echo "== the same from the core to the latched terminals, $MEMORY"
+"$BIN" 5 400 1024 10000 $MEMORY latch reverse
 echo "== system calls of the timed thread inside the timed regions (strace -f)"
 strace -f -qq -o "$OUT/trace" "$BIN" 1 100 1024 > "$OUT/stdout"
 TID=$(sed -n 's/.* thread \([0-9][0-9]*\).*/\1/p' "$OUT/stdout" | head -n 1)
