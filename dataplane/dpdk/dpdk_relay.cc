@@ -12,6 +12,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <map>
@@ -28,6 +29,7 @@
 #include "dataplane/dpdk/flow_table.h"
 #include "dataplane/dpdk/neighbour_discovery.h"
 #include "dataplane/dpdk/neighbour_table.h"
+#include "dataplane/dpdk/silence_horizon.h"
 #include "dataplane/port_allocator.h"
 
 namespace sbc::dataplane {
@@ -86,6 +88,9 @@ class DpdkRelayImpl final : public DpdkRelay {
     unsigned lcore = 0;  // RTE_MAX_LCORE: runs on a std::thread
     std::unique_ptr<WorkerCounters> counters;
     std::thread thread;
+    // Written by the worker once per round, read by housekeeping (silenceHorizon()).
+    alignas(64) std::atomic<std::uint64_t> roundAt{0};
+    std::atomic<std::uint64_t> caughtUpAt{0};
   };
   struct StreamInfo {
     std::array<std::uint16_t, kRealmCount> port{};
@@ -270,13 +275,18 @@ void DpdkRelayImpl::workerLoop(Worker& worker) {
   TxBatch tx;
   std::array<rte_mbuf*, kBurst> pkts;
   std::uint32_t idle = 0;
+  worker.roundAt.store(rte_rdtsc(), std::memory_order_relaxed);
+  worker.caughtUpAt.store(rte_rdtsc(), std::memory_order_relaxed);
   while (!stop_.load(std::memory_order_relaxed)) {
+    const std::uint64_t roundStart = rte_rdtsc();
     unsigned received = 0;
+    bool queuesLeftFull = false;
     for (unsigned p = 0; p < portIds_.size(); ++p) {
       const std::uint16_t n = rte_eth_rx_burst(portIds_[p], queue, pkts.data(), kBurst);
       if (n == 0) continue;
       received += n;
-      forwardBurst(pkts.data(), n, p, ctx_, counters, rte_rdtsc(), tx);
+      queuesLeftFull = queuesLeftFull || n == kBurst;
+      forwardBurst(pkts.data(), n, p, ctx_, counters, roundStart, tx);
       for (unsigned out = 0; out < portIds_.size(); ++out) {
         const std::uint16_t count = tx.count[out];
         if (count == 0) continue;
@@ -288,6 +298,8 @@ void DpdkRelayImpl::workerLoop(Worker& worker) {
         tx.count[out] = 0;
       }
     }
+    worker.roundAt.store(roundStart, std::memory_order_relaxed);
+    if (!queuesLeftFull) worker.caughtUpAt.store(roundStart, std::memory_order_relaxed);
     rte_rcu_qsbr_quiescent(qs, worker.id);
     if (received != 0) {
       idle = 0;
@@ -316,9 +328,17 @@ void DpdkRelayImpl::housekeepingLoop() {
 
 void DpdkRelayImpl::scanTimeouts() {
   if (settings_.mediaTimeout.count() <= 0) return;
-  const std::uint64_t now = rte_rdtsc();
   const std::uint64_t limit =
       rte_get_tsc_hz() / 1000 * static_cast<std::uint64_t>(settings_.mediaTimeout.count());
+  // A stream's packets may reach any worker's queue: silence counts only up to where the
+  // slowest worker has read.
+  const std::uint64_t clock = rte_rdtsc();
+  std::uint64_t now = clock;
+  for (const auto& worker : workers_) {
+    const WorkerProgress progress{worker->roundAt.load(std::memory_order_relaxed),
+                                  worker->caughtUpAt.load(std::memory_order_relaxed)};
+    now = std::min(now, silenceHorizon(clock, progress, limit));
+  }
   bool reported = false;
   for (auto& [id, info] : streams_) {
     if (info.reported) continue;

@@ -90,6 +90,9 @@ constexpr std::size_t kMaxDatagram = 2048;    // larger datagrams are truncated:
 // Up to 256 datagrams per ready socket per round, then the next socket: fairness.
 constexpr int kBurstsPerEvent = static_cast<int>(256 / kBatch > 0 ? 256 / kBatch : 1);
 constexpr int kMaxEvents = 256;
+// sk_lookup mode: before streams are reported silent, up to this many fairness-bounded reads
+// (256 datagrams each) of a realm's socket look for their media in its queue.
+constexpr int kCatchUpRounds = 64;
 constexpr int kReceiveBuffer = 1 << 20;  // per socket (the kernel doubles it for overhead)
 // sk_lookup mode: one socket takes the realm's whole load, where per-port mode has a
 // megabyte per port. 16 MiB overflowed at 200k packets/s while the worker waited for a CPU
@@ -863,14 +866,16 @@ class SocketRelay final : public MediaRelay {
   }
 
   // Called on the worker; lock-free, no allocation: bursts from one ready socket.
-  void drain(const MediaSocket& socket, Nanos now) {
+  // Returns true when the socket may hold more (the fairness bound stopped it).
+  bool drain(const MediaSocket& socket, Nanos now) {
     for (int burst = 0; burst < kBurstsPerEvent; ++burst) {
       // A close or update posted meanwhile applies before the next burst (one relaxed load
       // per burst): the grace period after closeStream() is one burst, not one round.
       if (commandsWaiting_.load(std::memory_order_relaxed)) processCommands(now, false);
-      if (socket.stream == nullptr) return;  // closed (or its socket retired) just now
-      if (forwardBurst(socket, now) < kBatch) return;
+      if (socket.stream == nullptr) return false;  // closed (or its socket retired) just now
+      if (forwardBurst(socket, now) < kBatch) return false;
     }
+    return true;
   }
 
   std::size_t forwardBurst(const MediaSocket& socket, Nanos now) {
@@ -983,11 +988,13 @@ class SocketRelay final : public MediaRelay {
 
   // sk_lookup mode, on the worker: bursts from a realm's receiving socket, as drain() does
   // for one port's socket.
-  void drainSteered(const MediaSocket& receiver, Nanos now) {
+  // Returns true when the socket may hold more (the fairness bound stopped it).
+  bool drainSteered(const MediaSocket& receiver, Nanos now) {
     for (int burst = 0; burst < kBurstsPerEvent; ++burst) {
       if (commandsWaiting_.load(std::memory_order_relaxed)) processCommands(now, false);
-      if (forwardSteeredBurst(receiver, now) < kBatch) return;
+      if (forwardSteeredBurst(receiver, now) < kBatch) return false;
     }
+    return true;
   }
 
   enum class Verdict : std::uint8_t { queued, noFlow, malformed, refused, unrouted };
@@ -1081,19 +1088,77 @@ class SocketRelay final : public MediaRelay {
     return received;
   }
 
+  // How long `stream` has been silent at `now`; nullopt when no side of it is expected to
+  // talk (on hold), or when it is closed or already reported.
+  static std::optional<Nanos> silence(const Stream& stream, Nanos now) {
+    if (stream.closed || stream.timeoutReported) return std::nullopt;
+    Nanos last = stream.lastChange;
+    bool expecting = false;
+    for (const LegState& leg : stream.legs) {
+      if (leg.media.silenceExpected) continue;
+      expecting = true;
+      last = std::max(last, leg.lastRx);
+    }
+    if (!expecting) return std::nullopt;
+    return now - last;
+  }
+
+  // A stream looks silent when no packet of it has been *read* for the timeout. After the
+  // worker was kept from its CPU that long (a stalled VM, a busy host), datagrams that
+  // arrived in time still wait in the sockets, more of them than one round reads: the streams
+  // they belong to are talking. So before reporting, the worker reads the sockets the
+  // suspects' media would be in; a suspect is reported only if it is still silent after
+  // that. Where the reads could not empty a socket (the relay is overloaded), the report waits
+  // for later scans, for at most one more timeout period. Costs syscalls only for suspects.
   void scanTimeouts(Nanos now, Nanos timeout) {
+    suspects_.clear();
     for (Stream* stream : active_) {
-      if (stream->timeoutReported) continue;
-      Nanos last = stream->lastChange;
-      bool expecting = false;
-      for (const LegState& leg : stream->legs) {
-        if (leg.media.silenceExpected) continue;
-        expecting = true;
-        last = std::max(last, leg.lastRx);
+      const auto silent = silence(*stream, now);
+      if (silent && *silent >= timeout) suspects_.push_back({stream, false});
+    }
+    if (suspects_.empty()) return;
+
+    // Reading may apply commands (closing suspects, changing active_): suspects_ is a copy,
+    // and a closed stream stays allocated until handBack() at the end of the round.
+    if (steering_) {
+      std::array<bool, kRealmCount> expected{}, backlog{};
+      for (const Suspect& suspect : suspects_) {
+        for (std::size_t r = 0; r < kRealmCount; ++r) {
+          expected[r] = expected[r] || !suspect.stream->legs[r].media.silenceExpected;
+        }
       }
-      if (!expecting || now - last < timeout) continue;
-      stream->timeoutReported = true;
-      timedOutLocal_.push_back(stream->id);
+      for (std::size_t r = 0; r < kRealmCount; ++r) {
+        bool more = expected[r];
+        for (int round = 0; more && round < kCatchUpRounds; ++round) {
+          more = drainSteered(*steered_[r].receiver, now);
+        }
+        backlog[r] = more;
+      }
+      for (Suspect& suspect : suspects_) {
+        for (std::size_t r = 0; r < kRealmCount; ++r) {
+          suspect.maybeQueued = suspect.maybeQueued ||
+                                (backlog[r] && !suspect.stream->legs[r].media.silenceExpected);
+        }
+      }
+    } else {
+      for (Suspect& suspect : suspects_) {
+        const Stream& stream = *suspect.stream;
+        for (std::size_t r = 0; r < kRealmCount && !stream.closed; ++r) {
+          if (stream.legs[r].media.silenceExpected) continue;
+          // drain() stops by itself once a close has detached the socket.
+          const bool rtpMore = drain(*stream.pairs[r].rtp, now);
+          const bool rtcpMore = drain(*stream.pairs[r].rtcp, now);
+          suspect.maybeQueued = suspect.maybeQueued || rtpMore || rtcpMore;
+        }
+      }
+    }
+
+    for (const Suspect& suspect : suspects_) {
+      const auto silent = silence(*suspect.stream, now);
+      if (!silent || *silent < timeout) continue;
+      if (suspect.maybeQueued && *silent < 2 * timeout) continue;  // look again next scan
+      suspect.stream->timeoutReported = true;
+      timedOutLocal_.push_back(suspect.stream->id);
     }
   }
 
@@ -1155,6 +1220,11 @@ class SocketRelay final : public MediaRelay {
   std::vector<Stream*> active_;
   std::vector<Stream*> toHandBack_;
   std::vector<StreamId> timedOutLocal_;
+  struct Suspect {
+    Stream* stream;
+    bool maybeQueued;  // its sockets still held datagrams when the look stopped
+  };
+  std::vector<Suspect> suspects_;  // scanTimeouts() only; kept for its capacity
   std::array<std::array<std::uint8_t, kMaxDatagram>, kBatch> rxBuffers_{};
   std::array<sockaddr_storage, kBatch> sources_{};
   std::array<iovec, kBatch> rxIov_{};

@@ -56,6 +56,13 @@ class SteeredRelay : public RelayBehaviour {};
 INSTANTIATE_TEST_SUITE_P(SocketSkLookup, SteeredRelay, ::testing::Values(kSteered),
                          relayTargetName);
 
+// Proves: after the worker was kept from running for longer than the media timeout, streams
+// whose media waited in the realm's one socket are not reported silent (the scan reads that
+// socket first), and a silent one is.
+TEST_P(SteeredRelay, StalledWorkerDoesNotSilenceTalkingStreams) {
+  expectTalkingStreamsSurviveAStalledWorker();
+}
+
 // Proves: 10,000 streams (40,000 relay ports over both realms) take no descriptor each,
 // and the first and the last of them forward.
 TEST_P(SteeredRelay, TenThousandStreamsNeedNoDescriptorPerPort) {

@@ -30,6 +30,13 @@ class SocketRelay : public RelayBehaviour {};
 const RelayTarget kSocket{"socket", makeSocketRelay};
 INSTANTIATE_TEST_SUITE_P(Socket, SocketRelay, ::testing::Values(kSocket), relayTargetName);
 
+// Proves: after the worker was kept from running for longer than the media timeout, streams
+// whose media kept arriving are not reported silent (the scan reads their sockets first),
+// and a silent one is.
+TEST_P(SocketRelay, StalledWorkerDoesNotSilenceTalkingStreams) {
+  expectTalkingStreamsSurviveAStalledWorker();
+}
+
 // Proves: a port another socket holds (EADDRINUSE on RTP or RTCP) is skipped, not fatal.
 TEST_P(SocketRelay, SkipsPortsHeldByOtherSockets) {
   const auto relaySettings = settings(0ms, 0ms, 3);
