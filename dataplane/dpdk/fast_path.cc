@@ -243,6 +243,24 @@ inline rte_ether_hdr* retag(rte_mbuf* m, const Packet& p, std::uint16_t vlan,
   return rte_pktmbuf_mtod(m, rte_ether_hdr*);
 }
 
+// What every forwarded packet ends with: the Ethernet addresses, the transmit batch, and
+// the flow's and trunk's counters (`payload`: UDP payload bytes).
+[[gnu::always_inline]] inline Verdict transmit(rte_mbuf* m, rte_ether_hdr* eth, std::uint64_t mac,
+                                               unsigned egress, const FastPathContext& ctx,
+                                               TxBatch& tx, FlowCounters& fc,
+                                               WorkerCounters& counters, const FlowRule& rule,
+                                               unsigned realm, std::uint64_t payload) noexcept {
+  std::memcpy(&eth->dst_addr, &mac, RTE_ETHER_ADDR_LEN);  // the MAC as macToWord stored it
+  eth->src_addr = ctx.portMac[egress];
+  if (!tx.push(egress, m)) return Verdict::txFull;
+  bump(fc.packets);
+  bump(fc.bytes, payload);
+  LabelCounters& lc = counters.labels[rule.label];
+  bump(lc.packets[realm]);
+  bump(lc.bytes[realm], payload);
+  return Verdict::forwarded;
+}
+
 // One packet. Returns what happened; the caller frees dropped packets.
 inline Verdict processOne(rte_mbuf* m, unsigned rxPort, const FastPathContext& ctx,
                           WorkerCounters& counters, std::uint64_t now, TxBatch& tx) noexcept {
@@ -422,17 +440,8 @@ inline Verdict processOne(rte_mbuf* m, unsigned rxPort, const FastPathContext& c
   }
   eth = retag(m, p, ctx.vlan[out], ctx.dscp);
   if (eth == nullptr) return Verdict::txFull;  // no headroom for the tag (never from a PMD)
-  std::memcpy(&eth->dst_addr, &mac, RTE_ETHER_ADDR_LEN);  // the MAC as macToWord stored it
-  eth->src_addr = ctx.portMac[egress];
-  if (!tx.push(egress, m)) return Verdict::txFull;
-
-  const std::uint64_t payload = udpLen - sizeof(rte_udp_hdr);
-  bump(fc.packets);
-  bump(fc.bytes, payload);
-  LabelCounters& lc = counters.labels[rule->label];
-  bump(lc.packets[realm]);
-  bump(lc.bytes[realm], payload);
-  return Verdict::forwarded;
+  return transmit(m, eth, mac, egress, ctx, tx, fc, counters, *rule, realm,
+                  udpLen - sizeof(rte_udp_hdr));
 }
 
 // An IPv4/UDP datagram for one of our ports, as the common case has it: one segment, at
@@ -482,15 +491,10 @@ struct Media4 {
 // IPv4: from the rule's first line when they fit there.
 [[gnu::always_inline]] inline bool sourceAllowed4(const FlowRule& rule, std::uint32_t source,
                                                   std::uint16_t portBe) noexcept {
-  if (rule.latch) return sourceAllowed(rule, v4Word(source), 0, portBe);
-  if (rule.prefixCount <= FlowRule::kInlinePrefixes4) {
-    for (std::uint16_t i = 0; i < rule.prefixCount; ++i)
-      if (rule.prefixes4[i].contains(source)) return true;
-    return false;
-  }
-  const MaskedPrefix* prefixes = rule.prefixes();
+  if (rule.latch || rule.prefixCount > FlowRule::kInlinePrefixes4)
+    return sourceAllowed(rule, v4Word(source), 0, portBe);
   for (std::uint16_t i = 0; i < rule.prefixCount; ++i)
-    if (prefixes[i].contains4(v4Word(source))) return true;
+    if (rule.prefixes4[i].contains(source)) return true;
   return false;
 }
 
@@ -584,17 +588,8 @@ inline Verdict forwardMedia4(rte_mbuf* m, const Media4& p, const FlowRule* rule,
     eth = retag(m, packet, ctx.vlan[out], ctx.dscp);
     if (eth == nullptr) return Verdict::txFull;  // no headroom for the tag (never from a PMD)
   }
-  std::memcpy(&eth->dst_addr, &mac, RTE_ETHER_ADDR_LEN);  // the MAC as macToWord stored it
-  eth->src_addr = ctx.portMac[egress];
-  if (!tx.push(egress, m)) return Verdict::txFull;
-
-  const std::uint64_t payload = rte_be_to_cpu_16(udp->dgram_len) - sizeof(rte_udp_hdr);
-  bump(fc.packets);
-  bump(fc.bytes, payload);
-  LabelCounters& lc = counters.labels[rule->label];
-  bump(lc.packets[realm]);
-  bump(lc.bytes[realm], payload);
-  return Verdict::forwarded;
+  return transmit(m, eth, mac, egress, ctx, tx, fc, counters, *rule, realm,
+                  rte_be_to_cpu_16(udp->dgram_len) - sizeof(rte_udp_hdr));
 }
 
 inline void prefetchLatched(const FlowRule* rule) noexcept {

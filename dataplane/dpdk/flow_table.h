@@ -53,8 +53,6 @@ struct MaskedPrefix {
   bool contains(std::uint64_t a0, std::uint64_t a1) const noexcept {
     return (a0 & mask0) == net0 && (a1 & mask1) == net1;
   }
-  // An IPv4 prefix (net1 and mask1 are 0) and an IPv4 address as v4Word has it.
-  bool contains4(std::uint64_t a0) const noexcept { return (a0 & mask0) == net0; }
 };
 
 // An IPv4 source prefix in a rule's first cache line: address and mask as stored.
