@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include <vector>
 
 #include "metrics/media_collector.h"
 #include "metrics/metrics.h"
@@ -540,6 +541,34 @@ TEST_F(DpdkRelayTest, ReportsMediaTimeoutOnceNotOnHold) {
   pfd.revents = 0;
   EXPECT_EQ(poll(&pfd, 1, 400), 0) << "reported once only, never the held stream";
   EXPECT_TRUE(relay->takeTimedOut().empty());
+}
+
+// Media that waited in a port's queue while the worker slept (an idle back-off longer than
+// the media timeout: the worker did not look) does not make its stream look silent, and a
+// silent stream is still reported: silence counts only up to where the worker has read.
+TEST_F(DpdkRelayTest, SleepingWorkerDoesNotSilenceTalkingStreams) {
+  settings.mediaTimeout = 200ms;
+  tuning.idleSpins = 1;
+  tuning.idleSleep = 600ms;  // the worker looks at its queues about every 600 ms
+  start();
+  relay->setNeighbour(*IpAddress::parse("198.51.100.20"), kCorePeerMac);
+  const StreamEndpoints talking = openTrunkStream();
+  const StreamEndpoints silent = openTrunkStream();
+  std::vector<StreamId> reported;
+  int sent = 0;
+  const auto end = std::chrono::steady_clock::now() + 2000ms;
+  while (std::chrono::steady_clock::now() < end) {
+    if (access.inject(makeUdp4(fromTrunk(talking)))) ++sent;
+    std::this_thread::sleep_for(40ms);
+    for (const StreamId id : relay->takeTimedOut()) reported.push_back(id);
+    core.drain();
+  }
+  for (const StreamId id : relay->takeTimedOut()) reported.push_back(id);
+  EXPECT_EQ(reported, std::vector<StreamId>{silent.id});
+  const auto counters = relay->streamCounters(talking.id);
+  ASSERT_TRUE(counters);
+  EXPECT_GE(counters->packets[0], static_cast<std::uint64_t>(sent) / 2)
+      << "the talking stream's media was not forwarded (" << sent << " sent)";
 }
 
 // The worker and housekeeping threads may run on every CPU although rte_eal_init pinned
