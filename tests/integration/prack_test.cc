@@ -60,7 +60,7 @@ class Prack : public TrunkFixture {
     std::vector<std::string> args{
         "/usr/bin/sipp", "-sf", kSippDir + "/" + scenario, "-i", "127.0.0.3", "-bind_local",
         "-p", std::to_string(corePort_), "-m", "1", "-nostdin", "-mi", "127.0.0.3", "-mp",
-        std::to_string(freeUdpPort("127.0.0.3")), "-trace_msg", "-message_file",
+        std::to_string(freeSippMediaPort("127.0.0.3", corePort_)), "-trace_msg", "-message_file",
         dir_.file("core-messages.log")};
     args.insert(args.end(), extra.begin(), extra.end());
     return startListening(std::move(args), "127.0.0.3", corePort_);

@@ -80,18 +80,9 @@ class TopologyHiding : public TrunkFixture {
     TrunkFixture::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
     trunk_ = Side{"trunk", "trksecret", "127.0.0.2", "7771234567", "198.51.100.77",
-                  trunkPort_, distinctPort("127.0.0.2", {trunkPort_}), "127.0.0.10"};
+                  trunkPort_, freeSippMediaPort("127.0.0.2", trunkPort_), "127.0.0.10"};
     core_ = Side{"core", "coresecret", "127.0.0.3", "8881234567", "203.0.113.88",
-                 corePort_, distinctPort("127.0.0.3", {corePort_}), "127.0.0.11"};
-  }
-
-  // A free port other than `taken` (SIPp's SIP and media ports must differ).
-  static int distinctPort(const char* address, std::vector<int> taken) {
-    int port = freeUdpPort(address);
-    while (std::find(taken.begin(), taken.end(), port) != taken.end()) {
-      port = freeUdpPort(address);
-    }
-    return port;
+                 corePort_, freeSippMediaPort("127.0.0.3", corePort_), "127.0.0.11"};
   }
 
   // SIPp as one side: its own SIP and media ports (SIPp allows [media_port] only on m=

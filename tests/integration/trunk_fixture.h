@@ -11,6 +11,7 @@
 #include <csignal>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -19,6 +20,7 @@
 #include <memory>
 #include <optional>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <utility>
@@ -44,6 +46,35 @@ inline int freeUdpPort(const char* address) {
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &length);
   ::close(fd);
   return ntohs(bound.sin_port);
+}
+
+// True when a UDP socket can bind `address`:`port` now.
+inline bool udpPortFree(const char* address, int port) {
+  const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in probe{};
+  probe.sin_family = AF_INET;
+  probe.sin_port = htons(static_cast<std::uint16_t>(port));
+  ::inet_pton(AF_INET, address, &probe.sin_addr);
+  const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&probe), sizeof probe) == 0;
+  ::close(fd);
+  return free;
+}
+
+// A media port for SIPp (-mp) on `address`: SIPp binds it and the three above it (audio RTP
+// and RTCP, video RTP and RTCP), so all four must be free and none of them the SIP port
+// `sipPort` that SIPp binds first. (Ports from freeUdpPort come close together: a media
+// port two below the SIP port once failed a test, SIPp's video socket finding it taken.)
+inline int freeSippMediaPort(const char* address, int sipPort) {
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    const int base = freeUdpPort(address);
+    if (base <= 0 || base > 65532 || (sipPort >= base && sipPort <= base + 3)) continue;
+    bool allFree = true;
+    for (int port = base + 1; port <= base + 3 && allFree; ++port) {
+      allFree = udpPortFree(address, port);
+    }
+    if (allFree) return base;
+  }
+  throw std::runtime_error(std::string("no four free UDP ports in a row on ") + address);
 }
 
 // The bytes waiting in the receive queue of the UDP socket bound to 127.0.0.10:`port`, as
@@ -376,7 +407,7 @@ inline void expectMediaEchoed(const UdpSocket& trunkMedia, int port, int packets
 
 inline void TrunkFixture::expectAnchoredMediaCall() {
   startSbc(10);
-  const int coreMediaPort = freeUdpPort("127.0.0.3");
+  const int coreMediaPort = freeSippMediaPort("127.0.0.3", corePort_);
   auto core = startListening(
       {"/usr/bin/sipp", "-sf", kSippDir + "/uas_answer.xml", "-i", "127.0.0.3", "-bind_local",
        "-p", std::to_string(corePort_), "-m", "1", "-nostdin", "-mi", "127.0.0.3", "-mp",
