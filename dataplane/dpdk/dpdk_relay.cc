@@ -275,8 +275,9 @@ void DpdkRelayImpl::workerLoop(Worker& worker) {
   TxBatch tx;
   std::array<rte_mbuf*, kBurst> pkts;
   std::uint32_t idle = 0;
-  worker.roundAt.store(rte_rdtsc(), std::memory_order_relaxed);
-  worker.caughtUpAt.store(rte_rdtsc(), std::memory_order_relaxed);
+  const std::uint64_t started = rte_rdtsc();
+  worker.roundAt.store(started, std::memory_order_relaxed);
+  worker.caughtUpAt.store(started, std::memory_order_relaxed);
   while (!stop_.load(std::memory_order_relaxed)) {
     const std::uint64_t roundStart = rte_rdtsc();
     unsigned received = 0;

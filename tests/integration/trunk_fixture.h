@@ -35,29 +35,30 @@ namespace sbc::test {
 
 inline const std::string kSippDir = std::string(SBC_SOURCE_ROOT) + "/tests/integration/sipp";
 
-// A UDP port free on `address` at the time of asking.
-inline int freeUdpPort(const char* address) {
+// Binds a UDP socket to `address`:`port` (0: a port the kernel picks) and closes it again:
+// the port it got, 0 when the bind failed.
+inline int probeUdpBind(const char* address, int port) {
   const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
   sockaddr_in bound{};
   bound.sin_family = AF_INET;
+  bound.sin_port = htons(static_cast<std::uint16_t>(port));
   ::inet_pton(AF_INET, address, &bound.sin_addr);
   socklen_t length = sizeof bound;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&bound), sizeof bound);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &length);
+  int got = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&bound), sizeof bound) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &length) == 0) {
+    got = ntohs(bound.sin_port);
+  }
   ::close(fd);
-  return ntohs(bound.sin_port);
+  return got;
 }
+
+// A UDP port free on `address` at the time of asking.
+inline int freeUdpPort(const char* address) { return probeUdpBind(address, 0); }
 
 // True when a UDP socket can bind `address`:`port` now.
 inline bool udpPortFree(const char* address, int port) {
-  const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in probe{};
-  probe.sin_family = AF_INET;
-  probe.sin_port = htons(static_cast<std::uint16_t>(port));
-  ::inet_pton(AF_INET, address, &probe.sin_addr);
-  const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&probe), sizeof probe) == 0;
-  ::close(fd);
-  return free;
+  return probeUdpBind(address, port) == port;
 }
 
 // A media port for SIPp (-mp) on `address`: SIPp binds it and the three above it (audio RTP
