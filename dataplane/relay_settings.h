@@ -42,6 +42,11 @@ struct RelaySettings {
   std::chrono::milliseconds quarantine{2000};  // a released port rests this long
   std::chrono::milliseconds mediaTimeout{60000};  // 0: never report silence
   SocketPorts socketPorts = SocketPorts::perPort;  // socket driver only
+  // socket driver only: a TC program forwards the streams' media inside the kernel once the
+  // worker has described them (socket/kernel_forwarding.h); what it does not take reaches the
+  // sockets as without it. Needs CAP_BPF + CAP_NET_ADMIN; media addresses on Ethernet-like
+  // interfaces (or loopback).
+  bool kernelForwarding = false;
 };
 
 struct DpdkPortSettings {

@@ -73,6 +73,7 @@
 
 #include "common/socket_address.h"
 #include "dataplane/port_allocator.h"
+#include "dataplane/socket/kernel_forwarding.h"
 #include "dataplane/socket/port_steering.h"
 #include "dataplane/socket/udp_headers.h"
 
@@ -111,6 +112,9 @@ constexpr std::size_t kRetiredWhenOutOfDescriptors = 16;
 // With no packet or retirement to wake it, the worker applies waiting commands (and hands
 // closed streams back) this often.
 constexpr int kIdleWakeMs = 50;
+// Kernel forwarding: what the kernel forwarded is folded into the worker's counters (and
+// its silence tracking) at most this often, and before every silence scan.
+constexpr std::int64_t kKernelFoldNs = 10'000'000;
 
 enum class Kind : std::uint8_t { rtp = 0, rtcp = 1 };
 
@@ -164,6 +168,7 @@ struct MediaSocket {
   bool steeredReceiver = false;  // sk_lookup mode: the realm's socket for the whole range
   Stream* stream = nullptr;  // worker only: the installed stream it serves; none = resting
   bool retired = false;      // worker only: out of the epoll set, on its way to signaling
+  std::uint16_t port = 0;    // per-port mode: the port it is bound to
 };
 using SocketPtr = std::unique_ptr<MediaSocket>;
 
@@ -185,6 +190,14 @@ struct LegState {
   Nanos lastRx = 0;  // last accepted packet from this side
 };
 
+// Kernel forwarding: one relay port's counters in the kernel, as last folded in.
+struct KernelSeen {
+  std::uint64_t packets = 0;
+  std::uint64_t bytes = 0;
+  std::uint64_t passed = 0;   // the handoff counts at the last fold
+  std::uint64_t handled = 0;
+};
+
 struct Stream {
   StreamId id = 0;
   std::array<SocketPair, kRealmCount> pairs;  // set by signaling before `open` is posted
@@ -200,6 +213,12 @@ struct Stream {
   bool installed = false;  // the worker has applied its `open`
   bool closed = false;
   std::size_t activeIndex = 0;  // position in the worker's list of open streams
+  // Kernel forwarding. Under SocketRelay::kernelMutex_: updates and closes posted but not
+  // applied yet; while there are any, the stream has no entries in the kernel.
+  int kernelHolds = 0;
+  // Worker only.
+  std::array<std::array<KernelSeen, kKinds>, kRealmCount> kernelSeen{};
+  bool kernelDirty = false;  // learnt a latch: its entries are rewritten at the round's end
 
   MediaSocket& socket(std::size_t realm, Kind kind) const {
     return kind == Kind::rtp ? *pairs[realm].rtp : *pairs[realm].rtcp;
@@ -361,6 +380,16 @@ class SocketRelay final : public MediaRelay {
         throw;
       }
     }
+    if (settings.kernelForwarding) {
+      try {
+        kernel_ = std::make_unique<KernelForwarding>(settings.realms);
+      } catch (...) {
+        closeFd(epollFd_);
+        closeFd(commandFd_);
+        closeFd(timeoutFd_);
+        throw;
+      }
+    }
     commands_.reserve(1024);
     pending_.reserve(1024);
     active_.reserve(1024);
@@ -436,6 +465,7 @@ class SocketRelay final : public MediaRelay {
     reclaim();
     const auto it = streams_.find(id);
     if (it == streams_.end()) return false;
+    holdKernel(*it->second);
     post(Command{Command::Type::update, it->second.get(), realm, leg}, false);
     return true;
   }
@@ -446,6 +476,7 @@ class SocketRelay final : public MediaRelay {
     if (it == streams_.end()) return;
     Stream* raw = it->second.release();  // owned by the queue until the worker hands it back
     streams_.erase(it);
+    holdKernel(*raw);
     post(Command{Command::Type::close, raw, Realm::access, {}}, false);
   }
 
@@ -525,6 +556,8 @@ class SocketRelay final : public MediaRelay {
         pair.port = *port;
         pair.rtp = std::make_unique<MediaSocket>(rtp, static_cast<Realm>(realm), Kind::rtp);
         pair.rtcp = std::make_unique<MediaSocket>(rtcp, static_cast<Realm>(realm), Kind::rtcp);
+        pair.rtp->port = *port;
+        pair.rtcp->port = static_cast<std::uint16_t>(*port + 1);
         watch(*pair.rtp);
         watch(*pair.rtcp);
         return true;
@@ -570,6 +603,17 @@ class SocketRelay final : public MediaRelay {
     LabelCounters* counters = &labels_.emplace_back(std::string(label));
     labelIndex_.emplace(counters->label, counters);
     return counters;
+  }
+
+  // Signaling thread, kernel forwarding: a packet sent once updateLeg() or closeStream() has
+  // returned must be judged by the new state, which only the worker can turn into kernel
+  // entries. So the stream leaves the kernel now, and the worker puts it back once it has
+  // applied every command posted for it (releaseKernelHold).
+  void holdKernel(Stream& stream) {
+    if (!kernel_) return;
+    std::lock_guard lock(kernelMutex_);
+    ++stream.kernelHolds;
+    eraseKernelEntries(stream);
   }
 
   void post(Command&& command, bool wakeWorker) {
@@ -699,10 +743,12 @@ class SocketRelay final : public MediaRelay {
           dropResting(*socket);
         }
       }
+      if (kernel_ && now - lastKernelFold_ >= kKernelFoldNs) foldKernelCounters(now);
       if (timeout > 0 && now >= nextScan) {
         scanTimeouts(now, timeout);
         nextScan = now + std::int64_t{scanMs} * 1000000;
       }
+      if (!kernelDirty_.empty()) writeDirtyKernelEntries();
       handBack();
     }
   }
@@ -732,7 +778,9 @@ class SocketRelay final : public MediaRelay {
       Stream& stream = *command.stream;
       switch (command.type) {
         case Command::Type::open: install(stream, now); break;
-        case Command::Type::update: applyLeg(stream, command.realm, std::move(command.leg), now);
+        case Command::Type::update:
+          applyLeg(stream, command.realm, std::move(command.leg), now);
+          releaseKernelHold(stream);
           break;
         case Command::Type::close: uninstall(stream); break;
       }
@@ -759,9 +807,20 @@ class SocketRelay final : public MediaRelay {
     stream.activeIndex = active_.size();
     active_.push_back(&stream);
     bump(counters_.flows, kRealmCount * kKinds);
+    if (kernel_) {
+      for (std::size_t r = 0; r < kRealmCount; ++r) {
+        for (std::size_t k = 0; k < kKinds; ++k) {
+          const sbc_fwd_counters& counters = kernel_->counters(slotOf(stream, r, k));
+          stream.kernelSeen[r][k] = {atomicLoad(counters.packets), atomicLoad(counters.bytes),
+                                     atomicLoad(counters.passed), atomicLoad(counters.handled)};
+        }
+      }
+    }
   }
 
   void uninstall(Stream& stream) {
+    // Its kernel entries went when closeStream() was called: count what they forwarded.
+    if (kernel_) foldKernelCounters(stream);
     // Its sockets rest: still bound and watched, their datagrams dropped as no_flow.
     for (std::size_t r = 0; r < kRealmCount; ++r) {
       stream.pairs[r].rtp->stream = nullptr;
@@ -800,6 +859,7 @@ class SocketRelay final : public MediaRelay {
       if (static_cast<std::size_t>(got) < kBatch) break;
     }
     countDropReasons(dropped, 0, 0, 0);
+    acknowledge(socket.realm, socket.port, dropped);
   }
 
   void applyLeg(Stream& stream, Realm realm, LegMedia&& media, Nanos now) {
@@ -823,8 +883,9 @@ class SocketRelay final : public MediaRelay {
     stream.timeoutReported = false;
   }
 
-  // Called on the worker; the packets' source check. Latches when the leg asks for it.
-  static bool accept(LegState& leg, Kind kind, const sockaddr_storage& source) noexcept {
+  // Called on the worker; the packets' source check. Latches when the leg asks for it, and
+  // then marks the stream for kernel forwarding to learn the latch too.
+  bool accept(Stream& stream, LegState& leg, Kind kind, const sockaddr_storage& source) noexcept {
     if (!leg.known) return false;
     SocketAddress& latched = leg.latched[static_cast<std::size_t>(kind)];
     if (leg.media.latch && latched.valid()) return common::sameEndpoint(source, latched.storage);
@@ -840,13 +901,17 @@ class SocketRelay final : public MediaRelay {
     if (inside && leg.media.latch) {
       latched.storage = source;
       latched.length = source.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+      if (kernel_ && !stream.kernelDirty) {
+        stream.kernelDirty = true;
+        kernelDirty_.push_back(&stream);
+      }
     }
     return inside;
   }
 
   // Where packets that arrived on a `kind` port go on the other side, and out of which
   // socket. nullptr: that side gets nothing (its address is unknown or rejected).
-  static const SocketAddress* destination(LegState& leg, Kind kind, Kind& outKind,
+  static const SocketAddress* destination(const LegState& leg, Kind kind, Kind& outKind,
                                           SocketAddress& scratch) noexcept {
     if (!leg.rtpDest.valid()) return nullptr;
     const SocketAddress& latchedRtp = leg.latched[0];
@@ -890,6 +955,7 @@ class SocketRelay final : public MediaRelay {
     if (commandsWaiting_.load(std::memory_order_acquire)) processCommands(now, false);
     if (socket.stream == nullptr) {  // closed just now: its port rests
       countDropReasons(received, 0, 0, 0);
+      acknowledge(socket.realm, socket.port, received);
       return received;
     }
     Stream& stream = *socket.stream;
@@ -909,7 +975,7 @@ class SocketRelay final : public MediaRelay {
         ++malformed;
         continue;
       }
-      if (!accept(from, socket.kind, sources_[i])) {
+      if (!accept(stream, from, socket.kind, sources_[i])) {
         ++refused;
         continue;
       }
@@ -925,6 +991,9 @@ class SocketRelay final : public MediaRelay {
 
     std::size_t sent = 0;
     std::uint64_t sentBytes = 0;
+    // A latch learnt in this burst reaches the kernel before the burst leaves: the peer may
+    // answer at once, and the kernel must then send to the learnt address too.
+    if (!kernelDirty_.empty()) writeDirtyKernelEntries();
     if (queued > 0) {
       sent = transmit(stream.socket(out, outKind).fd, queued);
       for (std::size_t i = 0; i < queued; ++i) {
@@ -935,6 +1004,7 @@ class SocketRelay final : public MediaRelay {
 
     if (accepted > 0) from.lastRx = now;
     countDropReasons(0, malformed, refused, txFailed);
+    acknowledge(socket.realm, socket.port, received);  // once they are sent
     if (sent > 0) countForwarded(stream, in, sent, sentBytes);
     countDropped(stream, in, malformed + refused + unrouted + txFailed);
     return received;
@@ -1004,14 +1074,14 @@ class SocketRelay final : public MediaRelay {
   Verdict judge(std::size_t i, std::size_t slot, std::size_t in, std::size_t out, Nanos now,
                 Stream*& stream) {
     const mmsghdr& message = rx_[i];
-    const MediaSocket* port = steered_[in].ownerOf(originalPort(message.msg_hdr));
+    const MediaSocket* port = steered_[in].ownerOf(rxPorts_[i]);
     if (port == nullptr || port->stream == nullptr) return Verdict::noFlow;
     stream = port->stream;
     if ((message.msg_hdr.msg_flags & MSG_TRUNC) != 0 || message.msg_len == 0) {
       return Verdict::malformed;
     }
     LegState& from = stream->legs[in];
-    if (!accept(from, port->kind, sources_[i])) return Verdict::refused;
+    if (!accept(*stream, from, port->kind, sources_[i])) return Verdict::refused;
     from.lastRx = now;
     Kind outKind = Kind::rtp;
     SocketAddress scratch;
@@ -1050,6 +1120,7 @@ class SocketRelay final : public MediaRelay {
     const auto out = static_cast<std::size_t>(otherRealm(receiver.realm));
 
     std::size_t noFlow = 0, malformed = 0, refused = 0, queued = 0;
+    for (std::size_t i = 0; i < received; ++i) rxPorts_[i] = originalPort(rx_[i].msg_hdr);
     for (std::size_t i = 0; i < received; ++i) {
       Stream* stream = nullptr;
       Verdict verdict = judge(i, queued, in, out, now, stream);
@@ -1072,6 +1143,9 @@ class SocketRelay final : public MediaRelay {
     }
 
     std::size_t txFailed = 0;
+    // A latch learnt in this burst reaches the kernel before the burst leaves: the peer may
+    // answer at once, and the kernel must then send to the learnt address too.
+    if (!kernelDirty_.empty()) writeDirtyKernelEntries();
     if (queued > 0) {
       transmit(steered_[out].sender->fd, queued);
       for (std::size_t i = 0; i < queued; ++i) {
@@ -1085,6 +1159,9 @@ class SocketRelay final : public MediaRelay {
       }
     }
     countDropReasons(noFlow, malformed, refused, txFailed);
+    for (std::size_t i = 0; kernel_ && i < received; ++i) {  // once they are sent
+      acknowledge(receiver.realm, rxPorts_[i], 1);
+    }
     return received;
   }
 
@@ -1111,6 +1188,7 @@ class SocketRelay final : public MediaRelay {
   // that. Where the reads could not empty a socket (the relay is overloaded), the report waits
   // for later scans, for at most one more timeout period. Costs syscalls only for suspects.
   void scanTimeouts(Nanos now, Nanos timeout) {
+    if (kernel_) foldKernelCounters(now);  // the kernel's packets count as heard, too
     suspects_.clear();
     for (Stream* stream : active_) {
       const auto silent = silence(*stream, now);
@@ -1162,6 +1240,155 @@ class SocketRelay final : public MediaRelay {
     }
   }
 
+  // --- kernel forwarding -----------------------------------------------------------------
+
+  static std::uint64_t atomicLoad(const std::uint64_t& word) noexcept {
+    return __atomic_load_n(&word, __ATOMIC_RELAXED);  // the program writes it concurrently
+  }
+
+  std::uint32_t slotOf(const Stream& stream, std::size_t realm, std::size_t kind) const noexcept {
+    return kernel_->slotOf(realm, static_cast<std::uint16_t>(stream.pairs[realm].port + kind));
+  }
+
+  MediaAddress relayPort(const Stream& stream, std::size_t realm, std::size_t kind) const {
+    return {settings_.realms[realm].address,
+            static_cast<std::uint16_t>(stream.pairs[realm].port + kind)};
+  }
+
+  // Worker: `count` datagrams that reached relay port `port`'s socket have been read and dealt
+  // with (sent on or dropped): the program may forward the port's next ones itself once it
+  // has left no more than these to the socket.
+  void acknowledge(Realm realm, std::uint16_t port, std::uint64_t count) noexcept {
+    if (!kernel_ || count == 0) return;
+    const RealmMedia& media = settings_.realms[static_cast<std::size_t>(realm)];
+    if (port < media.portMin || port > media.portMax) return;
+    sbc_fwd_counters& counters = kernel_->counters(kernel_->slotOf(static_cast<std::size_t>(realm), port));
+    __atomic_store_n(&counters.handled, atomicLoad(counters.handled) + count, __ATOMIC_RELEASE);
+  }
+
+  // Under kernelMutex_.
+  void eraseKernelEntries(const Stream& stream) {
+    for (std::size_t r = 0; r < kRealmCount; ++r) {
+      for (std::size_t k = 0; k < kKinds; ++k) kernel_->erase(relayPort(stream, r, k));
+    }
+  }
+
+  // Worker: the update just applied was the last one signaling posted: back into the kernel.
+  void releaseKernelHold(Stream& stream) {
+    if (!kernel_) return;
+    std::lock_guard lock(kernelMutex_);
+    if (--stream.kernelHolds == 0 && !stream.closed) writeKernelEntries(stream);
+  }
+
+  void writeDirtyKernelEntries() {
+    std::lock_guard lock(kernelMutex_);
+    for (Stream* stream : kernelDirty_) {
+      stream->kernelDirty = false;
+      if (stream->kernelHolds == 0 && !stream->closed) writeKernelEntries(*stream);
+    }
+    kernelDirty_.clear();
+  }
+
+  // Worker, under kernelMutex_: an entry for each of the stream's relay ports whose packets'
+  // fate the kernel can decide exactly as accept() and destination() would; the others'
+  // packets reach the socket.
+  void writeKernelEntries(const Stream& stream) {
+    for (std::size_t r = 0; r < kRealmCount; ++r) {
+      for (std::size_t k = 0; k < kKinds; ++k) {
+        const MediaAddress port = relayPort(stream, r, k);
+        const auto flow = kernelFlow(stream, r, static_cast<Kind>(k));
+        if (!flow || !kernel_->put(port, *flow)) kernel_->erase(port);
+      }
+    }
+  }
+
+  std::optional<sbc_fwd_flow> kernelFlow(const Stream& stream, std::size_t in, Kind kind) const {
+    const LegState& from = stream.legs[in];
+    if (!from.known) return std::nullopt;
+    const std::size_t out = 1 - in;
+    const policy::IpFamily family = settings_.realms[in].address.family;
+    const std::size_t bytes = family == policy::IpFamily::v4 ? 4 : 16;
+    sbc_fwd_flow flow{};
+    if (from.media.latch) {
+      const SocketAddress& latched = from.latched[static_cast<std::size_t>(kind)];
+      if (!latched.valid()) return std::nullopt;  // the worker learns it from the first packet
+      flow.exact_source = 1;
+      const policy::IpAddress address = ipOf(latched.storage);
+      std::memcpy(flow.source_address, address.bytes.data(), bytes);
+      flow.source_port = htons(portOf(latched.storage));
+    } else {
+      for (const policy::IpPrefix& prefix : from.media.allowedSources) {
+        if (prefix.address.family != family) continue;  // never matches this realm's packets
+        if (flow.prefix_count == SBC_FWD_MAX_PREFIXES) return std::nullopt;
+        sbc_fwd_prefix& entry = flow.prefixes[flow.prefix_count++];
+        for (std::size_t i = 0; i < bytes; ++i) {
+          const int bits = std::clamp(static_cast<int>(prefix.length) - static_cast<int>(8 * i), 0, 8);
+          entry.mask[i] = static_cast<std::uint8_t>(0xff00 >> bits);
+          entry.address[i] = prefix.address.bytes[i] & entry.mask[i];
+        }
+      }
+      if (flow.prefix_count == 0) return std::nullopt;
+    }
+    Kind outKind = Kind::rtp;
+    SocketAddress scratch;
+    const SocketAddress* destinationAddress = destination(stream.legs[out], kind, outKind, scratch);
+    if (destinationAddress == nullptr) return std::nullopt;
+    const policy::IpAddress peer = ipOf(destinationAddress->storage);
+    if (peer.family != settings_.realms[out].address.family) return std::nullopt;
+    const auto egress = kernel_->egressTo(static_cast<Realm>(out), peer);
+    if (!egress) return std::nullopt;
+    flow.egress = static_cast<std::uint8_t>(egress->how);
+    flow.egress_ifindex = egress->ifindex;
+    flow.tos = static_cast<std::uint8_t>(settings_.dscp << 2);
+    const std::size_t outBytes = peer.family == policy::IpFamily::v4 ? 4 : 16;
+    std::memcpy(flow.new_source, settings_.realms[out].address.bytes.data(), outBytes);
+    flow.new_source_port =
+        htons(static_cast<std::uint16_t>(stream.pairs[out].port + (outKind == Kind::rtcp ? 1 : 0)));
+    std::memcpy(flow.new_destination, peer.bytes.data(), outBytes);
+    flow.new_destination_port = htons(portOf(destinationAddress->storage));
+    return flow;
+  }
+
+  // Worker: what the kernel forwarded for `stream` since the last look, into its counters,
+  // its label's, and its sides' last-heard times.
+  void foldKernelCounters(Stream& stream) {
+    for (std::size_t r = 0; r < kRealmCount; ++r) {
+      for (std::size_t k = 0; k < kKinds; ++k) {
+        sbc_fwd_counters& counters = kernel_->counters(slotOf(stream, r, k));
+        KernelSeen& seen = stream.kernelSeen[r][k];
+        resynchronise(counters, seen);
+        const std::uint64_t packets = atomicLoad(counters.packets);
+        if (packets == seen.packets) continue;
+        const std::uint64_t bytes = atomicLoad(counters.bytes);
+        countForwarded(stream, r, packets - seen.packets, bytes - seen.bytes);
+        seen.packets = packets;
+        seen.bytes = bytes;
+        // The port's packets changed, so its last one was this stream's.
+        const auto heard = static_cast<Nanos>(atomicLoad(counters.last_seen_ns));
+        stream.legs[r].lastRx = std::max(stream.legs[r].lastRx, heard);
+      }
+    }
+  }
+  // A datagram the program left to a socket may never be read: the kernel dropped it on the
+  // way (a full socket buffer, a bad checksum, no socket bound) or one arrived that the
+  // program never saw (another interface, a fragment). Then passed and handled differ for
+  // good, and the port would stay out of the kernel. Unchanged over two folds while the
+  // worker has been reading its sockets means no datagram is waiting: equal them.
+  static void resynchronise(sbc_fwd_counters& counters, KernelSeen& seen) noexcept {
+    const std::uint64_t passed = atomicLoad(counters.passed);
+    const std::uint64_t handled = atomicLoad(counters.handled);
+    if (passed != handled && passed == seen.passed && handled == seen.handled) {
+      __atomic_store_n(&counters.handled, passed, __ATOMIC_RELEASE);
+    }
+    seen.passed = passed;
+    seen.handled = handled;
+  }
+
+  void foldKernelCounters(Nanos now) {
+    for (Stream* stream : active_) foldKernelCounters(*stream);
+    lastKernelFold_ = now;
+  }
+
   // Worker: hands closed streams, retired sockets and timeout reports over, one lock per
   // round.
   void handBack() {
@@ -1199,6 +1426,10 @@ class SocketRelay final : public MediaRelay {
   const bool steering_;  // sk_lookup mode
   // sk_lookup mode: made before the worker starts; `owners` is the worker's alone.
   std::array<SteeredRealm, kRealmCount> steered_{};
+  // Kernel forwarding: made before the worker starts. Signaling erases entries, the worker
+  // writes them, both under kernelMutex_ (commands and latches, never per packet).
+  std::unique_ptr<KernelForwarding> kernel_;
+  std::mutex kernelMutex_;
 
   // Labels: added by signaling, read by stats() on any thread.
   mutable std::mutex labelsMutex_;
@@ -1225,6 +1456,8 @@ class SocketRelay final : public MediaRelay {
     bool maybeQueued;  // its sockets still held datagrams when the look stopped
   };
   std::vector<Suspect> suspects_;  // scanTimeouts() only; kept for its capacity
+  std::vector<Stream*> kernelDirty_;  // latched this round: entries to rewrite
+  Nanos lastKernelFold_ = 0;
   std::array<std::array<std::uint8_t, kMaxDatagram>, kBatch> rxBuffers_{};
   std::array<sockaddr_storage, kBatch> sources_{};
   std::array<iovec, kBatch> rxIov_{};
@@ -1238,6 +1471,7 @@ class SocketRelay final : public MediaRelay {
   std::array<std::array<iovec, 2>, kBatch> txSteeredIov_{};
   std::array<SocketAddress, kBatch> txDestinations_{};
   std::array<Stream*, kBatch> txStreams_{};
+  std::array<std::uint16_t, kBatch> rxPorts_{};  // each datagram's original destination port
   WorkerCounters counters_;
 
   int epollFd_ = -1;

@@ -257,6 +257,46 @@ inline bool eventually(const std::function<bool()>& condition, Millis limit = 20
   return condition();
 }
 
+// For tests that run the relay in a forked child and talk to it through pipes.
+inline bool readFully(int fd, void* data, std::size_t size, Millis limit) {
+  auto* at = static_cast<char*>(data);
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (size > 0) {
+    const auto left = std::chrono::duration_cast<Millis>(end - std::chrono::steady_clock::now());
+    pollfd readable{fd, POLLIN, 0};
+    if (left.count() <= 0 || ::poll(&readable, 1, static_cast<int>(left.count())) <= 0) {
+      return false;
+    }
+    const ssize_t n = ::read(fd, at, size);
+    if (n <= 0) return false;
+    at += n;
+    size -= static_cast<std::size_t>(n);
+  }
+  return true;
+}
+inline void writeFully(int fd, const void* data, std::size_t size) {
+  const auto* at = static_cast<const char*>(data);
+  while (size > 0) {
+    const ssize_t n = ::write(fd, at, size);
+    if (n <= 0) throw std::runtime_error("write to the parent");
+    at += n;
+    size -= static_cast<std::size_t>(n);
+  }
+}
+// The forked child never outlives the test, also when an assertion fails; `fds` are the
+// parent's ends of its pipes.
+struct ChildGuard {
+  pid_t pid;
+  int fds[2];
+  ~ChildGuard() {
+    if (pid > 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+    for (const int fd : fds) ::close(fd);
+  }
+};
+
 class RelayBehaviour : public ::testing::TestWithParam<RelayTarget> {
  protected:
   const RelayTarget& target() const { return GetParam(); }
@@ -344,17 +384,7 @@ class RelayBehaviour : public ::testing::TestWithParam<RelayTarget> {
     }
     ::close(toParent[1]);
     ::close(toChild[0]);
-    struct ChildGuard {  // the child never outlives the test, also when an assertion fails
-      pid_t pid;
-      int fds[2];
-      ~ChildGuard() {
-        if (pid > 0) {
-          ::kill(pid, SIGKILL);
-          ::waitpid(pid, nullptr, 0);
-        }
-        for (const int fd : fds) ::close(fd);
-      }
-    } guard{child, {toParent[0], toChild[1]}};
+    ChildGuard guard{child, {toParent[0], toChild[1]}};
 
     std::vector<std::uint16_t> ports(kTalking + 1);
     ASSERT_TRUE(readFully(toParent[0], ports.data(), ports.size() * sizeof ports[0], 20s))
@@ -433,31 +463,6 @@ class RelayBehaviour : public ::testing::TestWithParam<RelayTarget> {
     ::_exit(status);
   }
 
-  static bool readFully(int fd, void* data, std::size_t size, Millis limit) {
-    auto* at = static_cast<char*>(data);
-    const auto end = std::chrono::steady_clock::now() + limit;
-    while (size > 0) {
-      const auto left = std::chrono::duration_cast<Millis>(end - std::chrono::steady_clock::now());
-      pollfd readable{fd, POLLIN, 0};
-      if (left.count() <= 0 || ::poll(&readable, 1, static_cast<int>(left.count())) <= 0) {
-        return false;
-      }
-      const ssize_t n = ::read(fd, at, size);
-      if (n <= 0) return false;
-      at += n;
-      size -= static_cast<std::size_t>(n);
-    }
-    return true;
-  }
-  static void writeFully(int fd, const void* data, std::size_t size) {
-    const auto* at = static_cast<const char*>(data);
-    while (size > 0) {
-      const ssize_t n = ::write(fd, at, size);
-      if (n <= 0) throw std::runtime_error("write to the parent");
-      at += n;
-      size -= static_cast<std::size_t>(n);
-    }
-  }
 };
 
 // Proves: RTP crosses both ways unchanged, in order, from the SBC's address and port of the

@@ -31,6 +31,22 @@ std::unique_ptr<MediaRelay> makeSteeredRelay(const RelaySettings& settings) {
 
 const RelayTarget kSteered{"socket_sk_lookup", makeSteeredRelay};
 
+// Kernel forwarding on top of either port mode: the TC program takes the streams the worker
+// has described, the sockets the rest.
+std::unique_ptr<MediaRelay> makeKernelRelay(const RelaySettings& settings) {
+  RelaySettings kernel = settings;
+  kernel.kernelForwarding = true;
+  return makeSocketRelay(kernel);
+}
+std::unique_ptr<MediaRelay> makeSteeredKernelRelay(const RelaySettings& settings) {
+  RelaySettings kernel = settings;
+  kernel.kernelForwarding = true;
+  kernel.socketPorts = SocketPorts::skLookup;
+  return makeSocketRelay(kernel);
+}
+const RelayTarget kKernel{"socket_kernel", makeKernelRelay};
+const RelayTarget kSteeredKernel{"socket_sk_lookup_kernel", makeSteeredKernelRelay};
+
 // The same peers on IPv6 addresses main() gives loopback in this namespace.
 RelayTarget ipv6(std::string name,
                  std::function<std::unique_ptr<MediaRelay>(const RelaySettings&)> make) {
@@ -49,7 +65,9 @@ RelayTarget ipv6(std::string name,
 // itself (IPV6_HDRINCL), and the receiving kernel checks the UDP checksum IPv6 requires.
 INSTANTIATE_TEST_SUITE_P(SocketSkLookup, RelayBehaviour,
                          ::testing::Values(kSteered, ipv6("socket_sk_lookup_v6", makeSteeredRelay),
-                                           ipv6("socket_per_port_v6", makeSocketRelay)),
+                                           ipv6("socket_per_port_v6", makeSocketRelay), kKernel,
+                                           kSteeredKernel,
+                                           ipv6("socket_kernel_v6", makeKernelRelay)),
                          relayTargetName);
 
 class SteeredRelay : public RelayBehaviour {};
@@ -110,6 +128,108 @@ TEST_P(SteeredRelay, SteeringClaimsTheRangeUntilTheRelayIsGone) {
   const auto got = squatter.receive(2000ms);
   ASSERT_TRUE(got) << "the steering program outlived the relay";
   EXPECT_EQ(got->payload, rtpPacket(1, 2));
+}
+
+class KernelForwardingRelay : public RelayBehaviour {};
+INSTANTIATE_TEST_SUITE_P(SocketSkLookup, KernelForwardingRelay,
+                         ::testing::Values(kKernel, kSteeredKernel,
+                                           ipv6("socket_kernel_v6", makeKernelRelay)),
+                         relayTargetName);
+
+// Proves: with kernel forwarding the TC program carries a stream's media while the relay's
+// process is stopped (so no socket and no worker touches it): both ways, RTP and RTCP,
+// intact, in order, from the relay's port of the egress realm, with DSCP EF; also towards a
+// side whose address was learnt by latching. A source the stream does not allow is not
+// forwarded meanwhile; once the process runs again the worker drops it as source_not_allowed,
+// and the stream's counters include what the kernel forwarded.
+TEST_P(KernelForwardingRelay, ForwardsWhileTheRelayProcessIsStopped) {
+  constexpr int kWhileStopped = 50;
+  constexpr int kIntruding = 5;
+  UdpPeer trunk(target().trunk), core(target().core), intruder(target().intruder);
+  const RelaySettings relaySettings = settings();
+  int toParent[2], toChild[2];
+  ASSERT_EQ(::pipe2(toParent, O_CLOEXEC), 0);
+  ASSERT_EQ(::pipe2(toChild, O_CLOEXEC), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::close(toParent[0]);
+    ::close(toChild[1]);
+    int status = 1;
+    try {
+      auto relay = make(relaySettings);
+      const auto stream = relay->openStream("k");
+      LegMedia terminal = legFor(core, target().latchPrefix);
+      terminal.latch = true;  // the core side's address is learnt from its first packet
+      terminal.rtp = MediaAddress{ip(target().core), 9};  // not where it sends from
+      if (!stream || !relay->updateLeg(stream->id, Realm::access,
+                                       legFor(trunk, hostPrefix(target().trunk))) ||
+          !relay->updateLeg(stream->id, Realm::core, terminal)) {
+        throw std::runtime_error("setup");
+      }
+      const std::array<std::uint16_t, 2> ports{stream->rtp[0].port, stream->rtp[1].port};
+      writeFully(toParent[1], ports.data(), sizeof ports);
+      char word = 0;
+      if (!readFully(toChild[0], &word, 1, 30s)) throw std::runtime_error("no word");
+      std::array<std::uint64_t, 3> seen{};
+      eventually([&] {
+        const auto counters = relay->streamCounters(stream->id);
+        seen = {counters->packets[0], counters->packets[1], counters->dropped[0]};
+        return seen[0] >= 1 + 2 * kWhileStopped && seen[1] >= 1 + kWhileStopped &&
+               seen[2] >= kIntruding;
+      });
+      writeFully(toParent[1], seen.data(), sizeof seen);
+      status = 0;
+    } catch (const std::exception&) {
+    }
+    ::_exit(status);
+  }
+  ::close(toParent[1]);
+  ::close(toChild[0]);
+  ChildGuard guard{child, {toParent[0], toChild[1]}};
+  std::array<std::uint16_t, 2> ports{};
+  ASSERT_TRUE(readFully(toParent[0], ports.data(), sizeof ports, 20s)) << "no streams from the child";
+  const MediaAddress access{ip(target().accessMedia), ports[0]};
+  const MediaAddress coreSide{ip(target().coreMedia), ports[1]};
+
+  // The worker forwards the first packets, latches the core side and then describes the
+  // stream to the kernel.
+  expectForwarded(core, coreSide, trunk, access, 1, 1);
+  expectForwarded(trunk, access, core, coreSide, 2, 1);
+  std::this_thread::sleep_for(300ms);  // the worker writes the latched entries after its round
+  ASSERT_EQ(::kill(child, SIGSTOP), 0);
+
+  const auto expectCrossing = [&](const UdpPeer& from, const MediaAddress& via, const UdpPeer& to,
+                                  const MediaAddress& expectedSource, std::uint32_t ssrc) {
+    for (std::uint16_t seq = 0; seq < kWhileStopped; ++seq) {
+      from.sendTo(via, rtpPacket(ssrc, seq, 160 + seq % 3));  // odd and even lengths
+      const auto got = to.receive(2000ms);
+      ASSERT_TRUE(got) << "packet " << seq << " of ssrc " << ssrc << " not forwarded";
+      EXPECT_EQ(got->payload, rtpPacket(ssrc, seq, 160 + seq % 3));
+      EXPECT_EQ(got->from, expectedSource);
+      EXPECT_EQ(got->tos, 46 << 2);
+    }
+  };
+  expectCrossing(trunk, access, core, coreSide, 3);
+  expectCrossing(core, coreSide, trunk, access, 4);
+  // RTCP on port + 1, towards the latched RTP port + 1.
+  UdpPeer coreRtcp(target().core, static_cast<std::uint16_t>(core.address().port + 1));
+  expectCrossing(trunk, plusOne(access), coreRtcp, plusOne(coreSide), 5);
+  for (int i = 0; i < kIntruding; ++i) intruder.sendTo(access, rtpPacket(6, static_cast<std::uint16_t>(i)));
+  EXPECT_TRUE(core.silentFor(200ms)) << "the kernel forwarded a source the stream does not allow";
+
+  ASSERT_EQ(::kill(child, SIGCONT), 0);
+  ASSERT_EQ(::write(toChild[1], "x", 1), 1);
+  std::array<std::uint64_t, 3> counters{};
+  ASSERT_TRUE(readFully(toParent[0], counters.data(), sizeof counters, 20s)) << "no counters";
+  EXPECT_EQ(counters[0], 1u + 2 * kWhileStopped) << "access -> core packets, RTP and RTCP";
+  EXPECT_EQ(counters[1], 1u + kWhileStopped) << "core -> access packets";
+  EXPECT_EQ(counters[2], static_cast<std::uint64_t>(kIntruding)) << "dropped from the access side";
+  EXPECT_TRUE(core.silentFor(100ms)) << "the intruder's packets were forwarded late";
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  guard.pid = 0;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
 }
 
 // Proves: IPv6 realms forward both ways, RTP and RTCP, intact, from the relay's address
