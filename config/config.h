@@ -134,6 +134,7 @@ struct Dpdk {
 struct Media {
   MediaDriver driver = MediaDriver::socket;
   SocketPorts socketPorts = SocketPorts::perPort;
+  bool kernelForwarding = false;  // socket driver: a TC program forwards described streams
   std::uint8_t dscp = 46;  // EF
   std::uint32_t quarantineMs = 2000;
   std::uint32_t timeoutS = 60;

@@ -845,7 +845,8 @@ class Parser {
   bool parseMedia(const Node& root, Media& out) {
     const auto media = Validator::member(root, "media");
     if (!media ||
-        !v_.group(*media, {"driver", "socket_ports", "dscp", "quarantine_ms", "timeout_s"})) {
+        !v_.group(*media, {"driver", "socket_ports", "kernel_forwarding", "dscp", "quarantine_ms",
+                           "timeout_s"})) {
       return !media;
     }
     bool driverKnown = true;
@@ -858,6 +859,9 @@ class Parser {
     }
     if (const auto ports = Validator::member(*media, "socket_ports")) {
       if (const auto value = v_.enumeration(*ports, kSocketPorts)) out.socketPorts = *value;
+    }
+    if (const auto kernel = Validator::member(*media, "kernel_forwarding")) {
+      if (const auto value = v_.boolean(*kernel)) out.kernelForwarding = *value;
     }
     v_.readInteger(*media, "dscp", 0, 63, out.dscp);
     v_.readInteger(*media, "quarantine_ms", 0, 60000, out.quarantineMs);

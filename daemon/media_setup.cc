@@ -38,6 +38,7 @@ dataplane::RelaySettings relaySettings(const config::Config& config) {
   settings.socketPorts = config.media.socketPorts == config::SocketPorts::skLookup
                              ? dataplane::SocketPorts::skLookup
                              : dataplane::SocketPorts::perPort;
+  settings.kernelForwarding = config.media.kernelForwarding;
   return settings;
 }
 
@@ -63,6 +64,7 @@ std::string describeMedia(const config::Config& config) {
   std::string driver = config::toString(config.media.driver);
   if (config.media.driver == config::MediaDriver::socket) {
     driver += std::string(" media.socket_ports=") + config::toString(config.media.socketPorts);
+    if (config.media.kernelForwarding) driver += " media.kernel_forwarding=true";
   }
   return "media.driver=" + driver + " media.access=" + range(config.access.media) + " media.core=" +
          range(config.core.media);

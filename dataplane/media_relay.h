@@ -88,6 +88,9 @@ struct MediaStats {
   std::array<std::uint64_t, static_cast<std::size_t>(DropReason::count)> dropped{};
   std::vector<PerLabel> labels;
   std::uint64_t flows = 0;  // installed RTP/RTCP flows
+  // Packets the socket driver's kernel forwarding sent on (also in the labels' packets);
+  // nullopt without it.
+  std::optional<std::uint64_t> kernelForwarded;
 
   // Address resolution by a driver that does its own (dpdk: ARP and IPv6 neighbour
   // discovery on its ports); nullopt for one that leaves it to the kernel (socket).

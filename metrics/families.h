@@ -105,7 +105,10 @@ enum class Source : unsigned char { stored, sampled };
   X(trunkMediaDroppedTotal, "sbc_trunk_media_dropped_total", counter, sampled, "trunk",      \
     "Media packets dropped on a trunk's streams (any reason)")                               \
   X(mediaFlows, "sbc_media_flows", gauge, sampled, "",                                       \
-    "Media flows installed in the relay (one per RTP or RTCP port in use)")
+    "Media flows installed in the relay (one per RTP or RTCP port in use)")                  \
+  X(mediaKernelForwardedTotal, "sbc_media_kernel_forwarded_total", counter, sampled, "",     \
+    "Media packets the socket driver forwarded inside the kernel (media.kernel_forwarding; " \
+    "also counted in sbc_media_packets_total); no sample without it")
 
 enum class FamilyId : std::size_t {
 #define SBC_METRIC_ID(id, name, kind, source, labels, help) id,

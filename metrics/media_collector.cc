@@ -82,8 +82,14 @@ std::vector<prometheus::MetricFamily> MediaCollector::Collect() const {
   flowCount.gauge.value = static_cast<double>(stats.flows);
   flows.metric.push_back(flowCount);
 
+  auto kernelForwarded = sampledFamily(FamilyId::mediaKernelForwardedTotal);
+  if (stats.kernelForwarded) {
+    kernelForwarded.metric.push_back(counterSample({}, static_cast<double>(*stats.kernelForwarded)));
+  }
+
   return {std::move(packets), std::move(bytes), std::move(dropped), std::move(trunkDropped),
-          std::move(neighbour), std::move(neighbourEntries), std::move(flows)};
+          std::move(neighbour), std::move(neighbourEntries), std::move(flows),
+          std::move(kernelForwarded)};
 }
 
 }  // namespace sbc::metrics

@@ -142,6 +142,7 @@ struct alignas(64) LabelCounters {
 struct alignas(64) WorkerCounters {
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(DropReason::count)> dropped{};
   std::atomic<std::uint64_t> flows{0};
+  std::atomic<std::uint64_t> kernelForwarded{0};
 };
 
 using common::SocketAddress;
@@ -509,6 +510,7 @@ class SocketRelay final : public MediaRelay {
       out.dropped[i] = readCounter(counters_.dropped[i]);
     }
     out.flows = readCounter(counters_.flows);
+    if (kernel_) out.kernelForwarded = readCounter(counters_.kernelForwarded);
     std::lock_guard lock(labelsMutex_);
     out.labels.reserve(labels_.size());
     for (const auto& label : labels_) {
@@ -1361,6 +1363,7 @@ class SocketRelay final : public MediaRelay {
         if (packets == seen.packets) continue;
         const std::uint64_t bytes = atomicLoad(counters.bytes);
         countForwarded(stream, r, packets - seen.packets, bytes - seen.bytes);
+        bump(counters_.kernelForwarded, packets - seen.packets);
         seen.packets = packets;
         seen.bytes = bytes;
         // The port's packets changed, so its last one was this stream's.

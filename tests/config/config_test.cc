@@ -69,6 +69,7 @@ TEST(ExampleConfig, LoadsWithTheDocumentedValues) {
   EXPECT_EQ(c.coreNextHops[0].port, 5060);
   EXPECT_EQ(c.media.driver, MediaDriver::socket);
   EXPECT_EQ(c.media.socketPorts, SocketPorts::perPort);
+  EXPECT_FALSE(c.media.kernelForwarding);
   EXPECT_EQ(c.media.dscp, 46);
   EXPECT_EQ(c.media.quarantineMs, 2000u);
   EXPECT_EQ(c.media.timeoutS, 60u);
@@ -207,7 +208,8 @@ realms = {
 core = { next_hops = ( { host = "ss1.example.net"; port = 5062; transport = "tcp"; },
                        { host = "2001:db8::3"; } );
          failover_timeout_ms = 0; };
-media = { driver = "dpdk"; socket_ports = "sk_lookup"; dscp = 0; quarantine_ms = 0; timeout_s = 0; };
+media = { driver = "dpdk"; socket_ports = "sk_lookup"; kernel_forwarding = true; dscp = 0;
+          quarantine_ms = 0; timeout_s = 0; };
 dpdk = { eal_args = [ "-l", "0" ]; ports = ( { device = "net_ring0"; realm = "access"; },
                                              { device = "net_ring1"; realm = "core"; } ); };
 sip = { t1_ms = 250; t1x64_ms = 16000; nonce_expires_s = 45; session_expires_s = 0;
@@ -243,6 +245,7 @@ refusals = { unknown_source = "drop"; over_limit_status = 486; retry_after_s = 0
   EXPECT_EQ(c.coreFailoverTimeoutMs, 0u);
   EXPECT_EQ(c.media.driver, MediaDriver::dpdk);
   EXPECT_EQ(c.media.socketPorts, SocketPorts::skLookup);
+  EXPECT_TRUE(c.media.kernelForwarding);
   EXPECT_EQ(c.media.dscp, 0);
   EXPECT_EQ(c.media.quarantineMs, 0u);
   EXPECT_EQ(c.media.timeoutS, 0u);

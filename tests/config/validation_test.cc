@@ -274,6 +274,8 @@ TEST(OutOfRange, SaysRangeAndValue) {
        "out of range: 0 (valid: 1..1000000)"},
       {"lines = { throttle_registrations = 1; };", "lines.throttle_registrations",
        "wrong type: expected a boolean (true or false), got an integer"},
+      {"media = { kernel_forwarding = \"yes\"; };", "media.kernel_forwarding",
+       "wrong type: expected a boolean (true or false), got a string"},
       {"drain = { timeout_s = 3601; };", "drain.timeout_s", "out of range: 3601 (valid: 0..3600)"},
       {"drain = { timeout_s = 99999999999L; };", "drain.timeout_s",
        "out of range: 99999999999 (valid: 0..3600)"},
