@@ -15,7 +15,15 @@
 //
 // Both of the driver's port modes run (--socket-ports): per_port (a socket per relay port)
 // and sk_lookup (one socket per realm, a BPF program steering the range to it, attached to
-// this host's network namespace for 127.0.0.10/11 while the bench runs; needs root).
+// this host's network namespace for 127.0.0.10/11 while the bench runs; needs root); and each
+// of them with kernel forwarding (per_port+kernel, sk_lookup+kernel: a TC program on lo
+// forwards the streams, attached while the relay lives; needs root). There the relay's CPU
+// per packet is its worker thread's plus the program's own run time, which the kernel
+// measures while this bench holds BPF_ENABLE_STATS (kernel.bpf_stats_enabled).
+//
+// Every mode and rtpengine also get "system us/pkt": all CPUs' busy time (/proc/stat) per
+// packet sent, the generator, the sink and the kernel's work for them included. It compares
+// what is not the relay's own thread: the softirq work each design causes elsewhere.
 //
 // When /usr/bin/rtpengine exists (Debian rtpengine-daemon) the same runs drive it too
 // (userspace forwarding, one worker thread, ng protocol offer/answer per session; its CPU is
@@ -24,8 +32,9 @@
 // Usage: bench_socket_relay [--seconds S] [--runs R] [--sessions 100,1000]
 //                           [--rates 50000,100000,200000] [--memory-streams 10000]
 //                           [--rtpengine /usr/bin/rtpengine|none]
-//                           [--socket-ports per_port,sk_lookup]
+//                           [--socket-ports per_port,sk_lookup,per_port+kernel,sk_lookup+kernel]
 
+#include <bpf/bpf.h>
 #include <netinet/in.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -162,6 +171,35 @@ std::uint64_t udpRcvbufErrors() {
   return 0;
 }
 
+// The run time the kernel measured for the relay's forwarding program(s), in ns (0 unless
+// BPF_ENABLE_STATS is held).
+std::int64_t kernelProgramNs() {
+  std::int64_t total = 0;
+  __u32 id = 0;
+  while (bpf_prog_get_next_id(id, &id) == 0) {
+    const int fd = bpf_prog_get_fd_by_id(id);
+    if (fd < 0) continue;
+    bpf_prog_info info{};
+    __u32 length = sizeof info;
+    if (bpf_obj_get_info_by_fd(fd, &info, &length) == 0 &&
+        std::string(info.name) == "sbc_media_fwd") {
+      total += static_cast<std::int64_t>(info.run_time_ns);
+    }
+    ::close(fd);
+  }
+  return total;
+}
+
+// All CPUs' busy time so far, in ns (/proc/stat, USER_HZ ticks).
+std::int64_t systemBusyNs() {
+  std::ifstream stat("/proc/stat");
+  std::string cpu;
+  long long user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
+  stat >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal;
+  const long long ticks = user + nice + system + irq + softirq + steal;
+  return ticks * (1000000000LL / ::sysconf(_SC_CLK_TCK));
+}
+
 long readKb(const char* file, const char* key) {
   std::ifstream in(file);
   for (std::string line; std::getline(in, line);) {
@@ -173,6 +211,7 @@ long readKb(const char* file, const char* key) {
 struct RunResult {
   double cpuNsPerPacket = 0;
   double generatorNsPerPacket = 0;  // the generator thread's CPU per packet sent
+  double systemNsPerPacket = 0;     // all CPUs' busy time per packet sent
   double loss = 0;
   std::uint64_t sent = 0, received = 0, forwarded = 0, rcvbufErrors = 0;
   double achievedPps = 0;
@@ -223,6 +262,7 @@ RunResult runOnce(const Subject& subject, const std::vector<sockaddr_in>& target
   const std::uint64_t forwardedBefore = subject.forwarded ? subject.forwarded() : 0;
   const std::uint64_t rcvbufBefore = udpRcvbufErrors();
   const std::int64_t cpuBefore = subject.cpuNs();
+  const std::int64_t systemBefore = systemBusyNs();
   rusage generatorBefore{};
   ::getrusage(RUSAGE_THREAD, &generatorBefore);
   const auto start = Clock::now();
@@ -263,6 +303,7 @@ RunResult runOnce(const Subject& subject, const std::vector<sockaddr_in>& target
   };
   std::this_thread::sleep_for(300ms);  // let the relay and the sink drain
   const std::int64_t cpuAfter = subject.cpuNs();
+  const std::int64_t systemAfter = systemBusyNs();
   sinking.store(false);
   sink.join();
 
@@ -279,6 +320,8 @@ RunResult runOnce(const Subject& subject, const std::vector<sockaddr_in>& target
   result.loss = sent > 0 ? 1.0 - static_cast<double>(result.received) / static_cast<double>(sent)
                          : 0;
   result.achievedPps = static_cast<double>(sent) / sendSeconds;
+  result.systemNsPerPacket =
+      sent > 0 ? static_cast<double>(systemAfter - systemBefore) / static_cast<double>(sent) : 0;
   result.generatorNsPerPacket =
       sent > 0 ? (usec(generatorAfter) - usec(generatorBefore)) * 1000.0 / static_cast<double>(sent)
                : 0;
@@ -292,13 +335,29 @@ double median(std::vector<double> values) {
 
 using sbc::dataplane::SocketPorts;
 
-const char* name(SocketPorts ports) {
-  return ports == SocketPorts::skLookup ? "sk_lookup" : "per_port";
+struct Mode {
+  SocketPorts ports = SocketPorts::perPort;
+  bool kernel = false;  // kernel forwarding
+};
+
+std::string name(const Mode& mode) {
+  return std::string(mode.ports == SocketPorts::skLookup ? "sk_lookup" : "per_port") +
+         (mode.kernel ? "+kernel" : "");
 }
 
-RelaySettings relaySettings(std::uint16_t portMin, std::uint16_t portMax, SocketPorts ports) {
+std::optional<Mode> parseMode(const std::string& text) {
+  for (const SocketPorts ports : {SocketPorts::perPort, SocketPorts::skLookup}) {
+    for (const bool kernel : {false, true}) {
+      if (name(Mode{ports, kernel}) == text) return Mode{ports, kernel};
+    }
+  }
+  return std::nullopt;
+}
+
+RelaySettings relaySettings(std::uint16_t portMin, std::uint16_t portMax, const Mode& mode) {
   RelaySettings settings;
-  settings.socketPorts = ports;
+  settings.socketPorts = mode.ports;
+  settings.kernelForwarding = mode.kernel;
   settings.realms[0] = {ip(kAccess), portMin, portMax};
   settings.realms[1] = {ip(kCore), portMin, portMax};
   settings.quarantine = 0ms;
@@ -307,14 +366,14 @@ RelaySettings relaySettings(std::uint16_t portMin, std::uint16_t portMax, Socket
 }
 
 struct Row {
-  double achieved = 0, cpu = 0, loss = 0, generator = 0;
+  double achieved = 0, cpu = 0, loss = 0, generator = 0, system = 0;
   std::uint64_t rcvbuf = 0;
   std::string detail;
 };
 
 Row measure(const Subject& subject, const std::vector<sockaddr_in>& targets, int generatorFd,
             int sinkFd, long rate, int runs, double seconds) {
-  std::vector<double> cpu, loss, achieved, generator;
+  std::vector<double> cpu, loss, achieved, generator, system;
   std::vector<std::uint64_t> rcvbuf;
   Row row;
   for (int run = 0; run < runs; ++run) {
@@ -323,6 +382,7 @@ Row measure(const Subject& subject, const std::vector<sockaddr_in>& targets, int
     loss.push_back(r.loss * 100.0);
     achieved.push_back(r.achievedPps);
     generator.push_back(r.generatorNsPerPacket / 1000.0);
+    system.push_back(r.systemNsPerPacket / 1000.0);
     rcvbuf.push_back(r.rcvbufErrors);
     char buffer[64];
     std::snprintf(buffer, sizeof buffer, "%s%.2f;%.3f", run ? " " : "", r.cpuNsPerPacket / 1000.0,
@@ -334,13 +394,15 @@ Row measure(const Subject& subject, const std::vector<sockaddr_in>& targets, int
   row.cpu = median(cpu);
   row.loss = median(loss);
   row.generator = median(generator);
+  row.system = median(system);
   row.rcvbuf = rcvbuf[rcvbuf.size() / 2];
   return row;
 }
 
 void printRow(const std::string& relay, long sessions, long rate, const Row& row) {
-  std::printf("%-14s %-9ld %-9ld %-9.0f %-13.2f %-9.3f %-11.2f %-11llu %s\n", relay.c_str(), sessions,
-              rate, row.achieved, row.cpu, row.loss, row.generator,
+  std::printf("%-20s %-9ld %-9ld %-9.0f %-13.2f %-9.3f %-11.2f %-11.2f %-11llu %s\n",
+              relay.c_str(), sessions, rate, row.achieved, row.cpu, row.loss, row.generator,
+              row.system,
               static_cast<unsigned long long>(row.rcvbuf), row.detail.c_str());
   std::fflush(stdout);
 }
@@ -461,18 +523,18 @@ class Rtpengine {
 
 void throughput(const std::vector<long>& sessionCounts, const std::vector<long>& rates,
                 int runs, double seconds, const std::string& rtpengine,
-                const std::vector<SocketPorts>& modes) {
-  std::printf("%-14s %-9s %-9s %-9s %-13s %-9s %-11s %-11s %s\n", "relay", "sessions",
-              "offered", "achieved", "cpu/pkt (us)", "loss (%)", "gen us/pkt", "rcvbuf-err",
-              "runs (cpu us/pkt;loss %)");
+                const std::vector<Mode>& modes) {
+  std::printf("%-20s %-9s %-9s %-9s %-13s %-9s %-11s %-11s %-11s %s\n", "relay", "sessions",
+              "offered", "achieved", "cpu/pkt (us)", "loss (%)", "gen us/pkt", "sys us/pkt",
+              "rcvbuf-err", "runs (cpu us/pkt;loss %)");
   std::map<std::pair<long, long>, std::map<std::string, Row>> summary;
   std::vector<std::string> columns;
-  for (const SocketPorts mode : modes) columns.push_back(std::string("sbc ") + name(mode));
+  for (const Mode& mode : modes) columns.push_back("sbc " + name(mode));
   if (!rtpengine.empty()) columns.push_back("rtpengine");
   for (const long sessions : sessionCounts) {
     const int generatorFd = udpSocket(kGenerator, 8 << 20);
     const int sinkFd = udpSocket(kSink, 32 << 20);
-    for (const SocketPorts mode : modes) {
+    for (const Mode& mode : modes) {
       auto relay = sbc::dataplane::makeSocketRelay(relaySettings(40000, 49999, mode));
       const pid_t worker = workerTid();
       std::vector<sockaddr_in> targets;
@@ -493,7 +555,10 @@ void throughput(const std::vector<long>& sessionCounts, const std::vector<long>&
         targets.push_back(toSockaddr(stream->rtp[0]));
       }
       std::this_thread::sleep_for(100ms);
-      const Subject subject{[worker] { return threadCpuNs(worker); },
+      const bool kernel = mode.kernel;
+      const Subject subject{[worker, kernel] {
+                              return threadCpuNs(worker) + (kernel ? kernelProgramNs() : 0);
+                            },
                             [&relay] {
                               std::uint64_t total = 0;
                               for (const auto& label : relay->stats().labels) {
@@ -503,8 +568,8 @@ void throughput(const std::vector<long>& sessionCounts, const std::vector<long>&
                             }};
       for (const long rate : rates) {
         const Row row = measure(subject, targets, generatorFd, sinkFd, rate, runs, seconds);
-        printRow(std::string("sbc ") + name(mode), sessions, rate, row);
-        summary[{sessions, rate}][std::string("sbc ") + name(mode)] = row;
+        printRow("sbc " + name(mode), sessions, rate, row);
+        summary[{sessions, rate}]["sbc " + name(mode)] = row;
       }
     }
     // A fresh daemon per rate: once overloaded, this rtpengine version may stop reading its
@@ -533,29 +598,30 @@ void throughput(const std::vector<long>& sessionCounts, const std::vector<long>&
     ::close(generatorFd);
     ::close(sinkFd);
   }
-  std::printf("\nside by side (medians): cpu us/pkt and loss %%\n");
+  std::printf("\nside by side (medians): relay cpu us/pkt, system us/pkt and loss %%\n");
   std::printf("%-9s %-9s", "sessions", "offered");
-  for (const auto& column : columns) std::printf(" %-22s", column.c_str());
+  for (const auto& column : columns) std::printf(" %-28s", column.c_str());
   std::printf("\n");
   for (const auto& [key, rows] : summary) {
     std::printf("%-9ld %-9ld", key.first, key.second);
     for (const auto& column : columns) {
       char cell[64] = "-";
       if (const auto it = rows.find(column); it != rows.end()) {
-        std::snprintf(cell, sizeof cell, "%.2f us, %.3f %%", it->second.cpu, it->second.loss);
+        std::snprintf(cell, sizeof cell, "%.2f us, %.2f us, %.3f %%", it->second.cpu,
+                      it->second.system, it->second.loss);
       }
-      std::printf(" %-22s", cell);
+      std::printf(" %-28s", cell);
     }
     std::printf("\n");
   }
 }
 
-void memory(long streams, SocketPorts mode) {
-  std::printf("\nmemory, %s mode:", name(mode));
+void memory(long streams, const Mode& mode) {
+  std::printf("\nmemory, %s mode:", name(mode).c_str());
   rlimit limit{};
   ::getrlimit(RLIMIT_NOFILE, &limit);
   const rlim_t wanted = static_cast<rlim_t>(streams * 4 + 1024);
-  if (mode == SocketPorts::perPort && limit.rlim_cur < wanted) {
+  if (mode.ports == SocketPorts::perPort && limit.rlim_cur < wanted) {
     rlimit raised = limit;
     raised.rlim_cur = wanted;
     if (raised.rlim_max < wanted) raised.rlim_max = wanted;
@@ -615,7 +681,8 @@ int main(int argc, char** argv) {
   std::vector<long> rates{50000, 100000, 200000};
   long memoryStreams = 10000;
   std::string rtpengine = "/usr/bin/rtpengine";
-  std::vector<SocketPorts> modes{SocketPorts::perPort, SocketPorts::skLookup};
+  std::vector<Mode> modes{{SocketPorts::perPort, false}, {SocketPorts::skLookup, false},
+                          {SocketPorts::perPort, true}, {SocketPorts::skLookup, true}};
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string option = argv[i];
     if (option == "--seconds") seconds = std::atof(argv[i + 1]);
@@ -628,13 +695,15 @@ int main(int argc, char** argv) {
       modes.clear();
       std::stringstream list(argv[i + 1]);
       for (std::string item; std::getline(list, item, ',');) {
-        if (item != "per_port" && item != "sk_lookup") return 2;
-        modes.push_back(item == "sk_lookup" ? SocketPorts::skLookup : SocketPorts::perPort);
+        const auto mode = parseMode(item);
+        if (!mode) return 2;
+        modes.push_back(*mode);
       }
     } else {
       std::fprintf(stderr, "usage: %s [--seconds S] [--runs R] [--sessions a,b] [--rates a,b,c] "
                    "[--memory-streams N] [--rtpengine PATH|none] "
-                   "[--socket-ports per_port,sk_lookup]\n", argv[0]);
+                   "[--socket-ports per_port,sk_lookup,per_port+kernel,sk_lookup+kernel]\n",
+                   argv[0]);
       return 2;
     }
   }
@@ -649,9 +718,17 @@ int main(int argc, char** argv) {
                 rtpengine.c_str());
     rtpengine.clear();
   }
-  if (runs > 0) throughput(sessions, rates, runs, seconds, rtpengine, modes);  // 0: memory only
-  for (const SocketPorts mode : memoryStreams > 0 ? modes : std::vector<SocketPorts>{}) {
-    memory(memoryStreams, mode);
+  // The kernel measures BPF programs' run time while this descriptor is open.
+  const bool anyKernel = std::any_of(modes.begin(), modes.end(), [](const Mode& m) { return m.kernel; });
+  const int bpfStats = anyKernel ? bpf_enable_stats(BPF_STATS_RUN_TIME) : -1;
+  if (anyKernel && bpfStats < 0) {
+    std::printf("BPF_ENABLE_STATS refused (%s): kernel modes' cpu/pkt lacks the program's time\n",
+                std::strerror(errno));
   }
+  if (runs > 0) throughput(sessions, rates, runs, seconds, rtpengine, modes);  // 0: memory only
+  for (const Mode& mode : memoryStreams > 0 ? modes : std::vector<Mode>{}) {
+    if (!mode.kernel) memory(memoryStreams, mode);  // kernel forwarding: the same sockets
+  }
+  if (bpfStats >= 0) ::close(bpfStats);
   return 0;
 }
