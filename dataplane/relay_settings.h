@@ -47,6 +47,9 @@ struct RelaySettings {
   // sockets as without it. Needs CAP_BPF + CAP_NET_ADMIN; media addresses on Ethernet-like
   // interfaces (or loopback).
   bool kernelForwarding = false;
+  // Attach it as a clsact filter, as on kernels before 6.6, even where TCX links exist
+  // (tests of that path).
+  bool kernelForwardingAsTcFilter = false;
 };
 
 struct DpdkPortSettings {

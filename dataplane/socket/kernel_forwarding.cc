@@ -88,7 +88,8 @@ sbc_fwd_key keyOf(const MediaAddress& relayPort) {
 
 }  // namespace
 
-KernelForwarding::KernelForwarding(const std::array<RealmMedia, kRealmCount>& realms)
+KernelForwarding::KernelForwarding(const std::array<RealmMedia, kRealmCount>& realms,
+                                   bool tcFilter)
     : realms_(realms) {
   libbpf_set_print(libbpfPrint);
   for (std::size_t r = 0; r < kRealmCount; ++r) {
@@ -152,7 +153,7 @@ KernelForwarding::KernelForwarding(const std::array<RealmMedia, kRealmCount>& re
     for (const int ifindex : realmIfindex_) {
       const bool done = std::any_of(attachments_.begin(), attachments_.end(),
                                     [&](const Attachment& a) { return a.ifindex == ifindex; });
-      if (!done) attach(ifindex);
+      if (!done) attach(ifindex, tcFilter);
     }
   } catch (...) {
     detachAll();
@@ -168,11 +169,13 @@ KernelForwarding::~KernelForwarding() {
   bpf_object__close(object_);  // the maps and the program go with their last reference
 }
 
-void KernelForwarding::attach(int ifindex) {
+void KernelForwarding::attach(int ifindex, bool tcFilter) {
   Attachment attachment;
   attachment.ifindex = ifindex;
-  attachment.linkFd = bpf_link_create(programFd_, ifindex,
-                                      static_cast<bpf_attach_type>(kTcxIngress), nullptr);
+  if (!tcFilter) {
+    attachment.linkFd = bpf_link_create(programFd_, ifindex,
+                                        static_cast<bpf_attach_type>(kTcxIngress), nullptr);
+  }
   if (attachment.linkFd < 0) {
     // Before Linux 6.6: a direct-action filter on the clsact qdisc, made if missing.
     bpf_tc_hook hook{};
@@ -188,7 +191,10 @@ void KernelForwarding::attach(int ifindex) {
     opts.priority = kLegacyPriority;
     opts.flags = BPF_TC_F_REPLACE;  // one a crashed sbcd left behind
     if (const int rc = bpf_tc_attach(&hook, &opts); rc != 0) {
-      if (created == 0) bpf_tc_hook_destroy(&hook);
+      if (created == 0) {
+        hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
+        bpf_tc_hook_destroy(&hook);
+      }
       fail(rc, "cannot attach the program at ingress of interface " + std::to_string(ifindex));
     }
     attachment.legacyFilter = true;
@@ -210,7 +216,11 @@ void KernelForwarding::detachAll() noexcept {
     opts.handle = kLegacyHandle;
     opts.priority = kLegacyPriority;
     bpf_tc_detach(&hook, &opts);
-    if (attachment.createdQdisc) bpf_tc_hook_destroy(&hook);
+    if (attachment.createdQdisc) {
+      // Ingress alone would only flush its filters; both together remove the qdisc.
+      hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
+      bpf_tc_hook_destroy(&hook);
+    }
   }
   attachments_.clear();
 }

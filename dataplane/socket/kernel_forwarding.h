@@ -28,8 +28,9 @@ namespace sbc::dataplane {
 
 class KernelForwarding {
  public:
-  // Throws std::system_error naming the step that failed.
-  explicit KernelForwarding(const std::array<RealmMedia, kRealmCount>& realms);
+  // `tcFilter`: attach as a clsact filter even where TCX links exist. Throws
+  // std::system_error naming the step that failed.
+  KernelForwarding(const std::array<RealmMedia, kRealmCount>& realms, bool tcFilter);
   ~KernelForwarding();
   KernelForwarding(const KernelForwarding&) = delete;
   KernelForwarding& operator=(const KernelForwarding&) = delete;
@@ -63,7 +64,7 @@ class KernelForwarding {
     bool createdQdisc = false;
   };
 
-  void attach(int ifindex);
+  void attach(int ifindex, bool tcFilter);
   void detachAll() noexcept;
 
   bpf_object* object_ = nullptr;

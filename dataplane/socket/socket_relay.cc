@@ -383,7 +383,8 @@ class SocketRelay final : public MediaRelay {
     }
     if (settings.kernelForwarding) {
       try {
-        kernel_ = std::make_unique<KernelForwarding>(settings.realms);
+        kernel_ = std::make_unique<KernelForwarding>(settings.realms,
+                                                     settings.kernelForwardingAsTcFilter);
       } catch (...) {
         closeFd(epollFd_);
         closeFd(commandFd_);

@@ -12,7 +12,11 @@
 // checksum written by udp_headers.cc.
 
 
+#include <fcntl.h>
+#include <sched.h>
+
 #include <cstdlib>
+#include <exception>
 #include <iostream>
 
 #include "common/socket_address.h"
@@ -44,7 +48,15 @@ std::unique_ptr<MediaRelay> makeSteeredKernelRelay(const RelaySettings& settings
   kernel.socketPorts = SocketPorts::skLookup;
   return makeSocketRelay(kernel);
 }
+// Attached as a clsact filter, the way kernels before 6.6 (Debian 12's own 6.1) get it.
+std::unique_ptr<MediaRelay> makeTcFilterKernelRelay(const RelaySettings& settings) {
+  RelaySettings kernel = settings;
+  kernel.kernelForwarding = true;
+  kernel.kernelForwardingAsTcFilter = true;
+  return makeSocketRelay(kernel);
+}
 const RelayTarget kKernel{"socket_kernel", makeKernelRelay};
+const RelayTarget kTcFilterKernel{"socket_kernel_tc_filter", makeTcFilterKernelRelay};
 const RelayTarget kSteeredKernel{"socket_sk_lookup_kernel", makeSteeredKernelRelay};
 
 // The same peers on IPv6 addresses main() gives loopback in this namespace.
@@ -133,7 +145,8 @@ TEST_P(SteeredRelay, SteeringClaimsTheRangeUntilTheRelayIsGone) {
 class KernelForwardingRelay : public RelayBehaviour {};
 INSTANTIATE_TEST_SUITE_P(SocketSkLookup, KernelForwardingRelay,
                          ::testing::Values(kKernel, kSteeredKernel,
-                                           ipv6("socket_kernel_v6", makeKernelRelay)),
+                                           ipv6("socket_kernel_v6", makeKernelRelay),
+                                           kTcFilterKernel),
                          relayTargetName);
 
 // Proves: with kernel forwarding the TC program carries a stream's media while the relay's
@@ -230,6 +243,152 @@ TEST_P(KernelForwardingRelay, ForwardsWhileTheRelayProcessIsStopped) {
   ASSERT_EQ(::waitpid(child, &status, 0), child);
   guard.pid = 0;
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
+}
+
+std::string commandOutput(const std::string& command) {
+  std::string out;
+  if (FILE* pipe = ::popen((command + " 2>&1").c_str(), "r")) {
+    char buffer[512];
+    while (std::fgets(buffer, sizeof buffer, pipe) != nullptr) out += buffer;
+    ::pclose(pipe);
+  }
+  return out;
+}
+
+// Proves: attached the way kernels before 6.6 get it, the program is a clsact filter on
+// loopback while the relay lives, and the relay takes the filter and the qdisc it added
+// away with it.
+TEST(KernelForwardingTcFilter, GoesAwayWithTheRelay) {
+  ASSERT_EQ(commandOutput("tc qdisc show dev lo").find("clsact"), std::string::npos)
+      << "another clsact qdisc on lo";
+  RelaySettings relaySettings;
+  relaySettings.realms[0] = {ip("127.0.0.10"), 20000, 20099};
+  relaySettings.realms[1] = {ip("127.0.0.11"), 20000, 20099};
+  {
+    auto relay = makeTcFilterKernelRelay(relaySettings);
+    EXPECT_NE(commandOutput("tc filter show dev lo ingress").find("sbc_media_fwd"),
+              std::string::npos) << commandOutput("tc filter show dev lo ingress");
+  }
+  EXPECT_EQ(commandOutput("tc filter show dev lo ingress").find("sbc_media_fwd"), std::string::npos);
+  EXPECT_EQ(commandOutput("tc qdisc show dev lo").find("clsact"), std::string::npos)
+      << commandOutput("tc qdisc show dev lo");
+}
+
+// A network namespace without a name: made by a thread that unshares, held by a descriptor,
+// gone with it and with the sockets made in it, so a crash leaves nothing to remove.
+class PeerNamespace {
+ public:
+  PeerNamespace() {
+    std::thread([this] {
+      if (::unshare(CLONE_NEWNET) == 0) fd_ = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    }).join();
+    if (fd_ < 0) throw std::runtime_error("cannot make a network namespace");
+  }
+  ~PeerNamespace() { ::close(fd_); }
+  PeerNamespace(const PeerNamespace&) = delete;
+  PeerNamespace& operator=(const PeerNamespace&) = delete;
+  // What `ip link set ... netns` takes.
+  std::string path() const {
+    return "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(fd_);
+  }
+  // Runs `work` on a thread inside the namespace; commands it starts run there too.
+  void run(const std::function<void()>& work) const {
+    std::exception_ptr error;
+    std::thread([&] {
+      try {
+        if (::setns(fd_, CLONE_NEWNET) != 0) throw std::runtime_error("setns");
+        work();
+      } catch (...) {
+        error = std::current_exception();
+      }
+    }).join();
+    if (error) std::rethrow_exception(error);
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+int sh(const std::string& command) { return std::system((command + " >/dev/null 2>&1").c_str()); }
+
+// Proves: towards peers that are not on this host, kernel forwarding sends the rewritten
+// packets out of the other realm's interface to the next hop the kernel resolves (ARP and
+// neighbour discovery included): both ways, intact, from the relay's address and port of
+// that realm, with DSCP EF and checksums the receiving kernel verifies (its veth has
+// checksum offload off), nearly all of them without the worker, on IPv4 and IPv6. The peers
+// sit in two namespaces of their own behind a veth pair each.
+TEST(KernelForwardingOverVeth, SendsToPeersBehindTheRealmsInterfaces) {
+  const std::string id = std::to_string(::getpid() % 100000);
+  const std::string accessIf = "kf" + id + "a", trunkIf = "kf" + id + "b";
+  const std::string coreIf = "kf" + id + "c", corePeerIf = "kf" + id + "d";
+  PeerNamespace trunkNs, coreNs;
+  const auto side = [&](const std::string& ours, const std::string& theirs, const PeerNamespace& ns,
+                        const std::string& net4, const std::string& net6) {
+    ASSERT_EQ(sh("ip link add " + ours + " type veth peer name " + theirs), 0);
+    ASSERT_EQ(sh("ip link set " + theirs + " netns " + ns.path()), 0);
+    ASSERT_EQ(sh("ip addr add " + net4 + "1/24 dev " + ours), 0);
+    ASSERT_EQ(sh("ip -6 addr add " + net6 + "1/64 dev " + ours + " nodad"), 0);
+    ASSERT_EQ(sh("ip link set " + ours + " up"), 0);
+    ns.run([&] {
+      ASSERT_EQ(sh("ip link set lo up"), 0);
+      ASSERT_EQ(sh("ip addr add " + net4 + "2/24 dev " + theirs), 0);
+      ASSERT_EQ(sh("ip -6 addr add " + net6 + "2/64 dev " + theirs + " nodad"), 0);
+      ASSERT_EQ(sh("ip link set " + theirs + " up"), 0);
+      // Sends complete checksums, and verifies what it receives in software.
+      ASSERT_EQ(sh("ethtool -K " + theirs + " rx off tx off"), 0);
+    });
+  };
+  side(accessIf, trunkIf, trunkNs, "10.81.1.", "fd00:81:1::");
+  side(coreIf, corePeerIf, coreNs, "10.81.2.", "fd00:81:2::");
+  if (HasFatalFailure()) return;
+
+  for (const bool v6 : {false, true}) {
+    SCOPED_TRACE(v6 ? "IPv6" : "IPv4");
+    const std::string accessMedia = v6 ? "fd00:81:1::1" : "10.81.1.1";
+    const std::string coreMedia = v6 ? "fd00:81:2::1" : "10.81.2.1";
+    const std::string trunkAddress = v6 ? "fd00:81:1::2" : "10.81.1.2";
+    const std::string coreAddress = v6 ? "fd00:81:2::2" : "10.81.2.2";
+    RelaySettings relaySettings;
+    relaySettings.realms[0] = {ip(accessMedia), 20000, 20099};
+    relaySettings.realms[1] = {ip(coreMedia), 20000, 20099};
+    relaySettings.quarantine = 0ms;
+    relaySettings.mediaTimeout = 0ms;
+    auto relay = makeKernelRelay(relaySettings);
+    std::unique_ptr<UdpPeer> trunk, core;
+    trunkNs.run([&] { trunk = std::make_unique<UdpPeer>(trunkAddress); });
+    coreNs.run([&] { core = std::make_unique<UdpPeer>(coreAddress); });
+    const auto stream = relay->openStream("veth");
+    ASSERT_TRUE(stream);
+    for (const auto& [realm, peer, address] : {std::tuple{Realm::access, trunk.get(), trunkAddress},
+                                                std::tuple{Realm::core, core.get(), coreAddress}}) {
+      LegMedia leg;
+      leg.rtp = peer->address();
+      leg.allowedSources = {prefix(hostPrefix(address))};
+      ASSERT_TRUE(relay->updateLeg(stream->id, realm, leg));
+    }
+    constexpr std::uint16_t kPackets = 50;
+    const auto expectCrossing = [&](const UdpPeer& from, const MediaAddress& via, const UdpPeer& to,
+                                    const MediaAddress& expectedSource, std::uint32_t ssrc) {
+      for (std::uint16_t seq = 0; seq < kPackets; ++seq) {
+        from.sendTo(via, rtpPacket(ssrc, seq, 171 + seq % 2));
+        const auto got = to.receive(2000ms);
+        ASSERT_TRUE(got) << "packet " << seq << " of ssrc " << ssrc << " not forwarded";
+        EXPECT_EQ(got->payload, rtpPacket(ssrc, seq, 171 + seq % 2));
+        EXPECT_EQ(got->from, expectedSource);
+        EXPECT_EQ(got->tos, 46 << 2);
+      }
+    };
+    expectCrossing(*trunk, stream->rtp[0], *core, stream->rtp[1], 1);
+    expectCrossing(*core, stream->rtp[1], *trunk, stream->rtp[0], 2);
+    // The first packet of each side woke the worker, which applied the legs, forwarded it
+    // and described the stream to the kernel: the kernel took the rest.
+    EXPECT_TRUE(eventually([&] {
+      const auto stats = relay->stats();
+      const auto counters = relay->streamCounters(stream->id);
+      return counters->packets[0] == kPackets && counters->packets[1] == kPackets &&
+             stats.kernelForwarded.value_or(0) >= 2u * kPackets - 2;
+    })) << "kernel forwarded " << relay->stats().kernelForwarded.value_or(0);
+  }
 }
 
 // Proves: IPv6 realms forward both ways, RTP and RTCP, intact, from the relay's address
