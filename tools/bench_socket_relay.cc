@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -184,6 +185,35 @@ std::int64_t kernelProgramNs() {
     if (bpf_obj_get_info_by_fd(fd, &info, &length) == 0 &&
         std::string(info.name) == "sbc_media_fwd") {
       total += static_cast<std::int64_t>(info.run_time_ns);
+    }
+    ::close(fd);
+  }
+  return total;
+}
+
+// The kernel memory the forwarding program's maps hold (their fdinfo's memlock), in bytes.
+long long kernelMapBytes() {
+  long long total = 0;
+  __u32 id = 0;
+  while (bpf_prog_get_next_id(id, &id) == 0) {
+    const int fd = bpf_prog_get_fd_by_id(id);
+    if (fd < 0) continue;
+    std::array<__u32, 8> maps{};
+    bpf_prog_info info{};
+    info.nr_map_ids = maps.size();
+    info.map_ids = reinterpret_cast<__u64>(maps.data());
+    __u32 length = sizeof info;
+    if (bpf_obj_get_info_by_fd(fd, &info, &length) == 0 &&
+        std::string(info.name) == "sbc_media_fwd") {
+      for (__u32 i = 0; i < std::min<__u32>(info.nr_map_ids, maps.size()); ++i) {
+        const int map = bpf_map_get_fd_by_id(maps[i]);
+        if (map < 0) continue;
+        std::ifstream fdinfo("/proc/self/fdinfo/" + std::to_string(map));
+        for (std::string line; std::getline(fdinfo, line);) {
+          if (line.rfind("memlock:", 0) == 0) total += std::stoll(line.substr(8));
+        }
+        ::close(map);
+      }
     }
     ::close(fd);
   }
@@ -670,6 +700,14 @@ void memory(long streams, const Mode& mode) {
   std::printf("  kernel slab  +%ld kB = %.0f bytes/stream (system-wide, approximate)\n",
               slabAfter - slabBefore,
               (slabAfter - slabBefore) * 1024.0 / static_cast<double>(std::max(opened, 1L)));
+  if (mode.kernel) {
+    // Allocated whole when the relay starts, for every port of both ranges.
+    const long long maps = kernelMapBytes();
+    std::printf("  BPF maps     %lld kB for %ld relay ports = %.0f bytes/port, %.0f bytes/stream\n",
+                maps / 1024, 2L * (portMax - 20000 + 1),
+                static_cast<double>(maps) / (2.0 * (portMax - 20000 + 1)),
+                static_cast<double>(maps) * 4 / (2.0 * (portMax - 20000 + 1)));
+  }
 }
 
 }  // namespace
@@ -727,7 +765,7 @@ int main(int argc, char** argv) {
   }
   if (runs > 0) throughput(sessions, rates, runs, seconds, rtpengine, modes);  // 0: memory only
   for (const Mode& mode : memoryStreams > 0 ? modes : std::vector<Mode>{}) {
-    if (!mode.kernel) memory(memoryStreams, mode);  // kernel forwarding: the same sockets
+    memory(memoryStreams, mode);
   }
   if (bpfStats >= 0) ::close(bpfStats);
   return 0;

@@ -217,6 +217,7 @@ struct Stream {
   // Kernel forwarding. Under SocketRelay::kernelMutex_: updates and closes posted but not
   // applied yet; while there are any, the stream has no entries in the kernel.
   int kernelHolds = 0;
+  std::array<std::array<bool, kKinds>, kRealmCount> kernelEntry{};  // its ports' entries there
   // Worker only.
   std::array<std::array<KernelSeen, kKinds>, kRealmCount> kernelSeen{};
   bool kernelDirty = false;  // learnt a latch: its entries are rewritten at the round's end
@@ -1270,9 +1271,12 @@ class SocketRelay final : public MediaRelay {
   }
 
   // Under kernelMutex_.
-  void eraseKernelEntries(const Stream& stream) {
+  void eraseKernelEntries(Stream& stream) {
     for (std::size_t r = 0; r < kRealmCount; ++r) {
-      for (std::size_t k = 0; k < kKinds; ++k) kernel_->erase(relayPort(stream, r, k));
+      for (std::size_t k = 0; k < kKinds; ++k) {
+        if (stream.kernelEntry[r][k]) kernel_->erase(relayPort(stream, r, k));
+        stream.kernelEntry[r][k] = false;
+      }
     }
   }
 
@@ -1295,12 +1299,18 @@ class SocketRelay final : public MediaRelay {
   // Worker, under kernelMutex_: an entry for each of the stream's relay ports whose packets'
   // fate the kernel can decide exactly as accept() and destination() would; the others'
   // packets reach the socket.
-  void writeKernelEntries(const Stream& stream) {
+  void writeKernelEntries(Stream& stream) {
     for (std::size_t r = 0; r < kRealmCount; ++r) {
       for (std::size_t k = 0; k < kKinds; ++k) {
         const MediaAddress port = relayPort(stream, r, k);
         const auto flow = kernelFlow(stream, r, static_cast<Kind>(k));
-        if (!flow || !kernel_->put(port, *flow)) kernel_->erase(port);
+        bool& entry = stream.kernelEntry[r][k];
+        if (flow && kernel_->put(port, *flow)) {
+          entry = true;
+        } else if (entry) {
+          kernel_->erase(port);
+          entry = false;
+        }
       }
     }
   }
