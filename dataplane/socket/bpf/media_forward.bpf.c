@@ -153,8 +153,10 @@ static __always_inline int forward4(struct __sk_buff *skb, void *data, void *end
   struct sbc_fwd_counters *counters = relay_port(&destination, 4, udp->dest);
   if (!counters) return PASS;
   const __u32 udp_length = bpf_ntohs(udp->len);
+  /* gso_segs > 1: datagrams merged by UDP GRO forwarding, one header for several. */
   if (udp_length <= sizeof(*udp) || udp_length > sizeof(*udp) + SBC_FWD_MAX_PAYLOAD ||
-      bpf_ntohs(ip->tot_len) != sizeof(*ip) + udp_length || udp->check == 0) {
+      bpf_ntohs(ip->tot_len) != sizeof(*ip) + udp_length || udp->check == 0 ||
+      skb->gso_segs > 1) {
     return pass_counted(counters);
   }
 
@@ -212,7 +214,7 @@ static __always_inline int forward6(struct __sk_buff *skb, void *data, void *end
   if (!counters) return PASS;
   const __u32 udp_length = bpf_ntohs(udp->len);
   if (udp_length <= sizeof(*udp) || udp_length > sizeof(*udp) + SBC_FWD_MAX_PAYLOAD ||
-      bpf_ntohs(ip->payload_len) != udp_length || udp->check == 0) {
+      bpf_ntohs(ip->payload_len) != udp_length || udp->check == 0 || skb->gso_segs > 1) {
     return pass_counted(counters);
   }
 
