@@ -283,18 +283,62 @@ inline void writeFully(int fd, const void* data, std::size_t size) {
     size -= static_cast<std::size_t>(n);
   }
 }
-// The forked child never outlives the test, also when an assertion fails; `fds` are the
-// parent's ends of its pipes.
-struct ChildGuard {
-  pid_t pid;
-  int fds[2];
-  ~ChildGuard() {
-    if (pid > 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
+// Test code run in a forked child (a relay the test can stop with SIGSTOP), with a pipe each
+// way. The child exits with what `body` returns (1 if it throws) without running the
+// parent's teardown; it never outlives the test, also when an assertion fails.
+class ForkedChild {
+ public:
+  explicit ForkedChild(const std::function<int(int toParent, int fromParent)>& body) {
+    int up[2], down[2];
+    if (::pipe2(up, O_CLOEXEC) != 0) throw std::runtime_error("pipe2");
+    if (::pipe2(down, O_CLOEXEC) != 0) {
+      ::close(up[0]);
+      ::close(up[1]);
+      throw std::runtime_error("pipe2");
     }
-    for (const int fd : fds) ::close(fd);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::close(up[0]);
+      ::close(down[1]);
+      int status = 1;
+      try {
+        status = body(up[1], down[0]);
+      } catch (...) {
+      }
+      ::_exit(status);
+    }
+    ::close(up[1]);
+    ::close(down[0]);
+    fromChild_ = up[0];
+    toChild_ = down[1];
+    if (pid_ < 0) throw std::runtime_error("fork");
   }
+  ~ForkedChild() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    ::close(fromChild_);
+    ::close(toChild_);
+  }
+  ForkedChild(const ForkedChild&) = delete;
+  ForkedChild& operator=(const ForkedChild&) = delete;
+
+  pid_t pid() const { return pid_; }
+  int fromChild() const { return fromChild_; }
+  int toChild() const { return toChild_; }
+  // Reaps the child: true when it exited with status 0.
+  bool exitedCleanly() {
+    int status = 0;
+    const bool reaped = ::waitpid(pid_, &status, 0) == pid_;
+    if (reaped) pid_ = 0;
+    return reaped && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int fromChild_ = -1;
+  int toChild_ = -1;
 };
 
 class RelayBehaviour : public ::testing::TestWithParam<RelayTarget> {
@@ -372,22 +416,12 @@ class RelayBehaviour : public ::testing::TestWithParam<RelayTarget> {
     const auto wide = freePortWindow(target().accessMedia, target().coreMedia, 25000, 5, 1000);
     const RelaySettings relaySettings = settings(0ms, kTimeout, 500, wide);
     UdpPeer trunk(target().trunk), core(target().core);
-    int toParent[2], toChild[2];
-    ASSERT_EQ(::pipe2(toParent, O_CLOEXEC), 0);
-    ASSERT_EQ(::pipe2(toChild, O_CLOEXEC), 0);
-    const pid_t child = ::fork();
-    ASSERT_GE(child, 0);
-    if (child == 0) {
-      ::close(toParent[0]);
-      ::close(toChild[1]);
-      runRelayForParent(relaySettings, trunk, core, kTalking, toParent[1], toChild[0]);
-    }
-    ::close(toParent[1]);
-    ::close(toChild[0]);
-    ChildGuard guard{child, {toParent[0], toChild[1]}};
+    ForkedChild child([&](int out, int in) {
+      return runRelayForParent(relaySettings, trunk, core, kTalking, out, in);
+    });
 
     std::vector<std::uint16_t> ports(kTalking + 1);
-    ASSERT_TRUE(readFully(toParent[0], ports.data(), ports.size() * sizeof ports[0], 20s))
+    ASSERT_TRUE(readFully(child.fromChild(), ports.data(), ports.size() * sizeof ports[0], 20s))
         << "the child did not open its streams";
     std::uint16_t seq = 0;
     const auto talkFor = [&](Millis duration) {
@@ -401,21 +435,18 @@ class RelayBehaviour : public ::testing::TestWithParam<RelayTarget> {
       }
     };
     talkFor(300ms);
-    ASSERT_EQ(::kill(child, SIGSTOP), 0);
+    ASSERT_EQ(::kill(child.pid(), SIGSTOP), 0);
     talkFor(kTimeout + 500ms);
-    ASSERT_EQ(::kill(child, SIGCONT), 0);
+    ASSERT_EQ(::kill(child.pid(), SIGCONT), 0);
     talkFor(700ms);
-    ASSERT_EQ(::write(toChild[1], "x", 1), 1);
+    ASSERT_EQ(::write(child.toChild(), "x", 1), 1);
 
     std::uint32_t count = 0;
-    ASSERT_TRUE(readFully(toParent[0], &count, sizeof count, 20s)) << "the child did not answer";
+    ASSERT_TRUE(readFully(child.fromChild(), &count, sizeof count, 20s)) << "the child did not answer";
     ASSERT_LE(count, static_cast<std::uint32_t>(kTalking + 1));
     std::vector<std::uint16_t> reported(count);
-    ASSERT_TRUE(readFully(toParent[0], reported.data(), count * sizeof reported[0], 20s));
-    int status = 0;
-    ASSERT_EQ(::waitpid(child, &status, 0), child);
-    guard.pid = 0;
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
+    ASSERT_TRUE(readFully(child.fromChild(), reported.data(), count * sizeof reported[0], 20s));
+    EXPECT_TRUE(child.exitedCleanly());
     std::sort(reported.begin(), reported.end());
     EXPECT_EQ(reported, std::vector<std::uint16_t>{kTalking})
         << reported.size() << " streams reported (index " << kTalking << " is the silent one)";
@@ -424,11 +455,10 @@ class RelayBehaviour : public ::testing::TestWithParam<RelayTarget> {
  private:
   // The child's side of expectTalkingStreamsSurviveAStalledWorker(): opens the streams,
   // tells the parent their access RTP ports, waits for its word, answers with the indexes of
-  // the streams reported silent, and exits without running the parent's teardown.
-  [[noreturn]] void runRelayForParent(const RelaySettings& relaySettings, const UdpPeer& trunk,
-                                      const UdpPeer& core, int talking, int out, int in) {
-    int status = 1;
-    try {
+  // the streams reported silent. Returns the child's exit status.
+  int runRelayForParent(const RelaySettings& relaySettings, const UdpPeer& trunk,
+                        const UdpPeer& core, int talking, int out, int in) {
+    {
       auto relay = make(relaySettings);
       LegMedia held = legFor(core, hostPrefix(target().core));
       held.silenceExpected = true;  // only the trunk's side talks
@@ -457,10 +487,8 @@ class RelayBehaviour : public ::testing::TestWithParam<RelayTarget> {
       const auto count = static_cast<std::uint32_t>(reported.size());
       writeFully(out, &count, sizeof count);
       writeFully(out, reported.data(), reported.size() * sizeof reported[0]);
-      status = 0;
-    } catch (const std::exception&) {
     }
-    ::_exit(status);
+    return 0;
   }
 
 };

@@ -137,7 +137,19 @@ static __always_inline void count(struct sbc_fwd_counters *counters, __u32 paylo
   counters->last_seen_ns = bpf_ktime_get_ns();
 }
 
-static __always_inline int send_on(struct __sk_buff *skb, const struct sbc_fwd_flow *flow) {
+/* Both families' last steps: the UDP checksum (the pseudo-header's addresses, then the
+ * ports) and ports, the counters, and the way out. */
+static __always_inline int rewrite_udp_and_send(struct __sk_buff *skb, __u32 udp_offset,
+                                                __s64 address_diff, const __be16 *ports,
+                                                const __be16 *new_ports,
+                                                struct sbc_fwd_counters *counters, __u32 payload,
+                                                const struct sbc_fwd_flow *flow) {
+  const __u32 checksum = udp_offset + offsetof(struct udphdr, check);
+  bpf_l4_csum_replace(skb, checksum, 0, address_diff, BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0);
+  bpf_l4_csum_replace(skb, checksum, ports[0], new_ports[0], 2 | BPF_F_MARK_MANGLED_0);
+  bpf_l4_csum_replace(skb, checksum, ports[1], new_ports[1], 2 | BPF_F_MARK_MANGLED_0);
+  bpf_skb_store_bytes(skb, udp_offset, new_ports, 4, 0);
+  count(counters, payload);
   if (flow->egress == SBC_FWD_REDIRECT) return bpf_redirect_neigh(flow->egress_ifindex, NULL, 0, 0);
   return TC_ACT_OK; /* up the stack, rewritten */
 }
@@ -190,16 +202,11 @@ static __always_inline int forward4(struct __sk_buff *skb, void *data, void *end
   bpf_l3_csum_replace(skb, IP4_CSUM_OFF, 0, address_diff, 0);
   bpf_l3_csum_replace(skb, IP4_CSUM_OFF, old_tos_word, new_tos_word, 2);
   bpf_l3_csum_replace(skb, IP4_CSUM_OFF, old_ttl_word, new_ttl_word, 2);
-  const __u32 udp_csum = UDP4_OFF + offsetof(struct udphdr, check);
-  bpf_l4_csum_replace(skb, udp_csum, 0, address_diff, BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0);
-  bpf_l4_csum_replace(skb, udp_csum, ports[0], new_ports[0], 2 | BPF_F_MARK_MANGLED_0);
-  bpf_l4_csum_replace(skb, udp_csum, ports[1], new_ports[1], 2 | BPF_F_MARK_MANGLED_0);
   bpf_skb_store_bytes(skb, IP4_OFF, &new_tos_word, 2, 0);
   bpf_skb_store_bytes(skb, IP4_OFF + offsetof(struct iphdr, ttl), &new_ttl_word, 2, 0);
   bpf_skb_store_bytes(skb, IP4_OFF + offsetof(struct iphdr, saddr), new_addresses, 8, 0);
-  bpf_skb_store_bytes(skb, UDP4_OFF, new_ports, 4, 0);
-  count(counters, payload);
-  return send_on(skb, flow);
+  return rewrite_udp_and_send(skb, UDP4_OFF, address_diff, ports, new_ports, counters, payload,
+                              flow);
 }
 
 static __always_inline int forward6(struct __sk_buff *skb, void *data, void *end) {
@@ -244,16 +251,11 @@ static __always_inline int forward6(struct __sk_buff *skb, void *data, void *end
   /* IPv6 has no header checksum; the UDP one covers the addresses (pseudo-header). */
   const __s64 address_diff = bpf_csum_diff(addresses, 32, new_addresses, 32, 0);
   if (address_diff < 0) return pass_counted(counters);
-  const __u32 udp_csum = UDP6_OFF + offsetof(struct udphdr, check);
-  bpf_l4_csum_replace(skb, udp_csum, 0, address_diff, BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0);
-  bpf_l4_csum_replace(skb, udp_csum, ports[0], new_ports[0], 2 | BPF_F_MARK_MANGLED_0);
-  bpf_l4_csum_replace(skb, udp_csum, ports[1], new_ports[1], 2 | BPF_F_MARK_MANGLED_0);
   bpf_skb_store_bytes(skb, IP6_OFF, &new_first_word, 4, 0);
   bpf_skb_store_bytes(skb, IP6_OFF + offsetof(struct ipv6hdr, hop_limit), &hop_limit, 1, 0);
   bpf_skb_store_bytes(skb, IP6_OFF + offsetof(struct ipv6hdr, saddr), new_addresses, 32, 0);
-  bpf_skb_store_bytes(skb, UDP6_OFF, new_ports, 4, 0);
-  count(counters, payload);
-  return send_on(skb, flow);
+  return rewrite_udp_and_send(skb, UDP6_OFF, address_diff, ports, new_ports, counters, payload,
+                              flow);
 }
 
 SEC("tc")
