@@ -51,7 +51,9 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
+#include <linux/sockios.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/sysinfo.h>
@@ -1369,7 +1371,7 @@ class SocketRelay final : public MediaRelay {
       for (std::size_t k = 0; k < kKinds; ++k) {
         sbc_fwd_counters& counters = kernel_->counters(slotOf(stream, r, k));
         KernelSeen& seen = stream.kernelSeen[r][k];
-        resynchronise(counters, seen);
+        resynchronise(stream, r, k, counters, seen);
         const std::uint64_t packets = atomicLoad(counters.packets);
         if (packets == seen.packets) continue;
         const std::uint64_t bytes = atomicLoad(counters.bytes);
@@ -1385,14 +1387,21 @@ class SocketRelay final : public MediaRelay {
   }
   // A datagram the program left to a socket may never be read: the kernel dropped it on the
   // way (a full socket buffer, a bad checksum, no socket bound) or one arrived that the
-  // program never saw (another interface, a fragment). Then passed and handled differ for
-  // good, and the port would stay out of the kernel. Unchanged over two folds while the
-  // worker has been reading its sockets means no datagram is waiting: equal them.
-  static void resynchronise(sbc_fwd_counters& counters, KernelSeen& seen) noexcept {
+  // program never saw (another interface, a fragment). Then passed and handled differ by the
+  // same amount for good, also while the port's packets keep coming through the socket, and
+  // the port would stay out of the kernel. A difference unchanged since the last fold, with
+  // nothing waiting in the socket that serves the port, is such a loss: equal them.
+  void resynchronise(const Stream& stream, std::size_t realm, std::size_t kind,
+                     sbc_fwd_counters& counters, KernelSeen& seen) const noexcept {
     const std::uint64_t passed = atomicLoad(counters.passed);
     const std::uint64_t handled = atomicLoad(counters.handled);
-    if (passed != handled && passed == seen.passed && handled == seen.handled) {
-      __atomic_store_n(&counters.handled, passed, __ATOMIC_RELEASE);
+    if (passed != handled && passed - handled == seen.passed - seen.handled) {
+      const int fd = steering_ ? steered_[realm].receiver->fd
+                               : stream.socket(realm, static_cast<Kind>(kind)).fd;
+      int waiting = 0;
+      if (::ioctl(fd, SIOCINQ, &waiting) == 0 && waiting == 0) {
+        __atomic_store_n(&counters.handled, passed, __ATOMIC_RELEASE);
+      }
     }
     seen.passed = passed;
     seen.handled = handled;

@@ -12,7 +12,9 @@
 // checksum written by udp_headers.cc.
 
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/udp.h>
 #include <sched.h>
 
 #include <cstdlib>
@@ -227,6 +229,77 @@ TEST_P(KernelForwardingRelay, ForwardsWhileTheRelayProcessIsStopped) {
   EXPECT_EQ(counters[2], static_cast<std::uint64_t>(kIntruding)) << "dropped from the access side";
   EXPECT_TRUE(core.silentFor(100ms)) << "the intruder's packets were forwarded late";
   EXPECT_TRUE(child.exitedCleanly());
+}
+
+// A UDP datagram with a wrong checksum from `from` (IPv4) to `to`, through a raw socket: the
+// forwarding program sees it, the UDP layer drops it.
+void sendWithBadChecksum(const std::string& from, const MediaAddress& to) {
+  const int fd = ::socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_UDP);
+  ASSERT_GE(fd, 0);
+  const common::SocketAddress local = common::toSocketAddress(ip(from), 0);
+  ASSERT_EQ(::bind(fd, local.get(), local.length), 0);
+  struct {
+    udphdr header;
+    std::array<std::uint8_t, 12> payload;
+  } datagram{};
+  datagram.header.source = htons(4000);
+  datagram.header.dest = htons(to.port);
+  datagram.header.len = htons(sizeof datagram);
+  datagram.header.check = htons(0x1234);
+  const common::SocketAddress destination = common::toSocketAddress(to.address, 0);
+  EXPECT_EQ(::sendto(fd, &datagram, sizeof datagram, 0, destination.get(), destination.length),
+            static_cast<ssize_t>(sizeof datagram));
+  ::close(fd);
+}
+
+// Proves: a datagram the program left to a relay port's socket but the kernel then dropped
+// (here a wrong UDP checksum, from a source the stream does not allow) does not keep the
+// stream out of the kernel for good: while the trunk keeps sending every 5 ms (faster than
+// the worker folds the kernel's counters), its packets move back into the kernel within a
+// few folds. In both port modes.
+TEST(KernelForwardingHandoff, RecoversFromADatagramTheKernelDropped) {
+  for (const auto& [name, make] : {std::pair{"per_port", &makeKernelRelay},
+                                   std::pair{"sk_lookup", &makeSteeredKernelRelay}}) {
+    SCOPED_TRACE(name);
+    const auto base = freePortWindow("127.0.0.10", "127.0.0.11", 20000, 25, 200);
+    RelaySettings relaySettings;
+    relaySettings.realms[0] = {ip("127.0.0.10"), base, static_cast<std::uint16_t>(base + 19)};
+    relaySettings.realms[1] = {ip("127.0.0.11"), base, static_cast<std::uint16_t>(base + 19)};
+    relaySettings.quarantine = 0ms;
+    relaySettings.mediaTimeout = 0ms;
+    auto relay = make(relaySettings);
+    UdpPeer trunk("127.0.0.2"), core("127.0.0.3");
+    const auto stream = relay->openStream("handoff");
+    ASSERT_TRUE(stream);
+    for (const auto& [realm, peer, address] : {std::tuple{Realm::access, &trunk, "127.0.0.2/32"},
+                                                std::tuple{Realm::core, &core, "127.0.0.3/32"}}) {
+      LegMedia leg;
+      leg.rtp = peer->address();
+      leg.allowedSources = {prefix(address)};
+      ASSERT_TRUE(relay->updateLeg(stream->id, realm, leg));
+    }
+    const auto kernelForwarded = [&] { return relay->stats().kernelForwarded.value_or(0); };
+    const auto talk = [&](std::uint32_t ssrc, int packets, Millis gap) {
+      for (int seq = 0; seq < packets; ++seq) {
+        trunk.sendTo(stream->rtp[0], rtpPacket(ssrc, static_cast<std::uint16_t>(seq)));
+        const auto got = core.receive(2000ms);
+        ASSERT_TRUE(got) << "packet " << seq << " of ssrc " << ssrc << " not forwarded";
+        EXPECT_EQ(got->payload, rtpPacket(ssrc, static_cast<std::uint16_t>(seq)));
+        std::this_thread::sleep_for(gap);
+      }
+    };
+    talk(1, 1, 100ms);  // the worker forwards it and describes the stream to the kernel
+    const auto before = kernelForwarded();
+    talk(2, 5, 0ms);
+    ASSERT_TRUE(eventually([&] { return kernelForwarded() == before + 5; }))
+        << "the kernel forwarded " << kernelForwarded() - before << " of 5";
+
+    sendWithBadChecksum("127.0.0.4", stream->rtp[0]);
+    const auto afterDrop = kernelForwarded();
+    talk(3, 60, 5ms);
+    EXPECT_TRUE(eventually([&] { return kernelForwarded() >= afterDrop + 30; }))
+        << "the kernel forwarded " << kernelForwarded() - afterDrop << " of 60";
+  }
 }
 
 std::string commandOutput(const std::string& command) {
