@@ -85,7 +85,7 @@ INSTANTIATE_TEST_SUITE_P(SocketSkLookup, RelayBehaviour,
                          relayTargetName);
 
 class SteeredRelay : public RelayBehaviour {};
-INSTANTIATE_TEST_SUITE_P(SocketSkLookup, SteeredRelay, ::testing::Values(kSteered),
+INSTANTIATE_TEST_SUITE_P(SocketSkLookup, SteeredRelay, ::testing::Values(kSteered, kSteeredKernel),
                          relayTargetName);
 
 // Proves: after the worker was kept from running for longer than the media timeout, streams

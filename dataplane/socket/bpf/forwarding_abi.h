@@ -22,7 +22,8 @@
 #define SBC_FWD_MAX_PREFIXES 4
 /* Userspace treats larger datagrams as malformed: the program leaves them to it. */
 #define SBC_FWD_MAX_PAYLOAD 2048
-/* The TTL / hop limit a forwarded packet leaves with: what the relay's sockets send with. */
+/* The TTL / hop limit a forwarded packet leaves with: what the relay's sockets send with
+ * unless net.ipv4.ip_default_ttl or the IPv6 hop_limit sysctl has been changed. */
 #define SBC_FWD_HOP_LIMIT 64
 #define SBC_FWD_LOOPBACK_IFINDEX 1 /* every network namespace's "lo" */
 #define SBC_FWD_REALMS 2
