@@ -120,8 +120,10 @@ KernelForwarding::KernelForwarding(const std::array<RealmMedia, kRealmCount>& re
     bpf_map* flows = bpf_object__find_map_by_name(object_, "sbc_fwd_flows");
     bpf_map* counters = bpf_object__find_map_by_name(object_, "sbc_fwd_counters");
     bpf_map* realmsMap = bpf_object__find_map_by_name(object_, "sbc_fwd_realms");
+    bpf_map* activity = bpf_object__find_map_by_name(object_, "sbc_fwd_activity");
     bpf_program* program = bpf_object__find_program_by_name(object_, "sbc_media_fwd");
-    if (flows == nullptr || counters == nullptr || realmsMap == nullptr || program == nullptr) {
+    if (flows == nullptr || counters == nullptr || realmsMap == nullptr || activity == nullptr ||
+        program == nullptr) {
       fail(ENOENT, "the embedded BPF object lacks its maps or program");
     }
     bpf_map__set_max_entries(flows, slots_);  // at most one entry per relay port
@@ -131,6 +133,10 @@ KernelForwarding::KernelForwarding(const std::array<RealmMedia, kRealmCount>& re
     }
     programFd_ = bpf_program__fd(program);
     flowsFd_ = bpf_map__fd(flows);
+    activityFd_ = bpf_map__fd(activity);
+    const int cpus = libbpf_num_possible_cpus();
+    if (cpus <= 0) fail(cpus, "cannot count the possible CPUs");
+    perCpu_.assign(static_cast<std::size_t>(cpus), 0);
     for (std::uint32_t r = 0; r < kRealmCount; ++r) {
       const bool v4 = realms[r].address.family == policy::IpFamily::v4;
       sbc_fwd_realm realm{};
@@ -233,6 +239,14 @@ bool KernelForwarding::put(const MediaAddress& relayPort, const sbc_fwd_flow& fl
 void KernelForwarding::erase(const MediaAddress& relayPort) noexcept {
   const sbc_fwd_key key = keyOf(relayPort);
   bpf_map_delete_elem(flowsFd_, &key);  // ENOENT: there was none
+}
+
+std::uint64_t KernelForwarding::activity() const noexcept {
+  const std::uint32_t zero = 0;
+  if (bpf_map_lookup_elem(activityFd_, &zero, perCpu_.data()) != 0) return 0;
+  std::uint64_t sum = 0;
+  for (const std::uint64_t count : perCpu_) sum += count;
+  return sum;
 }
 
 std::optional<KernelForwarding::Egress> KernelForwarding::egressTo(

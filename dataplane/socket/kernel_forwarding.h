@@ -55,6 +55,9 @@ class KernelForwarding {
   std::uint32_t slotOf(std::size_t realm, std::uint16_t port) const noexcept {
     return slotBase_[realm] + (port - realms_[realm].portMin);
   }
+  // A number that changes whenever the program forwards a datagram or leaves one to a relay
+  // port's socket (one system call: the per-CPU counts summed).
+  std::uint64_t activity() const noexcept;
 
  private:
   struct Attachment {
@@ -70,6 +73,8 @@ class KernelForwarding {
   bpf_object* object_ = nullptr;
   int programFd_ = -1;
   int flowsFd_ = -1;
+  int activityFd_ = -1;
+  mutable std::vector<std::uint64_t> perCpu_;  // activity()'s buffer, one per possible CPU
   sbc_fwd_counters* counters_ = nullptr;
   std::size_t countersBytes_ = 0;
   const std::array<RealmMedia, kRealmCount> realms_;

@@ -1407,9 +1407,14 @@ class SocketRelay final : public MediaRelay {
     seen.handled = handled;
   }
 
+  // Reading 4 counters per stream every fold costs a cache miss each: 2000 calls without any
+  // media took 1.6 % of sbcd's CPU in it (perf). Nothing to read while the program is idle.
   void foldKernelCounters(Nanos now) {
-    for (Stream* stream : active_) foldKernelCounters(*stream);
     lastKernelFold_ = now;
+    const std::uint64_t activity = kernel_->activity();
+    if (activity == lastKernelActivity_) return;
+    lastKernelActivity_ = activity;
+    for (Stream* stream : active_) foldKernelCounters(*stream);
   }
 
   // Worker: hands closed streams, retired sockets and timeout reports over, one lock per
@@ -1481,6 +1486,7 @@ class SocketRelay final : public MediaRelay {
   std::vector<Suspect> suspects_;  // scanTimeouts() only; kept for its capacity
   std::vector<Stream*> kernelDirty_;  // latched this round: entries to rewrite
   Nanos lastKernelFold_ = 0;
+  std::uint64_t lastKernelActivity_ = 0;
   std::array<std::array<std::uint8_t, kMaxDatagram>, kBatch> rxBuffers_{};
   std::array<sockaddr_storage, kBatch> sources_{};
   std::array<iovec, kBatch> rxIov_{};
